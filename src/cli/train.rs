@@ -1,0 +1,467 @@
+//! `earshot train-head` and `earshot eval`: fit the sentiment head on frozen
+//! embeddings of labelled data, build the category head from the prototypes,
+//! and report accuracy per language.
+
+use std::collections::BTreeMap;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::time::Instant;
+
+use anyhow::Context;
+use clap::Args;
+use earshot::model::{self, heads, BatchLimits, Classifier, EncodedBatch, SentimentHead, PAD_ID};
+use earshot::train::{self, Split};
+use earshot::types::Category;
+use serde::Deserialize;
+use serde_json::json;
+
+use super::ModelArgs;
+
+#[derive(Args)]
+pub struct TrainArgs {
+    #[command(flatten)]
+    model: ModelArgs,
+    /// Labelled JSONL (`text`, `label` neg|pos|neu, `lang`, `source`), as written
+    /// by scripts/fetch-train-data.py.
+    #[arg(long)]
+    data: PathBuf,
+    /// Where to write the sentiment head.
+    #[arg(long, default_value = "models/heads/sentiment.json")]
+    out: PathBuf,
+    /// Where to write the category head (prototype centroids).
+    #[arg(long, default_value = "models/heads/category.json")]
+    category_out: PathBuf,
+    /// At most this many items per (language, label) go into training, chosen
+    /// by a stable hash; bounds the embedding time on CPU.
+    #[arg(long, default_value_t = 3000)]
+    max_per_group: usize,
+    /// At most this many held-out items per (language, label) are scored.
+    #[arg(long, default_value_t = 500)]
+    max_heldout_per_group: usize,
+    /// Embedding cache file (reused when texts and model are unchanged).
+    #[arg(long, default_value = ".cache/train-embeddings.bin")]
+    cache: PathBuf,
+    /// Dev set(s) to report on after training.
+    #[arg(long)]
+    dev: Vec<PathBuf>,
+}
+
+#[derive(Args)]
+pub struct EvalArgs {
+    #[command(flatten)]
+    model: ModelArgs,
+    /// Labelled JSONL files (`text`, `lang`, `label` neg|pos, optional `category`).
+    #[arg(required = true)]
+    files: Vec<PathBuf>,
+    /// Print the report as JSON instead of a table.
+    #[arg(long)]
+    json: bool,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct Labelled {
+    pub text: String,
+    pub label: String,
+    #[serde(default = "und")]
+    pub lang: String,
+    #[serde(default)]
+    pub source: Option<String>,
+    #[serde(default)]
+    pub category: Option<String>,
+}
+
+fn und() -> String {
+    "und".into()
+}
+
+pub fn read_labelled(path: &Path) -> anyhow::Result<Vec<Labelled>> {
+    let text = std::fs::read_to_string(path).with_context(|| format!("failed to read {}", path.display()))?;
+    let mut out = Vec::new();
+    for (n, line) in text.lines().enumerate() {
+        if line.trim().is_empty() {
+            continue;
+        }
+        let item: Labelled = serde_json::from_str(line)
+            .with_context(|| format!("{}:{}: expected {{\"text\", \"label\", \"lang\"}}", path.display(), n + 1))?;
+        if !matches!(item.label.as_str(), "neg" | "pos" | "neu") {
+            anyhow::bail!("{}:{}: label must be neg, pos or neu, found `{}`", path.display(), n + 1, item.label);
+        }
+        out.push(item);
+    }
+    Ok(out)
+}
+
+fn limits() -> BatchLimits {
+    BatchLimits {
+        max_tokens: 8192,
+        max_batch: 128,
+    }
+}
+
+/// Embeds texts, reusing a cache keyed by the texts' hashes and the model.
+fn embed_cached(
+    loaded: &model::Loaded,
+    texts: &[&str],
+    cache: &Path,
+    model_key: &str,
+) -> anyhow::Result<Vec<Vec<f32>>> {
+    let mut key = train::text_hash(model_key);
+    for t in texts {
+        key = key.rotate_left(5) ^ train::text_hash(t);
+    }
+    let dim = loaded.classifier.embedding_dim();
+    if let Ok(bytes) = std::fs::read(cache) {
+        if bytes.len() == 16 + texts.len() * dim * 4
+            && u64::from_le_bytes(bytes[..8].try_into()?) == key
+            && u64::from_le_bytes(bytes[8..16].try_into()?) == texts.len() as u64
+        {
+            tracing::info!(path = %cache.display(), "reusing cached embeddings");
+            let floats: Vec<f32> = bytes[16..]
+                .chunks_exact(4)
+                .map(|b| f32::from_le_bytes(b.try_into().unwrap()))
+                .collect();
+            return Ok(floats.chunks(dim).map(<[f32]>::to_vec).collect());
+        }
+    }
+    let start = Instant::now();
+    let mut last = Instant::now();
+    let total = texts.len();
+    let embs = model::embed_texts(
+        &loaded.tokenizer,
+        loaded.classifier.encoder(),
+        texts,
+        limits(),
+        PAD_ID,
+        |done| {
+            if last.elapsed().as_secs() >= 10 {
+                let rate = done as f64 / start.elapsed().as_secs_f64();
+                tracing::info!(
+                    done,
+                    total,
+                    per_sec = format!("{rate:.1}"),
+                    eta_s = ((total - done) as f64 / rate) as u64,
+                    "embedding training texts"
+                );
+                last = Instant::now();
+            }
+        },
+    )?;
+    if let Some(dir) = cache.parent() {
+        std::fs::create_dir_all(dir).ok();
+    }
+    let mut bytes = Vec::with_capacity(16 + total * dim * 4);
+    bytes.extend_from_slice(&key.to_le_bytes());
+    bytes.extend_from_slice(&(total as u64).to_le_bytes());
+    for e in &embs {
+        for v in e {
+            bytes.extend_from_slice(&v.to_le_bytes());
+        }
+    }
+    std::fs::write(cache, bytes).with_context(|| format!("failed to write {}", cache.display()))?;
+    Ok(embs)
+}
+
+/// Stable rank of an item within its group (lower = chosen first).
+fn pick_key(text: &str) -> u64 {
+    train::text_hash(text).rotate_left(17)
+}
+
+pub fn run_train(args: TrainArgs) -> anyhow::Result<ExitCode> {
+    args.model.init_logging();
+    let cfg = args.model.load_config()?;
+    let loaded = super::load_model(&args.model, &cfg)?;
+    let data = read_labelled(&args.data)?;
+    tracing::info!(items = data.len(), "read labelled data");
+
+    // Choose items: per (lang, label, split) cap, stable order.
+    let mut groups: BTreeMap<(String, String, u8), Vec<&Labelled>> = BTreeMap::new();
+    for item in &data {
+        let s = match train::split_of(&item.text) {
+            Split::Train => 0,
+            Split::Calibrate => 1,
+            Split::HeldOut => 2,
+        };
+        groups.entry((item.lang.clone(), item.label.clone(), s)).or_default().push(item);
+    }
+    let mut chosen: Vec<(&Labelled, Split)> = Vec::new();
+    let mut counts: BTreeMap<String, serde_json::Value> = BTreeMap::new();
+    for ((lang, label, s), mut items) in groups {
+        items.sort_by_key(|i| pick_key(&i.text));
+        let cap = match s {
+            0 => args.max_per_group,
+            1 => args.max_per_group / 8,
+            _ => args.max_heldout_per_group,
+        }
+        .max(1);
+        let available = items.len();
+        items.truncate(cap);
+        let split = [Split::Train, Split::Calibrate, Split::HeldOut][s as usize];
+        let name = ["train", "calibrate", "heldout"][s as usize];
+        counts.insert(
+            format!("{lang}/{label}/{name}"),
+            json!({ "used": items.len(), "available": available }),
+        );
+        chosen.extend(items.into_iter().map(|i| (i, split)));
+    }
+    let texts: Vec<&str> = chosen.iter().map(|(i, _)| i.text.as_str()).collect();
+    tracing::info!(texts = texts.len(), "embedding selected items");
+    let model_key = format!("{:?}", cfg.model.encoder);
+    let embs = embed_cached(&loaded, &texts, &args.cache, &model_key)?;
+
+    // Binary training set: neg/pos of the train split, balanced per (lang, label).
+    let mut group_size: BTreeMap<(&str, &str), usize> = BTreeMap::new();
+    for (item, split) in &chosen {
+        if *split == Split::Train && item.label != "neu" {
+            *group_size.entry((&item.lang, &item.label)).or_default() += 1;
+        }
+    }
+    let (mut x, mut y, mut w) = (Vec::new(), Vec::new(), Vec::new());
+    for ((item, split), e) in chosen.iter().zip(&embs) {
+        if *split == Split::Train && item.label != "neu" {
+            x.push(e.clone());
+            y.push(item.label == "pos");
+            w.push(1.0 / group_size[&(item.lang.as_str(), item.label.as_str())] as f32);
+        }
+    }
+    let start = Instant::now();
+    let (weights, bias) = train::fit_logistic(&x, &y, &w, train::LrOptions::default());
+    tracing::info!(samples = x.len(), seconds = start.elapsed().as_secs(), "fitted logistic regression");
+    let raw = |e: &[f32]| -> f32 { weights.iter().zip(e).map(|(a, b)| a * b).sum::<f32>() + bias };
+
+    let collect = |want: Split, neutral: bool| -> (Vec<f32>, Vec<bool>, Vec<&str>) {
+        let mut s = Vec::new();
+        let mut yy = Vec::new();
+        let mut langs = Vec::new();
+        for ((item, split), e) in chosen.iter().zip(&embs) {
+            if *split == want && ((item.label == "neu") == neutral) {
+                s.push(raw(e));
+                yy.push(item.label == "pos");
+                langs.push(item.lang.as_str());
+            }
+        }
+        (s, yy, langs)
+    };
+    let (cal_s, cal_y, _) = collect(Split::Calibrate, false);
+    let temperature = train::fit_temperature(&cal_s, &cal_y);
+    let (neu_s, _, _) = collect(Split::Calibrate, true);
+    let neutral_delta = fit_neutral_delta(&cal_s, &cal_y, &neu_s, temperature);
+    tracing::info!(temperature, neutral_delta, neutral_examples = neu_s.len(), "calibrated");
+
+    // Held-out metrics.
+    let (ho_s, ho_y, ho_langs) = collect(Split::HeldOut, false);
+    let ho_cal: Vec<f32> = ho_s.iter().map(|s| s / temperature).collect();
+    let probs: Vec<f32> = ho_cal.iter().map(|s| 1.0 / (1.0 + (-s).exp())).collect();
+    let mut per_lang = BTreeMap::new();
+    for lang in ho_langs.iter().copied().collect::<std::collections::BTreeSet<_>>() {
+        let idx: Vec<usize> = (0..ho_langs.len()).filter(|&i| ho_langs[i] == lang).collect();
+        let s: Vec<f32> = idx.iter().map(|&i| ho_cal[i]).collect();
+        let yy: Vec<bool> = idx.iter().map(|&i| ho_y[i]).collect();
+        per_lang.insert(lang.to_string(), json!({ "n": idx.len(), "accuracy": round4(train::accuracy(&s, &yy)) }));
+    }
+    let heldout = json!({
+        "n": ho_s.len(),
+        "accuracy": round4(train::accuracy(&ho_cal, &ho_y)),
+        "log_loss": round4(train::log_loss(&ho_cal, &ho_y, 1.0)),
+        "log_loss_uncalibrated": round4(train::log_loss(&ho_s, &ho_y, 1.0)),
+        "ece": round4(train::expected_calibration_error(&probs, &ho_y)),
+        "per_language": per_lang,
+    });
+    println!("held-out: {}", serde_json::to_string_pretty(&heldout)?);
+
+    let mut sources: BTreeMap<String, usize> = BTreeMap::new();
+    for item in &data {
+        *sources.entry(item.source.clone().unwrap_or_else(|| "unknown".into())).or_default() += 1;
+    }
+    let mut head = SentimentHead {
+        format: heads::SENTIMENT_FORMAT.into(),
+        encoder: loaded.classifier.describe(),
+        dim: weights.len(),
+        weights,
+        bias,
+        temperature,
+        neutral_delta,
+        provenance: json!({
+            "data": args.data.display().to_string(),
+            "items_by_source": sources,
+            "selection": counts,
+            "command": std::env::args().collect::<Vec<_>>().join(" "),
+            "heldout": heldout,
+        }),
+    };
+
+    // Category head from the built-in prototypes.
+    let mut category = model::build_category_head(&loaded.tokenizer, loaded.classifier.encoder(), &loaded.classifier.describe())?;
+    category.provenance = json!({
+        "prototypes": "src/model/category_prototypes.toml",
+        "sentences": model::category_prototypes()?.len(),
+        "scale": model::CATEGORY_SCALE,
+    });
+
+    // Dev-set report with the new heads.
+    let mut dev_reports = serde_json::Map::new();
+    let mut classifier = model::E5Classifier::new(
+        model::load_encoder(&cfg.model, &model::parse_device(&args.model.device)?)?,
+        head.clone(),
+        category.clone(),
+        loaded.classifier.describe(),
+    );
+    for dev in &args.dev {
+        let items = read_labelled(dev)?;
+        let report = evaluate(&loaded.tokenizer, &mut classifier, &items)?;
+        print_report(&dev.display().to_string(), &report, &mut std::io::stdout())?;
+        dev_reports.insert(dev.display().to_string(), report);
+    }
+    if !dev_reports.is_empty() {
+        head.provenance["dev"] = serde_json::Value::Object(dev_reports);
+    }
+
+    write_json(&args.out, &head)?;
+    write_json(&args.category_out, &category)?;
+    tracing::info!(sentiment = %args.out.display(), category = %args.category_out.display(), "heads written");
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Neutral band half-width: maximises 3-class likelihood when neutral examples
+/// exist; otherwise 1.0 (documented default: a text whose calibrated score is
+/// within ±1 logit is called neutral when the band wins the argmax).
+fn fit_neutral_delta(pol_s: &[f32], pol_y: &[bool], neu_s: &[f32], t: f32) -> f32 {
+    if neu_s.len() < 20 {
+        return 1.0;
+    }
+    let mut best = (1.0f32, f64::NEG_INFINITY);
+    for k in 0..=60 {
+        let delta = k as f32 * 0.1;
+        let mut ll = 0.0f64;
+        for (&s, &y) in pol_s.iter().zip(pol_y) {
+            let p = heads::probs_from_score(s / t, delta);
+            ll += (if y { p.positive } else { p.negative }).max(1e-7).ln() as f64;
+        }
+        // Weight neutral examples as much as the polar ones together.
+        let w = pol_s.len() as f64 / neu_s.len() as f64;
+        for &s in neu_s {
+            ll += w * (heads::probs_from_score(s / t, delta).neutral.max(1e-7).ln() as f64);
+        }
+        if ll > best.1 {
+            best = (delta, ll);
+        }
+    }
+    best.0
+}
+
+fn round4(x: f64) -> f64 {
+    (x * 10000.0).round() / 10000.0
+}
+
+fn write_json<T: serde::Serialize>(path: &Path, value: &T) -> anyhow::Result<()> {
+    if let Some(dir) = path.parent() {
+        std::fs::create_dir_all(dir).with_context(|| format!("failed to create {}", dir.display()))?;
+    }
+    let text = serde_json::to_string(value)?;
+    std::fs::write(path, text + "\n").with_context(|| format!("failed to write {}", path.display()))
+}
+
+/// Binary accuracy per language (neg vs pos by the sign of the calibrated
+/// score, i.e. P(pos) > P(neg)), neutral rate, and category accuracy on
+/// negatives that carry a `category`.
+pub fn evaluate(
+    tokenizer: &model::Tokenizer,
+    classifier: &mut dyn Classifier,
+    items: &[Labelled],
+) -> anyhow::Result<serde_json::Value> {
+    let mut per_lang: BTreeMap<String, [usize; 5]> = BTreeMap::new(); // n, correct, neutral, cat_n, cat_ok
+    let mut confusion: BTreeMap<(String, String), usize> = BTreeMap::new();
+    let encoded: Vec<model::Encoded> = items
+        .iter()
+        .map(|i| tokenizer.encode(&i.text))
+        .collect::<Result<_, _>>()?;
+    let lengths: Vec<usize> = encoded.iter().map(|e| e.len()).collect();
+    for group in model::batch::plan(&lengths, limits()) {
+        let b = EncodedBatch::pack(group.iter().map(|&i| &encoded[i]), PAD_ID);
+        for (&i, inf) in group.iter().zip(classifier.classify(&b)?) {
+            let item = &items[i];
+            let e = per_lang.entry(item.lang.clone()).or_default();
+            if item.label != "neu" {
+                e[0] += 1;
+                let said_pos = inf.probs.positive > inf.probs.negative;
+                e[1] += (said_pos == (item.label == "pos")) as usize;
+                e[2] += (inf.probs.label() == earshot::types::Sentiment::Neutral) as usize;
+            }
+            if let (Some(cat), "neg") = (&item.category, item.label.as_str()) {
+                if Category::parse(cat).is_some() {
+                    e[3] += 1;
+                    e[4] += (inf.category.as_str() == cat) as usize;
+                    *confusion.entry((cat.clone(), inf.category.as_str().to_string())).or_default() += 1;
+                }
+            }
+        }
+    }
+    let mut langs = serde_json::Map::new();
+    let mut tot = [0usize; 5];
+    for (lang, c) in &per_lang {
+        for k in 0..5 {
+            tot[k] += c[k];
+        }
+        langs.insert(lang.clone(), stats_json(c));
+    }
+    let confusion: Vec<_> = confusion
+        .into_iter()
+        .map(|((t, p), n)| json!({"true": t, "predicted": p, "n": n}))
+        .collect();
+    Ok(json!({ "overall": stats_json(&tot), "per_language": langs, "category_confusion": confusion }))
+}
+
+fn stats_json(c: &[usize; 5]) -> serde_json::Value {
+    let frac = |a: usize, b: usize| if b == 0 { serde_json::Value::Null } else { json!(round4(a as f64 / b as f64)) };
+    json!({
+        "n": c[0],
+        "binary_accuracy": frac(c[1], c[0]),
+        "neutral_rate": frac(c[2], c[0]),
+        "category_n": c[3],
+        "category_accuracy": frac(c[4], c[3]),
+    })
+}
+
+fn print_report(name: &str, report: &serde_json::Value, out: &mut dyn Write) -> anyhow::Result<()> {
+    writeln!(out, "{name}")?;
+    writeln!(out, "  {:<8} {:>5} {:>9} {:>8} {:>6} {:>8}", "lang", "n", "accuracy", "neutral", "cat_n", "cat_acc")?;
+    let row = |lang: &str, v: &serde_json::Value, out: &mut dyn Write| -> std::io::Result<()> {
+        let f = |k: &str| v[k].as_f64().map_or("-".to_string(), |x| format!("{x:.3}"));
+        writeln!(
+            out,
+            "  {:<8} {:>5} {:>9} {:>8} {:>6} {:>8}",
+            lang,
+            v["n"],
+            f("binary_accuracy"),
+            f("neutral_rate"),
+            v["category_n"],
+            f("category_accuracy")
+        )
+    };
+    if let Some(m) = report["per_language"].as_object() {
+        for (lang, v) in m {
+            row(lang, v, out)?;
+        }
+    }
+    row("all", &report["overall"], out)?;
+    Ok(())
+}
+
+pub fn run_eval(args: EvalArgs) -> anyhow::Result<ExitCode> {
+    args.model.init_logging();
+    let cfg = args.model.load_config()?;
+    let mut loaded = super::load_model(&args.model, &cfg)?;
+    let mut all = serde_json::Map::new();
+    for f in &args.files {
+        let items = read_labelled(f)?;
+        let report = evaluate(&loaded.tokenizer, &mut loaded.classifier, &items)?;
+        if !args.json {
+            print_report(&f.display().to_string(), &report, &mut std::io::stdout())?;
+        }
+        all.insert(f.display().to_string(), report);
+    }
+    if args.json {
+        println!("{}", serde_json::to_string_pretty(&all)?);
+    }
+    Ok(ExitCode::SUCCESS)
+}

@@ -1,0 +1,324 @@
+//! Pipeline configuration: a TOML file (every table `deny_unknown_fields`, every
+//! default a `default_*` function) validated into typed structs at start-up.
+//! Runtime knobs (device, ports, log format) are CLI flags, not config.
+
+use std::path::{Path, PathBuf};
+
+use serde::Deserialize;
+
+use crate::model::{BatchLimits, EncoderConfig, EncoderSpec, MatmulMode, ModelSpec};
+
+/// Errors found while reading or validating the configuration.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("cannot read config file {path}: {source}")]
+    Read {
+        path: String,
+        source: std::io::Error,
+    },
+    #[error("invalid config {path}: {message}")]
+    Parse { path: String, message: String },
+    #[error("invalid config field `{field}`: {message}")]
+    Invalid { field: &'static str, message: String },
+}
+
+/// The whole file.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawConfig {
+    #[serde(default)]
+    pub model: RawModel,
+}
+
+/// `[model]`
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawModel {
+    /// `e5-small` (the real weights) or `random` (small random encoder).
+    #[serde(default = "default_encoder")]
+    pub encoder: String,
+    /// Directory holding the files fetched by `scripts/setup.sh`.
+    #[serde(default = "default_model_dir")]
+    pub dir: PathBuf,
+    pub weights: Option<PathBuf>,
+    pub tokenizer: Option<PathBuf>,
+    pub sentiment_head: Option<PathBuf>,
+    pub category_head: Option<PathBuf>,
+    /// Model window in tokens, special tokens included.
+    #[serde(default = "default_max_tokens")]
+    pub max_tokens: usize,
+    /// `f32` (dequantise once, dense GEMM) or `q4` (quantised matmul).
+    #[serde(default)]
+    pub matmul: MatmulMode,
+    #[serde(default)]
+    pub batch: RawBatch,
+    #[serde(default)]
+    pub random: RawRandom,
+}
+
+impl Default for RawModel {
+    fn default() -> Self {
+        toml::from_str("").expect("defaults parse")
+    }
+}
+
+/// `[model.batch]`
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawBatch {
+    /// Padded tokens per batch.
+    #[serde(default = "default_batch_tokens")]
+    pub max_tokens: usize,
+    /// Texts per batch.
+    #[serde(default = "default_max_batch")]
+    pub max_batch: usize,
+}
+
+impl Default for RawBatch {
+    fn default() -> Self {
+        Self {
+            max_tokens: default_batch_tokens(),
+            max_batch: default_max_batch(),
+        }
+    }
+}
+
+/// `[model.random]`: the small random encoder used by volume tests.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawRandom {
+    #[serde(default = "default_random_hidden")]
+    pub hidden: usize,
+    #[serde(default = "default_random_layers")]
+    pub layers: usize,
+    #[serde(default = "default_random_heads")]
+    pub heads: usize,
+    #[serde(default = "default_random_intermediate")]
+    pub intermediate: usize,
+    #[serde(default = "default_random_seed")]
+    pub seed: u64,
+}
+
+impl Default for RawRandom {
+    fn default() -> Self {
+        Self {
+            hidden: default_random_hidden(),
+            layers: default_random_layers(),
+            heads: default_random_heads(),
+            intermediate: default_random_intermediate(),
+            seed: default_random_seed(),
+        }
+    }
+}
+
+fn default_encoder() -> String {
+    "e5-small".into()
+}
+fn default_model_dir() -> PathBuf {
+    PathBuf::from("models")
+}
+fn default_max_tokens() -> usize {
+    512
+}
+fn default_batch_tokens() -> usize {
+    4096
+}
+fn default_max_batch() -> usize {
+    64
+}
+fn default_random_hidden() -> usize {
+    64
+}
+fn default_random_layers() -> usize {
+    2
+}
+fn default_random_heads() -> usize {
+    4
+}
+fn default_random_intermediate() -> usize {
+    128
+}
+fn default_random_seed() -> u64 {
+    7
+}
+
+/// Validated configuration.
+#[derive(Debug, Clone)]
+pub struct Config {
+    pub model: ModelSpec,
+    pub batch: BatchLimits,
+}
+
+/// Vocabulary of the XLM-R tokenizer (the random encoder must cover it).
+const XLMR_VOCAB: usize = 250_037;
+
+impl Config {
+    /// Reads and validates a TOML file. Relative paths are taken from the
+    /// file's directory.
+    pub fn from_file(path: &Path) -> Result<Self, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+            path: path.display().to_string(),
+            source,
+        })?;
+        let base = path.parent().unwrap_or(Path::new("."));
+        Self::from_toml(&text, &path.display().to_string(), base)
+    }
+
+    /// Parses TOML text; `origin` names it in errors, `base` resolves paths.
+    pub fn from_toml(text: &str, origin: &str, base: &Path) -> Result<Self, ConfigError> {
+        let raw: RawConfig = toml::from_str(text).map_err(|e| ConfigError::Parse {
+            path: origin.to_string(),
+            message: e.to_string(),
+        })?;
+        raw.validate(base)
+    }
+
+    /// The built-in default: the real model from `./models`.
+    pub fn default_in(base: &Path) -> Self {
+        RawConfig::default()
+            .validate(base)
+            .expect("built-in defaults are valid")
+    }
+}
+
+impl RawConfig {
+    pub fn validate(self, base: &Path) -> Result<Config, ConfigError> {
+        let m = self.model;
+        let dir = if m.dir.is_absolute() {
+            m.dir.clone()
+        } else {
+            base.join(&m.dir)
+        };
+        let in_dir = |p: Option<PathBuf>, name: &str| -> PathBuf {
+            match p {
+                Some(p) if p.is_absolute() => p,
+                Some(p) => base.join(p),
+                None => dir.join(name),
+            }
+        };
+        if !(3..=512).contains(&m.max_tokens) {
+            return Err(ConfigError::Invalid {
+                field: "model.max_tokens",
+                message: format!("{} is outside 3..=512 (the model's window)", m.max_tokens),
+            });
+        }
+        if m.batch.max_batch == 0 {
+            return Err(ConfigError::Invalid {
+                field: "model.batch.max_batch",
+                message: "must be at least 1".into(),
+            });
+        }
+        if m.batch.max_tokens < m.max_tokens {
+            return Err(ConfigError::Invalid {
+                field: "model.batch.max_tokens",
+                message: format!(
+                    "{} is below model.max_tokens = {}; a full-length text must fit in one batch",
+                    m.batch.max_tokens, m.max_tokens
+                ),
+            });
+        }
+        let (encoder, sentiment_head) = match m.encoder.as_str() {
+            "e5-small" => (
+                EncoderSpec::E5s1 {
+                    weights: in_dir(m.weights, "e5-small-q4.bin"),
+                },
+                Some(in_dir(m.sentiment_head, "heads/sentiment.json")),
+            ),
+            "random" => {
+                let r = m.random;
+                if r.hidden == 0 || r.heads == 0 || r.hidden % r.heads != 0 || r.hidden % 32 != 0 {
+                    return Err(ConfigError::Invalid {
+                        field: "model.random.hidden",
+                        message: format!(
+                            "hidden = {} must be a positive multiple of 32 and of heads = {}",
+                            r.hidden, r.heads
+                        ),
+                    });
+                }
+                if r.intermediate == 0 || r.intermediate % 32 != 0 {
+                    return Err(ConfigError::Invalid {
+                        field: "model.random.intermediate",
+                        message: format!("{} must be a positive multiple of 32", r.intermediate),
+                    });
+                }
+                let cfg = EncoderConfig {
+                    hidden: r.hidden,
+                    layers: r.layers,
+                    heads: r.heads,
+                    intermediate: r.intermediate,
+                    vocab: XLMR_VOCAB,
+                    max_positions: 512,
+                    type_vocab: 1,
+                    layer_norm_eps: 1e-12,
+                };
+                (
+                    EncoderSpec::Random { cfg, seed: r.seed },
+                    m.sentiment_head.map(|p| in_dir(Some(p), "")),
+                )
+            }
+            other => {
+                return Err(ConfigError::Invalid {
+                    field: "model.encoder",
+                    message: format!("unknown encoder `{other}`: use `e5-small` or `random`"),
+                })
+            }
+        };
+        let category_head = match (&encoder, m.category_head) {
+            (_, Some(p)) => Some(in_dir(Some(p), "")),
+            (EncoderSpec::E5s1 { .. }, None) => Some(dir.join("heads/category.json")),
+            (EncoderSpec::Random { .. }, None) => None,
+        };
+        Ok(Config {
+            model: ModelSpec {
+                encoder,
+                tokenizer: in_dir(m.tokenizer, "tokenizer.json"),
+                sentiment_head,
+                category_head,
+                max_tokens: m.max_tokens,
+                matmul: m.matmul,
+            },
+            batch: BatchLimits {
+                max_tokens: m.batch.max_tokens,
+                max_batch: m.batch.max_batch,
+            },
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn defaults_point_into_models_dir() {
+        let c = Config::default_in(Path::new("/srv/earshot"));
+        assert_eq!(
+            c.model.encoder,
+            EncoderSpec::E5s1 {
+                weights: PathBuf::from("/srv/earshot/models/e5-small-q4.bin")
+            }
+        );
+        assert_eq!(
+            c.model.sentiment_head.as_deref(),
+            Some(Path::new("/srv/earshot/models/heads/sentiment.json"))
+        );
+        assert_eq!(c.batch.max_batch, 64);
+    }
+
+    #[test]
+    fn unknown_fields_and_bad_values_are_named() {
+        let e = Config::from_toml("[model]\nencodr = \"x\"\n", "t.toml", Path::new(".")).unwrap_err();
+        assert!(e.to_string().contains("encodr"), "{e}");
+        let e = Config::from_toml("[model]\nencoder = \"gpt\"\n", "t.toml", Path::new(".")).unwrap_err();
+        assert!(e.to_string().contains("model.encoder"), "{e}");
+        let e = Config::from_toml("[model]\nmax_tokens = 4096\n", "t.toml", Path::new(".")).unwrap_err();
+        assert!(e.to_string().contains("model.max_tokens"), "{e}");
+        let e = Config::from_toml(
+            "[model]\nencoder = \"random\"\n[model.random]\nhidden = 50\n",
+            "t.toml",
+            Path::new("."),
+        )
+        .unwrap_err();
+        assert!(e.to_string().contains("model.random.hidden"), "{e}");
+    }
+}

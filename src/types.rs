@@ -1,0 +1,103 @@
+//! Domain types shared by every stage: what flows from a source to a sink.
+//!
+//! This module depends on nothing else in the crate. Event time is carried as
+//! milliseconds since the Unix epoch so that detection never needs a wall clock.
+
+use serde::{Deserialize, Serialize};
+
+/// Sentiment class of one text.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Sentiment {
+    Negative,
+    Neutral,
+    Positive,
+}
+
+impl Sentiment {
+    pub const ALL: [Sentiment; 3] = [Sentiment::Negative, Sentiment::Neutral, Sentiment::Positive];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Sentiment::Negative => "negative",
+            Sentiment::Neutral => "neutral",
+            Sentiment::Positive => "positive",
+        }
+    }
+}
+
+/// Complaint category of one text (what a negative review is about).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Category {
+    ProductQuality,
+    Logistics,
+    AfterSales,
+    Price,
+    Other,
+}
+
+impl Category {
+    pub const ALL: [Category; 5] = [
+        Category::ProductQuality,
+        Category::Logistics,
+        Category::AfterSales,
+        Category::Price,
+        Category::Other,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Category::ProductQuality => "product_quality",
+            Category::Logistics => "logistics",
+            Category::AfterSales => "after_sales",
+            Category::Price => "price",
+            Category::Other => "other",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Category> {
+        Category::ALL.into_iter().find(|c| c.as_str() == s)
+    }
+}
+
+/// Probabilities over [`Sentiment`] classes; they sum to 1.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct SentimentProbs {
+    pub negative: f32,
+    pub neutral: f32,
+    pub positive: f32,
+}
+
+impl SentimentProbs {
+    /// The class with the highest probability (ties go to the more negative class).
+    pub fn label(&self) -> Sentiment {
+        let mut best = (Sentiment::Negative, self.negative);
+        for (s, p) in [(Sentiment::Neutral, self.neutral), (Sentiment::Positive, self.positive)] {
+            if p > best.1 {
+                best = (s, p);
+            }
+        }
+        best.0
+    }
+}
+
+/// Everything the classifier says about one text. Computed once per event and
+/// reused downstream (the detector clusters on `embedding`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Scored {
+    pub sentiment: Sentiment,
+    pub probs: SentimentProbs,
+    pub category: Category,
+    /// Softmax probability of the chosen category.
+    pub category_score: f32,
+    /// ISO 639-1 code where one exists (e.g. `en`, `zh`), else ISO 639-3; `und` if unknown.
+    pub lang: String,
+    /// Tokens fed to the model, special tokens included.
+    pub tokens: usize,
+    /// True when the text was longer than the model's window and was cut.
+    pub truncated: bool,
+    /// L2-normalised pooled sentence embedding.
+    #[serde(skip_serializing_if = "Vec::is_empty", default)]
+    pub embedding: Vec<f32>,
+}

@@ -1,0 +1,10 @@
+//! Integration tests, one binary (ripgrep style). Modules share `util`.
+//!
+//! Real-model tests need `bash scripts/setup.sh` (or the test command in the
+//! README, which runs it) so that `models/` holds the verified weights.
+
+mod util;
+
+mod classify_cli;
+mod golden;
+mod heads;
