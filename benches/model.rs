@@ -1,1 +1,76 @@
-fn main(){}
+//! Tokenize + forward throughput of the real encoder (and the random test
+//! encoder) at batch sizes 1, 8 and 32 on realistic review texts (the
+//! multilingual dev set: 6 languages, 4 to ~60 tokens). Reports elements/s,
+//! i.e. reviews per second. Names are prefixed with the device.
+//!
+//! Run: `bash scripts/setup.sh && cargo bench --bench model`
+//! (set EARSHOT_BENCH_DEVICE=cuda with a `--features cuda` build).
+
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
+use earshot::config::Config;
+use earshot::model::{self, Classifier, EncodedBatch, MatmulMode, PAD_ID};
+
+fn texts() -> Vec<String> {
+    let root = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
+    std::fs::read_to_string(root.join("tests/fixtures/dev_reviews.jsonl"))
+        .expect("dev set")
+        .lines()
+        .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+        .filter_map(|v| v["text"].as_str().map(str::to_string))
+        .collect()
+}
+
+fn bench_config(c: &mut Criterion, name: &str, toml: &str) {
+    let root = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
+    let device_name = std::env::var("EARSHOT_BENCH_DEVICE").unwrap_or_else(|_| "cpu".into());
+    let device = model::parse_device(&device_name).expect("device");
+    let cfg = Config::from_toml(toml, "bench", &root).expect("config");
+    let mut loaded = match model::load(&cfg.model, &device) {
+        Ok(l) => l,
+        Err(e) => {
+            eprintln!("skipping {name}: {e} (run scripts/setup.sh)");
+            return;
+        }
+    };
+    let texts = texts();
+    let mut group = c.benchmark_group(format!("{device_name}/{name}"));
+    group.sample_size(10).measurement_time(Duration::from_secs(8));
+    for batch in [1usize, 8, 32] {
+        group.throughput(Throughput::Elements(batch as u64));
+        group.bench_with_input(BenchmarkId::new("tokenize+forward", batch), &batch, |b, &batch| {
+            let mut offset = 0;
+            b.iter_custom(|iters| {
+                let start = Instant::now();
+                for _ in 0..iters {
+                    // Consecutive slices of the corpus: realistic mixed lengths.
+                    let chunk: Vec<&str> = (0..batch).map(|k| texts[(offset + k) % texts.len()].as_str()).collect();
+                    offset += batch;
+                    let enc: Vec<_> = chunk.iter().map(|t| loaded.tokenizer.encode(t).unwrap()).collect();
+                    let b = EncodedBatch::pack(enc.iter(), PAD_ID);
+                    let out = loaded.classifier.classify(&b).unwrap();
+                    assert_eq!(out.len(), batch);
+                }
+                device.synchronize().unwrap();
+                start.elapsed()
+            })
+        });
+    }
+    group.finish();
+}
+
+fn benches(c: &mut Criterion) {
+    for mode in [MatmulMode::F32, MatmulMode::Q4] {
+        let m = match mode {
+            MatmulMode::F32 => "f32",
+            MatmulMode::Q4 => "q4",
+        };
+        bench_config(c, &format!("e5-small-{m}"), &format!("[model]\nmatmul = \"{m}\"\n"));
+    }
+    bench_config(c, "random-64x2", "[model]\nencoder = \"random\"\n");
+}
+
+criterion_group!(model_benches, benches);
+criterion_main!(model_benches);

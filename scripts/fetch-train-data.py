@@ -138,9 +138,17 @@ def read_member(archive: str, suffix: str) -> bytes:
 
 
 _WS = re.compile(r"\s+")
+_C1 = re.compile("[\x80-\x9f]")
+_CTRL = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
+
+
+def _cp1252(m: re.Match) -> str:
+    # C1 controls in these corpora are cp1252 punctuation decoded as latin-1.
+    return bytes([ord(m.group())]).decode("cp1252", "ignore")
 
 
 def clean(text: str) -> str:
+    text = _CTRL.sub(" ", _C1.sub(_cp1252, text))
     return _WS.sub(" ", text).strip()
 
 

@@ -101,3 +101,62 @@ pub struct Scored {
     #[serde(skip_serializing_if = "Vec::is_empty", default)]
     pub embedding: Vec<f32>,
 }
+
+/// Event time: milliseconds since the Unix epoch (UTC).
+pub type EventTime = i64;
+
+/// The dimensions an event can be keyed by. Producers should key Kafka
+/// messages by the detector's top-level key (brand/product) so one partition
+/// sees all of a key's events.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+pub struct KeyDims {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub brand: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub product: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sku: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub region: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub channel: Option<String>,
+}
+
+/// Where an event came from, so it can be acknowledged (offset stored) once
+/// its effects are durable, and named in dead letters.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct SourcePos {
+    pub source: String,
+    pub partition: i32,
+    pub offset: i64,
+}
+
+/// One customer text (review, post, support message) as ingested.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Event {
+    pub id: String,
+    #[serde(default)]
+    pub key: KeyDims,
+    pub text: String,
+    /// Language given by the source, if any (detected otherwise).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub lang: Option<String>,
+    /// Star rating if the source has one (1..=5 on most shops).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rating: Option<f32>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub author: Option<String>,
+    pub event_time: EventTime,
+    /// When the brand replied, if it did (response-SLA tracking).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub replied_at: Option<EventTime>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pos: Option<SourcePos>,
+}
+
+/// An event with what the classifier said about it: the detector's input.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ScoredEvent {
+    pub event: Event,
+    pub scored: Scored,
+}

@@ -1,1 +1,102 @@
+//! `earshot classify` end to end: the real binary, stdin JSONL with bad lines,
+//! arguments, and the table the README's main command prints.
 
+use std::io::Write;
+use std::process::{Command, Stdio};
+
+use crate::util;
+
+fn earshot(args: &[&str], stdin: &[u8]) -> (String, String, bool) {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_earshot"))
+        .args(args)
+        .current_dir(util::root())
+        .env("EARSHOT_LOG", "warn")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    child.stdin.take().unwrap().write_all(stdin).unwrap();
+    let out = child.wait_with_output().unwrap();
+    (
+        String::from_utf8(out.stdout).unwrap(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+        out.status.success(),
+    )
+}
+
+fn random_config_file() -> tempfile::NamedTempFile {
+    util::require_models();
+    let mut f = tempfile::NamedTempFile::new().unwrap();
+    writeln!(f, "[model]\nencoder = \"random\"\ndir = \"{}\"", util::root().join("models").display()).unwrap();
+    f
+}
+
+#[test]
+fn stdin_jsonl_with_bad_lines_yields_one_record_per_line_and_loses_nothing() {
+    let cfg = random_config_file();
+    let mut input = Vec::new();
+    input.extend_from_slice(b"{\"id\": \"a1\", \"text\": \"The zipper broke after a week.\"}\n");
+    input.extend_from_slice(b"{\"id\": \"a2\", \"text\": \"   \"}\n");
+    input.extend_from_slice(b"{\"id\": \"a3\", \"text\": \"caf\xe9 latte\"}\n"); // Latin-1, not UTF-8
+    input.extend_from_slice(b"{\"id\": \"a4\"}\n");
+    input.extend_from_slice(b"\n");
+    let long = format!("{{\"id\": \"a5\", \"text\": \"{}\"}}\n", "Delivery was late again. ".repeat(300));
+    input.extend_from_slice(long.as_bytes());
+    let (out, err, ok) = earshot(&["classify", "--config", cfg.path().to_str().unwrap()], &input);
+    assert!(ok, "{err}");
+    let recs: Vec<serde_json::Value> = out.lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    assert_eq!(recs.len(), 5, "{out}");
+    assert_eq!(recs[0]["id"], "a1");
+    assert!(["negative", "neutral", "positive"].contains(&recs[0]["sentiment"].as_str().unwrap()));
+    assert!(recs[0]["error"].is_null());
+    assert!(recs[1]["error"].as_str().unwrap().contains("empty"), "{}", recs[1]);
+    assert!(recs[2]["error"].as_str().unwrap().contains("UTF-8"), "{}", recs[2]);
+    assert_eq!(recs[2]["line"], 3);
+    assert!(recs[3]["error"].as_str().unwrap().contains("`text`"), "{}", recs[3]);
+    assert_eq!(recs[4]["truncated"], true);
+    assert_eq!(recs[4]["tokens"], 512);
+    assert!(recs[4]["note"].as_str().unwrap().contains("512"));
+}
+
+#[test]
+fn arguments_and_embeddings() {
+    let cfg = random_config_file();
+    let (out, err, ok) = earshot(
+        &["classify", "--config", cfg.path().to_str().unwrap(), "--embedding", "Akku kaputt", "电池坏了"],
+        b"",
+    );
+    assert!(ok, "{err}");
+    let recs: Vec<serde_json::Value> = out.lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    assert_eq!(recs.len(), 2);
+    assert_eq!(recs[0]["embedding"].as_array().unwrap().len(), 64);
+    assert_eq!(recs[1]["lang"], "zh");
+}
+
+#[test]
+fn config_errors_name_the_field_and_exit_nonzero() {
+    let mut f = tempfile::NamedTempFile::new().unwrap();
+    writeln!(f, "[model]\nencoder = \"random\"\nbatchsize = 3").unwrap();
+    let (_, err, ok) = earshot(&["classify", "--config", f.path().to_str().unwrap(), "x"], b"");
+    assert!(!ok);
+    assert!(err.contains("batchsize"), "{err}");
+    let (_, err, ok) = earshot(&["classify", "--device", "tpu", "x"], b"");
+    assert!(!ok);
+    assert!(err.contains("--device") && err.contains("cuda:N"), "{err}");
+}
+
+#[test]
+fn main_command_table_lists_every_example_review_with_the_real_model() {
+    util::require_models();
+    let examples = std::fs::read(util::root().join("examples/reviews.jsonl")).unwrap();
+    let n = examples.split(|b| *b == b'\n').filter(|l| !l.is_empty()).count();
+    let (out, err, ok) = earshot(&["classify", "--format", "table"], &examples);
+    assert!(ok, "{err}");
+    let rows: Vec<&str> = out.lines().skip(1).collect();
+    assert_eq!(rows.len(), n);
+    // The demo crisis cluster (r0001-r0008, battery overheating) reads negative.
+    for id in ["r0001", "r0002", "r0003", "r0004"] {
+        let row = rows.iter().find(|r| r.starts_with(id)).unwrap();
+        assert!(row.contains("negative"), "{row}");
+    }
+}

@@ -1,1 +1,173 @@
+//! The real model's heads on labelled data, the inference thread, and encoder
+//! invariants that hold for any weights (checked on the random encoder).
 
+use earshot::model::{
+    self, worker::ClassifierThread, BatchLimits, Classifier, EncodedBatch, MatmulMode, PAD_ID,
+};
+use earshot::types::{Category, Sentiment};
+use serde::Deserialize;
+
+use crate::util;
+
+#[derive(Deserialize)]
+struct Labelled {
+    text: String,
+    lang: String,
+    label: String,
+    category: Option<String>,
+}
+
+fn read(name: &str) -> Vec<Labelled> {
+    util::read_lines(&util::fixture(name))
+        .iter()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect()
+}
+
+fn limits() -> BatchLimits {
+    BatchLimits { max_tokens: 8192, max_batch: 64 }
+}
+
+#[test]
+fn dev_set_binary_accuracy_is_at_least_90_percent_per_language() {
+    let items = read("dev_reviews.jsonl");
+    let mut m = util::real_model().lock().unwrap();
+    let m = &mut *m;
+    let texts: Vec<&str> = items.iter().map(|i| i.text.as_str()).collect();
+    let out = model::classify_texts(&m.tokenizer, &mut m.classifier, &texts, limits(), false).unwrap();
+    let mut per_lang: std::collections::BTreeMap<&str, (usize, usize)> = Default::default();
+    for (item, s) in items.iter().zip(out) {
+        let s = s.unwrap();
+        let said_pos = s.probs.positive > s.probs.negative;
+        let e = per_lang.entry(item.lang.as_str()).or_default();
+        e.0 += 1;
+        e.1 += (said_pos == (item.label == "pos")) as usize;
+    }
+    eprintln!("{per_lang:?}");
+    for lang in ["en", "zh", "es", "de", "fr", "ja"] {
+        let (n, ok) = per_lang[lang];
+        assert!(n >= 40, "{lang}: only {n} items");
+        let acc = ok as f64 / n as f64;
+        assert!(acc >= 0.90, "{lang}: binary accuracy {acc:.3} < 0.90");
+    }
+}
+
+#[test]
+fn clear_reviews_get_the_right_label_in_six_languages() {
+    let cases = [
+        ("Absolutely terrible, it broke on day one and nobody answers my emails.", Sentiment::Negative),
+        ("Fantastic quality, works perfectly, I would buy it again!", Sentiment::Positive),
+        ("质量太差了，用一次就坏，非常失望。", Sentiment::Negative),
+        ("非常好用，质量很棒，物流也快，强烈推荐！", Sentiment::Positive),
+        ("Una estafa, llegó roto y no me devuelven el dinero.", Sentiment::Negative),
+        ("Me encanta, funciona de maravilla y llegó rapidísimo.", Sentiment::Positive),
+        ("Totaler Schrott, nach einer Woche kaputt. Nie wieder!", Sentiment::Negative),
+        ("Super Qualität, schnelle Lieferung, absolut empfehlenswert.", Sentiment::Positive),
+        ("Nul, cassé au bout de deux jours et le SAV ne répond pas.", Sentiment::Negative),
+        ("Excellent produit, très bonne qualité, je recommande !", Sentiment::Positive),
+        ("最悪です。すぐに壊れて、返金もしてもらえません。", Sentiment::Negative),
+        ("とても良い商品です。品質も良く、大満足です。", Sentiment::Positive),
+    ];
+    let mut m = util::real_model().lock().unwrap();
+    let m = &mut *m;
+    let texts: Vec<&str> = cases.iter().map(|c| c.0).collect();
+    let out = model::classify_texts(&m.tokenizer, &mut m.classifier, &texts, limits(), false).unwrap();
+    for ((text, want), got) in cases.iter().zip(out) {
+        let got = got.unwrap();
+        assert_eq!(got.sentiment, *want, "{text}: {:?}", got.probs);
+        let p = got.probs;
+        assert!((p.negative + p.neutral + p.positive - 1.0).abs() < 1e-4);
+        assert!(!got.truncated);
+    }
+}
+
+#[test]
+fn complaint_categories_are_mostly_right_in_every_language() {
+    let items = read("category_eval.jsonl");
+    let mut m = util::real_model().lock().unwrap();
+    let m = &mut *m;
+    let texts: Vec<&str> = items.iter().map(|i| i.text.as_str()).collect();
+    let out = model::classify_texts(&m.tokenizer, &mut m.classifier, &texts, limits(), false).unwrap();
+    let mut per_lang: std::collections::BTreeMap<&str, (usize, usize)> = Default::default();
+    for (item, s) in items.iter().zip(out) {
+        let want = Category::parse(item.category.as_deref().unwrap()).unwrap();
+        let e = per_lang.entry(item.lang.as_str()).or_default();
+        e.0 += 1;
+        e.1 += (s.unwrap().category == want) as usize;
+    }
+    eprintln!("{per_lang:?}");
+    let (n, ok) = per_lang.values().fold((0, 0), |a, b| (a.0 + b.0, a.1 + b.1));
+    // Five classes: chance is 0.2.
+    assert!(ok as f64 / n as f64 >= 0.70, "overall category accuracy {}/{}", ok, n);
+    for (lang, (n, ok)) in &per_lang {
+        assert!(*ok as f64 / *n as f64 >= 0.55, "{lang}: category accuracy {ok}/{n}");
+    }
+}
+
+#[test]
+fn long_text_is_truncated_to_the_window_and_says_so() {
+    let m = util::real_model().lock().unwrap();
+    let long = "The charger overheated and melted the cable. ".repeat(200);
+    let enc = m.tokenizer.encode(&long).unwrap();
+    assert_eq!(enc.len(), 512);
+    assert!(enc.truncated);
+    assert_eq!(*enc.ids.last().unwrap(), 2, "ends with </s>");
+    // Multi-megabyte input is cut before tokenisation, still flagged.
+    let huge = "巨".repeat(1_000_000);
+    let enc = m.tokenizer.encode(&huge).unwrap();
+    assert!(enc.truncated && enc.len() <= 512);
+    assert!(matches!(m.tokenizer.encode(" \n\t "), Err(model::ModelError::EmptyText)));
+}
+
+/// Padding must not change a text's embedding: batch it with longer texts and
+/// compare with running it alone. Any weights will do.
+#[test]
+fn padding_and_batch_composition_do_not_change_embeddings() {
+    let cfg = util::random_config();
+    let cpu = candle_core::Device::Cpu;
+    for mode in [MatmulMode::F32, MatmulMode::Q4] {
+        let mut spec = cfg.model.clone();
+        spec.matmul = mode;
+        let tok = model::Tokenizer::from_file(&spec.tokenizer, 512).unwrap();
+        let enc = model::load_encoder(&spec, &cpu).unwrap();
+        let short = tok.encode("ok").unwrap();
+        let long = tok.encode(&"Delivery took forever and the box was wet. ".repeat(8)).unwrap();
+        let alone = model::embed(&enc, &EncodedBatch::pack([&short], PAD_ID)).unwrap();
+        let mixed = model::embed(&enc, &EncodedBatch::pack([&long, &short, &long], PAD_ID)).unwrap();
+        let c = util::cosine(&alone[0], &mixed[1]);
+        assert!(c > 0.9999, "{mode:?}: cosine {c}");
+        let norm: f32 = mixed[0].iter().map(|x| x * x).sum::<f32>().sqrt();
+        assert!((norm - 1.0).abs() < 1e-4);
+        // Same seed, same weights.
+        let again = model::load_encoder(&spec, &cpu).unwrap();
+        assert_eq!(model::embed(&again, &EncodedBatch::pack([&short], PAD_ID)).unwrap(), alone);
+    }
+}
+
+#[test]
+fn inference_thread_answers_batches_like_a_direct_call() {
+    let cfg = util::random_config();
+    let mut loaded = model::load(&cfg.model, &candle_core::Device::Cpu).unwrap();
+    let texts = ["battery overheats", "arrived late", "great value", "客服不回复"];
+    let enc: Vec<_> = texts.iter().map(|t| loaded.tokenizer.encode(t).unwrap()).collect();
+    let batch = EncodedBatch::pack(enc.iter(), PAD_ID);
+    let direct = loaded.classifier.classify(&batch).unwrap();
+    let thread = ClassifierThread::spawn(Box::new(loaded.classifier), 2);
+    assert_eq!(thread.embedding_dim(), 64);
+    let out = thread.classify(batch.clone()).unwrap();
+    assert_eq!(out.batch, 4);
+    assert_eq!(out.real_tokens, enc.iter().map(|e| e.len()).sum::<usize>());
+    assert_eq!(out.results, direct);
+    // Several queued batches all come back, in any order, each once.
+    let (tx, rx) = std::sync::mpsc::channel();
+    for i in 0..5 {
+        let tx = tx.clone();
+        thread
+            .submit(batch.clone(), Box::new(move |r| tx.send((i, r.unwrap().results.len())).unwrap()))
+            .unwrap();
+    }
+    drop(tx);
+    let mut got: Vec<_> = rx.iter().collect();
+    got.sort();
+    assert_eq!(got, (0..5).map(|i| (i, 4)).collect::<Vec<_>>());
+}

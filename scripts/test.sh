@@ -1,0 +1,13 @@
+#!/usr/bin/env bash
+# The whole test suite: set-up (idempotent), formatting and lint gates, then
+# every unit and integration test against the real model and the random one.
+set -euo pipefail
+source "$(dirname "${BASH_SOURCE[0]}")/env.sh"
+bash "$EARSHOT_ROOT/scripts/setup.sh"
+cd "$EARSHOT_ROOT"
+log "cargo fmt --check"
+cargo fmt --all -- --check
+log "cargo clippy (all targets, warnings are errors)"
+cargo clippy --release --locked --all-targets --quiet -- -D warnings
+log "cargo test (release profile, shares the build cache)"
+cargo test --release --locked -- --test-threads 2
