@@ -83,15 +83,7 @@ pub fn run() -> anyhow::Result<ExitCode> {
 /// message that tells the user how to get missing files.
 pub fn load_model(args: &ModelArgs, cfg: &Config) -> anyhow::Result<earshot::model::Loaded> {
     let device = earshot::model::parse_device(&args.device).context("invalid --device")?;
-    if let earshot::model::EncoderSpec::E5s1 { weights } = &cfg.model.encoder {
-        if !weights.exists() || !cfg.model.tokenizer.exists() {
-            anyhow::bail!(
-                "model files not found ({} / {}); run `bash scripts/setup.sh` to fetch and verify them",
-                weights.display(),
-                cfg.model.tokenizer.display()
-            );
-        }
-    }
+    require_model_files(cfg)?;
     let loaded = earshot::model::load(&cfg.model, &device).context("failed to load the model")?;
     tracing::info!(
         model = %earshot::model::Classifier::describe(&loaded.classifier),
@@ -101,4 +93,21 @@ pub fn load_model(args: &ModelArgs, cfg: &Config) -> anyhow::Result<earshot::mod
         "model loaded"
     );
     Ok(loaded)
+}
+
+/// Fails with the fix when the fetched model files are missing.
+pub fn require_model_files(cfg: &Config) -> anyhow::Result<()> {
+    let mut files = vec![&cfg.model.tokenizer];
+    if let earshot::model::EncoderSpec::E5s1 { weights } = &cfg.model.encoder {
+        files.push(weights);
+    }
+    for f in files {
+        if !f.exists() {
+            anyhow::bail!(
+                "model file {} not found; run `bash scripts/setup.sh` to fetch and verify it",
+                f.display()
+            );
+        }
+    }
+    Ok(())
 }

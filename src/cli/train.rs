@@ -34,11 +34,18 @@ pub struct TrainArgs {
     category_out: PathBuf,
     /// At most this many items per (language, label) go into training, chosen
     /// by a stable hash; bounds the embedding time on CPU.
-    #[arg(long, default_value_t = 3000)]
+    #[arg(long, default_value_t = 1500)]
     max_per_group: usize,
     /// At most this many held-out items per (language, label) are scored.
-    #[arg(long, default_value_t = 500)]
+    #[arg(long, default_value_t = 300)]
     max_heldout_per_group: usize,
+    /// Texts are cut to this many characters before embedding (long movie
+    /// reviews carry their polarity early; bounds CPU time).
+    #[arg(long, default_value_t = 1000)]
+    max_chars: usize,
+    /// Skip items whose `source/subset` contains this string (repeatable).
+    #[arg(long)]
+    skip: Vec<String>,
     /// Embedding cache file (reused when texts and model are unchanged).
     #[arg(long, default_value = ".cache/train-embeddings.bin")]
     cache: PathBuf,
@@ -68,7 +75,19 @@ pub struct Labelled {
     #[serde(default)]
     pub source: Option<String>,
     #[serde(default)]
+    pub subset: Option<String>,
+    #[serde(default)]
     pub category: Option<String>,
+}
+
+impl Labelled {
+    fn origin(&self) -> String {
+        format!(
+            "{}/{}",
+            self.source.as_deref().unwrap_or("unknown"),
+            self.subset.as_deref().unwrap_or("-")
+        )
+    }
 }
 
 fn und() -> String {
@@ -101,7 +120,8 @@ fn limits() -> BatchLimits {
 
 /// Embeds texts, reusing a cache keyed by the texts' hashes and the model.
 fn embed_cached(
-    loaded: &model::Loaded,
+    tokenizer: &model::Tokenizer,
+    encoder: &model::Encoder,
     texts: &[&str],
     cache: &Path,
     model_key: &str,
@@ -110,7 +130,7 @@ fn embed_cached(
     for t in texts {
         key = key.rotate_left(5) ^ train::text_hash(t);
     }
-    let dim = loaded.classifier.embedding_dim();
+    let dim = encoder.config().hidden;
     if let Ok(bytes) = std::fs::read(cache) {
         if bytes.len() == 16 + texts.len() * dim * 4
             && u64::from_le_bytes(bytes[..8].try_into()?) == key
@@ -128,8 +148,8 @@ fn embed_cached(
     let mut last = Instant::now();
     let total = texts.len();
     let embs = model::embed_texts(
-        &loaded.tokenizer,
-        loaded.classifier.encoder(),
+        tokenizer,
+        encoder,
         texts,
         limits(),
         PAD_ID,
@@ -170,27 +190,45 @@ fn pick_key(text: &str) -> u64 {
 pub fn run_train(args: TrainArgs) -> anyhow::Result<ExitCode> {
     args.model.init_logging();
     let cfg = args.model.load_config()?;
-    let loaded = super::load_model(&args.model, &cfg)?;
+    super::require_model_files(&cfg)?;
+    let device = model::parse_device(&args.model.device).context("invalid --device")?;
+    let tokenizer = model::Tokenizer::from_file(&cfg.model.tokenizer, cfg.model.max_tokens)?;
+    let encoder = model::load_encoder(&cfg.model, &device).context("failed to load the encoder")?;
+    let name = "multilingual-e5-small".to_string();
     let data = read_labelled(&args.data)?;
     tracing::info!(items = data.len(), "read labelled data");
 
-    // Choose items: per (lang, label, split) cap, stable order.
-    let mut groups: BTreeMap<(String, String, u8), Vec<&Labelled>> = BTreeMap::new();
+    // Choose items: a cap per (source/subset, lang, label, split), stable order;
+    // long-text subsets get a quarter of the cap (they cost ~10x the compute).
+    let mut groups: BTreeMap<(String, String, String, u8), Vec<&Labelled>> = BTreeMap::new();
     for item in &data {
+        let origin = item.origin();
+        if args.skip.iter().any(|s| origin.contains(s.as_str())) {
+            continue;
+        }
         let s = match train::split_of(&item.text) {
+            // Neutral items only calibrate the band; training is binary.
+            Split::Train if item.label == "neu" => continue,
             Split::Train => 0,
             Split::Calibrate => 1,
             Split::HeldOut => 2,
         };
-        groups.entry((item.lang.clone(), item.label.clone(), s)).or_default().push(item);
+        groups
+            .entry((origin, item.lang.clone(), item.label.clone(), s))
+            .or_default()
+            .push(item);
     }
     let mut chosen: Vec<(&Labelled, Split)> = Vec::new();
     let mut counts: BTreeMap<String, serde_json::Value> = BTreeMap::new();
-    for ((lang, label, s), mut items) in groups {
+    for ((origin, lang, label, s), mut items) in groups {
         items.sort_by_key(|i| pick_key(&i.text));
+        let mut lens: Vec<usize> = items.iter().map(|i| i.text.chars().count()).collect();
+        lens.sort_unstable();
+        let long = lens.get(lens.len() / 2).copied().unwrap_or(0) > 800;
+        let base = if long { args.max_per_group / 4 } else { args.max_per_group };
         let cap = match s {
-            0 => args.max_per_group,
-            1 => args.max_per_group / 8,
+            0 => base,
+            1 => base / 8,
             _ => args.max_heldout_per_group,
         }
         .max(1);
@@ -199,15 +237,19 @@ pub fn run_train(args: TrainArgs) -> anyhow::Result<ExitCode> {
         let split = [Split::Train, Split::Calibrate, Split::HeldOut][s as usize];
         let name = ["train", "calibrate", "heldout"][s as usize];
         counts.insert(
-            format!("{lang}/{label}/{name}"),
+            format!("{origin}/{lang}/{label}/{name}"),
             json!({ "used": items.len(), "available": available }),
         );
         chosen.extend(items.into_iter().map(|i| (i, split)));
     }
-    let texts: Vec<&str> = chosen.iter().map(|(i, _)| i.text.as_str()).collect();
+    let cut: Vec<String> = chosen
+        .iter()
+        .map(|(i, _)| i.text.chars().take(args.max_chars).collect())
+        .collect();
+    let texts: Vec<&str> = cut.iter().map(String::as_str).collect();
     tracing::info!(texts = texts.len(), "embedding selected items");
     let model_key = format!("{:?}", cfg.model.encoder);
-    let embs = embed_cached(&loaded, &texts, &args.cache, &model_key)?;
+    let embs = embed_cached(&tokenizer, &encoder, &texts, &args.cache, &model_key)?;
 
     // Binary training set: neg/pos of the train split, balanced per (lang, label).
     let mut group_size: BTreeMap<(&str, &str), usize> = BTreeMap::new();
@@ -275,7 +317,7 @@ pub fn run_train(args: TrainArgs) -> anyhow::Result<ExitCode> {
     }
     let mut head = SentimentHead {
         format: heads::SENTIMENT_FORMAT.into(),
-        encoder: loaded.classifier.describe(),
+        encoder: name.clone(),
         dim: weights.len(),
         weights,
         bias,
@@ -291,7 +333,7 @@ pub fn run_train(args: TrainArgs) -> anyhow::Result<ExitCode> {
     };
 
     // Category head from the built-in prototypes.
-    let mut category = model::build_category_head(&loaded.tokenizer, loaded.classifier.encoder(), &loaded.classifier.describe())?;
+    let mut category = model::build_category_head(&tokenizer, &encoder, &name)?;
     category.provenance = json!({
         "prototypes": "src/model/category_prototypes.toml",
         "sentences": model::category_prototypes()?.len(),
@@ -300,15 +342,10 @@ pub fn run_train(args: TrainArgs) -> anyhow::Result<ExitCode> {
 
     // Dev-set report with the new heads.
     let mut dev_reports = serde_json::Map::new();
-    let mut classifier = model::E5Classifier::new(
-        model::load_encoder(&cfg.model, &model::parse_device(&args.model.device)?)?,
-        head.clone(),
-        category.clone(),
-        loaded.classifier.describe(),
-    );
+    let mut classifier = model::E5Classifier::new(encoder, head.clone(), category.clone(), name);
     for dev in &args.dev {
         let items = read_labelled(dev)?;
-        let report = evaluate(&loaded.tokenizer, &mut classifier, &items)?;
+        let report = evaluate(&tokenizer, &mut classifier, &items)?;
         print_report(&dev.display().to_string(), &report, &mut std::io::stdout())?;
         dev_reports.insert(dev.display().to_string(), report);
     }
@@ -337,8 +374,9 @@ fn fit_neutral_delta(pol_s: &[f32], pol_y: &[bool], neu_s: &[f32], t: f32) -> f3
             let p = heads::probs_from_score(s / t, delta);
             ll += (if y { p.positive } else { p.negative }).max(1e-7).ln() as f64;
         }
-        // Weight neutral examples as much as the polar ones together.
-        let w = pol_s.len() as f64 / neu_s.len() as f64;
+        // Neutral texts weigh a quarter of the polar ones together: a prior
+        // that most reviews take a side, so clear reviews are not called neutral.
+        let w = 0.25 * pol_s.len() as f64 / neu_s.len() as f64;
         for &s in neu_s {
             ll += w * (heads::probs_from_score(s / t, delta).neutral.max(1e-7).ln() as f64);
         }

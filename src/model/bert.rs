@@ -63,8 +63,15 @@ struct Linear {
 }
 
 impl Linear {
+    /// `[.., in] -> [.., out]`. Leading dimensions are folded into one so the
+    /// dense path is a single large GEMM rather than one per batch row.
     fn forward(&self, x: &Tensor) -> candle_core::Result<Tensor> {
-        self.weight.forward(x)?.broadcast_add(&self.bias)
+        let dims = x.dims();
+        let (rows, inner) = (dims[..dims.len() - 1].iter().product::<usize>(), dims[dims.len() - 1]);
+        let y = self.weight.forward(&x.reshape((rows, inner))?)?;
+        let mut out_dims = dims.to_vec();
+        *out_dims.last_mut().expect("rank >= 1") = y.dim(1)?;
+        y.broadcast_add(&self.bias)?.reshape(out_dims)
     }
 }
 
