@@ -6,6 +6,9 @@ use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
 
+use std::collections::BTreeMap;
+
+use crate::ingest::mapping::Mapping;
 use crate::model::{BatchLimits, EncoderConfig, EncoderSpec, MatmulMode, ModelSpec};
 
 /// Errors found while reading or validating the configuration.
@@ -28,6 +31,131 @@ pub enum ConfigError {
 pub struct RawConfig {
     #[serde(default)]
     pub model: RawModel,
+    #[serde(default)]
+    pub kafka: KafkaConfig,
+    #[serde(default)]
+    pub mapping: Mapping,
+    #[serde(default)]
+    pub output: OutputConfig,
+    #[serde(default)]
+    pub pipeline: PipelineConfig,
+}
+
+/// `[kafka]`: where events come from and where results go.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct KafkaConfig {
+    #[serde(default = "default_brokers")]
+    pub brokers: String,
+    #[serde(default = "default_group_id")]
+    pub group_id: String,
+    /// Topics to subscribe to; a name starting with `^` is a regex.
+    #[serde(default = "default_topics")]
+    pub topics: Vec<String>,
+    /// Where a group without committed offsets starts: `earliest` or `latest`.
+    #[serde(default = "default_offset_reset")]
+    pub auto_offset_reset: String,
+    /// Stored offsets are committed this often (and on shutdown / revoke).
+    #[serde(default = "default_commit_interval_ms")]
+    pub commit_interval_ms: u64,
+    /// Extra librdkafka properties for consumer and producers (TLS, SASL, ...),
+    /// passed through verbatim, e.g. `"security.protocol" = "SASL_SSL"`.
+    #[serde(default)]
+    pub properties: BTreeMap<String, String>,
+}
+
+impl Default for KafkaConfig {
+    fn default() -> Self {
+        toml::from_str("").expect("defaults parse")
+    }
+}
+
+/// `[output]`: topics the engine produces to.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct OutputConfig {
+    /// Enriched scored events (optional).
+    #[serde(default)]
+    pub scored_topic: Option<String>,
+    /// Include the 384-float embedding in scored events.
+    #[serde(default)]
+    pub scored_embedding: bool,
+    /// Alert state changes, keyed by fingerprint.
+    #[serde(default = "default_alerts_topic")]
+    pub alerts_topic: String,
+    /// Messages that could not be processed, with reason headers.
+    #[serde(default = "default_dead_letter_topic")]
+    pub dead_letter_topic: String,
+}
+
+impl Default for OutputConfig {
+    fn default() -> Self {
+        toml::from_str("").expect("defaults parse")
+    }
+}
+
+/// `[pipeline]`: queue sizes and timings.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PipelineConfig {
+    /// Events buffered between stages (backpressure beyond this pauses consumption).
+    #[serde(default = "default_channel_capacity")]
+    pub channel_capacity: usize,
+    /// A partial batch waits at most this long for more texts.
+    #[serde(default = "default_max_wait_ms")]
+    pub batch_max_wait_ms: u64,
+    /// Tokenizer threads.
+    #[serde(default = "default_tokenizer_threads")]
+    pub tokenizer_threads: usize,
+    /// Deliveries awaited concurrently before acking.
+    #[serde(default = "default_max_in_flight")]
+    pub max_in_flight: usize,
+    /// On shutdown or partition revoke, in-flight work gets this long to finish.
+    #[serde(default = "default_drain_timeout_ms")]
+    pub drain_timeout_ms: u64,
+}
+
+impl Default for PipelineConfig {
+    fn default() -> Self {
+        toml::from_str("").expect("defaults parse")
+    }
+}
+
+fn default_brokers() -> String {
+    "127.0.0.1:9092".into()
+}
+fn default_group_id() -> String {
+    "earshot".into()
+}
+fn default_topics() -> Vec<String> {
+    vec!["reviews".into()]
+}
+fn default_offset_reset() -> String {
+    "earliest".into()
+}
+fn default_commit_interval_ms() -> u64 {
+    1000
+}
+fn default_alerts_topic() -> String {
+    "earshot.alerts".into()
+}
+fn default_dead_letter_topic() -> String {
+    "earshot.dead-letter".into()
+}
+fn default_channel_capacity() -> usize {
+    2048
+}
+fn default_max_wait_ms() -> u64 {
+    20
+}
+fn default_tokenizer_threads() -> usize {
+    1
+}
+fn default_max_in_flight() -> usize {
+    4096
+}
+fn default_drain_timeout_ms() -> u64 {
+    30_000
 }
 
 /// `[model]`
@@ -147,6 +275,10 @@ fn default_random_seed() -> u64 {
 pub struct Config {
     pub model: ModelSpec,
     pub batch: BatchLimits,
+    pub kafka: KafkaConfig,
+    pub mapping: Mapping,
+    pub output: OutputConfig,
+    pub pipeline: PipelineConfig,
 }
 
 /// Vocabulary of the XLM-R tokenizer (the random encoder must cover it).
@@ -183,6 +315,38 @@ impl Config {
 
 impl RawConfig {
     pub fn validate(self, base: &Path) -> Result<Config, ConfigError> {
+        if self.kafka.topics.is_empty() {
+            return Err(ConfigError::Invalid {
+                field: "kafka.topics",
+                message: "list at least one topic (a name starting with `^` is a regex)".into(),
+            });
+        }
+        if !matches!(self.kafka.auto_offset_reset.as_str(), "earliest" | "latest") {
+            return Err(ConfigError::Invalid {
+                field: "kafka.auto_offset_reset",
+                message: format!("`{}`: use `earliest` or `latest`", self.kafka.auto_offset_reset),
+            });
+        }
+        for (field, v) in [
+            ("pipeline.channel_capacity", self.pipeline.channel_capacity),
+            ("pipeline.tokenizer_threads", self.pipeline.tokenizer_threads),
+            ("pipeline.max_in_flight", self.pipeline.max_in_flight),
+            ("mapping.max_text_bytes", self.mapping.max_text_bytes),
+        ] {
+            if v == 0 {
+                return Err(ConfigError::Invalid {
+                    field,
+                    message: "must be at least 1".into(),
+                });
+            }
+        }
+        if self.mapping.text.is_empty() {
+            return Err(ConfigError::Invalid {
+                field: "mapping.text",
+                message: "must name the field holding the review text".into(),
+            });
+        }
+        let (kafka, mapping, output, pipeline) = (self.kafka, self.mapping, self.output, self.pipeline);
         let m = self.model;
         let dir = if m.dir.is_absolute() {
             m.dir.clone()
@@ -281,6 +445,10 @@ impl RawConfig {
                 max_tokens: m.batch.max_tokens,
                 max_batch: m.batch.max_batch,
             },
+            kafka,
+            mapping,
+            output,
+            pipeline,
         })
     }
 }

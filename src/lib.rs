@@ -6,6 +6,8 @@
 //! the library holds every stage, `src/main.rs` is a thin CLI.
 
 pub mod config;
+pub mod ingest;
+pub mod pipeline;
 pub mod model;
 pub mod train;
 pub mod types;

@@ -1,0 +1,295 @@
+//! Kafka source and producers (rdkafka).
+//!
+//! The consumer runs on its own thread (`BaseConsumer::poll`) and hands
+//! messages to the pipeline through a bounded channel, so a full pipeline
+//! stops polling (backpressure) instead of growing memory. At-least-once:
+//! `enable.auto.offset.store=false`; the pipeline calls [`KafkaSource::ack`]
+//! in order once a message's effects are durable, which stores the offset;
+//! librdkafka commits stored offsets every `commit_interval_ms`, and we commit
+//! synchronously on partition revoke (after draining in-flight work) and on
+//! shutdown.
+
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, Condvar, Mutex};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use rdkafka::config::ClientConfig;
+use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer, ConsumerContext, Rebalance};
+use rdkafka::error::{KafkaError, RDKafkaErrorCode};
+use rdkafka::message::Message;
+use rdkafka::producer::FutureProducer;
+use rdkafka::ClientContext;
+use tokio::sync::mpsc;
+
+use super::{IngestError, RawMessage};
+use crate::config::KafkaConfig;
+use crate::types::SourcePos;
+
+/// Messages handed out vs acknowledged, so a revoke can wait for a drain.
+#[derive(Default)]
+pub struct Progress {
+    issued: AtomicU64,
+    acked: AtomicU64,
+    lock: Mutex<()>,
+    cv: Condvar,
+}
+
+impl Progress {
+    pub fn in_flight(&self) -> u64 {
+        self.issued
+            .load(Ordering::Acquire)
+            .saturating_sub(self.acked.load(Ordering::Acquire))
+    }
+
+    fn ack(&self) {
+        self.acked.fetch_add(1, Ordering::AcqRel);
+        if self.in_flight() == 0 {
+            let _g = self.lock.lock().unwrap_or_else(|e| e.into_inner());
+            self.cv.notify_all();
+        }
+    }
+
+    /// Waits until every issued message is acknowledged; false on timeout.
+    pub fn wait_drained(&self, timeout: Duration) -> bool {
+        let deadline = Instant::now() + timeout;
+        let mut g = self.lock.lock().unwrap_or_else(|e| e.into_inner());
+        while self.in_flight() > 0 {
+            let now = Instant::now();
+            if now >= deadline {
+                return false;
+            }
+            g = self
+                .cv
+                .wait_timeout(g, (deadline - now).min(Duration::from_millis(50)))
+                .unwrap_or_else(|e| e.into_inner())
+                .0;
+        }
+        true
+    }
+}
+
+/// Consumer context: drains and commits before partitions are taken away.
+pub struct EngineContext {
+    progress: Arc<Progress>,
+    drain_timeout: Duration,
+    assigned: Arc<AtomicUsize>,
+    rebalances: Arc<AtomicU64>,
+}
+
+impl ClientContext for EngineContext {}
+
+impl ConsumerContext for EngineContext {
+    fn pre_rebalance(&self, consumer: &BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
+        if let Rebalance::Revoke(tpl) = rebalance {
+            let drained = self.progress.wait_drained(self.drain_timeout);
+            if !drained {
+                tracing::warn!(
+                    in_flight = self.progress.in_flight(),
+                    "partition revoke: in-flight work did not finish within the drain timeout; it will be redelivered"
+                );
+            }
+            match consumer.commit_consumer_state(CommitMode::Sync) {
+                Ok(()) | Err(KafkaError::ConsumerCommit(RDKafkaErrorCode::NoOffset)) => {}
+                Err(e) => tracing::warn!(error = %e, "commit on revoke failed"),
+            }
+            tracing::info!(partitions = tpl.count(), drained, "partitions revoked");
+        }
+    }
+
+    fn post_rebalance(&self, consumer: &BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
+        self.rebalances.fetch_add(1, Ordering::Relaxed);
+        let n = consumer.assignment().map(|a| a.count()).unwrap_or(0);
+        self.assigned.store(n, Ordering::Release);
+        if let Rebalance::Assign(tpl) = rebalance {
+            tracing::info!(assigned = tpl.count(), total = n, "partitions assigned");
+        }
+    }
+}
+
+/// Builds a client config with our defaults, then the user's pass-through
+/// properties (which win).
+pub fn client_config(cfg: &KafkaConfig) -> ClientConfig {
+    let mut c = ClientConfig::new();
+    c.set("bootstrap.servers", &cfg.brokers);
+    for (k, v) in &cfg.properties {
+        c.set(k, v);
+    }
+    c
+}
+
+/// A producer for dead letters, scored events and alerts: idempotent, acks=all.
+pub fn producer(cfg: &KafkaConfig) -> Result<FutureProducer, IngestError> {
+    let mut c = ClientConfig::new();
+    c.set("bootstrap.servers", &cfg.brokers)
+        .set("enable.idempotence", "true")
+        .set("acks", "all")
+        .set("linger.ms", "5");
+    for (k, v) in &cfg.properties {
+        c.set(k, v);
+    }
+    Ok(c.create()?)
+}
+
+/// The running consumer.
+pub struct KafkaSource {
+    consumer: Arc<BaseConsumer<EngineContext>>,
+    progress: Arc<Progress>,
+    stop: Arc<AtomicBool>,
+    thread: Option<JoinHandle<()>>,
+    assigned: Arc<AtomicUsize>,
+    rebalances: Arc<AtomicU64>,
+}
+
+impl KafkaSource {
+    /// Subscribes and starts the polling thread; messages arrive on the
+    /// returned channel (capacity `capacity`).
+    pub fn start(
+        cfg: &KafkaConfig,
+        drain_timeout: Duration,
+        capacity: usize,
+    ) -> Result<(Self, mpsc::Receiver<RawMessage>), IngestError> {
+        let progress = Arc::new(Progress::default());
+        let assigned = Arc::new(AtomicUsize::new(0));
+        let rebalances = Arc::new(AtomicU64::new(0));
+        let ctx = EngineContext {
+            progress: progress.clone(),
+            drain_timeout,
+            assigned: assigned.clone(),
+            rebalances: rebalances.clone(),
+        };
+        let mut c = ClientConfig::new();
+        c.set("bootstrap.servers", &cfg.brokers)
+            .set("group.id", &cfg.group_id)
+            .set("enable.auto.commit", "true")
+            .set("enable.auto.offset.store", "false")
+            .set("auto.commit.interval.ms", cfg.commit_interval_ms.to_string())
+            .set("auto.offset.reset", &cfg.auto_offset_reset);
+        for (k, v) in &cfg.properties {
+            c.set(k, v);
+        }
+        let consumer: BaseConsumer<EngineContext> = c.create_with_context(ctx)?;
+        let topics: Vec<&str> = cfg.topics.iter().map(String::as_str).collect();
+        consumer.subscribe(&topics)?;
+        let consumer = Arc::new(consumer);
+        let stop = Arc::new(AtomicBool::new(false));
+        let (tx, rx) = mpsc::channel(capacity);
+        let thread = {
+            let (consumer, stop, progress) = (consumer.clone(), stop.clone(), progress.clone());
+            std::thread::Builder::new()
+                .name("earshot-kafka".into())
+                .spawn(move || poll_loop(&consumer, &stop, &progress, tx))
+                .map_err(|e| IngestError::Io {
+                    path: "kafka consumer thread".into(),
+                    source: e,
+                })?
+        };
+        Ok((
+            Self {
+                consumer,
+                progress,
+                stop,
+                thread: Some(thread),
+                assigned,
+                rebalances,
+            },
+            rx,
+        ))
+    }
+
+    /// Marks a message done: its offset is stored for the next commit. Must be
+    /// called in consumption order per partition.
+    pub fn ack(&self, pos: &SourcePos) {
+        if let Err(e) = self.consumer.store_offset(&pos.source, pos.partition, pos.offset) {
+            // A revoked partition cannot store; the new owner re-reads from the
+            // last commit, which is the at-least-once contract.
+            tracing::debug!(error = %e, topic = %pos.source, partition = pos.partition, "offset not stored");
+        }
+        self.progress.ack();
+    }
+
+    pub fn in_flight(&self) -> u64 {
+        self.progress.in_flight()
+    }
+
+    pub fn assigned_partitions(&self) -> usize {
+        self.assigned.load(Ordering::Acquire)
+    }
+
+    pub fn rebalances(&self) -> u64 {
+        self.rebalances.load(Ordering::Relaxed)
+    }
+
+    /// Stops polling (the channel closes once the thread exits).
+    pub fn stop(&self) {
+        self.stop.store(true, Ordering::Release);
+    }
+
+    /// Commits stored offsets synchronously and leaves the group.
+    pub fn close(mut self) -> Result<(), IngestError> {
+        self.stop();
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+        match self.consumer.commit_consumer_state(CommitMode::Sync) {
+            Ok(()) | Err(KafkaError::ConsumerCommit(RDKafkaErrorCode::NoOffset)) => {}
+            Err(e) => return Err(e.into()),
+        }
+        self.consumer.unsubscribe();
+        Ok(())
+    }
+}
+
+impl Drop for KafkaSource {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::Release);
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
+
+fn poll_loop(
+    consumer: &BaseConsumer<EngineContext>,
+    stop: &AtomicBool,
+    progress: &Progress,
+    tx: mpsc::Sender<RawMessage>,
+) {
+    while !stop.load(Ordering::Acquire) {
+        match consumer.poll(Duration::from_millis(100)) {
+            None => {}
+            Some(Ok(m)) => {
+                let raw = RawMessage {
+                    payload: m.payload().map(<[u8]>::to_vec),
+                    key: m.key().map(<[u8]>::to_vec),
+                    timestamp: m.timestamp().to_millis(),
+                    pos: SourcePos {
+                        source: m.topic().to_string(),
+                        partition: m.partition(),
+                        offset: m.offset(),
+                    },
+                };
+                drop(m);
+                progress.issued.fetch_add(1, Ordering::AcqRel);
+                // Blocks while the pipeline is full: consumption pauses.
+                let mut raw = Some(raw);
+                while let Some(r) = raw.take() {
+                    match tx.try_send(r) {
+                        Ok(()) => {}
+                        Err(mpsc::error::TrySendError::Full(r)) => {
+                            if stop.load(Ordering::Acquire) {
+                                progress.issued.fetch_sub(1, Ordering::AcqRel);
+                                return;
+                            }
+                            // No poll while waiting: a polled message would be lost.
+                            std::thread::sleep(Duration::from_millis(5));
+                            raw = Some(r);
+                        }
+                        Err(mpsc::error::TrySendError::Closed(_)) => return,
+                    }
+                }
+            }
+            Some(Err(e)) => tracing::warn!(error = %e, "kafka consumer error"),
+        }
+    }
+}

@@ -1,0 +1,36 @@
+//! Sources of events: Kafka (consumer group, at-least-once), JSONL files and
+//! in-memory lists, behind one [`Source`] type, plus the dead-letter contract.
+//!
+//! A source yields [`RawMessage`]s in order per partition and accepts
+//! acknowledgements (`ack`) in that same order once a message's effects are
+//! durable; only then may its offset be committed.
+
+pub mod file;
+pub mod kafka;
+pub mod mapping;
+
+use crate::types::{EventTime, SourcePos};
+
+/// A message as read from a source, before decoding.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RawMessage {
+    pub payload: Option<Vec<u8>>,
+    pub key: Option<Vec<u8>>,
+    /// Broker/create timestamp, used when the event has no time field.
+    pub timestamp: Option<EventTime>,
+    pub pos: SourcePos,
+}
+
+/// Errors of sources and sinks.
+#[derive(Debug, thiserror::Error)]
+pub enum IngestError {
+    #[error("kafka: {0}")]
+    Kafka(#[from] rdkafka::error::KafkaError),
+    #[error("cannot read {path}: {source}")]
+    Io {
+        path: String,
+        source: std::io::Error,
+    },
+    #[error("invalid topic pattern `{0}`")]
+    Topic(String),
+}

@@ -1,0 +1,171 @@
+//! Where results go: Kafka topics (scored events, alerts, dead letters with
+//! reason headers) or an in-memory collector (tests, replay). Each delivery
+//! is a future that resolves once the broker has acknowledged the write.
+
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use futures::future::BoxFuture;
+use rdkafka::message::{Header, OwnedHeaders};
+use rdkafka::producer::{FutureProducer, FutureRecord, Producer};
+use rdkafka::util::Timeout;
+
+use super::{Dead, PipelineError};
+use crate::config::OutputConfig;
+use crate::types::ScoredEvent;
+
+/// An alert state change ready for delivery.
+#[derive(Debug, Clone, PartialEq)]
+pub struct AlertOut {
+    /// Stable identity of the alert (rule + key); the Kafka message key.
+    pub fingerprint: String,
+    pub payload: serde_json::Value,
+    /// One line for people (stdout, logs).
+    pub summary: String,
+}
+
+/// Everything a run produced, when collecting in memory.
+#[derive(Debug, Default)]
+pub struct Collected {
+    pub scored: Vec<ScoredEvent>,
+    pub dead: Vec<Dead>,
+    pub alerts: Vec<AlertOut>,
+}
+
+#[derive(Clone)]
+pub enum Sink {
+    Kafka {
+        producer: FutureProducer,
+        output: OutputConfig,
+    },
+    Memory(Arc<Mutex<Collected>>),
+}
+
+/// The scored-event record written to the output topic.
+pub fn scored_json(se: &ScoredEvent, with_embedding: bool) -> serde_json::Value {
+    let mut v = serde_json::to_value(&se.event).unwrap_or_default();
+    let mut s = serde_json::to_value(&se.scored).unwrap_or_default();
+    if !with_embedding {
+        if let Some(o) = s.as_object_mut() {
+            o.remove("embedding");
+        }
+    }
+    if let Some(o) = v.as_object_mut() {
+        o.remove("pos");
+        o.insert("scored".into(), s);
+    }
+    v
+}
+
+async fn send(
+    producer: FutureProducer,
+    topic: String,
+    key: Option<Vec<u8>>,
+    payload: Vec<u8>,
+    headers: Option<OwnedHeaders>,
+) -> Result<(), PipelineError> {
+    let mut rec = FutureRecord::to(&topic).payload(&payload);
+    if let Some(k) = &key {
+        rec = rec.key(k);
+    }
+    if let Some(h) = headers {
+        rec = rec.headers(h);
+    }
+    producer
+        .send(rec, Timeout::Never)
+        .await
+        .map(|_| ())
+        .map_err(|(e, _)| PipelineError::Delivery {
+            topic: topic.clone(),
+            message: e.to_string(),
+        })
+}
+
+impl Sink {
+    /// Delivers a scored event (if an output topic is set) and its alerts.
+    pub fn deliver_scored(
+        &self,
+        se: &ScoredEvent,
+        with_embedding: bool,
+        alerts: &[AlertOut],
+    ) -> BoxFuture<'static, Result<(), PipelineError>> {
+        match self {
+            Sink::Memory(c) => {
+                let mut c = c.lock().unwrap_or_else(|e| e.into_inner());
+                let mut se = se.clone();
+                if !with_embedding {
+                    se.scored.embedding.clear();
+                }
+                c.scored.push(se);
+                c.alerts.extend(alerts.iter().cloned());
+                Box::pin(async { Ok(()) })
+            }
+            Sink::Kafka { producer, output } => {
+                let mut sends = Vec::new();
+                if let Some(topic) = &output.scored_topic {
+                    let payload = serde_json::to_vec(&scored_json(se, with_embedding)).unwrap_or_default();
+                    sends.push(send(
+                        producer.clone(),
+                        topic.clone(),
+                        Some(se.event.id.clone().into_bytes()),
+                        payload,
+                        None,
+                    ));
+                }
+                for a in alerts {
+                    tracing::warn!(fingerprint = %a.fingerprint, "ALERT {}", a.summary);
+                    sends.push(send(
+                        producer.clone(),
+                        output.alerts_topic.clone(),
+                        Some(a.fingerprint.clone().into_bytes()),
+                        serde_json::to_vec(&a.payload).unwrap_or_default(),
+                        None,
+                    ));
+                }
+                Box::pin(async move {
+                    for r in futures::future::join_all(sends).await {
+                        r?;
+                    }
+                    Ok(())
+                })
+            }
+        }
+    }
+
+    /// Delivers a dead letter: the original payload and key, with headers
+    /// `earshot.reason` (stable code), `earshot.error` (message) and the source
+    /// topic / partition / offset.
+    pub fn deliver_dead(&self, dead: &Dead) -> BoxFuture<'static, Result<(), PipelineError>> {
+        match self {
+            Sink::Memory(c) => {
+                c.lock().unwrap_or_else(|e| e.into_inner()).dead.push(dead.clone());
+                Box::pin(async { Ok(()) })
+            }
+            Sink::Kafka { producer, output } => {
+                let partition = dead.pos.partition.to_string();
+                let offset = dead.pos.offset.to_string();
+                let headers = OwnedHeaders::new()
+                    .insert(Header { key: "earshot.reason", value: Some(dead.code) })
+                    .insert(Header { key: "earshot.error", value: Some(dead.message.as_str()) })
+                    .insert(Header { key: "earshot.source.topic", value: Some(dead.pos.source.as_str()) })
+                    .insert(Header { key: "earshot.source.partition", value: Some(partition.as_str()) })
+                    .insert(Header { key: "earshot.source.offset", value: Some(offset.as_str()) });
+                Box::pin(send(
+                    producer.clone(),
+                    output.dead_letter_topic.clone(),
+                    dead.key.clone(),
+                    dead.payload.clone().unwrap_or_default(),
+                    Some(headers),
+                ))
+            }
+        }
+    }
+
+    /// Waits for queued producer messages (bounded).
+    pub async fn flush(&self) {
+        if let Sink::Kafka { producer, .. } = self {
+            let p = producer.clone();
+            let _ = tokio::task::spawn_blocking(move || p.flush(Duration::from_secs(30))).await;
+        }
+    }
+}
