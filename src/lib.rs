@@ -6,6 +6,7 @@
 //! the library holds every stage, `src/main.rs` is a thin CLI.
 
 pub mod config;
+pub mod detect;
 pub mod model;
 pub mod train;
 pub mod types;
