@@ -73,10 +73,7 @@ impl SentimentProbs {
     /// The class with the highest probability (ties go to the more negative class).
     pub fn label(&self) -> Sentiment {
         let mut best = (Sentiment::Negative, self.negative);
-        for (s, p) in [
-            (Sentiment::Neutral, self.neutral),
-            (Sentiment::Positive, self.positive),
-        ] {
+        for (s, p) in [(Sentiment::Neutral, self.neutral), (Sentiment::Positive, self.positive)] {
             if p > best.1 {
                 best = (s, p);
             }

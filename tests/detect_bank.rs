@@ -56,7 +56,8 @@ fn rows(path: &Path) -> Vec<Row> {
 }
 
 fn battery_variants() -> Vec<(String, String)> {
-    let langs: [(&str, [&str; 4], [&str; 5], [&str; 4]); 6] = [
+    type Parts = (&'static str, [&'static str; 4], [&'static str; 5], [&'static str; 4]);
+    let langs: [Parts; 6] = [
         (
             "en",
             [
@@ -155,12 +156,7 @@ fn battery_variants() -> Vec<(String, String)> {
                 "充电时有烧焦塑料味",
                 "热到外壳都变形了",
             ],
-            [
-                "担心会起火。",
-                "请尽快召回。",
-                "我马上拔掉了。",
-                "太危险了。",
-            ],
+            ["担心会起火。", "请尽快召回。", "我马上拔掉了。", "太危险了。"],
         ),
         (
             "ja",
@@ -198,11 +194,7 @@ fn battery_variants() -> Vec<(String, String)> {
                         } else {
                             format!("{x}{sep}{y}.")
                         };
-                        let body = if lang == "zh" {
-                            format!("{x}{y}，")
-                        } else {
-                            body
-                        };
+                        let body = if lang == "zh" { format!("{x}{y}，") } else { body };
                         out.push((lang.to_string(), format!("{body}{sep}{z}")));
                     }
                 }
@@ -217,17 +209,11 @@ fn spam_variants() -> Vec<String> {
         "Worst sneakers ever, do not buy, total scam",
         "Terrible shoes fell apart, do not buy, total scam",
     ];
-    let tails = [
-        "!!!", "!!", ".", " 0/10", " 1 star", "!!! 😡", " - avoid", "!!!!",
-    ];
+    let tails = ["!!!", "!!", ".", " 0/10", " 1 star", "!!! 😡", " - avoid", "!!!!"];
     let mut out = Vec::new();
     for b in base {
         for (i, t) in tails.iter().enumerate() {
-            let s = if i % 2 == 0 {
-                b.to_string()
-            } else {
-                b.to_uppercase()
-            };
+            let s = if i % 2 == 0 { b.to_string() } else { b.to_uppercase() };
             out.push(format!("{s}{t}"));
         }
     }
@@ -328,15 +314,10 @@ pub fn real_bank() -> Bank {
         h.update(format!("{role:?}\t{lang}\t{text}\t{label}\n"));
     }
     for p in [&weights, &tok_path, &head_path] {
-        h.update(format!(
-            "{}",
-            std::fs::metadata(p).map(|m| m.len()).unwrap_or(0)
-        ));
+        h.update(format!("{}", std::fs::metadata(p).map(|m| m.len()).unwrap_or(0)));
     }
     let key = format!("{:x}", h.finalize());
-    let cache = root()
-        .join(".cache")
-        .join(format!("detect-bank-{}.json", &key[..16]));
+    let cache = root().join(".cache").join(format!("detect-bank-{}.json", &key[..16]));
     let scored: Vec<Scored> = match std::fs::read(&cache)
         .ok()
         .and_then(|b| serde_json::from_slice::<Cached>(&b).ok())
@@ -345,11 +326,9 @@ pub fn real_bank() -> Bank {
         _ => {
             let cfg = earshot::config::Config::default_in(&root());
             let tokenizer = Tokenizer::from_file(&tok_path, 512).expect("tokenizer");
-            let encoder =
-                model::load_encoder(&cfg.model, &candle_core::Device::Cpu).expect("encoder");
+            let encoder = model::load_encoder(&cfg.model, &candle_core::Device::Cpu).expect("encoder");
             let category =
-                model::build_category_head(&tokenizer, &encoder, "multilingual-e5-small")
-                    .expect("category head");
+                model::build_category_head(&tokenizer, &encoder, "multilingual-e5-small").expect("category head");
             let head = head_path
                 .exists()
                 .then(|| SentimentHead::load(&head_path).expect("sentiment head"));
@@ -358,15 +337,12 @@ pub fn real_bank() -> Bank {
                 max_tokens: 4096,
                 max_batch: 64,
             };
-            let embs = model::embed_texts(&tokenizer, &encoder, &refs, limits, PAD_ID, |_| {})
-                .expect("embed");
+            let embs = model::embed_texts(&tokenizer, &encoder, &refs, limits, PAD_ID, |_| {}).expect("embed");
             let scored: Vec<Scored> = texts
                 .iter()
                 .zip(embs)
                 .map(|((_, lang, text, label), emb)| {
-                    let probs = head
-                        .as_ref()
-                        .map_or_else(|| label_probs(label), |h| h.probs(&emb));
+                    let probs = head.as_ref().map_or_else(|| label_probs(label), |h| h.probs(&emb));
                     let (cat, cs) = category.predict(&emb);
                     Scored {
                         sentiment: probs.label(),

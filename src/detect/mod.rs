@@ -34,8 +34,7 @@ use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::sync::Arc;
 
 use crate::types::{
-    Category, Dim, EventTime, Explanation, Quote, ScoredEvent, Sentiment, Signal, SignalKey,
-    SignalKind,
+    Category, Dim, EventTime, Explanation, Quote, ScoredEvent, Sentiment, Signal, SignalKey, SignalKind,
 };
 use cluster::{ClusterParams, Clusters};
 use stats::{Baseline, Cusum, Seasonality};
@@ -49,11 +48,7 @@ const HOUR: i64 = 3_600_000;
 #[derive(Debug, thiserror::Error)]
 pub enum DetectError {
     #[error("event {id}: embedding has {got} dimensions, earlier events had {expected}")]
-    EmbeddingDim {
-        id: String,
-        expected: usize,
-        got: usize,
-    },
+    EmbeddingDim { id: String, expected: usize, got: usize },
     #[error("event {id}: embedding contains a non-finite value")]
     NonFinite { id: String },
 }
@@ -78,9 +73,9 @@ impl Preset {
 
     pub fn thresholds(self) -> Thresholds {
         let (p, min_count, cusum_h) = match self {
-            Preset::Fewer => (1e-7, 8, 8.0),
-            Preset::Balanced => (1e-5, 5, 6.0),
-            Preset::More => (1e-3, 3, 4.0),
+            Preset::Fewer => (1e-7, 8, 10.0),
+            Preset::Balanced => (1e-5, 5, 8.0),
+            Preset::More => (1e-3, 3, 5.0),
         };
         Thresholds {
             p_volume: p,
@@ -109,8 +104,10 @@ pub struct Thresholds {
     pub p_share: f64,
     /// Binomial tail below which a cluster's share of negatives is anomalous.
     pub p_cluster: f64,
-    /// A volume spike also needs the share test below this (so a surge of
-    /// all traffic with an unchanged share is not a crisis).
+    /// Total volume counts as "up" (no sentiment shift) below this tail.
+    /// Volume spikes are judged against the negatives that the non-negative
+    /// traffic actually seen implies, so a surge of all traffic with the
+    /// usual share is not a crisis.
     pub p_confirm: f64,
     /// Minimum negatives in the window (evidence floor).
     pub min_count: u32,
@@ -610,8 +607,7 @@ impl Detector {
             .filter_map(|k| self.keys.get(&k).map(|s| s.id))
             .collect();
         if !ids.is_empty() && self.unreplied.len() < 4 * self.cfg.max_keys.max(1024) {
-            self.unreplied
-                .insert(ev.event.id.clone(), (ev.event.event_time, ids));
+            self.unreplied.insert(ev.event.id.clone(), (ev.event.event_time, ids));
         }
     }
 
@@ -639,14 +635,7 @@ impl Detector {
             c.active_until = t + sc.window;
             let quotes: Vec<Quote> = c.quotes.iter().cloned().collect();
             let n = c_len(c);
-            return Some(self.spam_signal(
-                scope.clone(),
-                t - sc.window,
-                t,
-                n,
-                quotes,
-                "contradictions",
-            ));
+            return Some(self.spam_signal(scope.clone(), t - sc.window, t, n, quotes, "contradictions"));
         }
         None
     }
@@ -888,8 +877,7 @@ impl Detector {
                 let kid = self.next_key_id;
                 self.next_key_id += 1;
                 self.key_ids.insert(kid, key.clone());
-                self.keys
-                    .insert(key.clone(), KeyState::new(kid, &self.cfg, t));
+                self.keys.insert(key.clone(), KeyState::new(kid, &self.cfg, t));
                 self.counters.keys_created += 1;
             }
             let Some(st) = self.keys.get_mut(&key) else {
@@ -1023,7 +1011,9 @@ impl Detector {
             if let Some(mut h) = st.next_fold {
                 while h < fold_until {
                     let (n, k) = hour_counts(&st.buckets, h, per_hour);
-                    let p0 = st.baseline.neg_share();
+                    // Residuals against the share's upper bound of one
+                    // standard error, so estimation noise does not drift.
+                    let p0 = stats::inflate_share(st.baseline.neg_share(), st.baseline.evidence_total(), 1.0);
                     let warm = st.baseline.hours as i64 * HOUR >= cfg.min_history;
                     if warm && n > 0 {
                         st.cusum_acc.0 += n;
@@ -1058,11 +1048,7 @@ impl Detector {
                     // Cluster shares.
                     for c in st.clusters.items.iter_mut() {
                         if k > 0 {
-                            let kc: u32 = c
-                                .counts
-                                .range(h * per_hour, (h + 1) * per_hour)
-                                .map(|(_, x)| *x)
-                                .sum();
+                            let kc: u32 = c.counts.range(h * per_hour, (h + 1) * per_hour).map(|(_, x)| *x).sum();
                             let a = (1.0 / 48.0f64).max(1.0 / (c.evidence / k as f64 + 2.0));
                             c.share += a * (kc as f64 / k as f64 - c.share);
                             c.evidence = (c.evidence + k as f64).min(2000.0);
@@ -1074,8 +1060,7 @@ impl Detector {
                 st.next_fold = Some(h);
             }
             // 2. Windows.
-            let warm = st.baseline.hours as i64 * HOUR >= cfg.min_history
-                && end - st.first_seen >= cfg.min_history;
+            let warm = st.baseline.hours as i64 * HOUR >= cfg.min_history && end - st.first_seen >= cfg.min_history;
             if warm {
                 let mut fired: Option<Signal> = None;
                 let mut any = false;
@@ -1088,28 +1073,19 @@ impl Detector {
                     }
                     let (mu_n, mu_k) = expected(&st.baseline, global, start, end, step);
                     let floor = th.min_expected_per_hour * len as f64 / HOUR as f64;
-                    let mu_k =
-                        stats::inflate(mu_k, st.baseline.evidence_neg(), th.baseline_z).max(floor);
+                    let mu_k = stats::inflate(mu_k, st.baseline.evidence_neg(), th.baseline_z).max(floor);
                     let mu_n = stats::inflate(mu_n, st.baseline.evidence_total(), th.baseline_z);
-                    let p0 = stats::inflate_share(
-                        st.baseline.neg_share(),
-                        st.baseline.evidence_total(),
-                        th.baseline_z,
-                    );
+                    let p0 = stats::inflate_share(st.baseline.neg_share(), st.baseline.evidence_total(), th.baseline_z);
                     // Negatives explained by the traffic actually seen (a surge
                     // of all traffic with the usual share is not a crisis).
-                    let mu_k = mu_k.max(n as f64 * p0);
+                    let mu_k = mu_k.max((n - k) as f64 * p0 / (1.0 - p0));
                     let p_vol = stats::poisson_sf(k as u64, mu_k);
                     let p_share = stats::binomial_sf(k as u64, n as u64, p0);
                     let total_up = stats::poisson_sf(n as u64, mu_n.max(floor)) < th.p_confirm;
                     let share = k as f64 / n.max(1) as f64;
-                    let kind = if p_vol < th.p_volume
-                        && p_share < th.p_confirm
-                        && k as f64 >= th.min_ratio * mu_k
-                    {
-                        Some((SignalKind::VolumeSpike, p_vol.max(p_share)))
-                    } else if !total_up && p_share < th.p_share && share - p0 >= th.min_share_delta
-                    {
+                    let kind = if p_vol < th.p_volume && p_share < th.p_confirm && k as f64 >= th.min_ratio * mu_k {
+                        Some((SignalKind::VolumeSpike, p_vol))
+                    } else if !total_up && p_share < th.p_share && share - p0 >= th.min_share_delta {
                         Some((SignalKind::SentimentShift, p_share))
                     } else {
                         None
@@ -1154,9 +1130,7 @@ impl Detector {
                         let p = stats::binomial_sf(kc as u64, kneg as u64, q0);
                         if p < th.p_cluster && kc as f64 >= th.min_ratio * q0 * kneg as f64 {
                             true_ids.push(c.id);
-                            if let std::collections::btree_map::Entry::Vacant(v) =
-                                cluster_hits.entry(c.id)
-                            {
+                            if let std::collections::btree_map::Entry::Vacant(v) = cluster_hits.entry(c.id) {
                                 v.insert(build_signal(
                                     SignalKind::EmergingIssue,
                                     key,
@@ -1173,13 +1147,7 @@ impl Detector {
                 let ids: Vec<u64> = st.clusters.items.iter().map(|c| c.id).collect();
                 for id in ids {
                     let is_true = true_ids.contains(&id);
-                    if onset(
-                        &mut st.active,
-                        Cond::Cluster(id),
-                        is_true,
-                        end,
-                        cfg.clear_after,
-                    ) {
+                    if onset(&mut st.active, Cond::Cluster(id), is_true, end, cfg.clear_after) {
                         out.extend(cluster_hits.remove(&id));
                     }
                 }
@@ -1246,13 +1214,7 @@ fn c_len(c: &Contradictions) -> u32 {
 }
 
 /// Updates a condition's state; true when this is an onset (fire).
-fn onset(
-    active: &mut BTreeMap<Cond, Active>,
-    cond: Cond,
-    now_true: bool,
-    end: EventTime,
-    clear_after: i64,
-) -> bool {
+fn onset(active: &mut BTreeMap<Cond, Active>, cond: Cond, now_true: bool, end: EventTime, clear_after: i64) -> bool {
     match (active.get_mut(&cond), now_true) {
         (Some(a), true) => {
             a.last_true = end;
@@ -1283,13 +1245,7 @@ fn range_counts(b: &Buckets<Counts>, start: EventTime, end: EventTime, step: i64
 }
 
 /// Expected (total, negatives) in `[start, end)` under the seasonal baseline.
-fn expected(
-    b: &Baseline,
-    global: &Baseline,
-    start: EventTime,
-    end: EventTime,
-    step: i64,
-) -> (f64, f64) {
+fn expected(b: &Baseline, global: &Baseline, start: EventTime, end: EventTime, step: i64) -> (f64, f64) {
     let mut t = start;
     let (mut n, mut k) = (0.0, 0.0);
     while t < end {

@@ -99,11 +99,7 @@ pub struct Bank {
 
 impl Bank {
     fn pick(&self, rng: &mut Rng, role: Role, lang: &str) -> Option<&BankText> {
-        let same: Vec<&BankText> = self
-            .texts
-            .iter()
-            .filter(|t| t.role == role && t.lang == lang)
-            .collect();
+        let same: Vec<&BankText> = self.texts.iter().filter(|t| t.role == role && t.lang == lang).collect();
         let pool = if same.is_empty() {
             self.texts.iter().filter(|t| t.role == role).collect()
         } else {
@@ -256,10 +252,7 @@ impl Gen<'_> {
         };
         self.n += 1;
         let id = format!("e{:07}", self.n);
-        let neg = matches!(
-            role,
-            Role::Negative | Role::Battery | Role::Logistics | Role::Spam
-        );
+        let neg = matches!(role, Role::Negative | Role::Battery | Role::Logistics | Role::Spam);
         let rating = rating.or_else(|| {
             Some(match role {
                 Role::Positive => 4.0 + self.rng.below(2) as f32,
@@ -267,14 +260,10 @@ impl Gen<'_> {
                 _ => 1.0 + self.rng.below(2) as f32,
             })
         });
-        let replied_at = (neg && self.rng.uniform() < 0.7)
-            .then(|| t + HOUR + (self.rng.uniform() * 30.0 * HOUR as f64) as i64);
+        let replied_at =
+            (neg && self.rng.uniform() < 0.7).then(|| t + HOUR + (self.rng.uniform() * 30.0 * HOUR as f64) as i64);
         let author = author.or_else(|| Some(format!("u{}", self.rng.next_u64() % 10_000_000)));
-        let channel = if self.rng.uniform() < 0.7 {
-            "shop"
-        } else {
-            "app"
-        };
+        let channel = if self.rng.uniform() < 0.7 { "shop" } else { "app" };
         // Arrival jitter: up to 45 s late.
         let arrival = t + (self.rng.uniform() * 45_000.0) as i64;
         self.out.push((
@@ -314,8 +303,7 @@ pub fn generate(sc: &Scenario, bank: &Bank) -> (Vec<ScoredEvent>, Option<Truth>)
     let start = T0 + sc.incident_day * DAY + sc.incident_hour * HOUR;
     let step = 5 * MINUTE;
     let slots = sc.days * DAY / step;
-    let holiday =
-        |t: EventTime| sc.incident == Incident::HolidaySurge && t >= start && t < start + DAY;
+    let holiday = |t: EventTime| sc.incident == Incident::HolidaySurge && t >= start && t < start + DAY;
     for s in 0..slots {
         let t0 = T0 + s * step;
         for &(brand, product, rate, neg_share) in &PRODUCTS {
@@ -339,20 +327,14 @@ pub fn generate(sc: &Scenario, bank: &Bank) -> (Vec<ScoredEvent>, Option<Truth>)
                 }
                 // Incident traffic in this slot.
                 let extra = match sc.incident {
-                    Incident::BatteryWave
-                        if product == "X2 Power Bank" && t0 >= start && t0 < start + 4 * HOUR =>
-                    {
+                    Incident::BatteryWave if product == "X2 Power Bank" && t0 >= start && t0 < start + 4 * HOUR => {
                         Some((Role::Battery, 40.0 * w))
                     }
-                    Incident::LogisticsDrift
-                        if region == "de" && t0 >= start && t0 < start + 48 * HOUR =>
-                    {
+                    Incident::LogisticsDrift if region == "de" && t0 >= start && t0 < start + 48 * HOUR => {
                         let ramp = ((t0 - start) as f64 / DAY as f64).min(1.0);
                         Some((Role::Logistics, rate * w * daily(local) * 0.6 * ramp))
                     }
-                    Incident::PositiveViral
-                        if product == "Pulse Earbuds" && t0 >= start && t0 < start + 6 * HOUR =>
-                    {
+                    Incident::PositiveViral if product == "Pulse Earbuds" && t0 >= start && t0 < start + 6 * HOUR => {
                         Some((Role::Positive, 10.0 * rate * w))
                     }
                     _ => None,
@@ -470,9 +452,7 @@ fn matches(truth: &Truth, s: &Signal) -> bool {
         (Some(v), Some(w)) => v == w,
         _ => true,
     };
-    ok(Dim::Brand, &truth.brand)
-        && ok(Dim::Product, &truth.product)
-        && ok(Dim::Region, &truth.region)
+    ok(Dim::Brand, &truth.brand) && ok(Dim::Product, &truth.product) && ok(Dim::Region, &truth.region)
 }
 
 /// Scores the emitted signals against the truth. Crisis signals before
@@ -496,8 +476,7 @@ pub fn score(
         if s.kind == SignalKind::ReviewBombing {
             spam_signals += 1;
         }
-        let explained = truth
-            .is_some_and(|t| matches(t, s) && e.at >= t.start && s.window_start < t.end + 2 * HOUR);
+        let explained = truth.is_some_and(|t| matches(t, s) && e.at >= t.start && s.window_start < t.end + 2 * HOUR);
         if let Some(t) = truth {
             let wanted = match t.expect {
                 Expect::Crisis => s.kind.is_crisis(),
@@ -521,10 +500,7 @@ pub fn score(
     let (passed, delay) = match truth {
         None => (true, None),
         Some(t) => match t.expect {
-            Expect::Crisis => (
-                first.is_some(),
-                first.map(|f| (f - t.start) as f64 / MINUTE as f64),
-            ),
+            Expect::Crisis => (first.is_some(), first.map(|f| (f - t.start) as f64 / MINUTE as f64)),
             Expect::Spam => (
                 first.is_some() && crisis_on_incident == 0,
                 first.map(|f| (f - t.start) as f64 / MINUTE as f64),
@@ -582,13 +558,6 @@ pub fn run(
     for s in det.advance_watermark(end) {
         emitted.push(Emitted { at: end, signal: s });
     }
-    let report = score(
-        sc.incident,
-        truth.as_ref(),
-        &emitted,
-        keys.len(),
-        sc.days,
-        2,
-    );
+    let report = score(sc.incident, truth.as_ref(), &emitted, keys.len(), sc.days, 2);
     Ok((report, emitted, det.counters()))
 }

@@ -31,7 +31,7 @@ pub fn normalise(text: &str) -> String {
         if c.is_alphabetic() {
             out.push(c);
             space = false;
-        } else if !space && (c.is_whitespace() || c.is_ascii_punctuation()) {
+        } else if !space {
             out.push(' ');
             space = true;
         }

@@ -12,8 +12,7 @@ pub fn ln_factorial(n: u64) -> f64 {
         return (2..=n).map(|i| (i as f64).ln()).sum();
     }
     let x = n as f64;
-    x * x.ln() - x + 0.5 * (2.0 * std::f64::consts::PI * x).ln() + 1.0 / (12.0 * x)
-        - 1.0 / (360.0 * x * x * x)
+    x * x.ln() - x + 0.5 * (2.0 * std::f64::consts::PI * x).ln() + 1.0 / (12.0 * x) - 1.0 / (360.0 * x * x * x)
 }
 
 fn ln_poisson_pmf(k: u64, mu: f64) -> f64 {
@@ -46,9 +45,7 @@ pub fn poisson_sf(k: u64, mu: f64) -> f64 {
 }
 
 fn ln_binom_pmf(k: u64, n: u64, p: f64) -> f64 {
-    ln_factorial(n) - ln_factorial(k) - ln_factorial(n - k)
-        + k as f64 * p.ln()
-        + (n - k) as f64 * (1.0 - p).ln()
+    ln_factorial(n) - ln_factorial(k) - ln_factorial(n - k) + k as f64 * p.ln() + (n - k) as f64 * (1.0 - p).ln()
 }
 
 /// `P(X >= k)` for `X ~ Binomial(n, p)`, exact (summed term by term).
@@ -274,11 +271,7 @@ mod tests {
     #[test]
     fn poisson_tail_matches_closed_forms() {
         // P(X >= 5 | 2) = 1 - 7 e^-2.
-        assert!(close(
-            poisson_sf(5, 2.0),
-            1.0 - 7.0 * (-2.0f64).exp(),
-            1e-10
-        ));
+        assert!(close(poisson_sf(5, 2.0), 1.0 - 7.0 * (-2.0f64).exp(), 1e-10));
         assert!(close(poisson_sf(1, 0.5), 1.0 - (-0.5f64).exp(), 1e-12));
         // Far tail: P(X >= 20 | 1) ~ e^-1 / 20! (1 + 1/21 + ...).
         let t = poisson_sf(20, 1.0);
@@ -313,9 +306,7 @@ mod tests {
         let mut rng = Rng::new(11);
         for &mu in &[0.7, 3.0, 25.0] {
             let n = 20_000;
-            let rejects = (0..n)
-                .filter(|_| poisson_sf(rng.poisson(mu), mu) < 0.01)
-                .count();
+            let rejects = (0..n).filter(|_| poisson_sf(rng.poisson(mu), mu) < 0.01).count();
             assert!(rejects as f64 / (n as f64) < 0.0125, "mu={mu}: {rejects}");
         }
     }

@@ -7,20 +7,17 @@ use std::collections::{BTreeMap, HashMap};
 
 const STOP: &[&str] = &[
     // en
-    "the", "and", "for", "was", "but", "this", "that", "with", "not", "have", "has", "had", "are",
-    "you", "all", "its", "it's", "they", "them", "from", "one", "after", "just", "very", "too",
-    "out", "get", "got", "what", "when", "will", "would", "can", "could", "been", "than", "then",
-    "there", "their", "our", "your", "any", "only", "still", "also", "about", "my",
-    // de
-    "und", "der", "die", "das", "ist", "nicht", "ein", "eine", "mit", "für", "auf", "den", "dem",
-    "des", "sich", "nach", "auch", "noch", "aber", "wird", "war", "bei", "von", "zu", "ich", "sie",
-    "hat", "habe", "nur", "schon", "sehr", "wie", "kein", "keine", // fr
-    "les", "des", "une", "est", "pas", "que", "qui", "pour", "dans", "sur", "avec", "mais", "plus",
-    "par", "très", "elle", "ils", "son", "ses", "été", "mon", "même", "tout", "sans",
-    // es / it / pt
-    "los", "las", "una", "por", "con", "para", "que", "del", "muy", "pero", "más", "sin", "como",
-    "este", "esta", "fue", "mis", "non", "che", "per", "gli", "della", "sono", "não", "com", "uma",
-    "mais", "para", "ainda",
+    "the", "and", "for", "was", "but", "this", "that", "with", "not", "have", "has", "had", "are", "you", "all", "its",
+    "it's", "they", "them", "from", "one", "after", "just", "very", "too", "out", "get", "got", "what", "when", "will",
+    "would", "can", "could", "been", "than", "then", "there", "their", "our", "your", "any", "only", "still", "also",
+    "about", "my", // de
+    "und", "der", "die", "das", "ist", "nicht", "ein", "eine", "mit", "für", "auf", "den", "dem", "des", "sich", "nach",
+    "auch", "noch", "aber", "wird", "war", "bei", "von", "zu", "ich", "sie", "hat", "habe", "nur", "schon", "sehr",
+    "wie", "kein", "keine", // fr
+    "les", "des", "une", "est", "pas", "que", "qui", "pour", "dans", "sur", "avec", "mais", "plus", "par", "très",
+    "elle", "ils", "son", "ses", "été", "mon", "même", "tout", "sans", // es / it / pt
+    "los", "las", "una", "por", "con", "para", "que", "del", "muy", "pero", "más", "sin", "como", "este", "esta", "fue",
+    "mis", "non", "che", "per", "gli", "della", "sono", "não", "com", "uma", "mais", "para", "ainda",
 ];
 
 fn is_cjk(c: char) -> bool {
@@ -55,28 +52,19 @@ pub fn terms(text: &str) -> Vec<String> {
             }
             let run = &chars[start..i];
             for w in run.windows(2) {
-                if (is_hiragana(w[0]) && is_hiragana(w[1]))
-                    || w.contains(&'的')
-                    || w.contains(&'了')
-                {
+                if (is_hiragana(w[0]) && is_hiragana(w[1])) || w.contains(&'的') || w.contains(&'了') {
                     continue;
                 }
                 push(w.iter().collect(), &mut out);
             }
         } else if c.is_alphanumeric() {
             let start = i;
-            while i < chars.len()
-                && (chars[i].is_alphanumeric() || chars[i] == '\'')
-                && !is_cjk(chars[i])
-            {
+            while i < chars.len() && (chars[i].is_alphanumeric() || chars[i] == '\'') && !is_cjk(chars[i]) {
                 i += 1;
             }
             let w: String = chars[start..i].iter().collect();
             let w = w.trim_matches('\'').to_string();
-            if w.chars().count() >= 3
-                && !w.chars().all(|c| c.is_numeric())
-                && !STOP.contains(&w.as_str())
-            {
+            if w.chars().count() >= 3 && !w.chars().all(|c| c.is_numeric()) && !STOP.contains(&w.as_str()) {
                 push(w, &mut out);
             }
         } else {
@@ -120,11 +108,7 @@ impl TermStats {
 
     /// The `n` most distinctive terms of a set of documents: count in the
     /// set times inverse global document frequency; ties by term.
-    pub fn top<'a>(
-        &self,
-        docs: impl IntoIterator<Item = &'a [String]>,
-        n: usize,
-    ) -> Vec<(String, u32)> {
+    pub fn top<'a>(&self, docs: impl IntoIterator<Item = &'a [String]>, n: usize) -> Vec<(String, u32)> {
         let mut counts: BTreeMap<&str, u32> = BTreeMap::new();
         for d in docs {
             for t in d {
@@ -141,11 +125,7 @@ impl TermStats {
             })
             .collect();
         scored.sort_by(|a, b| b.0.total_cmp(&a.0).then(a.1.cmp(b.1)));
-        scored
-            .into_iter()
-            .take(n)
-            .map(|(_, t, c)| (t.to_string(), c))
-            .collect()
+        scored.into_iter().take(n).map(|(_, t, c)| (t.to_string(), c)).collect()
     }
 }
 
@@ -175,9 +155,7 @@ mod tests {
         for _ in 0..100 {
             s.add(&terms("great product arrived"));
         }
-        let docs: Vec<Vec<String>> = (0..5)
-            .map(|_| terms("product overheating battery"))
-            .collect();
+        let docs: Vec<Vec<String>> = (0..5).map(|_| terms("product overheating battery")).collect();
         for d in &docs {
             s.add(d);
         }

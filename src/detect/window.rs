@@ -39,8 +39,7 @@ impl Watermark {
 
     /// The current watermark, `None` before the first event.
     pub fn current(&self) -> Option<EventTime> {
-        self.max_seen
-            .map(|m| m.saturating_sub(self.out_of_orderness))
+        self.max_seen.map(|m| m.saturating_sub(self.out_of_orderness))
     }
 
     pub fn max_seen(&self) -> Option<EventTime> {
