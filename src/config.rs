@@ -8,6 +8,7 @@ use serde::Deserialize;
 
 use std::collections::BTreeMap;
 
+use crate::detect::{stats::Seasonality, DetectConfig, Preset};
 use crate::ingest::mapping::Mapping;
 use crate::model::{BatchLimits, EncoderConfig, EncoderSpec, MatmulMode, ModelSpec};
 
@@ -15,10 +16,7 @@ use crate::model::{BatchLimits, EncoderConfig, EncoderSpec, MatmulMode, ModelSpe
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
     #[error("cannot read config file {path}: {source}")]
-    Read {
-        path: String,
-        source: std::io::Error,
-    },
+    Read { path: String, source: std::io::Error },
     #[error("invalid config {path}: {message}")]
     Parse { path: String, message: String },
     #[error("invalid config field `{field}`: {message}")]
@@ -39,6 +37,103 @@ pub struct RawConfig {
     pub output: OutputConfig,
     #[serde(default)]
     pub pipeline: PipelineConfig,
+    #[serde(default)]
+    pub detect: RawDetect,
+}
+
+/// `[detect]`: keys, windows, baselines and sensitivity of the detector.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawDetect {
+    /// `fewer`, `balanced` or `more` alerts; `[detect.thresholds]` overrides fields.
+    #[serde(default = "default_preset")]
+    pub preset: String,
+    /// Key rollups, each a list of dimensions (brand, product, sku, region,
+    /// channel, category, language).
+    #[serde(default = "default_rollups")]
+    pub rollups: Vec<Vec<String>>,
+    #[serde(default = "default_step_secs")]
+    pub step_secs: u64,
+    #[serde(default = "default_windows_secs")]
+    pub windows_secs: Vec<u64>,
+    #[serde(default = "default_cluster_windows_secs")]
+    pub cluster_windows_secs: Vec<u64>,
+    #[serde(default = "default_out_of_orderness_secs")]
+    pub out_of_orderness_secs: u64,
+    #[serde(default = "default_allowed_lateness_secs")]
+    pub allowed_lateness_secs: u64,
+    #[serde(default = "default_max_keys")]
+    pub max_keys: usize,
+    #[serde(default = "default_idle_ttl_hours")]
+    pub idle_ttl_hours: u64,
+    /// `hour_of_day` or `hour_of_week`.
+    #[serde(default = "default_seasonality")]
+    pub seasonality: String,
+    #[serde(default = "default_baseline_memory_hours")]
+    pub baseline_memory_hours: u64,
+    #[serde(default = "default_min_history_hours")]
+    pub min_history_hours: u64,
+    #[serde(default = "default_clear_after_minutes")]
+    pub clear_after_minutes: u64,
+    #[serde(default = "default_cluster_similarity")]
+    pub cluster_similarity: f32,
+    #[serde(default = "default_max_clusters")]
+    pub max_clusters: usize,
+    #[serde(default = "default_sla_hours")]
+    pub sla_hours: u64,
+    #[serde(default)]
+    pub thresholds: RawThresholds,
+    #[serde(default)]
+    pub spam: RawSpam,
+}
+
+impl Default for RawDetect {
+    fn default() -> Self {
+        toml::from_str("").expect("defaults parse")
+    }
+}
+
+/// `[detect.thresholds]`: explicit overrides of the preset.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawThresholds {
+    pub p_volume: Option<f64>,
+    pub p_share: Option<f64>,
+    pub p_cluster: Option<f64>,
+    pub min_count: Option<u32>,
+    pub min_cluster_count: Option<u32>,
+    pub min_ratio: Option<f64>,
+    pub min_share_delta: Option<f64>,
+    pub cusum_k: Option<f64>,
+    pub cusum_h: Option<f64>,
+}
+
+/// `[detect.spam]`: the fake-wave filter.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawSpam {
+    #[serde(default = "default_spam_scope")]
+    pub scope: Vec<String>,
+    #[serde(default = "default_near_dup_similarity")]
+    pub near_dup_similarity: f64,
+    #[serde(default = "default_burst_min")]
+    pub burst_min: u32,
+    #[serde(default = "default_spam_window_minutes")]
+    pub window_minutes: u64,
+    #[serde(default = "default_author_max")]
+    pub author_max: u32,
+    #[serde(default = "default_author_window_hours")]
+    pub author_window_hours: u64,
+    #[serde(default = "default_contradiction_prob")]
+    pub contradiction_prob: f32,
+    #[serde(default = "default_contradiction_min")]
+    pub contradiction_min: u32,
+}
+
+impl Default for RawSpam {
+    fn default() -> Self {
+        toml::from_str("").expect("defaults parse")
+    }
 }
 
 /// `[kafka]`: where events come from and where results go.
@@ -239,6 +334,87 @@ impl Default for RawRandom {
     }
 }
 
+fn default_preset() -> String {
+    "balanced".into()
+}
+fn default_rollups() -> Vec<Vec<String>> {
+    [
+        &["brand"][..],
+        &["brand", "product"],
+        &["brand", "product", "category"],
+        &["brand", "region"],
+        &["region", "category"],
+    ]
+    .iter()
+    .map(|r| r.iter().map(|d| d.to_string()).collect())
+    .collect()
+}
+fn default_step_secs() -> u64 {
+    300
+}
+fn default_windows_secs() -> Vec<u64> {
+    vec![900, 3600, 86_400]
+}
+fn default_cluster_windows_secs() -> Vec<u64> {
+    vec![900, 3600]
+}
+fn default_out_of_orderness_secs() -> u64 {
+    60
+}
+fn default_allowed_lateness_secs() -> u64 {
+    600
+}
+fn default_max_keys() -> usize {
+    50_000
+}
+fn default_idle_ttl_hours() -> u64 {
+    336
+}
+fn default_seasonality() -> String {
+    "hour_of_day".into()
+}
+fn default_baseline_memory_hours() -> u64 {
+    72
+}
+fn default_min_history_hours() -> u64 {
+    24
+}
+fn default_clear_after_minutes() -> u64 {
+    120
+}
+fn default_cluster_similarity() -> f32 {
+    0.5
+}
+fn default_max_clusters() -> usize {
+    24
+}
+fn default_sla_hours() -> u64 {
+    24
+}
+fn default_spam_scope() -> Vec<String> {
+    vec!["brand".into(), "product".into()]
+}
+fn default_near_dup_similarity() -> f64 {
+    0.75
+}
+fn default_burst_min() -> u32 {
+    4
+}
+fn default_spam_window_minutes() -> u64 {
+    60
+}
+fn default_author_max() -> u32 {
+    4
+}
+fn default_author_window_hours() -> u64 {
+    24
+}
+fn default_contradiction_prob() -> f32 {
+    0.8
+}
+fn default_contradiction_min() -> u32 {
+    5
+}
 fn default_encoder() -> String {
     "e5-small".into()
 }
@@ -279,6 +455,7 @@ pub struct Config {
     pub mapping: Mapping,
     pub output: OutputConfig,
     pub pipeline: PipelineConfig,
+    pub detect: DetectConfig,
 }
 
 /// Vocabulary of the XLM-R tokenizer (the random encoder must cover it).
@@ -315,6 +492,7 @@ impl Config {
 
 impl RawConfig {
     pub fn validate(self, base: &Path) -> Result<Config, ConfigError> {
+        let detect = self.detect.validate()?;
         if self.kafka.topics.is_empty() {
             return Err(ConfigError::Invalid {
                 field: "kafka.topics",
@@ -449,6 +627,141 @@ impl RawConfig {
             mapping,
             output,
             pipeline,
+            detect,
+        })
+    }
+}
+
+fn dims(field: &'static str, names: &[String]) -> Result<Vec<crate::types::Dim>, ConfigError> {
+    names
+        .iter()
+        .map(|n| {
+            crate::types::Dim::parse(n).ok_or_else(|| ConfigError::Invalid {
+                field,
+                message: format!(
+                    "unknown dimension `{n}`: use brand, product, sku, region, channel, category or language"
+                ),
+            })
+        })
+        .collect()
+}
+
+impl RawDetect {
+    pub fn validate(self) -> Result<DetectConfig, ConfigError> {
+        let inv = |field: &'static str, message: String| ConfigError::Invalid { field, message };
+        let preset = Preset::parse(&self.preset).ok_or_else(|| {
+            inv(
+                "detect.preset",
+                format!("`{}`: use fewer, balanced or more", self.preset),
+            )
+        })?;
+        let mut th = preset.thresholds();
+        let t = &self.thresholds;
+        for (field, v) in [
+            ("detect.thresholds.p_volume", t.p_volume),
+            ("detect.thresholds.p_share", t.p_share),
+            ("detect.thresholds.p_cluster", t.p_cluster),
+        ] {
+            if let Some(p) = v {
+                if !(p > 0.0 && p < 1.0) {
+                    return Err(inv(field, format!("{p} is not a probability in (0, 1)")));
+                }
+            }
+        }
+        th.p_volume = t.p_volume.unwrap_or(th.p_volume);
+        th.p_share = t.p_share.unwrap_or(th.p_share);
+        th.p_cluster = t.p_cluster.unwrap_or(th.p_cluster);
+        th.min_count = t.min_count.unwrap_or(th.min_count).max(1);
+        th.min_cluster_count = t.min_cluster_count.unwrap_or(th.min_cluster_count).max(1);
+        th.min_ratio = t.min_ratio.unwrap_or(th.min_ratio);
+        th.min_share_delta = t.min_share_delta.unwrap_or(th.min_share_delta);
+        th.cusum_k = t.cusum_k.unwrap_or(th.cusum_k);
+        th.cusum_h = t.cusum_h.unwrap_or(th.cusum_h);
+        if self.step_secs == 0 || 3600 % self.step_secs != 0 {
+            return Err(inv(
+                "detect.step_secs",
+                format!("{} must divide an hour", self.step_secs),
+            ));
+        }
+        let step = self.step_secs as i64 * 1000;
+        let windows = |field: &'static str, v: &[u64]| -> Result<Vec<i64>, ConfigError> {
+            if v.is_empty() {
+                return Err(inv(field, "needs at least one window".into()));
+            }
+            v.iter()
+                .map(|&w| {
+                    if w == 0 || w % self.step_secs != 0 {
+                        Err(inv(
+                            field,
+                            format!("{w} s is not a positive multiple of step_secs = {}", self.step_secs),
+                        ))
+                    } else {
+                        Ok(w as i64 * 1000)
+                    }
+                })
+                .collect()
+        };
+        let rollups = self
+            .rollups
+            .iter()
+            .map(|r| dims("detect.rollups", r))
+            .collect::<Result<Vec<_>, _>>()?;
+        if rollups.is_empty() {
+            return Err(inv("detect.rollups", "needs at least one rollup".into()));
+        }
+        let seasonality = match self.seasonality.as_str() {
+            "hour_of_day" => Seasonality::HourOfDay,
+            "hour_of_week" => Seasonality::HourOfWeek,
+            other => {
+                return Err(inv(
+                    "detect.seasonality",
+                    format!("`{other}`: use hour_of_day or hour_of_week"),
+                ))
+            }
+        };
+        if !(0.0..1.0).contains(&self.cluster_similarity) {
+            return Err(inv(
+                "detect.cluster_similarity",
+                format!("{} is outside [0, 1)", self.cluster_similarity),
+            ));
+        }
+        let sp = self.spam;
+        if !(0.0..=1.0).contains(&sp.near_dup_similarity) {
+            return Err(inv(
+                "detect.spam.near_dup_similarity",
+                format!("{} is outside [0, 1]", sp.near_dup_similarity),
+            ));
+        }
+        let hour = 3_600_000i64;
+        let d = DetectConfig::default();
+        Ok(DetectConfig {
+            rollups,
+            step,
+            windows: windows("detect.windows_secs", &self.windows_secs)?,
+            cluster_windows: windows("detect.cluster_windows_secs", &self.cluster_windows_secs)?,
+            out_of_orderness: self.out_of_orderness_secs as i64 * 1000,
+            allowed_lateness: self.allowed_lateness_secs as i64 * 1000,
+            max_keys: self.max_keys.max(1),
+            idle_ttl: self.idle_ttl_hours.max(1) as i64 * hour,
+            seasonality,
+            baseline_memory: self.baseline_memory_hours.max(1) as i64 * hour,
+            min_history: self.min_history_hours as i64 * hour,
+            clear_after: self.clear_after_minutes as i64 * 60_000,
+            thresholds: th,
+            cluster_similarity: self.cluster_similarity,
+            max_clusters: self.max_clusters.max(1),
+            spam: crate::detect::SpamConfig {
+                scope: dims("detect.spam.scope", &sp.scope)?,
+                near_dup_similarity: sp.near_dup_similarity,
+                burst_min: sp.burst_min.max(2),
+                window: sp.window_minutes.max(1) as i64 * 60_000,
+                author_max: sp.author_max.max(2),
+                author_window: sp.author_window_hours.max(1) as i64 * hour,
+                contradiction_prob: sp.contradiction_prob,
+                contradiction_min: sp.contradiction_min.max(1),
+            },
+            sla: self.sla_hours as i64 * hour,
+            ..d
         })
     }
 }
@@ -488,5 +801,25 @@ mod tests {
         )
         .unwrap_err();
         assert!(e.to_string().contains("model.random.hidden"), "{e}");
+    }
+
+    #[test]
+    fn detect_defaults_match_the_detector_and_overrides_apply() {
+        let c = Config::default_in(Path::new("."));
+        assert_eq!(c.detect, DetectConfig::default());
+        let c = Config::from_toml(
+            "[detect]\npreset = \"fewer\"\nrollups = [[\"brand\", \"language\"]]\n[detect.thresholds]\nmin_count = 9\n",
+            "t.toml",
+            Path::new("."),
+        )
+        .unwrap();
+        assert_eq!(c.detect.thresholds.min_count, 9);
+        assert_eq!(c.detect.thresholds.p_volume, Preset::Fewer.thresholds().p_volume);
+        let e = Config::from_toml("[detect]\nwindows_secs = [1000]\n", "t.toml", Path::new(".")).unwrap_err();
+        assert!(e.to_string().contains("detect.windows_secs"), "{e}");
+        let e = Config::from_toml("[detect]\nrollups = [[\"shop\"]]\n", "t.toml", Path::new(".")).unwrap_err();
+        assert!(e.to_string().contains("shop"), "{e}");
+        let e = Config::from_toml("[detect.spam]\nburst = 3\n", "t.toml", Path::new(".")).unwrap_err();
+        assert!(e.to_string().contains("burst"), "{e}");
     }
 }

@@ -6,8 +6,9 @@
 //! the library holds every stage, `src/main.rs` is a thin CLI.
 
 pub mod config;
+pub mod detect;
 pub mod ingest;
-pub mod pipeline;
 pub mod model;
+pub mod pipeline;
 pub mod train;
 pub mod types;

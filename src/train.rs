@@ -168,12 +168,7 @@ pub fn accuracy(scores: &[f32], y: &[bool]) -> f64 {
     if scores.is_empty() {
         return 0.0;
     }
-    scores
-        .iter()
-        .zip(y)
-        .filter(|(&s, &yi)| (s > 0.0) == yi)
-        .count() as f64
-        / scores.len() as f64
+    scores.iter().zip(y).filter(|(&s, &yi)| (s > 0.0) == yi).count() as f64 / scores.len() as f64
 }
 
 #[cfg(test)]

@@ -160,3 +160,165 @@ pub struct ScoredEvent {
     pub event: Event,
     pub scored: Scored,
 }
+
+/// A dimension an event can be keyed by in the detector.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Dim {
+    Brand,
+    Product,
+    Sku,
+    Region,
+    Channel,
+    Category,
+    Language,
+}
+
+impl Dim {
+    pub const ALL: [Dim; 7] = [
+        Dim::Brand,
+        Dim::Product,
+        Dim::Sku,
+        Dim::Region,
+        Dim::Channel,
+        Dim::Category,
+        Dim::Language,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Dim::Brand => "brand",
+            Dim::Product => "product",
+            Dim::Sku => "sku",
+            Dim::Region => "region",
+            Dim::Channel => "channel",
+            Dim::Category => "category",
+            Dim::Language => "language",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Dim> {
+        Dim::ALL.into_iter().find(|d| d.as_str() == s)
+    }
+}
+
+/// A detector key: the values of one rollup's dimensions, in rollup order
+/// (e.g. `brand=Voltra/product=X2`). The empty key is the global total.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+pub struct SignalKey(pub Vec<(Dim, String)>);
+
+impl SignalKey {
+    /// The value of one dimension, if the key has it.
+    pub fn get(&self, dim: Dim) -> Option<&str> {
+        self.0.iter().find(|(d, _)| *d == dim).map(|(_, v)| v.as_str())
+    }
+}
+
+impl std::fmt::Display for SignalKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        if self.0.is_empty() {
+            return f.write_str("*");
+        }
+        for (i, (d, v)) in self.0.iter().enumerate() {
+            if i > 0 {
+                f.write_str("/")?;
+            }
+            write!(f, "{}={}", d.as_str(), v)?;
+        }
+        Ok(())
+    }
+}
+
+/// What kind of trouble a [`Signal`] reports.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum SignalKind {
+    /// Negative items well above the seasonal expectation, with total volume up.
+    VolumeSpike,
+    /// The negative share jumped while total volume stayed flat.
+    SentimentShift,
+    /// A semantic complaint cluster grows abnormally fast.
+    EmergingIssue,
+    /// The negative share drifts up slowly (CUSUM).
+    SlowDrift,
+    /// Suspected fake wave: near-duplicates, one author posting many, or
+    /// rating/text contradictions. Never counted as a crisis.
+    ReviewBombing,
+}
+
+impl SignalKind {
+    pub const ALL: [SignalKind; 5] = [
+        SignalKind::VolumeSpike,
+        SignalKind::SentimentShift,
+        SignalKind::EmergingIssue,
+        SignalKind::SlowDrift,
+        SignalKind::ReviewBombing,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            SignalKind::VolumeSpike => "volume_spike",
+            SignalKind::SentimentShift => "sentiment_shift",
+            SignalKind::EmergingIssue => "emerging_issue",
+            SignalKind::SlowDrift => "slow_drift",
+            SignalKind::ReviewBombing => "review_bombing",
+        }
+    }
+
+    /// True for the kinds that report a customer crisis (not spam).
+    pub fn is_crisis(self) -> bool {
+        !matches!(self, SignalKind::ReviewBombing)
+    }
+}
+
+/// One representative quote, in its original language.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Quote {
+    pub id: String,
+    pub text: String,
+    pub lang: String,
+    pub event_time: EventTime,
+}
+
+/// Why a signal fired, in words a person can check.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct Explanation {
+    /// 3–5 representative texts (fewer only when fewer exist).
+    pub quotes: Vec<Quote>,
+    /// Most distinctive terms of the window's items (words; character
+    /// bigrams for Chinese and Japanese), best first, with counts.
+    pub top_terms: Vec<(String, u32)>,
+    /// Language of the window's items, most frequent first.
+    pub languages: Vec<(String, u32)>,
+    /// Complaint category of the window's items, most frequent first.
+    pub categories: Vec<(Category, u32)>,
+}
+
+/// A detector finding: the input of the alert stage.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Signal {
+    pub kind: SignalKind,
+    pub key: SignalKey,
+    /// Event-time window the statistic was computed on, `[start, end)`.
+    pub window_start: EventTime,
+    pub window_end: EventTime,
+    /// Observed count (negatives, cluster members or suspect items).
+    pub observed: u32,
+    /// Expected count under the baseline (0 where there is no baseline).
+    pub expected: f64,
+    /// Items of the population the count is taken from (all items for a
+    /// share, the key's negatives for a cluster).
+    pub population: u32,
+    /// Baseline share (negative share, or the cluster's share of negatives).
+    pub baseline_share: f64,
+    /// Tail probability of the observation under the baseline (lower is
+    /// stronger); for CUSUM the statistic's excess is mapped to `exp(-S)`.
+    pub p_value: f64,
+    /// Cluster id (per key) for emerging issues.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cluster: Option<u64>,
+    /// For review bombing: which rule fired (`near_duplicates`, `author`, `contradictions`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+    pub explanation: Explanation,
+}

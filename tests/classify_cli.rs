@@ -28,7 +28,12 @@ fn earshot(args: &[&str], stdin: &[u8]) -> (String, String, bool) {
 fn random_config_file() -> tempfile::NamedTempFile {
     util::require_models();
     let mut f = tempfile::NamedTempFile::new().unwrap();
-    writeln!(f, "[model]\nencoder = \"random\"\ndir = \"{}\"", util::root().join("models").display()).unwrap();
+    writeln!(
+        f,
+        "[model]\nencoder = \"random\"\ndir = \"{}\"",
+        util::root().join("models").display()
+    )
+    .unwrap();
     f
 }
 
@@ -41,7 +46,10 @@ fn stdin_jsonl_with_bad_lines_yields_one_record_per_line_and_loses_nothing() {
     input.extend_from_slice(b"{\"id\": \"a3\", \"text\": \"caf\xe9 latte\"}\n"); // Latin-1, not UTF-8
     input.extend_from_slice(b"{\"id\": \"a4\"}\n");
     input.extend_from_slice(b"\n");
-    let long = format!("{{\"id\": \"a5\", \"text\": \"{}\"}}\n", "Delivery was late again. ".repeat(300));
+    let long = format!(
+        "{{\"id\": \"a5\", \"text\": \"{}\"}}\n",
+        "Delivery was late again. ".repeat(300)
+    );
     input.extend_from_slice(long.as_bytes());
     let (out, err, ok) = earshot(&["classify", "--config", cfg.path().to_str().unwrap()], &input);
     assert!(ok, "{err}");
@@ -63,7 +71,14 @@ fn stdin_jsonl_with_bad_lines_yields_one_record_per_line_and_loses_nothing() {
 fn arguments_and_embeddings() {
     let cfg = random_config_file();
     let (out, err, ok) = earshot(
-        &["classify", "--config", cfg.path().to_str().unwrap(), "--embedding", "Akku kaputt", "电池坏了"],
+        &[
+            "classify",
+            "--config",
+            cfg.path().to_str().unwrap(),
+            "--embedding",
+            "Akku kaputt",
+            "电池坏了",
+        ],
         b"",
     );
     assert!(ok, "{err}");

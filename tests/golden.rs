@@ -47,9 +47,19 @@ fn embeddings_match_reference_engine_in_both_matmul_modes() {
     let reference = reference_embeddings(&texts);
     assert_eq!(reference.len(), texts.len());
     // Batched (padding exercised) and one-by-one must agree with the reference.
-    let batched = BatchLimits { max_tokens: 4096, max_batch: 16 };
-    let single = BatchLimits { max_tokens: 512, max_batch: 1 };
-    for (mode, limits) in [(MatmulMode::F32, batched), (MatmulMode::Q4, batched), (MatmulMode::F32, single)] {
+    let batched = BatchLimits {
+        max_tokens: 4096,
+        max_batch: 16,
+    };
+    let single = BatchLimits {
+        max_tokens: 512,
+        max_batch: 1,
+    };
+    for (mode, limits) in [
+        (MatmulMode::F32, batched),
+        (MatmulMode::Q4, batched),
+        (MatmulMode::F32, single),
+    ] {
         let got = ours(&texts, mode, limits);
         let mut worst = (1.0f32, 0usize);
         for (i, (a, b)) in got.iter().zip(&reference).enumerate() {
@@ -59,7 +69,15 @@ fn embeddings_match_reference_engine_in_both_matmul_modes() {
                 worst = (c, i);
             }
         }
-        eprintln!("{mode:?} {limits:?}: worst cosine {:.5} on {:?}", worst.0, texts[worst.1]);
-        assert!(worst.0 >= 0.999, "{mode:?}: cosine {} < 0.999 for {:?}", worst.0, texts[worst.1]);
+        eprintln!(
+            "{mode:?} {limits:?}: worst cosine {:.5} on {:?}",
+            worst.0, texts[worst.1]
+        );
+        assert!(
+            worst.0 >= 0.999,
+            "{mode:?}: cosine {} < 0.999 for {:?}",
+            worst.0,
+            texts[worst.1]
+        );
     }
 }

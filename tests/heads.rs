@@ -1,9 +1,7 @@
 //! The real model's heads on labelled data, the inference thread, and encoder
 //! invariants that hold for any weights (checked on the random encoder).
 
-use earshot::model::{
-    self, worker::ClassifierThread, BatchLimits, Classifier, EncodedBatch, MatmulMode, PAD_ID,
-};
+use earshot::model::{self, worker::ClassifierThread, BatchLimits, Classifier, EncodedBatch, MatmulMode, PAD_ID};
 use earshot::types::{Category, Sentiment};
 use serde::Deserialize;
 
@@ -25,7 +23,10 @@ fn read(name: &str) -> Vec<Labelled> {
 }
 
 fn limits() -> BatchLimits {
-    BatchLimits { max_tokens: 8192, max_batch: 64 }
+    BatchLimits {
+        max_tokens: 8192,
+        max_batch: 64,
+    }
 }
 
 #[test]
@@ -55,16 +56,40 @@ fn dev_set_binary_accuracy_is_at_least_90_percent_per_language() {
 #[test]
 fn clear_reviews_get_the_right_label_in_six_languages() {
     let cases = [
-        ("Absolutely terrible, it broke on day one and nobody answers my emails.", Sentiment::Negative),
-        ("Fantastic quality, works perfectly, I would buy it again!", Sentiment::Positive),
+        (
+            "Absolutely terrible, it broke on day one and nobody answers my emails.",
+            Sentiment::Negative,
+        ),
+        (
+            "Fantastic quality, works perfectly, I would buy it again!",
+            Sentiment::Positive,
+        ),
         ("质量太差了，用一次就坏，非常失望。", Sentiment::Negative),
         ("非常好用，质量很棒，物流也快，强烈推荐！", Sentiment::Positive),
-        ("Una estafa, llegó roto y no me devuelven el dinero.", Sentiment::Negative),
-        ("Me encanta, funciona de maravilla y llegó rapidísimo.", Sentiment::Positive),
-        ("Totaler Schrott, nach einer Woche kaputt. Nie wieder!", Sentiment::Negative),
-        ("Super Qualität, schnelle Lieferung, absolut empfehlenswert.", Sentiment::Positive),
-        ("Nul, cassé au bout de deux jours et le SAV ne répond pas.", Sentiment::Negative),
-        ("Excellent produit, très bonne qualité, je recommande !", Sentiment::Positive),
+        (
+            "Una estafa, llegó roto y no me devuelven el dinero.",
+            Sentiment::Negative,
+        ),
+        (
+            "Me encanta, funciona de maravilla y llegó rapidísimo.",
+            Sentiment::Positive,
+        ),
+        (
+            "Totaler Schrott, nach einer Woche kaputt. Nie wieder!",
+            Sentiment::Negative,
+        ),
+        (
+            "Super Qualität, schnelle Lieferung, absolut empfehlenswert.",
+            Sentiment::Positive,
+        ),
+        (
+            "Nul, cassé au bout de deux jours et le SAV ne répond pas.",
+            Sentiment::Negative,
+        ),
+        (
+            "Excellent produit, très bonne qualité, je recommande !",
+            Sentiment::Positive,
+        ),
         ("最悪です。すぐに壊れて、返金もしてもらえません。", Sentiment::Negative),
         ("とても良い商品です。品質も良く、大満足です。", Sentiment::Positive),
     ];
@@ -116,7 +141,10 @@ fn long_text_is_truncated_to_the_window_and_says_so() {
     let huge = "巨".repeat(1_000_000);
     let enc = m.tokenizer.encode(&huge).unwrap();
     assert!(enc.truncated && enc.len() <= 512);
-    assert!(matches!(m.tokenizer.encode(" \n\t "), Err(model::ModelError::EmptyText)));
+    assert!(matches!(
+        m.tokenizer.encode(" \n\t "),
+        Err(model::ModelError::EmptyText)
+    ));
 }
 
 /// Padding must not change a text's embedding: batch it with longer texts and
@@ -131,7 +159,9 @@ fn padding_and_batch_composition_do_not_change_embeddings() {
         let tok = model::Tokenizer::from_file(&spec.tokenizer, 512).unwrap();
         let enc = model::load_encoder(&spec, &cpu).unwrap();
         let short = tok.encode("ok").unwrap();
-        let long = tok.encode(&"Delivery took forever and the box was wet. ".repeat(8)).unwrap();
+        let long = tok
+            .encode(&"Delivery took forever and the box was wet. ".repeat(8))
+            .unwrap();
         let alone = model::embed(&enc, &EncodedBatch::pack([&short], PAD_ID)).unwrap();
         let mixed = model::embed(&enc, &EncodedBatch::pack([&long, &short, &long], PAD_ID)).unwrap();
         let c = util::cosine(&alone[0], &mixed[1]);
@@ -140,7 +170,10 @@ fn padding_and_batch_composition_do_not_change_embeddings() {
         assert!((norm - 1.0).abs() < 1e-4);
         // Same seed, same weights.
         let again = model::load_encoder(&spec, &cpu).unwrap();
-        assert_eq!(model::embed(&again, &EncodedBatch::pack([&short], PAD_ID)).unwrap(), alone);
+        assert_eq!(
+            model::embed(&again, &EncodedBatch::pack([&short], PAD_ID)).unwrap(),
+            alone
+        );
     }
 }
 
@@ -163,7 +196,10 @@ fn inference_thread_answers_batches_like_a_direct_call() {
     for i in 0..5 {
         let tx = tx.clone();
         thread
-            .submit(batch.clone(), Box::new(move |r| tx.send((i, r.unwrap().results.len())).unwrap()))
+            .submit(
+                batch.clone(),
+                Box::new(move |r| tx.send((i, r.unwrap().results.len())).unwrap()),
+            )
             .unwrap();
     }
     drop(tx);

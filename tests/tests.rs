@@ -6,5 +6,8 @@
 mod util;
 
 mod classify_cli;
+mod detect;
+#[path = "detect_bank.rs"]
+mod detect_bank;
 mod golden;
 mod heads;

@@ -80,10 +80,7 @@ fn parse_stdin(bytes: &[u8], lines: bool) -> Vec<Item> {
                 let id = obj.remove("id");
                 let text = match obj.remove("text") {
                     Some(Value::String(t)) => Ok(t),
-                    Some(other) => Err(format!(
-                        "field `text` must be a string, found {}",
-                        type_name(&other)
-                    )),
+                    Some(other) => Err(format!("field `text` must be a string, found {}", type_name(&other))),
                     None => Err("field `text` is missing; each line must look like {\"text\": \"...\"}".into()),
                 };
                 Item { line, id, text }
@@ -148,12 +145,15 @@ pub fn run(args: ClassifyArgs) -> anyhow::Result<ExitCode> {
     let valid: Vec<usize> = (0..items.len()).filter(|&i| items[i].text.is_ok()).collect();
     let mut last_log = Instant::now();
     for chunk in valid.chunks(512) {
-        let texts: Vec<&str> = chunk
-            .iter()
-            .map(|&i| items[i].text.as_deref().unwrap_or(""))
-            .collect();
-        let out = classify_texts(&loaded.tokenizer, &mut loaded.classifier, &texts, cfg.batch, args.embedding)
-            .context("inference failed")?;
+        let texts: Vec<&str> = chunk.iter().map(|&i| items[i].text.as_deref().unwrap_or("")).collect();
+        let out = classify_texts(
+            &loaded.tokenizer,
+            &mut loaded.classifier,
+            &texts,
+            cfg.batch,
+            args.embedding,
+        )
+        .context("inference failed")?;
         for (&i, r) in chunk.iter().zip(out) {
             results[i] = Some(r);
         }
@@ -174,7 +174,11 @@ pub fn run(args: ClassifyArgs) -> anyhow::Result<ExitCode> {
     let mut out = BufWriter::new(stdout.lock());
     let (mut ok, mut failed, mut truncated) = (0usize, 0usize, 0usize);
     if args.format == Format::Table {
-        writeln!(out, "{:<8} {:<4} {:<9} {:>6} {:<16} text", "id", "lang", "sentiment", "p(neg)", "category")?;
+        writeln!(
+            out,
+            "{:<8} {:<4} {:<9} {:>6} {:<16} text",
+            "id", "lang", "sentiment", "p(neg)", "category"
+        )?;
     }
     for (index, (item, result)) in items.iter().zip(results).enumerate() {
         let id_str = item.id.as_ref().map(|v| match v {
@@ -201,7 +205,10 @@ pub fn run(args: ClassifyArgs) -> anyhow::Result<ExitCode> {
                 if s.truncated {
                     obj.insert(
                         "note".into(),
-                        json!(format!("text truncated to the model window of {} tokens", cfg.model.max_tokens)),
+                        json!(format!(
+                            "text truncated to the model window of {} tokens",
+                            cfg.model.max_tokens
+                        )),
                     );
                 }
                 serde_json::to_writer(&mut out, &v)?;

@@ -13,7 +13,11 @@ use earshot::config::Config;
 use earshot::model::MatmulMode;
 
 #[derive(Parser)]
-#[command(name = "earshot", version, about = "Hear complaint waves before they become a crisis")]
+#[command(
+    name = "earshot",
+    version,
+    about = "Hear complaint waves before they become a crisis"
+)]
 pub struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -50,8 +54,9 @@ pub struct ModelArgs {
 impl ModelArgs {
     pub fn load_config(&self) -> anyhow::Result<Config> {
         let mut cfg = match &self.config {
-            Some(path) => Config::from_file(path)
-                .with_context(|| format!("failed to load config {}", path.display()))?,
+            Some(path) => {
+                Config::from_file(path).with_context(|| format!("failed to load config {}", path.display()))?
+            }
             None => Config::default_in(&std::env::current_dir().context("no current directory")?),
         };
         if let Some(m) = self.matmul {

@@ -101,10 +101,20 @@ pub fn read_labelled(path: &Path) -> anyhow::Result<Vec<Labelled>> {
         if line.trim().is_empty() {
             continue;
         }
-        let item: Labelled = serde_json::from_str(line)
-            .with_context(|| format!("{}:{}: expected {{\"text\", \"label\", \"lang\"}}", path.display(), n + 1))?;
+        let item: Labelled = serde_json::from_str(line).with_context(|| {
+            format!(
+                "{}:{}: expected {{\"text\", \"label\", \"lang\"}}",
+                path.display(),
+                n + 1
+            )
+        })?;
         if !matches!(item.label.as_str(), "neg" | "pos" | "neu") {
-            anyhow::bail!("{}:{}: label must be neg, pos or neu, found `{}`", path.display(), n + 1, item.label);
+            anyhow::bail!(
+                "{}:{}: label must be neg, pos or neu, found `{}`",
+                path.display(),
+                n + 1,
+                item.label
+            );
         }
         out.push(item);
     }
@@ -147,26 +157,19 @@ fn embed_cached(
     let start = Instant::now();
     let mut last = Instant::now();
     let total = texts.len();
-    let embs = model::embed_texts(
-        tokenizer,
-        encoder,
-        texts,
-        limits(),
-        PAD_ID,
-        |done| {
-            if last.elapsed().as_secs() >= 10 {
-                let rate = done as f64 / start.elapsed().as_secs_f64();
-                tracing::info!(
-                    done,
-                    total,
-                    per_sec = format!("{rate:.1}"),
-                    eta_s = ((total - done) as f64 / rate) as u64,
-                    "embedding training texts"
-                );
-                last = Instant::now();
-            }
-        },
-    )?;
+    let embs = model::embed_texts(tokenizer, encoder, texts, limits(), PAD_ID, |done| {
+        if last.elapsed().as_secs() >= 10 {
+            let rate = done as f64 / start.elapsed().as_secs_f64();
+            tracing::info!(
+                done,
+                total,
+                per_sec = format!("{rate:.1}"),
+                eta_s = ((total - done) as f64 / rate) as u64,
+                "embedding training texts"
+            );
+            last = Instant::now();
+        }
+    })?;
     if let Some(dir) = cache.parent() {
         std::fs::create_dir_all(dir).ok();
     }
@@ -225,7 +228,11 @@ pub fn run_train(args: TrainArgs) -> anyhow::Result<ExitCode> {
         let mut lens: Vec<usize> = items.iter().map(|i| i.text.chars().count()).collect();
         lens.sort_unstable();
         let long = lens.get(lens.len() / 2).copied().unwrap_or(0) > 800;
-        let base = if long { args.max_per_group / 4 } else { args.max_per_group };
+        let base = if long {
+            args.max_per_group / 4
+        } else {
+            args.max_per_group
+        };
         let cap = match s {
             0 => base,
             1 => base / 8,
@@ -268,7 +275,11 @@ pub fn run_train(args: TrainArgs) -> anyhow::Result<ExitCode> {
     }
     let start = Instant::now();
     let (weights, bias) = train::fit_logistic(&x, &y, &w, train::LrOptions::default());
-    tracing::info!(samples = x.len(), seconds = start.elapsed().as_secs(), "fitted logistic regression");
+    tracing::info!(
+        samples = x.len(),
+        seconds = start.elapsed().as_secs(),
+        "fitted logistic regression"
+    );
     let raw = |e: &[f32]| -> f32 { weights.iter().zip(e).map(|(a, b)| a * b).sum::<f32>() + bias };
 
     let collect = |want: Split, neutral: bool| -> (Vec<f32>, Vec<bool>, Vec<&str>) {
@@ -299,7 +310,10 @@ pub fn run_train(args: TrainArgs) -> anyhow::Result<ExitCode> {
         let idx: Vec<usize> = (0..ho_langs.len()).filter(|&i| ho_langs[i] == lang).collect();
         let s: Vec<f32> = idx.iter().map(|&i| ho_cal[i]).collect();
         let yy: Vec<bool> = idx.iter().map(|&i| ho_y[i]).collect();
-        per_lang.insert(lang.to_string(), json!({ "n": idx.len(), "accuracy": round4(train::accuracy(&s, &yy)) }));
+        per_lang.insert(
+            lang.to_string(),
+            json!({ "n": idx.len(), "accuracy": round4(train::accuracy(&s, &yy)) }),
+        );
     }
     let heldout = json!({
         "n": ho_s.len(),
@@ -313,7 +327,9 @@ pub fn run_train(args: TrainArgs) -> anyhow::Result<ExitCode> {
 
     let mut sources: BTreeMap<String, usize> = BTreeMap::new();
     for item in &data {
-        *sources.entry(item.source.clone().unwrap_or_else(|| "unknown".into())).or_default() += 1;
+        *sources
+            .entry(item.source.clone().unwrap_or_else(|| "unknown".into()))
+            .or_default() += 1;
     }
     let mut head = SentimentHead {
         format: heads::SENTIMENT_FORMAT.into(),
@@ -429,7 +445,9 @@ pub fn evaluate(
                 if Category::parse(cat).is_some() {
                     e[3] += 1;
                     e[4] += (inf.category.as_str() == cat) as usize;
-                    *confusion.entry((cat.clone(), inf.category.as_str().to_string())).or_default() += 1;
+                    *confusion
+                        .entry((cat.clone(), inf.category.as_str().to_string()))
+                        .or_default() += 1;
                 }
             }
         }
@@ -450,7 +468,13 @@ pub fn evaluate(
 }
 
 fn stats_json(c: &[usize; 5]) -> serde_json::Value {
-    let frac = |a: usize, b: usize| if b == 0 { serde_json::Value::Null } else { json!(round4(a as f64 / b as f64)) };
+    let frac = |a: usize, b: usize| {
+        if b == 0 {
+            serde_json::Value::Null
+        } else {
+            json!(round4(a as f64 / b as f64))
+        }
+    };
     json!({
         "n": c[0],
         "binary_accuracy": frac(c[1], c[0]),
@@ -462,7 +486,11 @@ fn stats_json(c: &[usize; 5]) -> serde_json::Value {
 
 fn print_report(name: &str, report: &serde_json::Value, out: &mut dyn Write) -> anyhow::Result<()> {
     writeln!(out, "{name}")?;
-    writeln!(out, "  {:<8} {:>5} {:>9} {:>8} {:>6} {:>8}", "lang", "n", "accuracy", "neutral", "cat_n", "cat_acc")?;
+    writeln!(
+        out,
+        "  {:<8} {:>5} {:>9} {:>8} {:>6} {:>8}",
+        "lang", "n", "accuracy", "neutral", "cat_n", "cat_acc"
+    )?;
     let row = |lang: &str, v: &serde_json::Value, out: &mut dyn Write| -> std::io::Result<()> {
         let f = |k: &str| v[k].as_f64().map_or("-".to_string(), |x| format!("{x:.3}"));
         writeln!(

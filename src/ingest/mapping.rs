@@ -199,9 +199,7 @@ pub fn parse_time(v: &Value) -> Result<EventTime, String> {
 /// Minimal RFC 3339 parser: `YYYY-MM-DD[T ]HH:MM:SS[.frac](Z|±HH:MM)`.
 pub fn parse_rfc3339(s: &str) -> Option<EventTime> {
     let b = s.trim().as_bytes();
-    let num = |r: std::ops::Range<usize>| -> Option<i64> {
-        std::str::from_utf8(b.get(r)?).ok()?.parse::<i64>().ok()
-    };
+    let num = |r: std::ops::Range<usize>| -> Option<i64> { std::str::from_utf8(b.get(r)?).ok()?.parse::<i64>().ok() };
     if b.len() < 20 || b[4] != b'-' || b[7] != b'-' || !matches!(b[10], b'T' | b't' | b' ') {
         return None;
     }
@@ -374,7 +372,9 @@ mod tests {
         assert_eq!(e.id, "reviews/3/42");
         assert_eq!(e.event_time, parse_rfc3339("2026-11-23T17:00:00.250Z").unwrap());
         // No time field: message timestamp.
-        let e = m.decode(Some(br#"{"review": {"body": "ok"}}"#), Some(1234), pos()).unwrap();
+        let e = m
+            .decode(Some(br#"{"review": {"body": "ok"}}"#), Some(1234), pos())
+            .unwrap();
         assert_eq!(e.event_time, 1234);
     }
 
@@ -397,10 +397,16 @@ mod tests {
             assert!(!err.to_string().is_empty());
         }
         let big = format!(r#"{{"text": "{}"}}"#, "a".repeat(70_000));
-        assert_eq!(m.decode(Some(big.as_bytes()), Some(0), pos()).unwrap_err().code(), "oversize");
+        assert_eq!(
+            m.decode(Some(big.as_bytes()), Some(0), pos()).unwrap_err().code(),
+            "oversize"
+        );
         assert_eq!(m.decode(None, Some(0), pos()).unwrap_err().code(), "no_payload");
         // No time anywhere.
-        assert_eq!(m.decode(Some(br#"{"text": "ok"}"#), None, pos()).unwrap_err().code(), "missing_field");
+        assert_eq!(
+            m.decode(Some(br#"{"text": "ok"}"#), None, pos()).unwrap_err().code(),
+            "missing_field"
+        );
     }
 
     #[test]

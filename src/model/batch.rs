@@ -70,8 +70,7 @@ pub fn plan(lengths: &[usize], limits: BatchLimits) -> Vec<Vec<usize>> {
     for i in order {
         // Sorted ascending, so this text is the longest of the batch if added.
         let longest = lengths[i];
-        let fits = cur.len() < limits.max_batch.max(1)
-            && (cur.len() + 1) * longest <= limits.max_tokens.max(1);
+        let fits = cur.len() < limits.max_batch.max(1) && (cur.len() + 1) * longest <= limits.max_tokens.max(1);
         if !fits && !cur.is_empty() {
             out.push(std::mem::take(&mut cur));
         }

@@ -197,12 +197,7 @@ impl Encoder {
 
     /// A randomly initialised encoder of the same architecture (for volume tests
     /// and benches that must not depend on the real weights' speed).
-    pub fn random(
-        cfg: EncoderConfig,
-        seed: u64,
-        device: &Device,
-        mode: MatmulMode,
-    ) -> Result<Self, ModelError> {
+    pub fn random(cfg: EncoderConfig, seed: u64, device: &Device, mode: MatmulMode) -> Result<Self, ModelError> {
         let mut w = RandomWeights {
             state: seed.max(1).wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1,
             device,
@@ -210,19 +205,10 @@ impl Encoder {
         Self::build(cfg, &mut w, device, mode)
     }
 
-    fn build(
-        cfg: EncoderConfig,
-        w: &mut dyn Weights,
-        device: &Device,
-        mode: MatmulMode,
-    ) -> Result<Self, ModelError> {
+    fn build(cfg: EncoderConfig, w: &mut dyn Weights, device: &Device, mode: MatmulMode) -> Result<Self, ModelError> {
         let (hd, ff) = (cfg.hidden, cfg.intermediate);
         let eps = cfg.layer_norm_eps as f32;
-        let linear = |w: &mut dyn Weights,
-                          name: &str,
-                          rows: usize,
-                          cols: usize|
-         -> Result<Linear, ModelError> {
+        let linear = |w: &mut dyn Weights, name: &str, rows: usize, cols: usize| -> Result<Linear, ModelError> {
             let q = w.q4(&format!("{name}.w"), rows, cols)?;
             let weight = match mode {
                 MatmulMode::Q4 => QMatMul::QTensor(Arc::new(q)),
@@ -283,13 +269,7 @@ impl Encoder {
 
     /// Runs a padded batch. `ids` is row-major `[batch, seq]`, `mask` holds 1
     /// for real tokens and 0 for padding. Returns `[batch, hidden]` unit vectors.
-    pub fn forward(
-        &self,
-        ids: &[u32],
-        mask: &[f32],
-        batch: usize,
-        seq: usize,
-    ) -> Result<Tensor, ModelError> {
+    pub fn forward(&self, ids: &[u32], mask: &[f32], batch: usize, seq: usize) -> Result<Tensor, ModelError> {
         if seq > self.cfg.max_positions {
             return Err(ModelError::TooLong {
                 tokens: seq,
@@ -311,9 +291,7 @@ impl Encoder {
         let attn_bias = ((&mask - 1.0)? * 1e9)?.reshape((batch, 1, 1, seq))?;
         let scale = 1.0 / (head_dim as f64).sqrt();
         let split = |t: Tensor| -> candle_core::Result<Tensor> {
-            t.reshape((batch, seq, nh, head_dim))?
-                .transpose(1, 2)?
-                .contiguous()
+            t.reshape((batch, seq, nh, head_dim))?.transpose(1, 2)?.contiguous()
         };
         for layer in &self.layers {
             let q = split(layer.query.forward(&x)?)?;

@@ -140,12 +140,7 @@ impl CategoryHead {
     }
 
     /// Builds centroids from labelled prototype embeddings (unit vectors).
-    pub fn from_prototypes(
-        encoder: &str,
-        dim: usize,
-        examples: &[(Category, Vec<f32>)],
-        scale: f32,
-    ) -> Self {
+    pub fn from_prototypes(encoder: &str, dim: usize, examples: &[(Category, Vec<f32>)], scale: f32) -> Self {
         let mut categories = Vec::new();
         let mut centroids = Vec::new();
         for cat in Category::ALL {
@@ -176,11 +171,7 @@ impl CategoryHead {
 
     /// Best category and its softmax probability.
     pub fn predict(&self, embedding: &[f32]) -> (Category, f32) {
-        let sims: Vec<f32> = self
-            .centroids
-            .iter()
-            .map(|c| dot(c, embedding) * self.scale)
-            .collect();
+        let sims: Vec<f32> = self.centroids.iter().map(|c| dot(c, embedding) * self.scale).collect();
         let max = sims.iter().copied().fold(f32::NEG_INFINITY, f32::max);
         let exps: Vec<f32> = sims.iter().map(|s| (s - max).exp()).collect();
         let total: f32 = exps.iter().sum();
@@ -190,10 +181,7 @@ impl CategoryHead {
             .max_by(|a, b| a.1.total_cmp(b.1))
             .map(|(i, e)| (i, e / total))
             .unwrap_or((0, 0.0));
-        (
-            self.categories.get(best).copied().unwrap_or(Category::Other),
-            p,
-        )
+        (self.categories.get(best).copied().unwrap_or(Category::Other), p)
     }
 }
 

@@ -60,12 +60,24 @@ mod tests {
 
     #[test]
     fn detects_common_review_languages() {
-        assert_eq!(detect("The battery died after two days and support never answered."), "en");
+        assert_eq!(
+            detect("The battery died after two days and support never answered."),
+            "en"
+        );
         assert_eq!(detect("电池用了两天就坏了，客服一直不回复，太失望了。"), "zh");
-        assert_eq!(detect("バッテリーが二日で壊れました。サポートも返事がありません。"), "ja");
+        assert_eq!(
+            detect("バッテリーが二日で壊れました。サポートも返事がありません。"),
+            "ja"
+        );
         assert_eq!(detect("La batería se murió a los dos días y nadie responde."), "es");
-        assert_eq!(detect("Der Akku war nach zwei Tagen kaputt und niemand antwortet."), "de");
-        assert_eq!(detect("La batterie est morte après deux jours et personne ne répond."), "fr");
+        assert_eq!(
+            detect("Der Akku war nach zwei Tagen kaputt und niemand antwortet."),
+            "de"
+        );
+        assert_eq!(
+            detect("La batterie est morte après deux jours et personne ne répond."),
+            "fr"
+        );
         assert_eq!(detect(""), "und");
     }
 }

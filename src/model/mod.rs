@@ -29,10 +29,7 @@ pub use tokenize::{Encoded, Tokenizer};
 #[derive(Debug, thiserror::Error)]
 pub enum ModelError {
     #[error("cannot read model file {path}: {source}")]
-    Io {
-        path: String,
-        source: std::io::Error,
-    },
+    Io { path: String, source: std::io::Error },
     #[error(transparent)]
     Format(#[from] e5s1::E5s1Error),
     #[error("tensor computation failed: {0}")]
@@ -193,9 +190,8 @@ pub fn category_prototypes() -> Result<Vec<(Category, String)>, ModelError> {
         .map_err(|e| ModelError::Config(format!("category_prototypes.toml: {e}")))?;
     let mut out = Vec::new();
     for (cat_name, langs) in &table {
-        let cat = Category::parse(cat_name).ok_or_else(|| {
-            ModelError::Config(format!("category_prototypes.toml: unknown category `{cat_name}`"))
-        })?;
+        let cat = Category::parse(cat_name)
+            .ok_or_else(|| ModelError::Config(format!("category_prototypes.toml: unknown category `{cat_name}`")))?;
         for sentences in langs.as_table().into_iter().flat_map(|t| t.values()) {
             for s in sentences.as_array().into_iter().flatten() {
                 if let Some(s) = s.as_str() {
@@ -216,10 +212,7 @@ pub fn embed_texts(
     pad_id: u32,
     mut progress: impl FnMut(usize),
 ) -> Result<Vec<Vec<f32>>, ModelError> {
-    let encoded: Vec<Encoded> = texts
-        .iter()
-        .map(|t| tokenizer.encode(t))
-        .collect::<Result<_, _>>()?;
+    let encoded: Vec<Encoded> = texts.iter().map(|t| tokenizer.encode(t)).collect::<Result<_, _>>()?;
     let lengths: Vec<usize> = encoded.iter().map(Encoded::len).collect();
     let mut out = vec![Vec::new(); texts.len()];
     let mut done = 0;
@@ -273,22 +266,22 @@ pub fn load(spec: &ModelSpec, device: &Device) -> Result<Loaded, ModelError> {
             encoder.config().vocab
         )));
     }
-    let (sentiment, name) = match (&spec.encoder, &spec.sentiment_head) {
-        (_, Some(path)) => {
-            let head = SentimentHead::load(path)?;
-            check_dim(path, head.dim, dim)?;
-            (head, "multilingual-e5-small".to_string())
-        }
-        (EncoderSpec::Random { seed, .. }, None) => (
-            SentimentHead::random(dim, *seed),
-            format!("random-encoder-{dim}x{}", encoder.config().layers),
-        ),
-        (EncoderSpec::E5s1 { .. }, None) => {
-            return Err(ModelError::Config(
-                "`model.sentiment_head` is required with the e5-small encoder; point it at models/heads/sentiment.json".into(),
-            ))
-        }
-    };
+    let (sentiment, name) =
+        match (&spec.encoder, &spec.sentiment_head) {
+            (_, Some(path)) => {
+                let head = SentimentHead::load(path)?;
+                check_dim(path, head.dim, dim)?;
+                (head, "multilingual-e5-small".to_string())
+            }
+            (EncoderSpec::Random { seed, .. }, None) => (
+                SentimentHead::random(dim, *seed),
+                format!("random-encoder-{dim}x{}", encoder.config().layers),
+            ),
+            (EncoderSpec::E5s1 { .. }, None) => return Err(ModelError::Config(
+                "`model.sentiment_head` is required with the e5-small encoder; point it at models/heads/sentiment.json"
+                    .into(),
+            )),
+        };
     let category = match &spec.category_head {
         Some(path) => {
             let head = CategoryHead::load(path)?;
@@ -308,11 +301,7 @@ pub fn load(spec: &ModelSpec, device: &Device) -> Result<Loaded, ModelError> {
 pub const CATEGORY_SCALE: f32 = 50.0;
 
 /// Embeds the built-in prototype sentences and averages them per category.
-pub fn build_category_head(
-    tokenizer: &Tokenizer,
-    encoder: &Encoder,
-    name: &str,
-) -> Result<CategoryHead, ModelError> {
+pub fn build_category_head(tokenizer: &Tokenizer, encoder: &Encoder, name: &str) -> Result<CategoryHead, ModelError> {
     let protos = category_prototypes()?;
     let texts: Vec<&str> = protos.iter().map(|(_, s)| s.as_str()).collect();
     let limits = BatchLimits {
@@ -320,8 +309,7 @@ pub fn build_category_head(
         max_batch: 64,
     };
     let embs = embed_texts(tokenizer, encoder, &texts, limits, PAD_ID, |_| {})?;
-    let examples: Vec<(Category, Vec<f32>)> =
-        protos.iter().map(|(c, _)| *c).zip(embs).collect();
+    let examples: Vec<(Category, Vec<f32>)> = protos.iter().map(|(c, _)| *c).zip(embs).collect();
     Ok(CategoryHead::from_prototypes(
         name,
         encoder.config().hidden,
@@ -353,8 +341,7 @@ pub fn classify_texts(
     with_embedding: bool,
 ) -> Result<Vec<Result<Scored, ModelError>>, ModelError> {
     use rayon::prelude::*;
-    let encoded: Vec<Result<Encoded, ModelError>> =
-        texts.par_iter().map(|t| tokenizer.encode(t)).collect();
+    let encoded: Vec<Result<Encoded, ModelError>> = texts.par_iter().map(|t| tokenizer.encode(t)).collect();
     let ok: Vec<usize> = (0..texts.len()).filter(|&i| encoded[i].is_ok()).collect();
     let lengths: Vec<usize> = ok
         .iter()
@@ -362,10 +349,7 @@ pub fn classify_texts(
         .collect();
     let mut inferred: Vec<Option<Inference>> = vec![None; texts.len()];
     for group in batch::plan(&lengths, limits) {
-        let rows: Vec<&Encoded> = group
-            .iter()
-            .filter_map(|&g| encoded[ok[g]].as_ref().ok())
-            .collect();
+        let rows: Vec<&Encoded> = group.iter().filter_map(|&g| encoded[ok[g]].as_ref().ok()).collect();
         let b = EncodedBatch::pack(rows, PAD_ID);
         for (g, inf) in group.iter().zip(classifier.classify(&b)?) {
             inferred[ok[*g]] = Some(inf);

@@ -55,11 +55,7 @@ impl Tokenizer {
                 "max_tokens = {max_tokens} is too small: it must leave room for <s>, </s> and one token"
             )));
         }
-        Ok(Self {
-            inner,
-            max_tokens,
-            eos,
-        })
+        Ok(Self { inner, max_tokens, eos })
     }
 
     pub fn max_tokens(&self) -> usize {

@@ -90,11 +90,7 @@ impl ClassifierThread {
     }
 
     /// Queues a batch without blocking; gives it back when the queue is full.
-    pub fn try_submit(
-        &self,
-        batch: EncodedBatch,
-        reply: Reply,
-    ) -> Result<(), (EncodedBatch, Reply, ModelError)> {
+    pub fn try_submit(&self, batch: EncodedBatch, reply: Reply) -> Result<(), (EncodedBatch, Reply, ModelError)> {
         let Some(tx) = self.tx.as_ref() else {
             return Err((batch, reply, ModelError::WorkerGone));
         };
@@ -104,11 +100,9 @@ impl ClassifierThread {
             sent: Instant::now(),
         }) {
             Ok(()) => Ok(()),
-            Err(TrySendError::Full(job)) => Err((
-                job.batch,
-                job.reply,
-                ModelError::Config("inference queue full".into()),
-            )),
+            Err(TrySendError::Full(job)) => {
+                Err((job.batch, job.reply, ModelError::Config("inference queue full".into())))
+            }
             Err(TrySendError::Disconnected(job)) => Err((job.batch, job.reply, ModelError::WorkerGone)),
         }
     }

@@ -134,8 +134,12 @@ pub async fn run(
         parts.stats.clone(),
     )
     .await;
-    decode.await.map_err(|e| PipelineError::Stage(format!("decode stage: {e}")))?;
-    batcher.await.map_err(|e| PipelineError::Stage(format!("batch stage: {e}")))?;
+    decode
+        .await
+        .map_err(|e| PipelineError::Stage(format!("decode stage: {e}")))?;
+    batcher
+        .await
+        .map_err(|e| PipelineError::Stage(format!("batch stage: {e}")))?;
     for t in tokenizer_threads {
         let _ = t.join();
     }
@@ -238,7 +242,12 @@ fn spawn_tokenizers(
                         match tokenizer.encode(&event.text) {
                             Ok(encoded) => {
                                 let lang = event.lang.clone().unwrap_or_else(|| lang::detect(&event.text));
-                                ok.push(Tokenized { seq, event, encoded, lang });
+                                ok.push(Tokenized {
+                                    seq,
+                                    event,
+                                    encoded,
+                                    lang,
+                                });
                             }
                             Err(e) => dead.push(dead_event(seq, &event, "tokenize_failed", e.to_string())),
                         }
@@ -306,7 +315,9 @@ async fn batch_stage(
             stats.batches.fetch_add(1, Ordering::Relaxed);
             stats.batch_texts.fetch_add(eb.batch as u64, Ordering::Relaxed);
             stats.real_tokens.fetch_add(eb.real_tokens as u64, Ordering::Relaxed);
-            stats.padded_tokens.fetch_add(eb.padded_tokens() as u64, Ordering::Relaxed);
+            stats
+                .padded_tokens
+                .fetch_add(eb.padded_tokens() as u64, Ordering::Relaxed);
             let (done_tx, stats2) = (done_tx.clone(), stats.clone());
             let reply: crate::model::worker::Reply = Box::new(move |result| {
                 let out: Vec<Done> = match result {

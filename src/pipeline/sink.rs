@@ -145,11 +145,26 @@ impl Sink {
                 let partition = dead.pos.partition.to_string();
                 let offset = dead.pos.offset.to_string();
                 let headers = OwnedHeaders::new()
-                    .insert(Header { key: "earshot.reason", value: Some(dead.code) })
-                    .insert(Header { key: "earshot.error", value: Some(dead.message.as_str()) })
-                    .insert(Header { key: "earshot.source.topic", value: Some(dead.pos.source.as_str()) })
-                    .insert(Header { key: "earshot.source.partition", value: Some(partition.as_str()) })
-                    .insert(Header { key: "earshot.source.offset", value: Some(offset.as_str()) });
+                    .insert(Header {
+                        key: "earshot.reason",
+                        value: Some(dead.code),
+                    })
+                    .insert(Header {
+                        key: "earshot.error",
+                        value: Some(dead.message.as_str()),
+                    })
+                    .insert(Header {
+                        key: "earshot.source.topic",
+                        value: Some(dead.pos.source.as_str()),
+                    })
+                    .insert(Header {
+                        key: "earshot.source.partition",
+                        value: Some(partition.as_str()),
+                    })
+                    .insert(Header {
+                        key: "earshot.source.offset",
+                        value: Some(offset.as_str()),
+                    });
                 Box::pin(send(
                     producer.clone(),
                     output.dead_letter_topic.clone(),

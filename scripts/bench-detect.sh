@@ -1,0 +1,13 @@
+#!/usr/bin/env bash
+# Detector evaluation: prints the scenario table (real model embeddings,
+# cached under .cache/) and the criterion throughput bench.
+#   EARSHOT_DETECT_SEEDS=1,2,3  seeds to run (default 1,2,3)
+#   EARSHOT_DETECT_VERBOSE=1    also print every signal
+set -euo pipefail
+source "$(dirname "${BASH_SOURCE[0]}")/env.sh"
+cd "$EARSHOT_ROOT"
+log "scenario table (cargo test --release detect::scenario_table)"
+cargo test --release --locked --test tests detect::scenario_table -- --nocapture --test-threads 1 2>&1 \
+  | grep -vE '^(running|test |$)' || true
+log "throughput (cargo bench --bench detect)"
+cargo bench --locked --bench detect
