@@ -5,6 +5,7 @@
 //! ([`model`]) → detector → alerts → sinks → ack. This crate is one package:
 //! the library holds every stage, `src/main.rs` is a thin CLI.
 
+pub mod alert;
 pub mod config;
 pub mod detect;
 pub mod ingest;

@@ -3,9 +3,12 @@
 //! Real-model tests need `bash scripts/setup.sh` (or the test command in the
 //! README, which runs it) so that `models/` holds the verified weights.
 
+mod kafka_util;
 mod util;
 
+mod broker;
 mod classify_cli;
+mod engine;
 mod detect;
 #[path = "detect_bank.rs"]
 mod detect_bank;

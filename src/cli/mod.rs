@@ -2,6 +2,7 @@
 //! `anyhow` with lower-case context and end up printed by `main`.
 
 mod classify;
+mod run;
 mod train;
 
 use std::path::PathBuf;
@@ -27,6 +28,8 @@ pub struct Cli {
 enum Command {
     /// Classify texts (arguments, or JSONL on stdin) and print JSONL or a table.
     Classify(classify::ClassifyArgs),
+    /// Run the engine: consume a Kafka topic, score, detect, produce alerts.
+    Run(run::RunArgs),
     /// Train the sentiment head and build the category head from labelled data.
     TrainHead(train::TrainArgs),
     /// Report per-language accuracy of the heads on a labelled JSONL file.
@@ -79,6 +82,7 @@ pub fn run() -> anyhow::Result<ExitCode> {
     let cli = Cli::parse();
     match cli.command {
         Command::Classify(a) => classify::run(a),
+        Command::Run(a) => run::run(a),
         Command::TrainHead(a) => train::run_train(a),
         Command::Eval(a) => train::run_eval(a),
     }

@@ -9,6 +9,7 @@
 //! is acknowledged only after everything it caused (scored event, alerts, dead
 //! letter) is delivered.
 
+pub mod engine;
 pub mod sink;
 
 use std::collections::BTreeMap;
@@ -47,6 +48,16 @@ impl PipelineStats {
     pub fn get(c: &AtomicU64) -> u64 {
         c.load(Ordering::Relaxed)
     }
+}
+
+/// What the detection callback says about one scored event.
+#[derive(Debug, Default)]
+pub struct Detected {
+    /// Alert messages the event caused.
+    pub alerts: Vec<AlertOut>,
+    /// Set when the event was too late for the detector: it is still
+    /// delivered as scored, and also dead-lettered with this reason.
+    pub too_late: Option<String>,
 }
 
 /// A message that could not be processed, with its reason.
@@ -94,7 +105,7 @@ pub async fn run(
     cfg: &Config,
     input: mpsc::Receiver<RawMessage>,
     parts: Parts,
-    detect: impl FnMut(&ScoredEvent) -> Vec<AlertOut> + Send,
+    detect: impl FnMut(&ScoredEvent) -> Detected + Send,
     ack: impl Fn(&SourcePos) + Send + Sync,
 ) -> Result<(), PipelineError> {
     let cap = cfg.pipeline.channel_capacity;
@@ -192,21 +203,23 @@ fn dead_from(dl: &DeadLetter, raw: RawMessage) -> Dead {
     }
 }
 
-fn dead_event(seq: u64, event: &Event, code: &'static str, message: String) -> Done {
-    Done::Dead(
-        seq,
-        Box::new(Dead {
-            code,
-            message,
-            payload: serde_json::to_vec(event).ok(),
-            key: None,
-            pos: event.pos.clone().unwrap_or(SourcePos {
-                source: "unknown".into(),
-                partition: -1,
-                offset: -1,
-            }),
+/// A dead letter for a decoded event (payload: the event as JSON).
+fn dead_of_event(event: &Event, code: &'static str, message: String) -> Dead {
+    Dead {
+        code,
+        message,
+        payload: serde_json::to_vec(event).ok(),
+        key: None,
+        pos: event.pos.clone().unwrap_or(SourcePos {
+            source: "unknown".into(),
+            partition: -1,
+            offset: -1,
         }),
-    )
+    }
+}
+
+fn dead_event(seq: u64, event: &Event, code: &'static str, message: String) -> Done {
+    Done::Dead(seq, Box::new(dead_of_event(event, code, message)))
 }
 
 fn spawn_tokenizers(
@@ -365,7 +378,7 @@ type Delivery = futures::future::BoxFuture<'static, (Option<SourcePos>, Result<(
 async fn output_stage(
     mut done_rx: mpsc::Receiver<Vec<Done>>,
     sink: Sink,
-    mut detect: impl FnMut(&ScoredEvent) -> Vec<AlertOut>,
+    mut detect: impl FnMut(&ScoredEvent) -> Detected,
     ack: impl Fn(&SourcePos),
     max_in_flight: usize,
     with_embedding: bool,
@@ -393,11 +406,21 @@ async fn output_stage(
                     if se.scored.truncated {
                         stats.truncated.fetch_add(1, Ordering::Relaxed);
                     }
-                    let alerts = detect(&se);
-                    stats.alerts.fetch_add(alerts.len() as u64, Ordering::Relaxed);
+                    let det = detect(&se);
+                    stats.alerts.fetch_add(det.alerts.len() as u64, Ordering::Relaxed);
                     let pos = se.event.pos.clone();
-                    let d = sink.deliver_scored(&se, with_embedding, &alerts);
-                    Box::pin(async move { (pos, d.await) })
+                    let d = sink.deliver_scored(&se, with_embedding, &det.alerts);
+                    let late = det.too_late.map(|message| {
+                        stats.dead_lettered.fetch_add(1, Ordering::Relaxed);
+                        sink.deliver_dead(&dead_of_event(&se.event, "too_late", message))
+                    });
+                    Box::pin(async move {
+                        let mut r = d.await;
+                        if let (Ok(()), Some(l)) = (&r, late) {
+                            r = l.await;
+                        }
+                        (pos, r)
+                    })
                 }
                 Done::Dead(_, dead) => {
                     stats.dead_lettered.fetch_add(1, Ordering::Relaxed);

@@ -1,0 +1,197 @@
+//! The long-running engine: a Kafka consumer group in; scored events, alerts
+//! and dead letters out; offsets committed only after each message's effects
+//! are delivered. Used by `earshot run` and by the integration tests.
+//!
+//! Detector state on rebalance: it is *rebuilt*. Each instance keeps the state
+//! of the keys it has seen; when partitions move, the new owner starts those
+//! keys cold (baselines warm up again from the stream) and the old owner's
+//! copies expire after `detect.idle_ttl_hours`. Producers must key messages by
+//! the detector's top-level key (brand or brand+product) so all of a key's
+//! events land in one partition and therefore one instance.
+
+use std::future::Future;
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use anyhow::Context;
+
+use super::{Detected, Parts, PipelineStats, Sink};
+use crate::config::Config;
+use crate::detect::{Detector, Lateness};
+use crate::ingest::kafka::{self, KafkaSource};
+use crate::model::{self, worker::ClassifierThread};
+use crate::pipeline::AlertOut;
+
+/// Totals of one run.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RunSummary {
+    pub received: u64,
+    pub scored: u64,
+    pub dead_lettered: u64,
+    pub alerts: u64,
+    pub acked: u64,
+    /// False when shutdown hit the drain timeout (unacked work is redelivered).
+    pub drained: bool,
+}
+
+/// The detection callback shared by the engine and replay: detector push,
+/// signal → alert, too-late events reported for dead-lettering.
+pub fn detect_fn(mut detector: Detector, on_alert: impl Fn(&AlertOut) + Send) -> impl FnMut(&crate::types::ScoredEvent) -> Detected + Send {
+    move |se| match detector.push(se) {
+        Ok(p) => {
+            let alerts: Vec<AlertOut> = p.signals.iter().map(crate::alert::from_signal).collect();
+            for a in &alerts {
+                on_alert(a);
+            }
+            let too_late = (p.lateness == Lateness::TooLate).then(|| {
+                "event is older than the detector's watermark minus the allowed lateness; it was scored but not counted"
+                    .to_string()
+            });
+            Detected { alerts, too_late }
+        }
+        Err(e) => {
+            tracing::warn!(error = %e, id = %se.event.id, "detector rejected event");
+            Detected {
+                alerts: Vec::new(),
+                too_late: Some(e.to_string()),
+            }
+        }
+    }
+}
+
+/// Runs the engine until `shutdown` resolves, then drains (bounded by
+/// `pipeline.drain_timeout_ms`) and commits.
+pub async fn run_kafka(
+    cfg: Config,
+    device: &str,
+    stats: Arc<PipelineStats>,
+    shutdown: impl Future<Output = ()>,
+    on_alert: impl Fn(&AlertOut) + Send + 'static,
+) -> anyhow::Result<RunSummary> {
+    let device = model::parse_device(device).context("invalid --device")?;
+    let spec = cfg.model.clone();
+    let loaded = tokio::task::spawn_blocking(move || model::load(&spec, &device))
+        .await
+        .context("model loader panicked")?
+        .context("failed to load the model")?;
+    tracing::info!(load_ms = loaded.load_time.as_millis() as u64, "model loaded");
+    let classifier = Arc::new(ClassifierThread::spawn(Box::new(loaded.classifier), 2));
+    let producer = kafka::producer(&cfg.kafka).context("failed to create kafka producer")?;
+    let sink = Sink::Kafka {
+        producer,
+        output: cfg.output.clone(),
+    };
+    let drain = Duration::from_millis(cfg.pipeline.drain_timeout_ms);
+    let (source, rx) = KafkaSource::start(&cfg.kafka, drain, cfg.pipeline.channel_capacity)
+        .context("failed to create kafka consumer")?;
+    let source = Arc::new(source);
+    tracing::info!(brokers = %cfg.kafka.brokers, group = %cfg.kafka.group_id, topics = ?cfg.kafka.topics, "consuming");
+
+    let detect = detect_fn(Detector::new(cfg.detect.clone()), on_alert);
+    let acker = source.clone();
+    let parts = Parts {
+        tokenizer: loaded.tokenizer,
+        classifier,
+        sink,
+        stats: stats.clone(),
+    };
+    let progress = tokio::spawn(log_progress(stats.clone()));
+    let pipe = super::run(&cfg, rx, parts, detect, move |pos| acker.ack(pos));
+    tokio::pin!(pipe);
+    let mut drained = true;
+    tokio::select! {
+        r = &mut pipe => r.context("pipeline failed")?,
+        _ = shutdown => {
+            tracing::info!(in_flight = source.in_flight(), "shutting down: draining in-flight work");
+            source.stop();
+            match tokio::time::timeout(drain, &mut pipe).await {
+                Ok(r) => r.context("pipeline failed while draining")?,
+                Err(_) => {
+                    drained = false;
+                    tracing::warn!("drain timeout: unfinished messages stay uncommitted and will be redelivered");
+                }
+            }
+        }
+    }
+    progress.abort();
+    if drained {
+        match Arc::try_unwrap(source) {
+            Ok(s) => s.close().context("final offset commit failed")?,
+            Err(_) => tracing::warn!("source still shared at shutdown; relying on auto-commit"),
+        }
+    }
+    let g = |c: &std::sync::atomic::AtomicU64| c.load(Ordering::Relaxed);
+    Ok(RunSummary {
+        received: g(&stats.received),
+        scored: g(&stats.scored),
+        dead_lettered: g(&stats.dead_lettered),
+        alerts: g(&stats.alerts),
+        acked: g(&stats.acked),
+        drained,
+    })
+}
+
+async fn log_progress(stats: Arc<PipelineStats>) {
+    let start = Instant::now();
+    let mut last = 0u64;
+    let mut tick = tokio::time::interval(Duration::from_secs(10));
+    tick.tick().await;
+    loop {
+        tick.tick().await;
+        let scored = stats.scored.load(Ordering::Relaxed);
+        if scored == last {
+            continue;
+        }
+        tracing::info!(
+            received = stats.received.load(Ordering::Relaxed),
+            scored,
+            dead_lettered = stats.dead_lettered.load(Ordering::Relaxed),
+            alerts = stats.alerts.load(Ordering::Relaxed),
+            per_sec = format!("{:.1}", (scored - last) as f64 / 10.0),
+            uptime_s = start.elapsed().as_secs(),
+            "progress"
+        );
+        last = scored;
+    }
+}
+
+/// Runs a finite list of messages (a JSONL file, a test stream) through the
+/// same pipeline and detector as the live engine, with an already loaded
+/// model. Returns when every message is processed.
+pub async fn run_messages(
+    cfg: &Config,
+    loaded: model::Loaded,
+    messages: Vec<crate::ingest::RawMessage>,
+    sink: Sink,
+    stats: Arc<PipelineStats>,
+    on_alert: impl Fn(&AlertOut) + Send + 'static,
+) -> anyhow::Result<RunSummary> {
+    let classifier = Arc::new(ClassifierThread::spawn(Box::new(loaded.classifier), 2));
+    let (tx, rx) = tokio::sync::mpsc::channel(cfg.pipeline.channel_capacity);
+    let feeder = tokio::spawn(async move {
+        for m in messages {
+            if tx.send(m).await.is_err() {
+                break;
+            }
+        }
+    });
+    let parts = Parts {
+        tokenizer: loaded.tokenizer,
+        classifier,
+        sink,
+        stats: stats.clone(),
+    };
+    let detect = detect_fn(Detector::new(cfg.detect.clone()), on_alert);
+    super::run(cfg, rx, parts, detect, |_| {}).await.context("pipeline failed")?;
+    feeder.await.context("feeder panicked")?;
+    let g = |c: &std::sync::atomic::AtomicU64| c.load(Ordering::Relaxed);
+    Ok(RunSummary {
+        received: g(&stats.received),
+        scored: g(&stats.scored),
+        dead_lettered: g(&stats.dead_lettered),
+        alerts: g(&stats.alerts),
+        acked: g(&stats.acked),
+        drained: true,
+    })
+}
