@@ -2,6 +2,7 @@
 //! `anyhow` with lower-case context and end up printed by `main`.
 
 mod classify;
+mod produce;
 mod run;
 mod train;
 
@@ -30,6 +31,8 @@ enum Command {
     Classify(classify::ClassifyArgs),
     /// Run the engine: consume a Kafka topic, score, detect, produce alerts.
     Run(run::RunArgs),
+    /// Load a JSONL file into a Kafka topic (demo data, back-fills).
+    Produce(produce::ProduceArgs),
     /// Train the sentiment head and build the category head from labelled data.
     TrainHead(train::TrainArgs),
     /// Report per-language accuracy of the heads on a labelled JSONL file.
@@ -83,6 +86,7 @@ pub fn run() -> anyhow::Result<ExitCode> {
     match cli.command {
         Command::Classify(a) => classify::run(a),
         Command::Run(a) => run::run(a),
+        Command::Produce(a) => produce::run(a),
         Command::TrainHead(a) => train::run_train(a),
         Command::Eval(a) => train::run_eval(a),
     }

@@ -12,6 +12,33 @@ use super::ModelArgs;
 pub struct RunArgs {
     #[command(flatten)]
     model: ModelArgs,
+    /// Stop (drain and commit) once no message has arrived for this many
+    /// seconds after the first one: for demos and batch back-fills. Without
+    /// it the engine runs until SIGTERM / Ctrl-C.
+    #[arg(long, env = "EARSHOT_UNTIL_IDLE")]
+    until_idle: Option<u64>,
+    /// Override `kafka.group_id`.
+    #[arg(long, env = "EARSHOT_GROUP_ID")]
+    group_id: Option<String>,
+    /// Override `kafka.topics` (repeatable).
+    #[arg(long)]
+    topic: Vec<String>,
+}
+
+async fn idle_for(stats: Arc<PipelineStats>, secs: u64) {
+    use std::sync::atomic::Ordering;
+    let mut last = (0u64, std::time::Instant::now());
+    loop {
+        tokio::time::sleep(std::time::Duration::from_millis(250)).await;
+        let now = stats.received.load(Ordering::Relaxed);
+        let acked = stats.acked.load(Ordering::Relaxed);
+        if now != last.0 {
+            last = (now, std::time::Instant::now());
+        } else if now > 0 && acked >= now && last.1.elapsed().as_secs() >= secs {
+            tracing::info!(idle_s = secs, "no new messages; stopping");
+            return;
+        }
+    }
 }
 
 async fn shutdown_signal() {
@@ -31,18 +58,35 @@ async fn shutdown_signal() {
 
 pub fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
     args.model.init_logging();
-    let cfg = args.model.load_config()?;
+    let mut cfg = args.model.load_config()?;
+    if let Some(g) = args.group_id {
+        cfg.kafka.group_id = g;
+    }
+    if !args.topic.is_empty() {
+        cfg.kafka.topics = args.topic;
+    }
     super::require_model_files(&cfg)?;
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(std::thread::available_parallelism().map_or(2, |n| n.get()).max(2))
         .enable_all()
         .build()?;
     let stats = Arc::new(PipelineStats::default());
+    let until_idle = args.until_idle;
+    let idle_stats = stats.clone();
+    let shutdown = async move {
+        match until_idle {
+            Some(s) => tokio::select! {
+                _ = shutdown_signal() => {}
+                _ = idle_for(idle_stats, s) => {}
+            },
+            None => shutdown_signal().await,
+        }
+    };
     let summary = rt.block_on(engine::run_kafka(
         cfg,
         &args.model.device,
         stats,
-        shutdown_signal(),
+        shutdown,
         |alert| println!("ALERT {}", alert.summary),
     ))?;
     tracing::info!(?summary, "stopped");
