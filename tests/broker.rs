@@ -40,8 +40,11 @@ fn produce_per_partition(topic: &str, partitions: i32, per_partition: usize, tag
                 ids.insert(id.clone());
                 sends.push(async move {
                     let bytes = serde_json::to_vec(&serde_json::json!({ "id": id })).unwrap();
-                    let (got, _) =
-                        ku::send(p, FutureRecord::to(topic).partition(part).key(&id[..]).payload(&bytes[..])).await;
+                    let (got, _) = ku::send(
+                        p,
+                        FutureRecord::to(topic).partition(part).key(&id[..]).payload(&bytes[..]),
+                    )
+                    .await;
                     assert_eq!(got, part, "record for partition {part} landed in {got}");
                 });
             }
@@ -56,7 +59,12 @@ fn id_of(r: &Received) -> String {
 }
 
 fn partitions_of(c: &BaseConsumer) -> BTreeSet<i32> {
-    c.assignment().expect("assignment").elements().iter().map(|e| e.partition()).collect()
+    c.assignment()
+        .expect("assignment")
+        .elements()
+        .iter()
+        .map(|e| e.partition())
+        .collect()
 }
 
 /// Polls once; returns the message, if any (errors fail the test).
@@ -82,7 +90,11 @@ fn admin_creates_topics_with_partitions() {
         matches!(again[..], [Err((_, RDKafkaErrorCode::TopicAlreadyExists))]),
         "creating {topic} twice: {again:?}"
     );
-    assert_eq!(ku::partition_count(&topic), 6, "a refused re-create must not change the topic");
+    assert_eq!(
+        ku::partition_count(&topic),
+        6,
+        "a refused re-create must not change the topic"
+    );
 
     let c: BaseConsumer = ku::client_config().create().unwrap();
     for p in 0..6 {
@@ -116,7 +128,11 @@ fn idempotent_produce_with_headers_and_each_compression() {
                         ("null", None),
                         ("earshot-id", Some(&b"second value, same name"[..])),
                     ]);
-                    let at = ku::send(producer, FutureRecord::to(topic).key(&key[..]).payload(&payload[..]).headers(h)).await;
+                    let at = ku::send(
+                        producer,
+                        FutureRecord::to(topic).key(&key[..]).payload(&payload[..]).headers(h),
+                    )
+                    .await;
                     (at, key, payload)
                 }
             });
@@ -127,7 +143,9 @@ fn idempotent_produce_with_headers_and_each_compression() {
         let by_pos: BTreeMap<(i32, i64), &Received> = got.iter().map(|r| ((r.partition, r.offset), r)).collect();
         assert_eq!(by_pos.len(), n, "{codec}: duplicate positions");
         for (i, (at, key, payload)) in sent.iter().enumerate() {
-            let r = by_pos.get(at).unwrap_or_else(|| panic!("{codec}: record {i} not found at {at:?}"));
+            let r = by_pos
+                .get(at)
+                .unwrap_or_else(|| panic!("{codec}: record {i} not found at {at:?}"));
             assert_eq!(r.key.as_deref(), Some(&key[..]), "{codec}: key of record {i}");
             assert_eq!(&r.payload, payload, "{codec}: payload of record {i}");
             let want: Vec<(String, Option<Vec<u8>>)> = vec![
@@ -139,7 +157,10 @@ fn idempotent_produce_with_headers_and_each_compression() {
                 ("earshot-id".into(), Some(b"second value, same name".to_vec())),
             ];
             assert_eq!(r.headers, want, "{codec}: headers of record {i} (names, order, values)");
-            assert!(r.timestamp.is_some_and(|t| t > 0), "{codec}: record {i} has no timestamp");
+            assert!(
+                r.timestamp.is_some_and(|t| t > 0),
+                "{codec}: record {i} has no timestamp"
+            );
         }
         // Offsets per partition are dense from 0: the idempotent producer
         // neither lost nor duplicated a batch.
@@ -148,14 +169,23 @@ fn idempotent_produce_with_headers_and_each_compression() {
             per_part.entry(r.partition).or_default().push(r.offset);
         }
         for (p, offs) in &per_part {
-            assert!(offs.iter().copied().eq(0..offs.len() as i64), "{codec}: partition {p} offsets not dense");
+            assert!(
+                offs.iter().copied().eq(0..offs.len() as i64),
+                "{codec}: partition {p} offsets not dense"
+            );
         }
         // Keyed records go to one partition per key.
         let mut key_part: BTreeMap<&str, BTreeSet<i32>> = BTreeMap::new();
         for r in &got {
-            key_part.entry(r.key.as_deref().unwrap()).or_default().insert(r.partition);
+            key_part
+                .entry(r.key.as_deref().unwrap())
+                .or_default()
+                .insert(r.partition);
         }
-        assert!(key_part.values().all(|ps| ps.len() == 1), "{codec}: a key spread over partitions");
+        assert!(
+            key_part.values().all(|ps| ps.len() == 1),
+            "{codec}: a key spread over partitions"
+        );
         report(&format!("produce+read {n} records, 6 headers, compression {codec}"), t1);
     }
     report("produce: all codecs", t0);
@@ -189,14 +219,23 @@ fn split_then_takeover(strategy: &str) {
     // 1. Both join; the split is disjoint and covers all 6.
     let deadline = Instant::now() + GROUP_STEP;
     let (sa, sb) = loop {
-        assert!(poll_one(&a, 50).is_none() && poll_one(&b, 50).is_none(), "empty topic delivered a message");
+        assert!(
+            poll_one(&a, 50).is_none() && poll_one(&b, 50).is_none(),
+            "empty topic delivered a message"
+        );
         let (sa, sb) = (partitions_of(&a), partitions_of(&b));
         if !sa.is_empty() && !sb.is_empty() && sa.is_disjoint(&sb) && sa.len() + sb.len() == 6 {
             break (sa, sb);
         }
-        assert!(Instant::now() < deadline, "{strategy}: no split within {GROUP_STEP:?}: a={sa:?} b={sb:?}");
+        assert!(
+            Instant::now() < deadline,
+            "{strategy}: no split within {GROUP_STEP:?}: a={sa:?} b={sb:?}"
+        );
     };
-    report(&format!("group ({strategy}): two members joined, split {sa:?} / {sb:?}"), t0);
+    report(
+        &format!("group ({strategy}): two members joined, split {sa:?} / {sb:?}"),
+        t0,
+    );
 
     // 2. Each reads exactly the records of its own partitions.
     let t1 = Instant::now();
@@ -206,13 +245,32 @@ fn split_then_takeover(strategy: &str) {
     while ra.len() + rb.len() < ids1.len() {
         ra.extend(poll_one(&a, 50));
         rb.extend(poll_one(&b, 50));
-        assert!(Instant::now() < deadline, "{strategy}: read {} of {}", ra.len() + rb.len(), ids1.len());
+        assert!(
+            Instant::now() < deadline,
+            "{strategy}: read {} of {}",
+            ra.len() + rb.len(),
+            ids1.len()
+        );
     }
-    assert_eq!((partitions_of(&a), partitions_of(&b)), (sa.clone(), sb.clone()), "assignment moved while stable");
-    assert!(ra.iter().all(|r| sa.contains(&r.partition)), "a read a partition it does not own");
-    assert!(rb.iter().all(|r| sb.contains(&r.partition)), "b read a partition it does not own");
+    assert_eq!(
+        (partitions_of(&a), partitions_of(&b)),
+        (sa.clone(), sb.clone()),
+        "assignment moved while stable"
+    );
+    assert!(
+        ra.iter().all(|r| sa.contains(&r.partition)),
+        "a read a partition it does not own"
+    );
+    assert!(
+        rb.iter().all(|r| sb.contains(&r.partition)),
+        "b read a partition it does not own"
+    );
     let seen: BTreeSet<String> = ra.iter().chain(&rb).map(id_of).collect();
-    assert_eq!(seen.len(), ra.len() + rb.len(), "{strategy}: a record was delivered twice");
+    assert_eq!(
+        seen.len(),
+        ra.len() + rb.len(),
+        "{strategy}: a record was delivered twice"
+    );
     assert_eq!(seen, ids1);
     a.commit_consumer_state(CommitMode::Sync).expect("commit a");
     b.commit_consumer_state(CommitMode::Sync).expect("commit b");
@@ -223,7 +281,10 @@ fn split_then_takeover(strategy: &str) {
     drop(b);
     let deadline = Instant::now() + Duration::from_secs(20);
     loop {
-        assert!(poll_one(&a, 100).is_none(), "{strategy}: a re-read a committed record after the rebalance");
+        assert!(
+            poll_one(&a, 100).is_none(),
+            "{strategy}: a re-read a committed record after the rebalance"
+        );
         if partitions_of(&a).len() == 6 {
             break;
         }
@@ -239,15 +300,28 @@ fn split_then_takeover(strategy: &str) {
     let deadline = Instant::now() + GROUP_STEP;
     while r2.len() < ids2.len() {
         r2.extend(poll_one(&a, 100));
-        assert!(Instant::now() < deadline, "{strategy}: a read {} of {} after takeover", r2.len(), ids2.len());
+        assert!(
+            Instant::now() < deadline,
+            "{strategy}: a read {} of {} after takeover",
+            r2.len(),
+            ids2.len()
+        );
     }
     let settle = Instant::now() + Duration::from_millis(1000);
     while Instant::now() < settle {
         r2.extend(poll_one(&a, 100));
     }
     let seen2: Vec<String> = r2.iter().map(id_of).collect();
-    assert_eq!(seen2.len(), ids2.len(), "{strategy}: extra records after takeover: {seen2:?}");
-    assert_eq!(seen2.into_iter().collect::<BTreeSet<_>>(), ids2, "{strategy}: after takeover");
+    assert_eq!(
+        seen2.len(),
+        ids2.len(),
+        "{strategy}: extra records after takeover: {seen2:?}"
+    );
+    assert_eq!(
+        seen2.into_iter().collect::<BTreeSet<_>>(),
+        ids2,
+        "{strategy}: after takeover"
+    );
     report(&format!("group ({strategy}): total"), t0);
 }
 
@@ -293,7 +367,10 @@ fn process(c: &BaseConsumer, topic: &str, n: usize, start: &BTreeMap<i32, i64>, 
     }
     for (p, off) in first {
         let want = start.get(&p).copied().unwrap_or(0);
-        assert_eq!(off, want, "{stage}: partition {p} resumed at {off}, committed was {want}");
+        assert_eq!(
+            off, want,
+            "{stage}: partition {p} resumed at {off}, committed was {want}"
+        );
     }
     out
 }
@@ -341,7 +418,11 @@ fn commit_and_resume_without_gap_or_repeat() {
     c1.commit_consumer_state(CommitMode::Sync).expect("sync commit");
     drop(c1);
     let after1 = next_offsets(&s1, &BTreeMap::new());
-    assert_eq!(committed(&group, &topic, 3), after1, "committed offsets after stage 1 (stored = processed + 1)");
+    assert_eq!(
+        committed(&group, &topic, 3),
+        after1,
+        "committed offsets after stage 1 (stored = processed + 1)"
+    );
 
     // Stage 2: a new member resumes exactly there, processes 90, and relies
     // on auto-commit at close (what the engine does on shutdown).
@@ -350,7 +431,11 @@ fn commit_and_resume_without_gap_or_repeat() {
     let s2 = process(&c2, &topic, 90, &after1, "stage 2");
     drop(c2);
     let after2 = next_offsets(&s2, &after1);
-    assert_eq!(committed(&group, &topic, 3), after2, "committed offsets after stage 2 (auto-commit on close)");
+    assert_eq!(
+        committed(&group, &topic, 3),
+        after2,
+        "committed offsets after stage 2 (auto-commit on close)"
+    );
 
     // Stage 3: the rest, exactly.
     let c3 = resume_consumer(&group, false);
@@ -390,7 +475,12 @@ fn regex_subscription_picks_up_matching_topics() {
     let mut got = Vec::new();
     let deadline = Instant::now() + GROUP_STEP;
     while got.len() < want.len() {
-        assert!(Instant::now() < deadline, "regex subscription read {} of {}", got.len(), want.len());
+        assert!(
+            Instant::now() < deadline,
+            "regex subscription read {} of {}",
+            got.len(),
+            want.len()
+        );
         got.extend(poll_one(&c, 100));
     }
     let settle = Instant::now() + Duration::from_millis(500);
@@ -399,7 +489,10 @@ fn regex_subscription_picks_up_matching_topics() {
     }
     let seen: BTreeSet<String> = got.iter().map(id_of).collect();
     assert_eq!(seen.len(), got.len(), "duplicates");
-    assert_eq!(seen, want, "regex subscription must read both matching topics and nothing else");
+    assert_eq!(
+        seen, want,
+        "regex subscription must read both matching topics and nothing else"
+    );
     report("regex subscription over 2 topics", t0);
 }
 
@@ -416,7 +509,10 @@ fn offsets_for_times_and_watermarks() {
                 let payload = format!("{p}-{i}");
                 ku::send(
                     ku::producer(),
-                    FutureRecord::to(&topic).partition(p).timestamp(base + i * 1000 + p as i64).payload(payload.as_bytes()),
+                    FutureRecord::to(&topic)
+                        .partition(p)
+                        .timestamp(base + i * 1000 + p as i64)
+                        .payload(payload.as_bytes()),
                 )
                 .await;
             }
@@ -425,11 +521,21 @@ fn offsets_for_times_and_watermarks() {
     let c: BaseConsumer = ku::client_config().create().unwrap();
     assert_eq!(c.fetch_watermarks(&topic, 0, RPC).unwrap(), (0, 20));
     assert_eq!(c.fetch_watermarks(&topic, 1, RPC).unwrap(), (0, 20));
-    assert_eq!(c.fetch_watermarks(&topic, 2, RPC).unwrap(), (0, 0), "untouched partition");
+    assert_eq!(
+        c.fetch_watermarks(&topic, 2, RPC).unwrap(),
+        (0, 0),
+        "untouched partition"
+    );
 
     // The CreateTime we set comes back on every record.
     for r in ku::read_to_end(&topic, Duration::from_secs(20)) {
-        assert_eq!(r.timestamp, Some(base + r.offset * 1000 + r.partition as i64), "{}/{}", r.partition, r.offset);
+        assert_eq!(
+            r.timestamp,
+            Some(base + r.offset * 1000 + r.partition as i64),
+            "{}/{}",
+            r.partition,
+            r.offset
+        );
     }
 
     // (partition, query timestamp, expected offset; -1 = none at or after it)
@@ -459,10 +565,13 @@ fn offsets_for_times_and_watermarks() {
     // Several partitions in one request.
     let mut tpl = TopicPartitionList::new();
     for p in 0..3 {
-        tpl.add_partition_offset(&topic, p, Offset::Offset(base + 10_000)).unwrap();
+        tpl.add_partition_offset(&topic, p, Offset::Offset(base + 10_000))
+            .unwrap();
     }
     let got = c.offsets_for_times(tpl, RPC).expect("offsets_for_times, 3 partitions");
-    let offs: Vec<Offset> = (0..3).map(|p| got.find_partition(&topic, p).unwrap().offset()).collect();
+    let offs: Vec<Offset> = (0..3)
+        .map(|p| got.find_partition(&topic, p).unwrap().offset())
+        .collect();
     assert_eq!(offs, vec![Offset::Offset(10), Offset::Offset(10), Offset::End]);
     report("offsets_for_times (9 lookups) and watermarks", t0);
 }
@@ -478,7 +587,10 @@ fn bulk_50k_events_round_trip() {
     let text = "Ordered the blue one, got the red one. Support never answered my two emails.";
     let items = (0..n).map(|i| {
         let key = format!("brand-{}/product-{}", i % 13, i % 101);
-        (key, serde_json::json!({ "id": format!("e{i}"), "text": text, "rating": 1 + i % 5 }))
+        (
+            key,
+            serde_json::json!({ "id": format!("e{i}"), "text": text, "rating": 1 + i % 5 }),
+        )
     });
     let at = block_on(ku::produce_json_many(&topic, items));
     let produced = t0.elapsed();

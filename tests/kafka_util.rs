@@ -110,7 +110,9 @@ pub fn admin() -> &'static AdminClient<DefaultClientContext> {
 /// Creates `name` with `partitions` partitions (replication 1) and waits until
 /// metadata shows all of them.
 pub async fn create_topic(name: &str, partitions: i32) {
-    let opts = AdminOptions::new().operation_timeout(Some(RPC)).request_timeout(Some(RPC));
+    let opts = AdminOptions::new()
+        .operation_timeout(Some(RPC))
+        .request_timeout(Some(RPC));
     let res = admin()
         .create_topics(&[NewTopic::new(name, partitions, TopicReplication::Fixed(1))], &opts)
         .await
@@ -149,7 +151,9 @@ pub fn partition_count(topic: &str) -> usize {
 /// A producer with earshot's settings (idempotent, acks=all) plus `extra`.
 pub fn producer_with(extra: &[(&str, &str)]) -> FutureProducer {
     let mut c = client_config();
-    c.set("enable.idempotence", "true").set("acks", "all").set("linger.ms", "5");
+    c.set("enable.idempotence", "true")
+        .set("acks", "all")
+        .set("linger.ms", "5");
     for (k, v) in extra {
         c.set(*k, *v);
     }
@@ -215,7 +219,11 @@ impl Received {
             payload: m.payload().unwrap_or_default().to_vec(),
             headers: m
                 .headers()
-                .map(|h| h.iter().map(|h| (h.key.to_string(), h.value.map(<[u8]>::to_vec))).collect())
+                .map(|h| {
+                    h.iter()
+                        .map(|h| (h.key.to_string(), h.value.map(<[u8]>::to_vec)))
+                        .collect()
+                })
                 .unwrap_or_default(),
         }
     }
@@ -227,15 +235,20 @@ impl Received {
 
     /// The first header named `name` (None if absent or null).
     pub fn header(&self, name: &str) -> Option<&[u8]> {
-        self.headers.iter().find(|(k, _)| k == name).and_then(|(_, v)| v.as_deref())
+        self.headers
+            .iter()
+            .find(|(k, _)| k == name)
+            .and_then(|(_, v)| v.as_deref())
     }
 }
 
 /// Builds headers from (name, value) pairs.
 pub fn headers(pairs: &[(&str, Option<&[u8]>)]) -> OwnedHeaders {
-    pairs.iter().fold(OwnedHeaders::new_with_capacity(pairs.len()), |h, (k, v)| {
-        h.insert(rdkafka::message::Header { key: k, value: *v })
-    })
+    pairs
+        .iter()
+        .fold(OwnedHeaders::new_with_capacity(pairs.len()), |h, (k, v)| {
+            h.insert(rdkafka::message::Header { key: k, value: *v })
+        })
 }
 
 /// A group-less consumer assigned to every partition of `topic` from the start.
@@ -283,7 +296,9 @@ pub fn read_to_end(topic: &str, timeout: Duration) -> Vec<Received> {
     let mut high: HashMap<i32, i64> = HashMap::new();
     let mut next: HashMap<i32, i64> = HashMap::new();
     for p in 0..partition_count(topic) as i32 {
-        let (lo, hi) = c.fetch_watermarks(topic, p, RPC).unwrap_or_else(|e| panic!("watermarks {topic}/{p}: {e}"));
+        let (lo, hi) = c
+            .fetch_watermarks(topic, p, RPC)
+            .unwrap_or_else(|e| panic!("watermarks {topic}/{p}: {e}"));
         high.insert(p, hi);
         next.insert(p, lo);
     }
