@@ -205,6 +205,10 @@ pub struct PipelineConfig {
     /// Deliveries awaited concurrently before acking.
     #[serde(default = "default_max_in_flight")]
     pub max_in_flight: usize,
+    /// Events are merged across partitions in event-time order; a partition
+    /// with nothing buffered holds the merge at most this long.
+    #[serde(default = "default_partition_idle_ms")]
+    pub partition_idle_ms: u64,
     /// On shutdown or partition revoke, in-flight work gets this long to finish.
     #[serde(default = "default_drain_timeout_ms")]
     pub drain_timeout_ms: u64,
@@ -248,6 +252,9 @@ fn default_tokenizer_threads() -> usize {
 }
 fn default_max_in_flight() -> usize {
     4096
+}
+fn default_partition_idle_ms() -> u64 {
+    1000
 }
 fn default_drain_timeout_ms() -> u64 {
     30_000

@@ -27,7 +27,8 @@ pub struct RunArgs {
 
 async fn idle_for(stats: Arc<PipelineStats>, secs: u64) {
     use std::sync::atomic::Ordering;
-    let mut last = (0u64, std::time::Instant::now());
+    let start = std::time::Instant::now();
+    let mut last = (0u64, start);
     loop {
         tokio::time::sleep(std::time::Duration::from_millis(250)).await;
         let now = stats.received.load(Ordering::Relaxed);
@@ -36,6 +37,11 @@ async fn idle_for(stats: Arc<PipelineStats>, secs: u64) {
             last = (now, std::time::Instant::now());
         } else if now > 0 && acked >= now && last.1.elapsed().as_secs() >= secs {
             tracing::info!(idle_s = secs, "no new messages; stopping");
+            return;
+        } else if now == 0 && start.elapsed().as_secs() >= secs.max(15) {
+            // Joining a group takes a few seconds on a real cluster; after
+            // that, an empty topic (or one this group has fully consumed) ends the run.
+            tracing::warn!("no messages arrived (topic empty or already consumed by this group); stopping");
             return;
         }
     }

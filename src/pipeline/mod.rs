@@ -10,6 +10,7 @@
 //! letter) is delivered.
 
 pub mod engine;
+pub mod merge;
 pub mod sink;
 
 use std::collections::BTreeMap;
@@ -83,6 +84,22 @@ impl Done {
     }
 }
 
+impl merge::Timed for Done {
+    fn partition(&self) -> (&str, i32) {
+        let pos = match self {
+            Done::Scored(_, se) => se.event.pos.as_ref(),
+            Done::Dead(_, d) => Some(&d.pos),
+        };
+        pos.map_or(("", 0), |p| (p.source.as_str(), p.partition))
+    }
+    fn event_time(&self) -> Option<i64> {
+        match self {
+            Done::Scored(_, se) => Some(se.event.event_time),
+            Done::Dead(..) => None,
+        }
+    }
+}
+
 struct Tokenized {
     seq: u64,
     event: Event,
@@ -142,6 +159,7 @@ pub async fn run(
         ack,
         cfg.pipeline.max_in_flight,
         cfg.output.scored_embedding,
+        Duration::from_millis(cfg.pipeline.partition_idle_ms),
         parts.stats.clone(),
     )
     .await;
@@ -382,9 +400,12 @@ async fn output_stage(
     ack: impl Fn(&SourcePos),
     max_in_flight: usize,
     with_embedding: bool,
+    partition_idle: Duration,
     stats: Arc<PipelineStats>,
 ) -> Result<(), PipelineError> {
     let mut reorder: BTreeMap<u64, Done> = BTreeMap::new();
+    let mut merger = merge::Merger::new(partition_idle, max_in_flight);
+    let mut tick = tokio::time::interval(Duration::from_millis(100));
     let mut next = 1u64;
     let mut in_flight: FuturesOrdered<Delivery> = FuturesOrdered::new();
     let mut open = true;
@@ -397,9 +418,14 @@ async fn output_stage(
         Ok(())
     };
     loop {
-        // Emit everything that is next in sequence.
+        // Everything next in sequence joins its partition's lane...
+        let now = std::time::Instant::now();
         while let Some(done) = reorder.remove(&next) {
             next += 1;
+            merger.push(done, now);
+        }
+        // ...and leaves in event-time order across partitions.
+        while let Some(done) = merger.pop(now, !open) {
             let fut: Delivery = match done {
                 Done::Scored(_, se) => {
                     stats.scored.fetch_add(1, Ordering::Relaxed);
@@ -438,10 +464,11 @@ async fn output_stage(
                 }
             }
         }
-        if !open && reorder.is_empty() {
+        if !open && reorder.is_empty() && merger.is_empty() {
             break;
         }
         tokio::select! {
+            _ = tick.tick(), if !merger.is_empty() => {}
             got = done_rx.recv(), if open => match got {
                 Some(items) => {
                     for d in items {

@@ -1,0 +1,159 @@
+//! Event-time alignment across partitions.
+//!
+//! Kafka hands out partitions in fetch-sized runs, so one partition's events
+//! can arrive minutes (of event time) ahead of another's. The detector's
+//! watermark follows the largest event time it has seen, so unaligned input
+//! would make the lagging partitions' events "too late". This merger keeps a
+//! FIFO per partition and releases the head with the smallest event time,
+//! waiting for a partition that has gone quiet only up to an idle timeout (a
+//! wall-clock bound, here in the pipeline, never in the detector). Order within
+//! a partition is preserved, so acknowledgements stay in offset order; dead
+//! letters travel through the same queues for the same reason.
+
+use std::collections::{BTreeMap, VecDeque};
+use std::time::{Duration, Instant};
+
+/// An item with an optional event time and its partition.
+pub trait Timed {
+    /// `(source, partition)` the item came from.
+    fn partition(&self) -> (&str, i32);
+    /// Event time, or `None` for items that do not reach the detector.
+    fn event_time(&self) -> Option<i64>;
+}
+
+struct Lane<T> {
+    queue: VecDeque<T>,
+    last_arrival: Instant,
+}
+
+pub struct Merger<T> {
+    lanes: BTreeMap<(String, i32), Lane<T>>,
+    idle: Duration,
+    max_buffered: usize,
+    buffered: usize,
+    /// First arrival: partitions not seen yet may still be coming, so the
+    /// merge holds everything for one idle period after the start.
+    started: Option<Instant>,
+}
+
+impl<T: Timed> Merger<T> {
+    pub fn new(idle: Duration, max_buffered: usize) -> Self {
+        Self {
+            lanes: BTreeMap::new(),
+            idle,
+            max_buffered: max_buffered.max(1),
+            buffered: 0,
+            started: None,
+        }
+    }
+
+    pub fn push(&mut self, item: T, now: Instant) {
+        let (s, p) = item.partition();
+        let lane = self.lanes.entry((s.to_string(), p)).or_insert_with(|| Lane {
+            queue: VecDeque::new(),
+            last_arrival: now,
+        });
+        lane.queue.push_back(item);
+        lane.last_arrival = now;
+        self.buffered += 1;
+        self.started.get_or_insert(now);
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.buffered == 0
+    }
+
+    /// The next item to release, if the merge allows one now. With `force`
+    /// (end of input) nothing waits.
+    pub fn pop(&mut self, now: Instant, force: bool) -> Option<T> {
+        if self.buffered == 0 {
+            return None;
+        }
+        let over = self.buffered > self.max_buffered;
+        let warming = self.started.is_some_and(|s| now.duration_since(s) < self.idle);
+        if warming && !(force || over) {
+            return None;
+        }
+        let mut best: Option<(i64, &(String, i32))> = None;
+        for (key, lane) in &self.lanes {
+            match lane.queue.front() {
+                Some(head) => match head.event_time() {
+                    // Items that skip the detector leave at once.
+                    None => {
+                        best = Some((i64::MIN, key));
+                        break;
+                    }
+                    Some(t) => {
+                        if best.is_none_or(|(b, _)| t < b) {
+                            best = Some((t, key));
+                        }
+                    }
+                },
+                None => {
+                    // An empty lane may still deliver older events: wait for
+                    // it unless it has been quiet for the idle timeout.
+                    let quiet = now.duration_since(lane.last_arrival) >= self.idle;
+                    if !(force || over || quiet) {
+                        return None;
+                    }
+                }
+            }
+        }
+        let key = best?.1.clone();
+        let lane = self.lanes.get_mut(&key)?;
+        let item = lane.queue.pop_front();
+        self.buffered -= item.is_some() as usize;
+        item
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[derive(Debug, PartialEq)]
+    struct It(i32, Option<i64>);
+    impl Timed for It {
+        fn partition(&self) -> (&str, i32) {
+            ("t", self.0)
+        }
+        fn event_time(&self) -> Option<i64> {
+            self.1
+        }
+    }
+
+    #[test]
+    fn releases_in_event_time_order_and_waits_for_quiet_lanes() {
+        let t0 = Instant::now();
+        let mut m = Merger::new(Duration::from_secs(1), 100);
+        for t in [10, 20, 30] {
+            m.push(It(0, Some(t)), t0);
+        }
+        // Warm-up: other partitions may still be coming.
+        assert_eq!(m.pop(t0, false), None);
+        let t0 = t0 + Duration::from_millis(1500);
+        m.push(It(1, Some(15)), t0);
+        assert_eq!(m.pop(t0, false), Some(It(0, Some(10))));
+        assert_eq!(m.pop(t0, false), Some(It(1, Some(15))));
+        // Lane 1 is empty and not yet quiet: wait.
+        assert_eq!(m.pop(t0, false), None);
+        // Dead letters (no time) are never held behind the merge.
+        m.push(It(1, None), t0);
+        assert_eq!(m.pop(t0, false), Some(It(1, None)));
+        // Once lane 1 is quiet, lane 0 drains in order.
+        let later = t0 + Duration::from_secs(2);
+        assert_eq!(m.pop(later, false), Some(It(0, Some(20))));
+        assert_eq!(m.pop(t0, true), Some(It(0, Some(30))));
+        assert!(m.is_empty());
+    }
+
+    #[test]
+    fn order_within_a_partition_is_kept() {
+        let t0 = Instant::now();
+        let mut m = Merger::new(Duration::from_secs(1), 100);
+        m.push(It(0, Some(50)), t0);
+        m.push(It(0, Some(40)), t0);
+        assert_eq!(m.pop(t0, true), Some(It(0, Some(50))));
+        assert_eq!(m.pop(t0, true), Some(It(0, Some(40))));
+    }
+}
