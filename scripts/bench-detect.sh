@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Detector evaluation: prints the scenario table (real model embeddings,
 # cached under .cache/) and the criterion throughput bench.
-#   EARSHOT_DETECT_SEEDS=1,2,3,4,5  seeds to run (default 1..=5; the test alone defaults to 1,2)
+#   EARSHOT_DETECT_SEEDS=1,2,3,4,5  seeds to run (default 1..=5; the test alone defaults to 1,2,3)
 #   EARSHOT_DETECT_VERBOSE=1    also print every signal
 set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/env.sh"
