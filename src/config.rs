@@ -350,6 +350,7 @@ fn default_rollups() -> Vec<Vec<String>> {
         &["brand", "product"],
         &["brand", "product", "category"],
         &["brand", "region"],
+        &["region"],
         &["region", "category"],
     ]
     .iter()

@@ -1,8 +1,11 @@
 //! Detector evaluation on generated scenarios scored with the real model.
 //! `scripts/bench-detect.sh` runs `scenario_table` and prints the table.
 
-use earshot::detect::scenario::{self, Incident, Report, Scenario};
+use std::collections::BTreeMap;
+
+use earshot::detect::scenario::{self, Bank, Incident, Report, Role, Scenario};
 use earshot::detect::DetectConfig;
+use earshot::types::Sentiment;
 
 use crate::detect_bank;
 
@@ -27,6 +30,26 @@ pub fn table(reports: &[(u64, Report)]) -> String {
     s
 }
 
+/// Per role: texts, share the classifier calls negative, top category.
+fn bank_summary(bank: &Bank) -> String {
+    let mut per: BTreeMap<Role, (u32, u32, BTreeMap<&'static str, u32>)> = BTreeMap::new();
+    for t in &bank.texts {
+        let e = per.entry(t.role).or_default();
+        e.0 += 1;
+        e.1 += (t.scored.sentiment == Sentiment::Negative) as u32;
+        *e.2.entry(t.scored.category.as_str()).or_default() += 1;
+    }
+    let mut s = String::from("bank:");
+    for (role, (n, neg, cats)) in per {
+        let top = cats.iter().max_by_key(|(_, c)| **c).map_or("-", |(k, _)| *k);
+        s.push_str(&format!(
+            " {role:?} {n} texts {:.0}% negative (mostly {top});",
+            100.0 * neg as f64 / n as f64
+        ));
+    }
+    s
+}
+
 fn seeds() -> Vec<u64> {
     std::env::var("EARSHOT_DETECT_SEEDS")
         .ok()
@@ -40,8 +63,13 @@ fn scenario_table() {
     let cfg = DetectConfig::default();
     let mut reports = Vec::new();
     let mut verbose = String::new();
+    // EARSHOT_DETECT_SCENARIOS=battery_wave,holiday_surge runs a subset (no acceptance).
+    let only = std::env::var("EARSHOT_DETECT_SCENARIOS").ok();
     for seed in seeds() {
         for inc in Incident::ALL {
+            if only.as_ref().is_some_and(|o| !o.split(',').any(|x| x == inc.name())) {
+                continue;
+            }
             let (r, emitted, counters) = scenario::run(&Scenario::new(seed, inc), &bank, &cfg).expect("run");
             for e in &emitted {
                 verbose.push_str(&format!(
@@ -75,9 +103,13 @@ fn scenario_table() {
         }
     }
     println!("sentiment source: {}", detect_bank::sentiment_source());
+    println!("{}", bank_summary(&bank));
     println!("{}", table(&reports));
     if std::env::var_os("EARSHOT_DETECT_VERBOSE").is_some() {
         println!("{verbose}");
+    }
+    if only.is_some() {
+        return;
     }
     // Acceptance.
     let mut delays: Vec<f64> = reports
@@ -86,16 +118,10 @@ fn scenario_table() {
         .filter_map(|(_, r)| r.delay_min)
         .collect();
     delays.sort_by(f64::total_cmp);
-    // Asserted: sudden crisis, spam and positive-spike scenarios on every
-    // seed, median delay of the sudden wave, background false-alert rate.
-    // Reported, not asserted (known gaps): the slow logistics drift (found
-    // after 16-32 h, missed on some seeds) and rare statistical false
-    // alarms during the 3x holiday surge.
+    // Asserted on every seed: each crisis detected (the slow drift within
+    // its 48 h), the spam wave reported as spam and never as a crisis, no
+    // crisis signal on the positive spike or the holiday surge.
     for (seed, r) in &reports {
-        if matches!(r.scenario, "logistics_drift" | "holiday_surge") && !r.passed {
-            println!("KNOWN GAP: seed {seed} {} did not pass", r.scenario);
-            continue;
-        }
         assert!(r.passed, "seed {seed} {} failed:\n{}", r.scenario, table(&reports));
     }
     let mut sudden: Vec<f64> = reports
@@ -105,9 +131,14 @@ fn scenario_table() {
         .collect();
     sudden.sort_by(f64::total_cmp);
     let median = sudden[sudden.len() / 2];
+    // With one sudden wave and one slow drift per seed the pooled median
+    // sits between the slowest wave and the fastest drift: print both
+    // middle values; the 15-minute acceptance is asserted on the sudden wave.
+    let n = delays.len();
     println!(
-        "median delay: sudden wave {median:.1} min; all detected crises {:.1} min",
-        delays[delays.len() / 2]
+        "median delay: sudden wave {median:.1} min; all crises: lower median {:.1} min, upper median {:.1} min",
+        delays[(n - 1) / 2],
+        delays[n / 2]
     );
     assert!(median <= 15.0, "median delay {median} min");
     let bg: Vec<&Report> = reports

@@ -72,16 +72,16 @@ impl Preset {
     }
 
     pub fn thresholds(self) -> Thresholds {
-        let (p, min_count, cusum_h) = match self {
-            Preset::Fewer => (1e-7, 8, 10.0),
-            Preset::Balanced => (1e-5, 5, 8.0),
-            Preset::More => (1e-3, 3, 5.0),
+        let (p, min_count, cusum_h, drift_h) = match self {
+            Preset::Fewer => (1e-8, 8, 10.0, 12.0),
+            Preset::Balanced => (1e-6, 5, 8.0, 9.0),
+            Preset::More => (1e-4, 3, 5.0, 6.0),
         };
         Thresholds {
             p_volume: p,
             p_share: p,
             p_cluster: p,
-            p_confirm: 1e-3,
+            p_confirm: 1e-2,
             min_count,
             min_cluster_count: min_count,
             min_ratio: 2.0,
@@ -89,6 +89,8 @@ impl Preset {
             cusum_k: 0.5,
             cusum_h,
             cusum_batch: 10,
+            drift_ratio: 2.0,
+            drift_h,
             baseline_z: 1.5,
             min_expected_per_hour: 0.1,
         }
@@ -104,10 +106,12 @@ pub struct Thresholds {
     pub p_share: f64,
     /// Binomial tail below which a cluster's share of negatives is anomalous.
     pub p_cluster: f64,
-    /// Total volume counts as "up" (no sentiment shift) below this tail.
-    /// Volume spikes are judged against the negatives that the non-negative
-    /// traffic actually seen implies, so a surge of all traffic with the
-    /// usual share is not a crisis.
+    /// Total volume counts as "up" (no sentiment shift) below this tail;
+    /// a volume spike also needs its negative share up at this tail.
+    /// Expected negatives are scaled by the traffic factor (the lower
+    /// confidence bound of observed / expected traffic over the last hour,
+    /// of the key's non-negative items and of all items, at least 1), so a
+    /// surge of all traffic with the usual share is not a crisis.
     pub p_confirm: f64,
     /// Minimum negatives in the window (evidence floor).
     pub min_count: u32,
@@ -122,6 +126,10 @@ pub struct Thresholds {
     pub cusum_h: f64,
     /// Items batched into one CUSUM residual (keeps residuals near-normal).
     pub cusum_batch: u32,
+    /// Poisson CUSUM of hourly negative volume: the rate ratio it is tuned
+    /// to detect and its decision interval (log-likelihood ratio units).
+    pub drift_ratio: f64,
+    pub drift_h: f64,
     /// Standard errors by which baseline estimates are inflated.
     pub baseline_z: f64,
     /// Floor of the expected negatives per hour.
@@ -186,6 +194,7 @@ impl Default for DetectConfig {
                 vec![Brand, Product],
                 vec![Brand, Product, Category],
                 vec![Brand, Region],
+                vec![Region],
                 vec![Region, Category],
             ],
             step: 5 * MINUTE,
@@ -280,6 +289,7 @@ struct Recent {
     t: EventTime,
     id: Arc<str>,
     text: Arc<str>,
+    author: Option<Arc<str>>,
     lang: Arc<str>,
     category: Category,
     cluster: Option<u64>,
@@ -311,6 +321,14 @@ struct KeyState {
     cusum: Cusum,
     cusum_acc: (u32, u32),
     drift_from: i64,
+    /// Poisson CUSUM of hourly negatives against the traffic-adjusted
+    /// seasonal expectation, and the hour its current run started.
+    vcusum: f64,
+    vdrift_from: i64,
+    /// Observed and expected negatives since `vdrift_from`.
+    vrun: (u32, f64),
+    /// The CUSUM crossed its interval in the current run (re-armed at 0).
+    vfired: bool,
     last_drift: Option<EventTime>,
     active: BTreeMap<Cond, Active>,
     clusters: Clusters,
@@ -329,6 +347,10 @@ impl KeyState {
             cusum: Cusum::default(),
             cusum_acc: (0, 0),
             drift_from: 0,
+            vcusum: 0.0,
+            vdrift_from: 0,
+            vrun: (0, 0.0),
+            vfired: false,
             last_drift: None,
             active: BTreeMap::new(),
             clusters: Clusters::default(),
@@ -378,6 +400,8 @@ pub struct Detector {
     key_ids: HashMap<u64, SignalKey>,
     next_key_id: u64,
     global: KeyState,
+    /// Traffic factor of all items per closed hour (for the drift CUSUM).
+    global_hour_factor: BTreeMap<i64, f64>,
     mean: Vec<f32>,
     mean_n: u64,
     terms: terms::TermStats,
@@ -430,6 +454,7 @@ impl Detector {
             key_ids: HashMap::new(),
             next_key_id: 1,
             global,
+            global_hour_factor: BTreeMap::new(),
             mean: Vec::new(),
             mean_n: 0,
             terms: terms::TermStats::new(200_000),
@@ -539,6 +564,9 @@ impl Detector {
         });
         if suspect.is_none() {
             self.apply(ev, seq, neg);
+            if neg {
+                self.early(ev, &mut signals);
+            }
         }
         if neg && e.replied_at.is_none() {
             self.track_sla(ev);
@@ -860,6 +888,7 @@ impl Detector {
         let id: Arc<str> = ev.event.id.as_str().into();
         let text: Arc<str> = ev.event.text.as_str().into();
         let lang: Arc<str> = lang_of(ev).into();
+        let author: Option<Arc<str>> = ev.event.author.as_deref().map(Into::into);
         let mut applied = Applied {
             t,
             neg,
@@ -905,6 +934,7 @@ impl Detector {
                     t,
                     id: id.clone(),
                     text: text.clone(),
+                    author: author.clone(),
                     lang: lang.clone(),
                     category: ev.scored.category,
                     cluster: cl,
@@ -941,6 +971,65 @@ impl Detector {
             return (n > 0.0).then(|| emb.iter().map(|x| x / n).collect());
         }
         cluster::centre(emb, &self.mean)
+    }
+
+    /// Early firing: the shortest window still open that holds this event is
+    /// tested at once, on the counts so far against the expectation for the
+    /// whole window, so a sharp wave is reported on the event that makes it
+    /// significant rather than when the window closes. The usual onset /
+    /// clear logic dedups it with the evaluation at the close.
+    fn early(&mut self, ev: &ScoredEvent, out: &mut Vec<Signal>) {
+        let (Some(m), Some(&len)) = (self.watermark.max_seen(), self.cfg.windows.iter().min()) else {
+            return;
+        };
+        let end = (bucket_of(m, self.cfg.step) + 1) * self.cfg.step;
+        let start = end - len;
+        if ev.event.event_time < start || self.next_eval.is_some_and(|n| end < n) {
+            return;
+        }
+        let gf = self.global_factor(end);
+        for r in 0..self.cfg.rollups.len() {
+            let Some(key) = key_for(ev, &self.cfg.rollups[r]) else {
+                continue;
+            };
+            let Some(st) = self.keys.get_mut(&key) else {
+                continue;
+            };
+            if !is_warm(st, &self.cfg, end) || st.active.contains_key(&Cond::Volume) {
+                continue;
+            }
+            let Some(t) = window_test(st, &self.global.baseline, (start, end), &self.cfg, gf) else {
+                continue;
+            };
+            // The fake-wave filter recognises a burst only after a few
+            // members; until then they sit in the counts. An early signal
+            // must hold on distinct negatives alone (no shared author, no
+            // near-duplicate text); otherwise the close decides.
+            let distinct = distinct_negatives(st, (start, end), self.cfg.spam.near_dup_similarity);
+            if stats::poisson_sf(distinct as u64, t.mu_k) < self.cfg.thresholds.p_volume {
+                st.active.insert(Cond::Volume, Active { last_true: end });
+                out.push(build_signal(
+                    t.kind,
+                    &key,
+                    st,
+                    (start, end),
+                    (t.k, t.mu_k, t.n, t.p0, t.p),
+                    None,
+                    &self.terms,
+                ));
+            }
+        }
+    }
+
+    /// Traffic factor of all items over the hour before `end`.
+    fn global_factor(&self, end: EventTime) -> f64 {
+        let g = &self.global;
+        if g.baseline.hours < 24 {
+            return 1.0;
+        }
+        let (n, _) = range_counts(&g.buckets, end - HOUR, end, self.cfg.step);
+        let (en, _) = expected(&g.baseline, &g.baseline, end - HOUR, end, self.cfg.step);
+        traffic_factor_z(n, en, 1.0)
     }
 
     fn evaluate_until(&mut self, watermark: EventTime, out: &mut Vec<Signal>) {
@@ -983,6 +1072,16 @@ impl Detector {
         if let Some(mut h) = self.global.next_fold {
             while h < fold_until {
                 let (n, k) = hour_counts(&self.global.buckets, h, per_hour);
+                let g = &self.global.baseline;
+                let f = if g.hours >= 24 {
+                    traffic_factor_z(n, g.expected(h, 1.0, Some(g)).0, 1.0)
+                } else {
+                    1.0
+                };
+                self.global_hour_factor.insert(h, f);
+                while self.global_hour_factor.len() > 48 {
+                    self.global_hour_factor.pop_first();
+                }
                 self.global.baseline.fold(h, n as f64, k as f64, None);
                 h += 1;
             }
@@ -993,6 +1092,7 @@ impl Detector {
 
     fn evaluate_at(&mut self, end: EventTime, out: &mut Vec<Signal>) {
         self.fold_hours(end);
+        let global_factor = self.global_factor(end);
         let cfg = self.cfg.clone();
         let th = cfg.thresholds;
         let step = cfg.step;
@@ -1054,51 +1154,70 @@ impl Detector {
                             c.evidence = (c.evidence + k as f64).min(2000.0);
                         }
                     }
-                    st.baseline.fold(h, n as f64, k as f64, Some(global));
+                    // Poisson CUSUM of negative volume (slow drifts): the
+                    // log-likelihood ratio of rate `r × mu` against `mu`, with
+                    // `mu` the seasonal expectation scaled by the traffic
+                    // factor. While a run builds up, the baseline does not
+                    // learn the excess (for at most three days), so a drift
+                    // is not absorbed before it is detected.
+                    let (en, ek) = st.baseline.expected(h, 1.0, Some(global));
+                    let ek = stats::inflate(ek, st.baseline.evidence_neg(), 1.0).max(th.min_expected_per_hour);
+                    let gf = self.global_hour_factor.get(&h).copied().unwrap_or(1.0);
+                    let mu = ek * traffic_factor(n - k, en - ek).max(gf);
+                    let mut k_fold = k as f64;
+                    if warm {
+                        if st.vcusum == 0.0 {
+                            st.vdrift_from = h;
+                            st.vrun = (0, 0.0);
+                            st.vfired = false;
+                        }
+                        let r = th.drift_ratio;
+                        st.vcusum = (st.vcusum + k as f64 * r.ln() - (r - 1.0) * mu).clamp(0.0, 2.0 * th.drift_h);
+                        st.vrun.0 += k;
+                        st.vrun.1 += mu;
+                        let w_end = (h + 1) * HOUR;
+                        if st.vcusum > th.drift_h && !st.vfired {
+                            st.vfired = true;
+                            let cooled = st.last_drift.is_none_or(|d| w_end - d >= 24 * HOUR);
+                            if cooled {
+                                st.last_drift = Some(w_end);
+                                let (nn, _) = range_counts(&st.buckets, st.vdrift_from * HOUR, w_end, step);
+                                let (kk, ee) = st.vrun;
+                                out.push(build_signal(
+                                    SignalKind::SlowDrift,
+                                    key,
+                                    st,
+                                    (st.vdrift_from * HOUR, w_end),
+                                    (kk, ee, nn, p0, stats::poisson_sf(kk as u64, ee)),
+                                    None,
+                                    &self.terms,
+                                ));
+                            }
+                        }
+                        if st.vcusum > th.drift_h / 2.0 && h - st.vdrift_from < 72 {
+                            k_fold = k_fold.min(mu);
+                        }
+                    }
+                    st.baseline.fold(h, n as f64, k_fold, Some(global));
                     h += 1;
                 }
                 st.next_fold = Some(h);
             }
             // 2. Windows.
-            let warm = st.baseline.hours as i64 * HOUR >= cfg.min_history && end - st.first_seen >= cfg.min_history;
-            if warm {
+            if is_warm(st, &cfg, end) {
                 let mut fired: Option<Signal> = None;
                 let mut any = false;
                 for &len in &cfg.windows {
-                    let start = end - len;
-                    let (n, k) = range_counts(&st.buckets, start, end, step);
                     self.counters.windows_evaluated += 1;
-                    if k < th.min_count {
-                        continue;
-                    }
-                    let (mu_n, mu_k) = expected(&st.baseline, global, start, end, step);
-                    let floor = th.min_expected_per_hour * len as f64 / HOUR as f64;
-                    let mu_k = stats::inflate(mu_k, st.baseline.evidence_neg(), th.baseline_z).max(floor);
-                    let mu_n = stats::inflate(mu_n, st.baseline.evidence_total(), th.baseline_z);
-                    let p0 = stats::inflate_share(st.baseline.neg_share(), st.baseline.evidence_total(), th.baseline_z);
-                    // Negatives explained by the traffic actually seen (a surge
-                    // of all traffic with the usual share is not a crisis).
-                    let mu_k = mu_k.max((n - k) as f64 * p0 / (1.0 - p0));
-                    let p_vol = stats::poisson_sf(k as u64, mu_k);
-                    let p_share = stats::binomial_sf(k as u64, n as u64, p0);
-                    let total_up = stats::poisson_sf(n as u64, mu_n.max(floor)) < th.p_confirm;
-                    let share = k as f64 / n.max(1) as f64;
-                    let kind = if p_vol < th.p_volume && p_share < th.p_confirm && k as f64 >= th.min_ratio * mu_k {
-                        Some((SignalKind::VolumeSpike, p_vol))
-                    } else if !total_up && p_share < th.p_share && share - p0 >= th.min_share_delta {
-                        Some((SignalKind::SentimentShift, p_share))
-                    } else {
-                        None
-                    };
-                    if let Some((kind, p)) = kind {
+                    if let Some(t) = window_test(st, global, (end - len, end), &cfg, global_factor) {
                         any = true;
                         if fired.is_none() {
                             fired = Some(build_signal(
-                                kind,
+                                t.kind,
                                 key,
                                 st,
-                                (start, end),
-                                (k, mu_k, n, p0, p),
+                                (end - len, end),
+                                (t.k, t.mu_k, t.n, t.p0, t.p),
                                 None,
                                 &self.terms,
                             ));
@@ -1207,6 +1326,103 @@ impl Detector {
         let keep = end - 30 * 24 * HOUR;
         self.unreplied.retain(|_, (t, _)| *t >= keep);
     }
+}
+
+/// Negatives of a key in `[start, end)` (from its recent ring) that share
+/// no author and no near-duplicate text with an earlier one.
+fn distinct_negatives(st: &KeyState, (start, end): (EventTime, EventTime), near_dup: f64) -> u32 {
+    let mut kept: Vec<(Option<&str>, spam::Signature)> = Vec::new();
+    for r in st.recent.iter().filter(|r| !r.retracted && r.t >= start && r.t < end) {
+        let sig = spam::signature(&r.text);
+        let a = r.author.as_deref();
+        if kept
+            .iter()
+            .any(|(ka, ks)| (a.is_some() && *ka == a) || spam::similarity(ks, &sig) >= near_dup)
+        {
+            continue;
+        }
+        kept.push((a, sig));
+    }
+    kept.len() as u32
+}
+
+fn is_warm(st: &KeyState, cfg: &DetectConfig, end: EventTime) -> bool {
+    st.baseline.hours as i64 * HOUR >= cfg.min_history && end - st.first_seen >= cfg.min_history
+}
+
+/// Lower confidence bound (about two standard errors) of observed /
+/// expected counts, at least 1: how much more traffic than the baseline
+/// there certainly was.
+fn traffic_factor(observed: u32, expected: f64) -> f64 {
+    traffic_factor_z(observed, expected, 2.0)
+}
+
+/// [`traffic_factor`] at `z` standard errors (the global count is large
+/// and is trusted at one).
+fn traffic_factor_z(observed: u32, expected: f64, z: f64) -> f64 {
+    if expected <= 0.0 {
+        return 1.0;
+    }
+    let lcb = ((observed as f64).sqrt() - z / 2.0).max(0.0).powi(2);
+    (lcb / expected).max(1.0)
+}
+
+/// A window whose negatives are anomalous.
+struct Tested {
+    kind: SignalKind,
+    k: u32,
+    mu_k: f64,
+    n: u32,
+    p0: f64,
+    p: f64,
+}
+
+/// The volume-spike and sentiment-shift tests of one window `[start, end)`.
+/// Expected counts are scaled by the traffic factor: the larger of the
+/// key's non-negative traffic (over the window, at least its last hour) and
+/// `global_factor` (all items, last hour).
+fn window_test(
+    st: &KeyState,
+    global: &Baseline,
+    (start, end): (EventTime, EventTime),
+    cfg: &DetectConfig,
+    global_factor: f64,
+) -> Option<Tested> {
+    let th = cfg.thresholds;
+    let step = cfg.step;
+    let len = end - start;
+    let (n, k) = range_counts(&st.buckets, start, end, step);
+    if k < th.min_count {
+        return None;
+    }
+    let (mu_n, mu_k) = expected(&st.baseline, global, start, end, step);
+    let span = len.max(HOUR);
+    let (sn, sk) = range_counts(&st.buckets, end - span, end, step);
+    let (en, ek) = expected(&st.baseline, global, end - span, end, step);
+    let f = traffic_factor(sn - sk, en - ek).max(global_factor);
+    let floor = th.min_expected_per_hour * len as f64 / HOUR as f64;
+    let mu_k = stats::inflate(mu_k, st.baseline.evidence_neg(), th.baseline_z).max(floor) * f;
+    let mu_n = stats::inflate(mu_n, st.baseline.evidence_total(), th.baseline_z).max(floor) * f;
+    let p0 = stats::inflate_share(st.baseline.neg_share(), st.baseline.evidence_total(), th.baseline_z);
+    let p_vol = stats::poisson_sf(k as u64, mu_k);
+    let p_share = stats::binomial_sf(k as u64, n as u64, p0);
+    let total_up = stats::poisson_sf(n as u64, mu_n) < th.p_confirm;
+    let share = k as f64 / n.max(1) as f64;
+    let (kind, p) = if p_vol < th.p_volume && p_share < th.p_confirm && k as f64 >= th.min_ratio * mu_k {
+        (SignalKind::VolumeSpike, p_vol)
+    } else if !total_up && p_share < th.p_share && share - p0 >= th.min_share_delta {
+        (SignalKind::SentimentShift, p_share)
+    } else {
+        return None;
+    };
+    Some(Tested {
+        kind,
+        k,
+        mu_k,
+        n,
+        p0,
+        p,
+    })
 }
 
 fn c_len(c: &Contradictions) -> u32 {
