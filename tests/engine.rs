@@ -15,7 +15,11 @@ fn demo_stream_raises_the_overheating_alert_and_dead_letters_bad_lines() {
     let n = messages.len() as u64;
     let loaded = earshot::model::load(&cfg.model, &candle_core::Device::Cpu).unwrap();
     let collected = Arc::new(Mutex::new(Collected::default()));
-    let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
     let stats = Arc::new(PipelineStats::default());
     let summary = rt
         .block_on(engine::run_messages(

@@ -8,9 +8,9 @@ mod util;
 
 mod broker;
 mod classify_cli;
-mod engine;
 mod detect;
 #[path = "detect_bank.rs"]
 mod detect_bank;
+mod engine;
 mod golden;
 mod heads;

@@ -81,7 +81,11 @@ pub fn summary(signal: &Signal) -> String {
         signal.observed,
         signal.expected,
         rfc3339(signal.window_start),
-        if terms.is_empty() { "-".to_string() } else { terms.join(", ") },
+        if terms.is_empty() {
+            "-".to_string()
+        } else {
+            terms.join(", ")
+        },
         quote
     )
 }

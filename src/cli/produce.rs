@@ -39,13 +39,20 @@ pub struct ProduceArgs {
 
 pub fn run(args: ProduceArgs) -> anyhow::Result<ExitCode> {
     let mut kafka = match &args.config {
-        Some(p) => Config::from_file(p).with_context(|| format!("failed to load config {}", p.display()))?.kafka,
+        Some(p) => {
+            Config::from_file(p)
+                .with_context(|| format!("failed to load config {}", p.display()))?
+                .kafka
+        }
         None => Config::default_in(std::path::Path::new(".")).kafka,
     };
     if let Some(b) = &args.brokers {
         kafka.brokers = b.clone();
     }
-    let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build()?;
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()?;
     rt.block_on(async {
         let admin: AdminClient<_> = earshot::ingest::kafka::client_config(&kafka)
             .create()
@@ -56,7 +63,11 @@ pub fn run(args: ProduceArgs) -> anyhow::Result<ExitCode> {
             tokio::time::sleep(Duration::from_millis(500)).await;
         }
         let topic = NewTopic::new(&args.topic, args.partitions, TopicReplication::Fixed(1));
-        for r in admin.create_topics([&topic], &opts).await.context("failed to create topic")? {
+        for r in admin
+            .create_topics([&topic], &opts)
+            .await
+            .context("failed to create topic")?
+        {
             match r {
                 Ok(_) => {}
                 Err((_, rdkafka::types::RDKafkaErrorCode::TopicAlreadyExists)) => {}
@@ -66,7 +77,10 @@ pub fn run(args: ProduceArgs) -> anyhow::Result<ExitCode> {
         let producer: FutureProducer = earshot::ingest::kafka::producer(&kafka).context("failed to create producer")?;
         let data = std::fs::read(&args.file).with_context(|| format!("failed to read {}", args.file.display()))?;
         let mut sends = Vec::new();
-        for line in data.split(|b| *b == b'\n').filter(|l| !l.iter().all(u8::is_ascii_whitespace)) {
+        for line in data
+            .split(|b| *b == b'\n')
+            .filter(|l| !l.iter().all(u8::is_ascii_whitespace))
+        {
             let key = serde_json::from_slice::<serde_json::Value>(line)
                 .ok()
                 .and_then(|v| v.get(&args.key_field).and_then(|k| k.as_str().map(str::to_string)))
@@ -84,7 +98,10 @@ pub fn run(args: ProduceArgs) -> anyhow::Result<ExitCode> {
         for r in futures::future::join_all(sends).await {
             r.context("produce failed")?;
         }
-        eprintln!("produced {n} messages to {} ({} partitions)", args.topic, args.partitions);
+        eprintln!(
+            "produced {n} messages to {} ({} partitions)",
+            args.topic, args.partitions
+        );
         Ok::<_, anyhow::Error>(())
     })?;
     Ok(ExitCode::SUCCESS)

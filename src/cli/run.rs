@@ -88,13 +88,9 @@ pub fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
             None => shutdown_signal().await,
         }
     };
-    let summary = rt.block_on(engine::run_kafka(
-        cfg,
-        &args.model.device,
-        stats,
-        shutdown,
-        |alert| println!("ALERT {}", alert.summary),
-    ))?;
+    let summary = rt.block_on(engine::run_kafka(cfg, &args.model.device, stats, shutdown, |alert| {
+        println!("ALERT {}", alert.summary)
+    }))?;
     tracing::info!(?summary, "stopped");
     Ok(if summary.drained {
         ExitCode::SUCCESS

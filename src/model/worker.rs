@@ -2,7 +2,7 @@
 //! a bounded channel. Replies are callbacks so that async callers can complete
 //! their own future type without this module knowing about any runtime.
 
-use std::sync::mpsc::{sync_channel, SyncSender, TrySendError};
+use std::sync::mpsc::{sync_channel, SyncSender};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
@@ -87,24 +87,6 @@ impl ClassifierThread {
             sent: Instant::now(),
         })
         .map_err(|_| ModelError::WorkerGone)
-    }
-
-    /// Queues a batch without blocking; gives it back when the queue is full.
-    pub fn try_submit(&self, batch: EncodedBatch, reply: Reply) -> Result<(), (EncodedBatch, Reply, ModelError)> {
-        let Some(tx) = self.tx.as_ref() else {
-            return Err((batch, reply, ModelError::WorkerGone));
-        };
-        match tx.try_send(Job {
-            batch,
-            reply,
-            sent: Instant::now(),
-        }) {
-            Ok(()) => Ok(()),
-            Err(TrySendError::Full(job)) => {
-                Err((job.batch, job.reply, ModelError::Config("inference queue full".into())))
-            }
-            Err(TrySendError::Disconnected(job)) => Err((job.batch, job.reply, ModelError::WorkerGone)),
-        }
     }
 
     /// Classifies one batch and waits for the answer.

@@ -37,7 +37,10 @@ pub struct RunSummary {
 
 /// The detection callback shared by the engine and replay: detector push,
 /// signal → alert, too-late events reported for dead-lettering.
-pub fn detect_fn(mut detector: Detector, on_alert: impl Fn(&AlertOut) + Send) -> impl FnMut(&crate::types::ScoredEvent) -> Detected + Send {
+pub fn detect_fn(
+    mut detector: Detector,
+    on_alert: impl Fn(&AlertOut) + Send,
+) -> impl FnMut(&crate::types::ScoredEvent) -> Detected + Send {
     move |se| match detector.push(se) {
         Ok(p) => {
             let alerts: Vec<AlertOut> = p.signals.iter().map(crate::alert::from_signal).collect();
@@ -183,7 +186,9 @@ pub async fn run_messages(
         stats: stats.clone(),
     };
     let detect = detect_fn(Detector::new(cfg.detect.clone()), on_alert);
-    super::run(cfg, rx, parts, detect, |_| {}).await.context("pipeline failed")?;
+    super::run(cfg, rx, parts, detect, |_| {})
+        .await
+        .context("pipeline failed")?;
     feeder.await.context("feeder panicked")?;
     let g = |c: &std::sync::atomic::AtomicU64| c.load(Ordering::Relaxed);
     Ok(RunSummary {

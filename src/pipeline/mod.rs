@@ -157,9 +157,8 @@ pub async fn run(
         parts.sink,
         detect,
         ack,
-        cfg.pipeline.max_in_flight,
+        &cfg.pipeline,
         cfg.output.scored_embedding,
-        Duration::from_millis(cfg.pipeline.partition_idle_ms),
         parts.stats.clone(),
     )
     .await;
@@ -398,11 +397,12 @@ async fn output_stage(
     sink: Sink,
     mut detect: impl FnMut(&ScoredEvent) -> Detected,
     ack: impl Fn(&SourcePos),
-    max_in_flight: usize,
+    opts: &crate::config::PipelineConfig,
     with_embedding: bool,
-    partition_idle: Duration,
     stats: Arc<PipelineStats>,
 ) -> Result<(), PipelineError> {
+    let max_in_flight = opts.max_in_flight;
+    let partition_idle = Duration::from_millis(opts.partition_idle_ms);
     let mut reorder: BTreeMap<u64, Done> = BTreeMap::new();
     let mut merger = merge::Merger::new(partition_idle, max_in_flight);
     let mut tick = tokio::time::interval(Duration::from_millis(100));
