@@ -209,6 +209,10 @@ pub struct PipelineConfig {
     /// with nothing buffered holds the merge at most this long.
     #[serde(default = "default_partition_idle_ms")]
     pub partition_idle_ms: u64,
+    /// Events the merge may hold while waiting for a lagging partition;
+    /// beyond it the oldest are released (and may count as late).
+    #[serde(default = "default_merge_buffer")]
+    pub merge_buffer: usize,
     /// On shutdown or partition revoke, in-flight work gets this long to finish.
     #[serde(default = "default_drain_timeout_ms")]
     pub drain_timeout_ms: u64,
@@ -252,6 +256,9 @@ fn default_tokenizer_threads() -> usize {
 }
 fn default_max_in_flight() -> usize {
     4096
+}
+fn default_merge_buffer() -> usize {
+    20_000
 }
 fn default_partition_idle_ms() -> u64 {
     1000

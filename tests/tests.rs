@@ -12,5 +12,6 @@ mod detect;
 #[path = "detect_bank.rs"]
 mod detect_bank;
 mod engine;
+mod engine_kafka;
 mod golden;
 mod heads;

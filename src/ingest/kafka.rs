@@ -136,7 +136,7 @@ pub struct KafkaSource {
     consumer: Arc<BaseConsumer<EngineContext>>,
     progress: Arc<Progress>,
     stop: Arc<AtomicBool>,
-    thread: Option<JoinHandle<()>>,
+    thread: Mutex<Option<JoinHandle<()>>>,
     assigned: Arc<AtomicUsize>,
     rebalances: Arc<AtomicU64>,
 }
@@ -164,7 +164,10 @@ impl KafkaSource {
             .set("enable.auto.commit", "true")
             .set("enable.auto.offset.store", "false")
             .set("auto.commit.interval.ms", cfg.commit_interval_ms.to_string())
-            .set("auto.offset.reset", &cfg.auto_offset_reset);
+            .set("auto.offset.reset", &cfg.auto_offset_reset)
+            // Smaller per-partition fetches interleave partitions more finely,
+            // which keeps the event-time merge's buffer small. Overridable.
+            .set("max.partition.fetch.bytes", "32768");
         for (k, v) in &cfg.properties {
             c.set(k, v);
         }
@@ -189,7 +192,7 @@ impl KafkaSource {
                 consumer,
                 progress,
                 stop,
-                thread: Some(thread),
+                thread: Mutex::new(Some(thread)),
                 assigned,
                 rebalances,
             },
@@ -203,7 +206,7 @@ impl KafkaSource {
         if let Err(e) = self.consumer.store_offset(&pos.source, pos.partition, pos.offset) {
             // A revoked partition cannot store; the new owner re-reads from the
             // last commit, which is the at-least-once contract.
-            tracing::debug!(error = %e, topic = %pos.source, partition = pos.partition, "offset not stored");
+            tracing::warn!(error = %e, topic = %pos.source, partition = pos.partition, offset = pos.offset, "offset not stored");
         }
         self.progress.ack();
     }
@@ -225,15 +228,24 @@ impl KafkaSource {
         self.stop.store(true, Ordering::Release);
     }
 
-    /// Commits stored offsets synchronously and leaves the group.
-    pub fn close(mut self) -> Result<(), IngestError> {
+    fn join(&self) {
         self.stop();
-        if let Some(t) = self.thread.take() {
+        let handle = self.thread.lock().unwrap_or_else(|e| e.into_inner()).take();
+        if let Some(t) = handle {
             let _ = t.join();
         }
+    }
+
+    /// Stops polling, commits stored offsets synchronously and leaves the
+    /// group. Call after the pipeline has drained.
+    pub fn close(&self) -> Result<(), IngestError> {
+        self.join();
         match self.consumer.commit_consumer_state(CommitMode::Sync) {
             Ok(()) | Err(KafkaError::ConsumerCommit(RDKafkaErrorCode::NoOffset)) => {}
             Err(e) => return Err(e.into()),
+        }
+        if let Ok(pos) = self.consumer.position() {
+            tracing::info!(positions = ?pos.to_topic_map(), "committed and leaving the group");
         }
         self.consumer.unsubscribe();
         Ok(())
@@ -242,10 +254,7 @@ impl KafkaSource {
 
 impl Drop for KafkaSource {
     fn drop(&mut self) {
-        self.stop.store(true, Ordering::Release);
-        if let Some(t) = self.thread.take() {
-            let _ = t.join();
-        }
+        self.join();
     }
 }
 

@@ -31,6 +31,8 @@ pub struct RunSummary {
     pub dead_lettered: u64,
     pub alerts: u64,
     pub acked: u64,
+    /// Scored but behind the detector's allowed lateness (not in statistics).
+    pub too_late: u64,
     /// False when shutdown hit the drain timeout (unacked work is redelivered).
     pub drained: bool,
 }
@@ -47,17 +49,18 @@ pub fn detect_fn(
             for a in &alerts {
                 on_alert(a);
             }
-            let too_late = (p.lateness == Lateness::TooLate).then(|| {
-                "event is older than the detector's watermark minus the allowed lateness; it was scored but not counted"
-                    .to_string()
-            });
-            Detected { alerts, too_late }
+            Detected {
+                alerts,
+                too_late: p.lateness == Lateness::TooLate,
+                rejected: None,
+            }
         }
         Err(e) => {
             tracing::warn!(error = %e, id = %se.event.id, "detector rejected event");
             Detected {
                 alerts: Vec::new(),
-                too_late: Some(e.to_string()),
+                too_late: false,
+                rejected: Some(e.to_string()),
             }
         }
     }
@@ -119,10 +122,7 @@ pub async fn run_kafka(
     }
     progress.abort();
     if drained {
-        match Arc::try_unwrap(source) {
-            Ok(s) => s.close().context("final offset commit failed")?,
-            Err(_) => tracing::warn!("source still shared at shutdown; relying on auto-commit"),
-        }
+        source.close().context("final offset commit failed")?;
     }
     let g = |c: &std::sync::atomic::AtomicU64| c.load(Ordering::Relaxed);
     Ok(RunSummary {
@@ -131,6 +131,7 @@ pub async fn run_kafka(
         dead_lettered: g(&stats.dead_lettered),
         alerts: g(&stats.alerts),
         acked: g(&stats.acked),
+        too_late: g(&stats.too_late),
         drained,
     })
 }
@@ -197,6 +198,7 @@ pub async fn run_messages(
         dead_lettered: g(&stats.dead_lettered),
         alerts: g(&stats.alerts),
         acked: g(&stats.acked),
+        too_late: g(&stats.too_late),
         drained: true,
     })
 }

@@ -43,6 +43,7 @@ pub struct PipelineStats {
     pub padded_tokens: AtomicU64,
     pub inference_micros: AtomicU64,
     pub truncated: AtomicU64,
+    pub too_late: AtomicU64,
 }
 
 impl PipelineStats {
@@ -56,9 +57,13 @@ impl PipelineStats {
 pub struct Detected {
     /// Alert messages the event caused.
     pub alerts: Vec<AlertOut>,
-    /// Set when the event was too late for the detector: it is still
-    /// delivered as scored, and also dead-lettered with this reason.
-    pub too_late: Option<String>,
+    /// The event arrived behind the detector's watermark beyond the allowed
+    /// lateness: it is scored and delivered but not counted in the statistics
+    /// (counted in `PipelineStats::too_late`).
+    pub too_late: bool,
+    /// The detector could not use the event (e.g. a malformed embedding): it is
+    /// delivered as scored and also dead-lettered with this reason.
+    pub rejected: Option<String>,
 }
 
 /// A message that could not be processed, with its reason.
@@ -404,7 +409,7 @@ async fn output_stage(
     let max_in_flight = opts.max_in_flight;
     let partition_idle = Duration::from_millis(opts.partition_idle_ms);
     let mut reorder: BTreeMap<u64, Done> = BTreeMap::new();
-    let mut merger = merge::Merger::new(partition_idle, max_in_flight);
+    let mut merger = merge::Merger::new(partition_idle, opts.merge_buffer);
     let mut tick = tokio::time::interval(Duration::from_millis(100));
     let mut next = 1u64;
     let mut in_flight: FuturesOrdered<Delivery> = FuturesOrdered::new();
@@ -436,9 +441,12 @@ async fn output_stage(
                     stats.alerts.fetch_add(det.alerts.len() as u64, Ordering::Relaxed);
                     let pos = se.event.pos.clone();
                     let d = sink.deliver_scored(&se, with_embedding, &det.alerts);
-                    let late = det.too_late.map(|message| {
+                    if det.too_late {
+                        stats.too_late.fetch_add(1, Ordering::Relaxed);
+                    }
+                    let late = det.rejected.map(|message| {
                         stats.dead_lettered.fetch_add(1, Ordering::Relaxed);
-                        sink.deliver_dead(&dead_of_event(&se.event, "too_late", message))
+                        sink.deliver_dead(&dead_of_event(&se.event, "detector_rejected", message))
                     });
                     Box::pin(async move {
                         let mut r = d.await;
