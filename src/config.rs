@@ -837,4 +837,17 @@ mod tests {
         let e = Config::from_toml("[detect.spam]\nburst = 3\n", "t.toml", Path::new(".")).unwrap_err();
         assert!(e.to_string().contains("burst"), "{e}");
     }
+
+    #[test]
+    fn shipped_example_config_is_valid_and_matches_the_defaults() {
+        let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+        let example = Config::from_file(&root.join("examples/earshot.toml")).unwrap();
+        let defaults = Config::default_in(&root.join("examples"));
+        assert_eq!(example.kafka, defaults.kafka);
+        assert_eq!(example.mapping, defaults.mapping);
+        assert_eq!(example.output, defaults.output);
+        assert_eq!(example.pipeline, defaults.pipeline);
+        assert_eq!(example.detect, defaults.detect);
+        assert_eq!(example.model.tokenizer, root.join("examples/../models/tokenizer.json"));
+    }
 }
