@@ -8,6 +8,7 @@ use std::time::Instant;
 
 use anyhow::Context;
 use clap::{Args, ValueEnum};
+use earshot::ingest::mapping::kind;
 use earshot::model::{classify_texts, ModelError};
 use earshot::types::Scored;
 use serde_json::{json, Value};
@@ -80,7 +81,7 @@ fn parse_stdin(bytes: &[u8], lines: bool) -> Vec<Item> {
                 let id = obj.remove("id");
                 let text = match obj.remove("text") {
                     Some(Value::String(t)) => Ok(t),
-                    Some(other) => Err(format!("field `text` must be a string, found {}", type_name(&other))),
+                    Some(other) => Err(format!("field `text` must be a string, found {}", kind(&other))),
                     None => Err("field `text` is missing; each line must look like {\"text\": \"...\"}".into()),
                 };
                 Item { line, id, text }
@@ -90,7 +91,7 @@ fn parse_stdin(bytes: &[u8], lines: bool) -> Vec<Item> {
                 id: None,
                 text: Err(format!(
                     "line is JSON {} but must be an object like {{\"text\": \"...\"}} (use --lines for plain text)",
-                    type_name(&other)
+                    kind(&other)
                 )),
             },
             Err(e) => Item {
@@ -104,17 +105,6 @@ fn parse_stdin(bytes: &[u8], lines: bool) -> Vec<Item> {
         items.push(item);
     }
     items
-}
-
-fn type_name(v: &Value) -> &'static str {
-    match v {
-        Value::Null => "null",
-        Value::Bool(_) => "a boolean",
-        Value::Number(_) => "a number",
-        Value::String(_) => "a string",
-        Value::Array(_) => "an array",
-        Value::Object(_) => "an object",
-    }
 }
 
 pub fn run(args: ClassifyArgs) -> anyhow::Result<ExitCode> {

@@ -164,7 +164,8 @@ fn lookup<'a>(root: &'a Value, path: &str) -> Option<&'a Value> {
     (!cur.is_null()).then_some(cur)
 }
 
-fn kind(v: &Value) -> &'static str {
+/// How a JSON value is named in error messages (`a string`, `null`, ...).
+pub fn kind(v: &Value) -> &'static str {
     match v {
         Value::Null => "null",
         Value::Bool(_) => "a boolean",

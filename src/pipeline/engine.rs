@@ -33,8 +33,31 @@ pub struct RunSummary {
     pub acked: u64,
     /// Scored but behind the detector's allowed lateness (not in statistics).
     pub too_late: u64,
+    /// Time the inference thread spent computing, in milliseconds.
+    pub inference_ms: u64,
+    /// Real and padded tokens fed to the model.
+    pub real_tokens: u64,
+    pub padded_tokens: u64,
     /// False when shutdown hit the drain timeout (unacked work is redelivered).
     pub drained: bool,
+}
+
+impl RunSummary {
+    fn from_stats(stats: &PipelineStats, drained: bool) -> Self {
+        let g = |c: &std::sync::atomic::AtomicU64| c.load(Ordering::Relaxed);
+        Self {
+            received: g(&stats.received),
+            scored: g(&stats.scored),
+            dead_lettered: g(&stats.dead_lettered),
+            alerts: g(&stats.alerts),
+            acked: g(&stats.acked),
+            too_late: g(&stats.too_late),
+            inference_ms: g(&stats.inference_micros) / 1000,
+            real_tokens: g(&stats.real_tokens),
+            padded_tokens: g(&stats.padded_tokens),
+            drained,
+        }
+    }
 }
 
 /// The detection callback shared by the engine and replay: detector push,
@@ -124,16 +147,7 @@ pub async fn run_kafka(
     if drained {
         source.close().context("final offset commit failed")?;
     }
-    let g = |c: &std::sync::atomic::AtomicU64| c.load(Ordering::Relaxed);
-    Ok(RunSummary {
-        received: g(&stats.received),
-        scored: g(&stats.scored),
-        dead_lettered: g(&stats.dead_lettered),
-        alerts: g(&stats.alerts),
-        acked: g(&stats.acked),
-        too_late: g(&stats.too_late),
-        drained,
-    })
+    Ok(RunSummary::from_stats(&stats, drained))
 }
 
 async fn log_progress(stats: Arc<PipelineStats>) {
@@ -191,14 +205,5 @@ pub async fn run_messages(
         .await
         .context("pipeline failed")?;
     feeder.await.context("feeder panicked")?;
-    let g = |c: &std::sync::atomic::AtomicU64| c.load(Ordering::Relaxed);
-    Ok(RunSummary {
-        received: g(&stats.received),
-        scored: g(&stats.scored),
-        dead_lettered: g(&stats.dead_lettered),
-        alerts: g(&stats.alerts),
-        acked: g(&stats.acked),
-        too_late: g(&stats.too_late),
-        drained: true,
-    })
+    Ok(RunSummary::from_stats(&stats, true))
 }
