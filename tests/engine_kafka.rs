@@ -205,6 +205,7 @@ fn restart_resumes_from_committed_offsets_without_gap_or_repeat() {
         let mut c = config(t);
         c.pipeline.channel_capacity = 64;
         c.pipeline.max_in_flight = 64;
+        c.pipeline.merge_buffer = 64;
         c
     };
     let first = k::block_on(run_until(small(&t), 1000, Arc::new(PipelineStats::default())));
@@ -241,6 +242,7 @@ fn two_instances_split_partitions_then_one_takes_over_without_loss() {
         let mut cfg = config(&t);
         cfg.pipeline.channel_capacity = 64;
         cfg.pipeline.max_in_flight = 64;
+        cfg.pipeline.merge_buffer = 64;
         let (sa2, sb2) = (sa.clone(), sb.clone());
         // B stops (drains, commits, leaves) after 2000 messages; A runs until
         // everything is acknowledged by one of them.

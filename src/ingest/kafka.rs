@@ -69,6 +69,65 @@ impl Progress {
     }
 }
 
+/// Per-partition progress of the poll thread: messages handed to the
+/// pipeline, the next offset to hand out, and the high watermark (refreshed
+/// every 250 ms), so the event-time merge knows which partitions still have
+/// data coming.
+#[derive(Default)]
+pub struct PartitionProgress {
+    parts: Mutex<std::collections::BTreeMap<(String, i32), PartState>>,
+}
+
+/// (messages handed out, next offset to hand out, high watermark)
+type PartState = (u64, i64, i64);
+
+impl PartitionProgress {
+    fn handed(&self, topic: &str, partition: i32, offset: i64) {
+        let mut m = self.parts.lock().unwrap_or_else(|e| e.into_inner());
+        let e = m.entry((topic.to_string(), partition)).or_insert((0, 0, 0));
+        e.0 += 1;
+        e.1 = offset + 1;
+    }
+
+    fn refresh(&self, consumer: &BaseConsumer<EngineContext>) {
+        let keys: Vec<(String, i32)> = self
+            .parts
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .keys()
+            .cloned()
+            .collect();
+        let assigned = consumer.assignment().ok();
+        for (topic, p) in keys {
+            let owned = assigned.as_ref().is_some_and(|a| a.find_partition(&topic, p).is_some());
+            let high = if owned {
+                consumer
+                    .fetch_watermarks(&topic, p, Duration::from_millis(500))
+                    .map(|(_, h)| h)
+                    .ok()
+            } else {
+                None
+            };
+            let mut m = self.parts.lock().unwrap_or_else(|e| e.into_inner());
+            if let Some(e) = m.get_mut(&(topic.clone(), p)) {
+                // A partition no longer assigned has nothing more coming.
+                e.2 = high.unwrap_or(e.1.min(e.2));
+            }
+        }
+    }
+}
+
+impl crate::pipeline::merge::SourceProgress for PartitionProgress {
+    fn progress(&self) -> Vec<((String, i32), u64, bool)> {
+        self.parts
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .iter()
+            .map(|(k, (handed, next, high))| (k.clone(), *handed, next < high))
+            .collect()
+    }
+}
+
 /// Consumer context: drains and commits before partitions are taken away.
 pub struct EngineContext {
     progress: Arc<Progress>,
@@ -135,6 +194,7 @@ pub fn producer(cfg: &KafkaConfig) -> Result<FutureProducer, IngestError> {
 pub struct KafkaSource {
     consumer: Arc<BaseConsumer<EngineContext>>,
     progress: Arc<Progress>,
+    partitions: Arc<PartitionProgress>,
     stop: Arc<AtomicBool>,
     thread: Mutex<Option<JoinHandle<()>>>,
     assigned: Arc<AtomicUsize>,
@@ -176,12 +236,14 @@ impl KafkaSource {
         consumer.subscribe(&topics)?;
         let consumer = Arc::new(consumer);
         let stop = Arc::new(AtomicBool::new(false));
+        let partitions = Arc::new(PartitionProgress::default());
         let (tx, rx) = mpsc::channel(capacity);
         let thread = {
-            let (consumer, stop, progress) = (consumer.clone(), stop.clone(), progress.clone());
+            let (consumer, stop, progress, parts) =
+                (consumer.clone(), stop.clone(), progress.clone(), partitions.clone());
             std::thread::Builder::new()
                 .name("earshot-kafka".into())
-                .spawn(move || poll_loop(&consumer, &stop, &progress, tx))
+                .spawn(move || poll_loop(&consumer, &stop, &progress, &parts, tx))
                 .map_err(|e| IngestError::Io {
                     path: "kafka consumer thread".into(),
                     source: e,
@@ -191,6 +253,7 @@ impl KafkaSource {
             Self {
                 consumer,
                 progress,
+                partitions,
                 stop,
                 thread: Mutex::new(Some(thread)),
                 assigned,
@@ -213,6 +276,11 @@ impl KafkaSource {
 
     pub fn in_flight(&self) -> u64 {
         self.progress.in_flight()
+    }
+
+    /// Per-partition progress for the pipeline's event-time merge.
+    pub fn partition_progress(&self) -> Arc<PartitionProgress> {
+        self.partitions.clone()
     }
 
     pub fn assigned_partitions(&self) -> usize {
@@ -262,9 +330,15 @@ fn poll_loop(
     consumer: &BaseConsumer<EngineContext>,
     stop: &AtomicBool,
     progress: &Progress,
+    parts: &PartitionProgress,
     tx: mpsc::Sender<RawMessage>,
 ) {
+    let mut refreshed = Instant::now();
     while !stop.load(Ordering::Acquire) {
+        if refreshed.elapsed() >= Duration::from_millis(250) {
+            parts.refresh(consumer);
+            refreshed = Instant::now();
+        }
         match consumer.poll(Duration::from_millis(100)) {
             None => {}
             Some(Ok(m)) => {
@@ -280,6 +354,7 @@ fn poll_loop(
                 };
                 drop(m);
                 progress.issued.fetch_add(1, Ordering::AcqRel);
+                parts.handed(&raw.pos.source, raw.pos.partition, raw.pos.offset);
                 // Blocks while the pipeline is full: consumption pauses.
                 let mut raw = Some(raw);
                 while let Some(r) = raw.take() {

@@ -124,6 +124,7 @@ pub async fn run_kafka(
         classifier,
         sink,
         stats: stats.clone(),
+        source_progress: Some(source.partition_progress()),
     };
     let progress = tokio::spawn(log_progress(stats.clone()));
     let pipe = super::run(&cfg, rx, parts, detect, move |pos| acker.ack(pos));
@@ -199,6 +200,7 @@ pub async fn run_messages(
         classifier,
         sink,
         stats: stats.clone(),
+        source_progress: None,
     };
     let detect = detect_fn(Detector::new(cfg.detect.clone()), on_alert);
     super::run(cfg, rx, parts, detect, |_| {})

@@ -21,9 +21,18 @@ pub trait Timed {
     fn event_time(&self) -> Option<i64>;
 }
 
+/// What the source knows about partitions: how many messages it has handed
+/// to the pipeline per partition, and whether more are waiting unread.
+pub trait SourceProgress: Send + Sync {
+    /// `((source, partition), handed_out, more_unread)` for every partition
+    /// the source has handed out at least one message from.
+    fn progress(&self) -> Vec<((String, i32), u64, bool)>;
+}
+
 struct Lane<T> {
     queue: VecDeque<T>,
     last_arrival: Instant,
+    arrived: u64,
 }
 
 pub struct Merger<T> {
@@ -34,6 +43,7 @@ pub struct Merger<T> {
     /// First arrival: partitions not seen yet may still be coming, so the
     /// merge holds everything for one idle period after the start.
     started: Option<Instant>,
+    source: Option<std::sync::Arc<dyn SourceProgress>>,
 }
 
 impl<T: Timed> Merger<T> {
@@ -44,7 +54,16 @@ impl<T: Timed> Merger<T> {
             max_buffered: max_buffered.max(1),
             buffered: 0,
             started: None,
+            source: None,
         }
+    }
+
+    /// With a source's progress, a partition that still has messages in the
+    /// pipeline or unread at the source holds the merge (no guessing by idle
+    /// time); the idle timeout remains for partitions the source has not seen.
+    pub fn with_source(mut self, source: Option<std::sync::Arc<dyn SourceProgress>>) -> Self {
+        self.source = source;
+        self
     }
 
     pub fn push(&mut self, item: T, now: Instant) {
@@ -52,9 +71,11 @@ impl<T: Timed> Merger<T> {
         let lane = self.lanes.entry((s.to_string(), p)).or_insert_with(|| Lane {
             queue: VecDeque::new(),
             last_arrival: now,
+            arrived: 0,
         });
         lane.queue.push_back(item);
         lane.last_arrival = now;
+        lane.arrived += 1;
         self.buffered += 1;
         self.started.get_or_insert(now);
     }
@@ -74,6 +95,17 @@ impl<T: Timed> Merger<T> {
         if warming && !(force || over) {
             return None;
         }
+        if let (Some(src), false) = (&self.source, force || over) {
+            for (key, handed, unread) in src.progress() {
+                let (arrived, empty) = self
+                    .lanes
+                    .get(&key)
+                    .map_or((0, true), |l| (l.arrived, l.queue.is_empty()));
+                if empty && (handed > arrived || unread) {
+                    return None;
+                }
+            }
+        }
         let mut best: Option<(i64, &(String, i32))> = None;
         for (key, lane) in &self.lanes {
             match lane.queue.front() {
@@ -91,9 +123,10 @@ impl<T: Timed> Merger<T> {
                 },
                 None => {
                     // An empty lane may still deliver older events: wait for
-                    // it unless it has been quiet for the idle timeout.
+                    // it unless it has been quiet for the idle timeout (with a
+                    // source's progress, only for what the source cannot tell).
                     let quiet = now.duration_since(lane.last_arrival) >= self.idle;
-                    if !(force || over || quiet) {
+                    if self.source.is_none() && !(force || over || quiet) {
                         return None;
                     }
                 }
@@ -145,6 +178,38 @@ mod tests {
         assert_eq!(m.pop(later, false), Some(It(0, Some(20))));
         assert_eq!(m.pop(t0, true), Some(It(0, Some(30))));
         assert!(m.is_empty());
+    }
+
+    struct Src(Vec<((String, i32), u64, bool)>);
+    impl SourceProgress for Src {
+        fn progress(&self) -> Vec<((String, i32), u64, bool)> {
+            self.0.clone()
+        }
+    }
+
+    #[test]
+    fn source_progress_holds_the_merge_for_partitions_still_in_flight() {
+        let t0 = Instant::now();
+        let later = t0 + Duration::from_secs(10);
+        // Partition 1 has handed out 2 messages that have not arrived yet.
+        let src = std::sync::Arc::new(Src(vec![(("t".into(), 0), 2, false), (("t".into(), 1), 2, false)]));
+        let mut m = Merger::new(Duration::from_secs(1), 100).with_source(Some(src));
+        m.push(It(0, Some(30)), t0);
+        m.push(It(0, Some(40)), t0);
+        assert_eq!(
+            m.pop(later, false),
+            None,
+            "long past idle, but partition 1 is still coming"
+        );
+        m.push(It(1, Some(10)), later);
+        assert_eq!(m.pop(later, false), Some(It(1, Some(10))));
+        // Partition 1 handed 2, only 1 arrived: still waiting.
+        assert_eq!(m.pop(later, false), None);
+        m.push(It(1, Some(35)), later);
+        assert_eq!(m.pop(later, false), Some(It(0, Some(30))));
+        assert_eq!(m.pop(later, false), Some(It(1, Some(35))));
+        // Partition 1 is complete and has nothing unread: no more waiting.
+        assert_eq!(m.pop(later, false), Some(It(0, Some(40))));
     }
 
     #[test]

@@ -118,6 +118,8 @@ pub struct Parts {
     pub classifier: Arc<ClassifierThread>,
     pub sink: Sink,
     pub stats: Arc<PipelineStats>,
+    /// Partition progress of the source, for the event-time merge (Kafka).
+    pub source_progress: Option<Arc<dyn merge::SourceProgress>>,
 }
 
 /// Runs until `input` closes and everything in flight is acknowledged.
@@ -162,8 +164,11 @@ pub async fn run(
         parts.sink,
         detect,
         ack,
-        &cfg.pipeline,
-        cfg.output.scored_embedding,
+        OutputOpts {
+            pipeline: &cfg.pipeline,
+            with_embedding: cfg.output.scored_embedding,
+            source_progress: parts.source_progress.clone(),
+        },
         parts.stats.clone(),
     )
     .await;
@@ -395,6 +400,12 @@ async fn batch_stage(
     }
 }
 
+struct OutputOpts<'a> {
+    pipeline: &'a crate::config::PipelineConfig,
+    with_embedding: bool,
+    source_progress: Option<Arc<dyn merge::SourceProgress>>,
+}
+
 type Delivery = futures::future::BoxFuture<'static, (Option<SourcePos>, Result<(), PipelineError>)>;
 
 async fn output_stage(
@@ -402,14 +413,18 @@ async fn output_stage(
     sink: Sink,
     mut detect: impl FnMut(&ScoredEvent) -> Detected,
     ack: impl Fn(&SourcePos),
-    opts: &crate::config::PipelineConfig,
-    with_embedding: bool,
+    opts: OutputOpts<'_>,
     stats: Arc<PipelineStats>,
 ) -> Result<(), PipelineError> {
+    let OutputOpts {
+        pipeline: opts,
+        with_embedding,
+        source_progress,
+    } = opts;
     let max_in_flight = opts.max_in_flight;
     let partition_idle = Duration::from_millis(opts.partition_idle_ms);
     let mut reorder: BTreeMap<u64, Done> = BTreeMap::new();
-    let mut merger = merge::Merger::new(partition_idle, opts.merge_buffer);
+    let mut merger = merge::Merger::new(partition_idle, opts.merge_buffer).with_source(source_progress);
     let mut tick = tokio::time::interval(Duration::from_millis(100));
     let mut next = 1u64;
     let mut in_flight: FuturesOrdered<Delivery> = FuturesOrdered::new();

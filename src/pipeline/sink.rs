@@ -113,7 +113,7 @@ impl Sink {
                     ));
                 }
                 for a in alerts {
-                    tracing::warn!(fingerprint = %a.fingerprint, "ALERT {}", a.summary);
+                    tracing::info!(fingerprint = %a.fingerprint, "ALERT {}", a.summary);
                     sends.push(send(
                         producer.clone(),
                         output.alerts_topic.clone(),
