@@ -6,8 +6,17 @@
 //! already suppresses repeats until the condition clears). Resolution,
 //! grouping, silences and webhook delivery come with the alert-delivery work.
 
-use crate::pipeline::AlertOut;
 use crate::types::{EventTime, Signal};
+
+/// An alert state change ready for delivery.
+#[derive(Debug, Clone, PartialEq)]
+pub struct AlertOut {
+    /// Stable identity of the alert (rule + key); the Kafka message key.
+    pub fingerprint: String,
+    pub payload: serde_json::Value,
+    /// One line for people (stdout, logs).
+    pub summary: String,
+}
 
 /// FNV-1a 64 of rule and key, hex: stable across runs, machines and versions.
 pub fn fingerprint(signal: &Signal) -> String {

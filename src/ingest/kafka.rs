@@ -117,7 +117,7 @@ impl PartitionProgress {
     }
 }
 
-impl crate::pipeline::merge::SourceProgress for PartitionProgress {
+impl super::SourceProgress for PartitionProgress {
     fn progress(&self) -> Vec<((String, i32), u64, bool)> {
         self.parts
             .lock()

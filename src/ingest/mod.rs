@@ -31,3 +31,11 @@ pub enum IngestError {
     #[error("invalid topic pattern `{0}`")]
     Topic(String),
 }
+
+/// What the source knows about partitions: how many messages it has handed
+/// to the pipeline per partition, and whether more are waiting unread.
+pub trait SourceProgress: Send + Sync {
+    /// `((source, partition), handed_out, more_unread)` for every partition
+    /// the source has handed out at least one message from.
+    fn progress(&self) -> Vec<((String, i32), u64, bool)>;
+}

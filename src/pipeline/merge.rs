@@ -13,20 +13,14 @@
 use std::collections::{BTreeMap, VecDeque};
 use std::time::{Duration, Instant};
 
+pub use crate::ingest::SourceProgress;
+
 /// An item with an optional event time and its partition.
 pub trait Timed {
     /// `(source, partition)` the item came from.
     fn partition(&self) -> (&str, i32);
     /// Event time, or `None` for items that do not reach the detector.
     fn event_time(&self) -> Option<i64>;
-}
-
-/// What the source knows about partitions: how many messages it has handed
-/// to the pipeline per partition, and whether more are waiting unread.
-pub trait SourceProgress: Send + Sync {
-    /// `((source, partition), handed_out, more_unread)` for every partition
-    /// the source has handed out at least one message from.
-    fn progress(&self) -> Vec<((String, i32), u64, bool)>;
 }
 
 struct Lane<T> {

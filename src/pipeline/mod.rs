@@ -21,13 +21,14 @@ use std::time::Duration;
 use futures::stream::{FuturesOrdered, StreamExt};
 use tokio::sync::mpsc;
 
+pub use crate::alert::AlertOut;
 use crate::config::Config;
 use crate::ingest::mapping::{DeadLetter, Mapping};
 use crate::ingest::RawMessage;
 use crate::model::worker::ClassifierThread;
 use crate::model::{batch, lang, BatchLimits, Encoded, EncodedBatch, Tokenizer, PAD_ID};
 use crate::types::{Event, Scored, ScoredEvent, SourcePos};
-pub use sink::{AlertOut, Sink};
+pub use sink::Sink;
 
 /// Counters of one pipeline run (the metrics module exports them).
 #[derive(Debug, Default)]

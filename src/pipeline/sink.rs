@@ -11,18 +11,9 @@ use rdkafka::producer::{FutureProducer, FutureRecord, Producer};
 use rdkafka::util::Timeout;
 
 use super::{Dead, PipelineError};
+use crate::alert::AlertOut;
 use crate::config::OutputConfig;
 use crate::types::ScoredEvent;
-
-/// An alert state change ready for delivery.
-#[derive(Debug, Clone, PartialEq)]
-pub struct AlertOut {
-    /// Stable identity of the alert (rule + key); the Kafka message key.
-    pub fingerprint: String,
-    pub payload: serde_json::Value,
-    /// One line for people (stdout, logs).
-    pub summary: String,
-}
 
 /// Everything a run produced, when collecting in memory.
 #[derive(Debug, Default)]
