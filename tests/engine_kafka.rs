@@ -66,6 +66,24 @@ drain_timeout_ms = 20000
     Config::from_toml(&toml, "test", &util::root()).unwrap()
 }
 
+/// Fresh topics with `n` events (12 brands) produced to the 6-partition input.
+fn loaded_topics(name: &str, n: usize) -> Topics {
+    let t = topics(name);
+    k::block_on(async {
+        k::create_topic(&t.input, 6).await;
+        k::produce_json_many(&t.input, events(n, 12)).await;
+    });
+    t
+}
+
+/// Shrinks every queue so an instance stops with data still unread.
+fn small_queues(mut c: Config) -> Config {
+    c.pipeline.channel_capacity = 64;
+    c.pipeline.max_in_flight = 64;
+    c.pipeline.merge_buffer = 64;
+    c
+}
+
 /// Review texts from the fixtures, cycled.
 fn texts() -> Vec<String> {
     ["dev_reviews.jsonl", "category_eval.jsonl"]
@@ -194,20 +212,10 @@ fn fifty_thousand_events_scored_exactly_once_and_bad_messages_dead_lettered() {
 #[test]
 fn restart_resumes_from_committed_offsets_without_gap_or_repeat() {
     k::require_broker();
-    let t = topics("engine-restart");
     let n = 3000u64;
-    k::block_on(async {
-        k::create_topic(&t.input, 6).await;
-        k::produce_json_many(&t.input, events(n as usize, 12)).await;
-    });
+    let t = loaded_topics("engine-restart", n as usize);
     // Small queues, so the first instance stops with most of the topic unread.
-    let small = |t: &Topics| {
-        let mut c = config(t);
-        c.pipeline.channel_capacity = 64;
-        c.pipeline.max_in_flight = 64;
-        c.pipeline.merge_buffer = 64;
-        c
-    };
+    let small = |t: &Topics| small_queues(config(t));
     let first = k::block_on(run_until(small(&t), 1000, Arc::new(PipelineStats::default())));
     assert!(first.drained && first.acked >= 1000 && first.acked < n, "{first:?}");
     let second = k::block_on(run_until(
@@ -230,19 +238,12 @@ fn restart_resumes_from_committed_offsets_without_gap_or_repeat() {
 #[test]
 fn two_instances_split_partitions_then_one_takes_over_without_loss() {
     k::require_broker();
-    let t = topics("engine-group");
     let n = 12_000u64;
-    k::block_on(async {
-        k::create_topic(&t.input, 6).await;
-        k::produce_json_many(&t.input, events(n as usize, 12)).await;
-    });
+    let t = loaded_topics("engine-group", n as usize);
     let (sa, sb) = (Arc::new(PipelineStats::default()), Arc::new(PipelineStats::default()));
     let (a, b) = k::block_on(async {
         // Small queues, so B leaves with part of its partitions unread.
-        let mut cfg = config(&t);
-        cfg.pipeline.channel_capacity = 64;
-        cfg.pipeline.max_in_flight = 64;
-        cfg.pipeline.merge_buffer = 64;
+        let cfg = small_queues(config(&t));
         let (sa2, sb2) = (sa.clone(), sb.clone());
         // B stops (drains, commits, leaves) after 2000 messages; A runs until
         // everything is acknowledged by one of them.

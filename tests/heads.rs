@@ -29,13 +29,18 @@ fn limits() -> BatchLimits {
     }
 }
 
-#[test]
-fn dev_set_binary_accuracy_is_at_least_90_percent_per_language() {
-    let items = read("dev_reviews.jsonl");
+/// Classifies labelled items with the shared real model.
+fn classify_all(items: &[Labelled]) -> Vec<Result<earshot::types::Scored, model::ModelError>> {
     let mut m = util::real_model().lock().unwrap();
     let m = &mut *m;
     let texts: Vec<&str> = items.iter().map(|i| i.text.as_str()).collect();
-    let out = model::classify_texts(&m.tokenizer, &mut m.classifier, &texts, limits(), false).unwrap();
+    model::classify_texts(&m.tokenizer, &mut m.classifier, &texts, limits(), false).unwrap()
+}
+
+#[test]
+fn dev_set_binary_accuracy_is_at_least_90_percent_per_language() {
+    let items = read("dev_reviews.jsonl");
+    let out = classify_all(&items);
     let mut per_lang: std::collections::BTreeMap<&str, (usize, usize)> = Default::default();
     for (item, s) in items.iter().zip(out) {
         let s = s.unwrap();
@@ -109,10 +114,7 @@ fn clear_reviews_get_the_right_label_in_six_languages() {
 #[test]
 fn complaint_categories_are_mostly_right_in_every_language() {
     let items = read("category_eval.jsonl");
-    let mut m = util::real_model().lock().unwrap();
-    let m = &mut *m;
-    let texts: Vec<&str> = items.iter().map(|i| i.text.as_str()).collect();
-    let out = model::classify_texts(&m.tokenizer, &mut m.classifier, &texts, limits(), false).unwrap();
+    let out = classify_all(&items);
     let mut per_lang: std::collections::BTreeMap<&str, (usize, usize)> = Default::default();
     for (item, s) in items.iter().zip(out) {
         let want = Category::parse(item.category.as_deref().unwrap()).unwrap();
