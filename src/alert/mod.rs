@@ -6,6 +6,8 @@
 //! already suppresses repeats until the condition clears). Resolution,
 //! grouping, silences and webhook delivery come with the alert-delivery work.
 
+pub mod api;
+
 use crate::types::{EventTime, Signal};
 
 /// An alert state change ready for delivery.
