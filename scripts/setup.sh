@@ -14,10 +14,21 @@ command -v make >/dev/null || need+=(make)
 command -v pkg-config >/dev/null || need+=(pkg-config)
 command -v python3 >/dev/null || need+=(python3)
 python3 -m pip --version >/dev/null 2>&1 || need+=(python3-pip)
+# The test suite also runs real Prometheus, Alertmanager and headless Chromium
+# (scripts/test.sh sets EARSHOT_TEST_TOOLS=1); the main job does not need them.
+if [ "${EARSHOT_TEST_TOOLS:-0}" = 1 ]; then
+  command -v prometheus >/dev/null || need+=(prometheus)
+  command -v prometheus-alertmanager >/dev/null || need+=(prometheus-alertmanager)
+  command -v chromium >/dev/null || need+=(chromium)
+fi
 if [ ${#need[@]} -gt 0 ]; then
   log "installing system packages: ${need[*]}"
   SUDO=""; [ "$(id -u)" -ne 0 ] && SUDO="sudo"
-  $SUDO apt-get update -qq && $SUDO env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need[@]}" >/dev/null \
+  # Downloaded .debs are kept in the cache so a re-install does not download again.
+  apt_cache=(-o "Dir::Cache::archives=$EARSHOT_CACHE/apt")
+  mkdir -p "$EARSHOT_CACHE/apt/partial"
+  $SUDO apt-get update -qq && $SUDO env DEBIAN_FRONTEND=noninteractive \
+    apt-get install -y -qq --no-install-recommends "${apt_cache[@]}" "${need[@]}" >/dev/null \
     || die "could not install ${need[*]} with apt-get; install them and re-run"
 fi
 command -v cargo >/dev/null || die "cargo not found: install Rust >= 1.85 (rustup) and re-run"

@@ -3,7 +3,7 @@
 # every unit and integration test against the real model and the random one.
 set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/env.sh"
-bash "$EARSHOT_ROOT/scripts/setup.sh"
+EARSHOT_TEST_TOOLS=1 bash "$EARSHOT_ROOT/scripts/setup.sh"
 cd "$EARSHOT_ROOT"
 log "cargo fmt --check"
 cargo fmt --all -- --check
