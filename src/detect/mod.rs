@@ -30,6 +30,9 @@ pub mod stats;
 pub mod terms;
 pub mod window;
 
+#[cfg(test)]
+mod tests;
+
 use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::sync::Arc;
 

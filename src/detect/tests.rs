@@ -1,0 +1,225 @@
+//! Detector behaviour on synthetic streams with known rates: traffic
+//! adjustment (a surge with the usual share is quiet), early firing of a
+//! sudden wave, the drift CUSUM on a slow share increase, and quiet nulls.
+//! Texts are random word salads (never near-duplicates) without embeddings,
+//! so only the volume/share statistics are exercised.
+
+use super::scenario::Rng;
+use super::*;
+use crate::types::{Event, KeyDims, Scored, SentimentProbs};
+
+const DAY: i64 = 24 * HOUR;
+const T0: EventTime = 1_704_067_200_000;
+
+const WORDS: [&str; 40] = [
+    "battery", "strap", "screen", "box", "delivery", "colour", "size", "charger", "sound", "price", "gift", "fabric",
+    "handle", "lid", "button", "cable", "manual", "app", "update", "light", "weight", "zip", "sole", "seam", "paint",
+    "glass", "door", "wheel", "motor", "pump", "filter", "brush", "blade", "lens", "case", "clip", "hinge", "pad",
+    "plug", "knob",
+];
+
+fn event(rng: &mut Rng, n: &mut u64, t: EventTime, product: &str, neg: bool) -> ScoredEvent {
+    *n += 1;
+    let text: Vec<&str> = (0..10).map(|_| WORDS[rng.below(WORDS.len())]).collect();
+    let (sentiment, probs) = if neg {
+        (
+            Sentiment::Negative,
+            SentimentProbs {
+                negative: 0.9,
+                neutral: 0.05,
+                positive: 0.05,
+            },
+        )
+    } else {
+        (
+            Sentiment::Positive,
+            SentimentProbs {
+                negative: 0.05,
+                neutral: 0.05,
+                positive: 0.9,
+            },
+        )
+    };
+    ScoredEvent {
+        event: Event {
+            id: format!("s{n:08}"),
+            key: KeyDims {
+                brand: Some("Acme".into()),
+                product: Some(product.into()),
+                sku: None,
+                region: Some("us".into()),
+                channel: None,
+            },
+            text: format!("{} {n}", text.join(" ")),
+            lang: Some("en".into()),
+            rating: None,
+            author: None,
+            event_time: t,
+            replied_at: Some(t + HOUR),
+            pos: None,
+        },
+        scored: Scored {
+            sentiment,
+            probs,
+            category: Category::ProductQuality,
+            category_score: 0.9,
+            lang: "en".into(),
+            tokens: 12,
+            truncated: false,
+            embedding: Vec::new(),
+        },
+    }
+}
+
+/// A stream over `days`, `rate(t)` items per hour and `share(t)` negative,
+/// for two products (the second always at background), plus `extra(t)`
+/// negatives per hour on the first. Returns the signals with the event time
+/// they were emitted at.
+fn run(
+    days: i64,
+    rate: impl Fn(EventTime) -> f64,
+    share: impl Fn(EventTime) -> f64,
+    extra: impl Fn(EventTime) -> f64,
+) -> Vec<(EventTime, Signal)> {
+    let mut rng = Rng::new(11);
+    let mut n = 0u64;
+    let mut events = Vec::new();
+    let step = MINUTE;
+    for s in 0..days * DAY / step {
+        let t0 = T0 + s * step;
+        let hour = (t0 - T0) as f64 / HOUR as f64;
+        let daily = 1.0 + 0.6 * (hour / 24.0 * std::f64::consts::TAU).cos();
+        for product in ["Rocket", "Anvil"] {
+            let mu = rate(t0) * daily / 60.0;
+            let p = if product == "Rocket" { share(t0) } else { 0.15 };
+            for _ in 0..rng.poisson(mu) {
+                let t = t0 + (rng.uniform() * step as f64) as i64;
+                let neg = rng.uniform() < p;
+                events.push(event(&mut rng, &mut n, t, product, neg));
+            }
+            if product == "Rocket" {
+                for _ in 0..rng.poisson(extra(t0) / 60.0) {
+                    let t = t0 + (rng.uniform() * step as f64) as i64;
+                    events.push(event(&mut rng, &mut n, t, product, true));
+                }
+            }
+        }
+    }
+    events.sort_by_key(|e| e.event.event_time);
+    let mut det = Detector::new(DetectConfig::default());
+    let mut out = Vec::new();
+    for e in &events {
+        let p = det.push(e).expect("push");
+        out.extend(p.signals.into_iter().map(|s| (e.event.event_time, s)));
+    }
+    out.extend(
+        det.advance_watermark(T0 + days * DAY)
+            .into_iter()
+            .map(|s| (T0 + days * DAY, s)),
+    );
+    out
+}
+
+fn crises(signals: &[(EventTime, Signal)], from: EventTime) -> Vec<&(EventTime, Signal)> {
+    signals
+        .iter()
+        .filter(|(t, s)| *t >= from && s.kind.is_crisis())
+        .collect()
+}
+
+#[test]
+fn steady_background_is_quiet() {
+    let s = run(8, |_| 30.0, |_| 0.15, |_| 0.0);
+    let c = crises(&s, T0 + 2 * DAY);
+    assert!(c.is_empty(), "false alerts on a stationary stream: {c:?}");
+}
+
+#[test]
+fn traffic_surge_with_the_usual_share_is_quiet() {
+    // Triple traffic for a day (a holiday) on every product, same share.
+    let surge = T0 + 6 * DAY;
+    let s = run(
+        8,
+        |t| if (surge..surge + DAY).contains(&t) { 90.0 } else { 30.0 },
+        |_| 0.15,
+        |_| 0.0,
+    );
+    let c = crises(&s, T0 + 2 * DAY);
+    assert!(c.is_empty(), "a volume surge with the usual share raised {c:?}");
+}
+
+#[test]
+fn sudden_wave_fires_before_its_longest_window_closes() {
+    // 60 extra negatives per hour on Rocket from day 6 10:00 for 2 hours.
+    let start = T0 + 6 * DAY + 10 * HOUR;
+    let s = run(
+        7,
+        |_| 30.0,
+        |_| 0.15,
+        |t| {
+            if (start..start + 2 * HOUR).contains(&t) {
+                60.0
+            } else {
+                0.0
+            }
+        },
+    );
+    let on_rocket: Vec<_> = crises(&s, start)
+        .into_iter()
+        .filter(|(_, sig)| sig.key.get(Dim::Product) == Some("Rocket"))
+        .collect();
+    let (at, first) = on_rocket.first().expect("the wave was not detected");
+    let delay = (at - start) as f64 / MINUTE as f64;
+    println!(
+        "sudden wave: {} on {} after {delay:.1} min",
+        first.kind.as_str(),
+        first.key
+    );
+    assert!(delay <= 20.0, "detected after {delay} min: {first:?}");
+    assert!(first.observed as f64 > 2.0 * first.expected, "{first:?}");
+    // Nothing before the wave, and nothing on the untouched product.
+    assert!(crises(&s, T0 + 2 * DAY).iter().all(|(t, _)| *t >= start));
+    assert!(crises(&s, start)
+        .iter()
+        .all(|(_, sig)| sig.key.get(Dim::Product) != Some("Anvil")));
+}
+
+#[test]
+fn slow_share_increase_is_caught_and_explained_as_a_drift_or_shift() {
+    // Rocket's negative share ramps from 15 % to 40 % over 24 h, volume flat.
+    let start = T0 + 5 * DAY;
+    let share = |t: EventTime| {
+        let x = ((t - start) as f64 / DAY as f64).clamp(0.0, 1.0);
+        if t < start {
+            0.15
+        } else {
+            0.15 + 0.25 * x
+        }
+    };
+    let s = run(8, |_| 40.0, share, |_| 0.0);
+    let c = crises(&s, T0 + 2 * DAY);
+    let first = c.first().expect("the drift was not detected");
+    let h = (first.0 - start) as f64 / HOUR as f64;
+    println!(
+        "share ramp: {} on {} after {h:.1} h",
+        first.1.kind.as_str(),
+        first.1.key
+    );
+    assert!(first.0 >= start, "fired before the drift began: {first:?}");
+    assert!(
+        first.0 < start + 2 * DAY,
+        "too late: {:.1} h",
+        (first.0 - start) as f64 / HOUR as f64
+    );
+    assert!(
+        matches!(
+            first.1.kind,
+            SignalKind::SlowDrift | SignalKind::SentimentShift | SignalKind::VolumeSpike
+        ),
+        "{first:?}"
+    );
+    assert!(
+        c.iter().all(|(_, sig)| sig.key.get(Dim::Product) != Some("Anvil")),
+        "{c:?}"
+    );
+}
