@@ -11,16 +11,17 @@ use crate::detect_bank;
 
 pub fn table(reports: &[(u64, Report)]) -> String {
     let mut s = String::from(
-        "| scenario | seed | expect | result | delay (event min) | false crisis alerts | keys | false / key / week | spam signals |\n|---|---|---|---|---|---|---|---|---|\n",
+        "| scenario | seed | expect | result | delay (event min) | after 5th injected item (min) | false crisis alerts | keys | false / key / week | spam signals |\n|---|---|---|---|---|---|---|---|---|---|\n",
     );
     for (seed, r) in reports {
         s.push_str(&format!(
-            "| {} | {} | {} | {} | {} | {} | {} | {:.3} | {} |\n",
+            "| {} | {} | {} | {} | {} | {} | {} | {} | {:.3} | {} |\n",
             r.scenario,
             seed,
             r.expect,
             if r.passed { "pass" } else { "FAIL" },
             r.delay_min.map_or("-".into(), |d| format!("{d:.1}")),
+            r.evidence_delay_min.map_or("-".into(), |d| format!("{d:.1}")),
             r.false_alerts,
             r.keys,
             r.false_per_key_week(),

@@ -172,7 +172,15 @@ pub struct Truth {
     pub brand: Option<String>,
     pub product: Option<String>,
     pub region: Option<String>,
+    /// Event time of the `EVIDENCE_ITEMS`-th injected item: before it, no
+    /// detector with the minimum-evidence floor can fire, whatever its
+    /// statistics. For a ramp this is far later than `start`.
+    pub evidence_at: Option<EventTime>,
 }
+
+/// Injected items the detector needs before it may fire (the balanced
+/// preset's `min_count`).
+pub const EVIDENCE_ITEMS: usize = 5;
 
 /// Scenario parameters.
 #[derive(Debug, Clone)]
@@ -304,6 +312,7 @@ pub fn generate(sc: &Scenario, bank: &Bank) -> (Vec<ScoredEvent>, Option<Truth>)
     let step = 5 * MINUTE;
     let slots = sc.days * DAY / step;
     let holiday = |t: EventTime| sc.incident == Incident::HolidaySurge && t >= start && t < start + DAY;
+    let mut injected: Vec<EventTime> = Vec::new();
     for s in 0..slots {
         let t0 = T0 + s * step;
         for &(brand, product, rate, neg_share) in &PRODUCTS {
@@ -343,6 +352,7 @@ pub fn generate(sc: &Scenario, bank: &Bank) -> (Vec<ScoredEvent>, Option<Truth>)
                     for _ in 0..g.rng.poisson(per_hour * step as f64 / HOUR as f64) {
                         let t = t0 + (g.rng.uniform() * step as f64) as i64;
                         g.emit(t, brand, product, region, lang, role, None, None);
+                        injected.push(t);
                     }
                 }
             }
@@ -363,12 +373,15 @@ pub fn generate(sc: &Scenario, bank: &Bank) -> (Vec<ScoredEvent>, Option<Truth>)
                     Some(author),
                     Some(1.0),
                 );
+                injected.push(t);
             }
         }
     }
     g.out
         .sort_by(|a, b| a.0.cmp(&b.0).then(a.1.event.id.cmp(&b.1.event.id)));
     let events = g.out.into_iter().map(|(_, e)| e).collect();
+    injected.sort_unstable();
+    let evidence_at = injected.get(EVIDENCE_ITEMS - 1).copied();
     let truth = match sc.incident {
         Incident::None => None,
         Incident::BatteryWave => Some(Truth {
@@ -378,6 +391,7 @@ pub fn generate(sc: &Scenario, bank: &Bank) -> (Vec<ScoredEvent>, Option<Truth>)
             brand: Some("Voltra".into()),
             product: Some("X2 Power Bank".into()),
             region: None,
+            evidence_at,
         }),
         Incident::LogisticsDrift => Some(Truth {
             expect: Expect::Crisis,
@@ -386,6 +400,7 @@ pub fn generate(sc: &Scenario, bank: &Bank) -> (Vec<ScoredEvent>, Option<Truth>)
             brand: None,
             product: None,
             region: Some("de".into()),
+            evidence_at,
         }),
         Incident::SpamWave => Some(Truth {
             expect: Expect::Spam,
@@ -394,6 +409,7 @@ pub fn generate(sc: &Scenario, bank: &Bank) -> (Vec<ScoredEvent>, Option<Truth>)
             brand: Some("Kumo".into()),
             product: Some("Cloudstep Sneakers".into()),
             region: None,
+            evidence_at,
         }),
         Incident::PositiveViral => Some(Truth {
             expect: Expect::Quiet,
@@ -402,6 +418,7 @@ pub fn generate(sc: &Scenario, bank: &Bank) -> (Vec<ScoredEvent>, Option<Truth>)
             brand: Some("Voltra".into()),
             product: Some("Pulse Earbuds".into()),
             region: None,
+            evidence_at,
         }),
         Incident::HolidaySurge => Some(Truth {
             expect: Expect::Quiet,
@@ -410,6 +427,7 @@ pub fn generate(sc: &Scenario, bank: &Bank) -> (Vec<ScoredEvent>, Option<Truth>)
             brand: None,
             product: None,
             region: None,
+            evidence_at,
         }),
     };
     (events, truth)
@@ -431,6 +449,8 @@ pub struct Report {
     pub passed: bool,
     /// Detection delay in event time (crisis or spam scenarios).
     pub delay_min: Option<f64>,
+    /// Detection time after the `EVIDENCE_ITEMS`-th injected item.
+    pub evidence_delay_min: Option<f64>,
     /// Crisis signals on keys and times the incident does not explain.
     pub false_alerts: u32,
     /// Keys that could alert and days after warm-up (for the rate).
@@ -518,6 +538,10 @@ pub fn score(
         },
         passed,
         delay_min: delay,
+        evidence_delay_min: truth
+            .and_then(|t| t.evidence_at)
+            .zip(first)
+            .map(|(e, f)| (f - e) as f64 / MINUTE as f64),
         false_alerts,
         keys,
         eval_days: (days - warmup_days) as f64,
