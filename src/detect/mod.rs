@@ -77,7 +77,7 @@ impl Preset {
     pub fn thresholds(self) -> Thresholds {
         let (p, min_count, cusum_h, drift_h) = match self {
             Preset::Fewer => (1e-8, 8, 10.0, 12.0),
-            Preset::Balanced => (1e-6, 5, 8.0, 9.0),
+            Preset::Balanced => (1e-7, 5, 8.0, 10.0),
             Preset::More => (1e-4, 3, 5.0, 6.0),
         };
         Thresholds {
@@ -1166,7 +1166,10 @@ impl Detector {
                     let (en, ek) = st.baseline.expected(h, 1.0, Some(global));
                     let ek = stats::inflate(ek, st.baseline.evidence_neg(), 1.0).max(th.min_expected_per_hour);
                     let gf = self.global_hour_factor.get(&h).copied().unwrap_or(1.0);
-                    let mu = ek * traffic_factor(n - k, en - ek).max(gf);
+                    // The point estimate of the key's traffic factor: the CUSUM
+                    // sums many hours, and a lower bound would bias every hour
+                    // of a traffic surge towards "more negatives than expected".
+                    let mu = ek * traffic_factor_z(n - k, en - ek, 0.0).max(gf);
                     let mut k_fold = k as f64;
                     if warm {
                         if st.vcusum == 0.0 {

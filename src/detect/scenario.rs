@@ -240,7 +240,15 @@ struct Gen<'a> {
     rng: Rng,
     out: Vec<(EventTime, ScoredEvent)>,
     n: u64,
+    /// Background texts used per (product, text) in the last hour. Real
+    /// customers do not post the same words again and again; the bank is
+    /// small, so without this a traffic spike would repeat texts verbatim
+    /// and look like a fake wave.
+    recent: std::collections::HashMap<(String, String), std::collections::VecDeque<EventTime>>,
 }
+
+/// Times a background text may appear on one product within an hour.
+const MAX_REPEATS_PER_HOUR: usize = 2;
 
 impl Gen<'_> {
     #[allow(clippy::too_many_arguments)]
@@ -255,9 +263,28 @@ impl Gen<'_> {
         author: Option<String>,
         rating: Option<f32>,
     ) {
-        let Some(bt) = self.bank.pick(&mut self.rng, role, lang) else {
+        let Some(mut bt) = self.bank.pick(&mut self.rng, role, lang) else {
             return;
         };
+        if matches!(role, Role::Positive | Role::Neutral | Role::Negative) {
+            for _ in 0..16 {
+                let uses = self.recent.entry((product.to_string(), bt.text.clone())).or_default();
+                while uses.front().is_some_and(|&u| u <= t - HOUR) {
+                    uses.pop_front();
+                }
+                if uses.len() < MAX_REPEATS_PER_HOUR {
+                    break;
+                }
+                match self.bank.pick(&mut self.rng, role, lang) {
+                    Some(other) => bt = other,
+                    None => return,
+                }
+            }
+            self.recent
+                .entry((product.to_string(), bt.text.clone()))
+                .or_default()
+                .push_back(t);
+        }
         self.n += 1;
         let id = format!("e{:07}", self.n);
         let neg = matches!(role, Role::Negative | Role::Battery | Role::Logistics | Role::Spam);
@@ -307,6 +334,7 @@ pub fn generate(sc: &Scenario, bank: &Bank) -> (Vec<ScoredEvent>, Option<Truth>)
         rng: Rng::new(sc.seed),
         out: Vec::new(),
         n: 0,
+        recent: Default::default(),
     };
     let start = T0 + sc.incident_day * DAY + sc.incident_hour * HOUR;
     let step = 5 * MINUTE;

@@ -166,14 +166,17 @@ impl Baseline {
         // three times the expected level (an outburst must not teach the
         // baseline that outbursts are normal, nor distort the share after).
         let (mut x_total, mut x_neg) = (total / s, neg / s);
+        // The slack of three items is in raw counts (divided by the shape):
+        // in a quiet hour a single item is a large deseasonalised value, and
+        // clipping it there would bias the level, and the share, low.
         if self.hours >= 24 && self.level_total > 0.0 {
-            let cap = 3.0 * self.level_total + 3.0;
+            let cap = 3.0 * self.level_total + 3.0 / s;
             if x_total > cap {
                 let f = cap / x_total;
                 x_total *= f;
                 x_neg *= f;
             }
-            x_neg = x_neg.min(3.0 * self.level_neg + 3.0);
+            x_neg = x_neg.min(3.0 * self.level_neg + 3.0 / s);
         }
         self.level_total += a * (x_total - self.level_total);
         self.level_neg += a * (x_neg - self.level_neg);
