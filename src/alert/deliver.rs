@@ -239,10 +239,12 @@ pub async fn run_sink(
                 if let Some((_, e)) = take.iter().find(|(q, _)| q == s) {
                     if outcome == Outcome::Delivered {
                         last_sent.insert(e.fingerprint.clone(), e.at);
-                        match e.status {
-                            Status::Firing => am_firing.insert(e.fingerprint.clone(), e.clone()),
-                            Status::Resolved => am_firing.remove(&e.fingerprint),
-                        };
+                        if spec.kind == SinkKind::Alertmanager {
+                            match e.status {
+                                Status::Firing => am_firing.insert(e.fingerprint.clone(), e.clone()),
+                                Status::Resolved => am_firing.remove(&e.fingerprint),
+                            };
+                        }
                     }
                 }
             }

@@ -57,7 +57,8 @@ pub struct Outbox {
     db: Arc<Database>,
     path: PathBuf,
     sinks: Vec<String>,
-    tx: std::sync::Mutex<std::sync::mpsc::Sender<(Vec<Entry>, Reply)>>,
+    tx: std::sync::Mutex<Option<std::sync::mpsc::Sender<(Vec<Entry>, Reply)>>>,
+    writer: std::sync::Mutex<Option<std::thread::JoinHandle<()>>>,
     /// Woken after every insert that added entries.
     pub wake: Arc<tokio::sync::Notify>,
 }
@@ -103,7 +104,7 @@ impl Outbox {
         let (tx, rx) = std::sync::mpsc::channel::<(Vec<Entry>, Reply)>();
         let wake = Arc::new(tokio::sync::Notify::new());
         let (db2, path2, sinks2, wake2) = (db.clone(), path.to_path_buf(), sinks.to_vec(), wake.clone());
-        std::thread::Builder::new()
+        let writer = std::thread::Builder::new()
             .name("earshot-outbox".into())
             .spawn(move || {
                 while let Ok((entries, reply)) = rx.recv() {
@@ -119,7 +120,8 @@ impl Outbox {
             db,
             path: path.to_path_buf(),
             sinks: sinks.to_vec(),
-            tx: std::sync::Mutex::new(tx),
+            tx: std::sync::Mutex::new(Some(tx)),
+            writer: std::sync::Mutex::new(Some(writer)),
             wake,
         }))
     }
@@ -136,8 +138,8 @@ impl Outbox {
             .tx
             .lock()
             .unwrap_or_else(|e| e.into_inner())
-            .send((entries, reply))
-            .is_ok();
+            .as_ref()
+            .is_some_and(|tx| tx.send((entries, reply)).is_ok());
         let path = self.path.clone();
         async move {
             if !sent {
@@ -246,6 +248,17 @@ impl Outbox {
             latest.insert(e.fingerprint.clone(), e);
         }
         Ok(latest.into_values().filter(|e| e.status == Status::Firing).collect())
+    }
+}
+
+impl Drop for Outbox {
+    /// Stops the writer after the queued writes, so the file is closed when
+    /// the last handle goes (it can be opened again at once).
+    fn drop(&mut self) {
+        self.tx.lock().unwrap_or_else(|e| e.into_inner()).take();
+        if let Some(w) = self.writer.lock().unwrap_or_else(|e| e.into_inner()).take() {
+            let _ = w.join();
+        }
     }
 }
 
