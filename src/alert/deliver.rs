@@ -10,12 +10,13 @@
 //! Alertmanager (v2 API) additionally gets every firing alert re-sent each
 //! `resend_interval`, so it does not resolve them on its own.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use futures::StreamExt;
+use futures::future::BoxFuture;
+use futures::stream::{FuturesUnordered, StreamExt};
 use rand::Rng;
 
 use super::api::SinkStats;
@@ -149,7 +150,12 @@ pub async fn send(client: &reqwest::Client, spec: &SinkSpec, msg: &Message, c: &
     }
 }
 
-/// The worker loop of one endpoint; runs until the task is aborted.
+type Sent = (Outcome, Vec<(u64, Entry)>);
+
+/// The worker loop of one endpoint; runs until the task is aborted. Up to
+/// `max_concurrency` messages are in flight; a fingerprint with a message in
+/// flight gets no second one until that ends (so changes stay in order), and
+/// a failing message does not hold up other fingerprints.
 pub async fn run_sink(
     spec: SinkSpec,
     external_url: String,
@@ -168,25 +174,18 @@ pub async fn run_sink(
     let mut last_resend = Instant::now();
     // Per-route cooldown: event time of the last change sent per fingerprint.
     let mut last_sent: BTreeMap<String, i64> = BTreeMap::new();
+    let mut inflight: FuturesUnordered<BoxFuture<'static, Sent>> = FuturesUnordered::new();
+    let mut busy_fps: BTreeSet<String> = BTreeSet::new();
+    let mut busy_seqs: BTreeSet<u64> = BTreeSet::new();
+    let spec = Arc::new(spec);
     loop {
         let wake = outbox.wake.notified();
         tokio::pin!(wake);
         wake.as_mut().enable();
-        let ob = outbox.clone();
-        let name = spec.name.clone();
-        let batch = match tokio::task::spawn_blocking(move || ob.pending(&name, 512)).await {
-            Ok(Ok(b)) => b,
-            Ok(Err(e)) => {
-                tracing::error!(sink = %spec.name, error = %e, "outbox read failed");
-                tokio::time::sleep(Duration::from_secs(1)).await;
-                continue;
-            }
-            Err(_) => return,
-        };
         if spec.kind == SinkKind::Alertmanager && !am_firing.is_empty() && last_resend.elapsed() >= spec.resend_interval
         {
             last_resend = Instant::now();
-            let entries: Vec<&Entry> = am_firing.values().collect();
+            let entries: Vec<&Entry> = am_firing.values().filter(|e| !busy_fps.contains(&e.fingerprint)).collect();
             let ttl = 4 * spec.resend_interval.as_millis() as i64;
             let body = format::alertmanager_alerts(&entries, now_ms(), ttl);
             let msg = Message {
@@ -194,67 +193,89 @@ pub async fn run_sink(
                 id: format!("resend-{}", now_ms()),
                 body: serde_json::to_vec(&body).unwrap_or_default(),
             };
-            send(&client, &spec, &msg, &counters).await;
+            let (client, spec, counters) = (client.clone(), spec.clone(), counters.clone());
+            inflight.push(Box::pin(async move { (send(&client, &spec, &msg, &counters).await, Vec::new()) }));
         }
-        if batch.is_empty() {
-            tokio::select! {
-                _ = &mut wake => {}
-                _ = tokio::time::sleep(Duration::from_millis(500)) => {}
+        if inflight.len() < spec.max_concurrency {
+            let ob = outbox.clone();
+            let name = spec.name.clone();
+            let batch = match tokio::task::spawn_blocking(move || ob.pending(&name, 1024)).await {
+                Ok(Ok(b)) => b,
+                Ok(Err(e)) => {
+                    tracing::error!(sink = %spec.name, error = %e, "outbox read failed");
+                    Vec::new()
+                }
+                Err(_) => return,
+            };
+            // The oldest pending change of each fingerprint not in flight.
+            let mut seen = BTreeSet::new();
+            let mut take = Vec::new();
+            let mut skip = Vec::new();
+            for (seq, e) in batch {
+                if busy_seqs.contains(&seq) || !seen.insert(e.fingerprint.clone()) || busy_fps.contains(&e.fingerprint) {
+                    continue;
+                }
+                let in_cooldown = e.status == Status::Firing
+                    && e.repeat > 0
+                    && spec
+                        .repeat_interval
+                        .zip(last_sent.get(&e.fingerprint))
+                        .is_some_and(|(iv, &last)| e.at - last < iv);
+                if e.severity < spec.min_severity || in_cooldown {
+                    skip.push(seq);
+                } else {
+                    take.push((seq, e));
+                }
             }
-            continue;
-        }
-        // The oldest change of each fingerprint; filter per endpoint.
-        let mut seen = std::collections::BTreeSet::new();
-        let mut take = Vec::new();
-        let mut skip = Vec::new();
-        for (seq, e) in batch {
-            if !seen.insert(e.fingerprint.clone()) {
+            if !skip.is_empty() {
+                counters.skipped.fetch_add(skip.len() as u64, Ordering::Relaxed);
+                mark_done(&outbox, &spec.name, skip).await;
                 continue;
             }
-            let in_cooldown = e.status == Status::Firing
-                && e.repeat > 0
-                && spec
-                    .repeat_interval
-                    .zip(last_sent.get(&e.fingerprint))
-                    .is_some_and(|(iv, &last)| e.at - last < iv);
-            if e.severity < spec.min_severity || in_cooldown {
-                skip.push(seq);
-            } else {
-                take.push((seq, e));
+            let room = spec.max_concurrency - inflight.len();
+            for m in format::messages(&spec, &external_url, &take, now_ms()).into_iter().take(room) {
+                let carried: Vec<(u64, Entry)> = take.iter().filter(|(q, _)| m.seqs.contains(q)).cloned().collect();
+                for (q, e) in &carried {
+                    busy_seqs.insert(*q);
+                    busy_fps.insert(e.fingerprint.clone());
+                }
+                let (client, spec, counters) = (client.clone(), spec.clone(), counters.clone());
+                inflight.push(Box::pin(async move { (send(&client, &spec, &m, &counters).await, carried) }));
             }
         }
-        let msgs = format::messages(&spec, &external_url, &take, now_ms());
-        let results: Vec<(Outcome, Vec<u64>)> = futures::stream::iter(msgs)
-            .map(|m| {
-                let (client, spec, counters) = (&client, &spec, &counters);
-                async move { (send(client, spec, &m, counters).await, m.seqs) }
-            })
-            .buffer_unordered(spec.max_concurrency)
-            .collect()
-            .await;
-        let mut done = skip.clone();
-        counters.skipped.fetch_add(skip.len() as u64, Ordering::Relaxed);
-        for (outcome, seqs) in results {
-            for s in &seqs {
-                if let Some((_, e)) = take.iter().find(|(q, _)| q == s) {
-                    if outcome == Outcome::Delivered {
-                        last_sent.insert(e.fingerprint.clone(), e.at);
-                        if spec.kind == SinkKind::Alertmanager {
-                            match e.status {
-                                Status::Firing => am_firing.insert(e.fingerprint.clone(), e.clone()),
-                                Status::Resolved => am_firing.remove(&e.fingerprint),
-                            };
-                        }
+        let finished = tokio::select! {
+            Some(r) = inflight.next(), if !inflight.is_empty() => Some(r),
+            _ = &mut wake => None,
+            _ = tokio::time::sleep(Duration::from_millis(500)) => None,
+        };
+        if let Some((outcome, carried)) = finished {
+            let mut done = Vec::new();
+            for (q, e) in carried {
+                busy_seqs.remove(&q);
+                busy_fps.remove(&e.fingerprint);
+                done.push(q);
+                if outcome == Outcome::Delivered {
+                    last_sent.insert(e.fingerprint.clone(), e.at);
+                    if spec.kind == SinkKind::Alertmanager {
+                        match e.status {
+                            Status::Firing => am_firing.insert(e.fingerprint.clone(), e),
+                            Status::Resolved => am_firing.remove(&e.fingerprint),
+                        };
                     }
                 }
             }
-            done.extend(seqs);
+            mark_done(&outbox, &spec.name, done).await;
         }
-        let ob = outbox.clone();
-        let name = spec.name.clone();
-        if let Ok(Err(e)) = tokio::task::spawn_blocking(move || ob.done(&name, &done)).await {
-            tracing::error!(sink = %spec.name, error = %e, "outbox update failed");
-            tokio::time::sleep(Duration::from_secs(1)).await;
-        }
+    }
+}
+
+async fn mark_done(outbox: &Arc<Outbox>, sink: &str, seqs: Vec<u64>) {
+    if seqs.is_empty() {
+        return;
+    }
+    let (ob, name) = (outbox.clone(), sink.to_string());
+    if let Ok(Err(e)) = tokio::task::spawn_blocking(move || ob.done(&name, &seqs)).await {
+        tracing::error!(sink = %sink, error = %e, "outbox update failed");
+        tokio::time::sleep(Duration::from_secs(1)).await;
     }
 }
