@@ -294,7 +294,9 @@ impl RawAlert {
                     let v = std::env::var(var).map_err(|_| {
                         inv(
                             "alert.sinks.secret_env",
-                            format!("sink `{n}`: environment variable `{var}` is not set; export it or use secret_file"),
+                            format!(
+                                "sink `{n}`: environment variable `{var}` is not set; export it or use secret_file"
+                            ),
                         )
                     })?;
                     Some(signing_key(v.trim()).map_err(|m| inv("alert.sinks.secret_env", format!("sink `{n}`: {m}")))?)
@@ -307,7 +309,10 @@ impl RawAlert {
                             format!("sink `{n}`: cannot read {}: {e}", path.display()),
                         )
                     })?;
-                    Some(signing_key(v.trim()).map_err(|m| inv("alert.sinks.secret_file", format!("sink `{n}`: {m}")))?)
+                    Some(
+                        signing_key(v.trim())
+                            .map_err(|m| inv("alert.sinks.secret_file", format!("sink `{n}`: {m}")))?,
+                    )
                 }
                 (None, None) => None,
             };
@@ -353,7 +358,10 @@ impl RawAlert {
             if r.backoff_max_ms < r.backoff_initial_ms {
                 return Err(inv(
                     "alert.sinks.backoff_max_ms",
-                    format!("sink `{n}`: must be at least backoff_initial_ms = {}", r.backoff_initial_ms),
+                    format!(
+                        "sink `{n}`: must be at least backoff_initial_ms = {}",
+                        r.backoff_initial_ms
+                    ),
                 ));
             }
             let min_severity = severity_rank(&r.min_severity).ok_or_else(|| {

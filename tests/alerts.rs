@@ -122,7 +122,14 @@ impl Receiver {
         self.st.modes.lock().unwrap().remove(path);
     }
     pub fn requests(&self, path: &str) -> Vec<Req> {
-        self.st.reqs.lock().unwrap().iter().filter(|r| r.path == path).cloned().collect()
+        self.st
+            .reqs
+            .lock()
+            .unwrap()
+            .iter()
+            .filter(|r| r.path == path)
+            .cloned()
+            .collect()
     }
     fn ok(&self, path: &str) -> Vec<Req> {
         self.requests(path).into_iter().filter(|r| r.status == 200).collect()
@@ -169,16 +176,21 @@ fn signal(kind: SignalKind, brand: &str, product: &str, end: i64) -> Signal {
         cluster: None,
         reason: None,
         explanation: Explanation {
-            quotes: ["The power bank gets very hot", "Il surchauffe", "Se calienta mucho", "too hot"]
-                .iter()
-                .enumerate()
-                .map(|(i, t)| Quote {
-                    id: format!("q{i}"),
-                    text: t.to_string(),
-                    lang: "en".into(),
-                    event_time: end,
-                })
-                .collect(),
+            quotes: [
+                "The power bank gets very hot",
+                "Il surchauffe",
+                "Se calienta mucho",
+                "too hot",
+            ]
+            .iter()
+            .enumerate()
+            .map(|(i, t)| Quote {
+                id: format!("q{i}"),
+                text: t.to_string(),
+                lang: "en".into(),
+                event_time: end,
+            })
+            .collect(),
             top_terms: vec![("hot".into(), 12), ("overheating".into(), 9)],
             ..Default::default()
         },
@@ -236,7 +248,10 @@ async fn webhook_formats_reach_a_real_receiver() {
              [[alert.sinks]]\nname = \"gen\"\nkind = \"generic\"\nurl = \"{u}/gen\"\nsecret_file = \"secret\"\n"
         ),
     );
-    assert!(!format!("{:?}", cfg.alert).contains("pd-routing-key-123"), "secrets are redacted");
+    assert!(
+        !format!("{:?}", cfg.alert).contains("pd-routing-key-123"),
+        "secrets are redacted"
+    );
     let t0 = now_ms() - 30 * MIN;
     let mut lc = lifecycle(&cfg);
     let fired = lc.step(
@@ -256,7 +271,11 @@ async fn webhook_formats_reach_a_real_receiver() {
     assert_eq!(ob.insert_blocking(entries(&fired)).unwrap(), 0, "same keys: no-op");
     drop(ob);
     let svc = AlertService::start(&cfg.alert).unwrap();
-    let resolved = lc.step(&[], &[cleared(SignalKind::VolumeSpike, "Voltra", "X2", t0 + 20 * MIN)], None);
+    let resolved = lc.step(
+        &[],
+        &[cleared(SignalKind::VolumeSpike, "Voltra", "X2", t0 + 20 * MIN)],
+        None,
+    );
     assert_eq!(resolved.len(), 1);
     svc.outbox().unwrap().insert(entries(&resolved)).await.unwrap();
     wait_for("all deliveries", Duration::from_secs(30), || svc.outbox_depth() == 0).await;
@@ -274,7 +293,10 @@ async fn webhook_formats_reach_a_real_receiver() {
     let mut tampered = gen[0].clone();
     tampered.body.push(b' ');
     assert!(!verify(SECRET, &tampered), "the check can fail");
-    let types: Vec<String> = gen.iter().map(|r| r.json()["type"].as_str().unwrap().to_string()).collect();
+    let types: Vec<String> = gen
+        .iter()
+        .map(|r| r.json()["type"].as_str().unwrap().to_string())
+        .collect();
     assert_eq!(types.iter().filter(|t| *t == "alert.resolved").count(), 1);
 
     // PagerDuty: trigger per firing, resolve with the same dedup_key.
@@ -299,7 +321,11 @@ async fn webhook_formats_reach_a_real_receiver() {
     let am: Vec<serde_json::Value> = rx.ok("/am").iter().map(Req::json).collect();
     assert_eq!(am[0]["version"], "4");
     let first_voltra = am.iter().find(|m| m["groupLabels"]["brand"] == "Voltra").unwrap();
-    assert_eq!(first_voltra["alerts"].as_array().unwrap().len(), 2, "Voltra's two alerts in one group");
+    assert_eq!(
+        first_voltra["alerts"].as_array().unwrap().len(),
+        2,
+        "Voltra's two alerts in one group"
+    );
     assert_eq!(first_voltra["status"], "firing");
     assert_eq!(first_voltra["groupKey"], "{}:{brand=Voltra}");
     assert_eq!(first_voltra["commonLabels"]["brand"], "Voltra");
@@ -309,12 +335,18 @@ async fn webhook_formats_reach_a_real_receiver() {
         assert!(a["startsAt"].as_str().unwrap().ends_with('Z'));
         assert_eq!(a["endsAt"], "0001-01-01T00:00:00Z");
         assert_eq!(a["fingerprint"].as_str().unwrap().len(), 16);
-        assert!(a["annotations"]["description"].as_str().unwrap().contains("var-brand=Voltra"));
+        assert!(a["annotations"]["description"]
+            .as_str()
+            .unwrap()
+            .contains("var-brand=Voltra"));
     }
     let res = am.iter().find(|m| m["status"] == "resolved").unwrap();
     assert_eq!(res["alerts"][0]["fingerprint"], x2.as_str());
     assert!(res["alerts"][0]["endsAt"].as_str().unwrap().starts_with("20"));
-    assert_eq!(am.iter().map(|m| m["alerts"].as_array().unwrap().len()).sum::<usize>(), 4);
+    assert_eq!(
+        am.iter().map(|m| m["alerts"].as_array().unwrap().len()).sum::<usize>(),
+        4
+    );
 
     // Slack: text and blocks, grouped the same way.
     let sl: Vec<serde_json::Value> = rx.ok("/slack").iter().map(Req::json).collect();
@@ -330,7 +362,10 @@ async fn webhook_formats_reach_a_real_receiver() {
 
     let stats = svc.delivery();
     assert_eq!(stats.len(), 4);
-    assert!(stats.iter().all(|s| s.dropped == 0 && s.retries == 0 && s.pending == 0), "{stats:?}");
+    assert!(
+        stats.iter().all(|s| s.dropped == 0 && s.retries == 0 && s.pending == 0),
+        "{stats:?}"
+    );
     eprintln!("formats: {stats:?}");
 }
 
@@ -355,7 +390,12 @@ async fn retries_until_the_receiver_recovers_and_drops_on_400() {
     };
     let cfg = alert_config(
         dir.path(),
-        &format!("{}{}{}", sink("flaky", "/flaky"), sink("later", "/later"), sink("bad", "/bad")),
+        &format!(
+            "{}{}{}",
+            sink("flaky", "/flaky"),
+            sink("later", "/later"),
+            sink("bad", "/bad")
+        ),
     );
     rx.fail("/flaky", 503, Some(Duration::from_secs(outage)), None);
     rx.fail("/later", 503, Some(Duration::from_secs(3)), Some(1));
@@ -390,12 +430,19 @@ async fn retries_until_the_receiver_recovers_and_drops_on_400() {
     assert_eq!(f.delivered, 5);
     assert_eq!(f.dropped, 0);
     assert!(f.retries > 0 && f.backoff_seconds > 0.0, "{f:?}");
-    assert_eq!(f.failures, rx.requests("/flaky").iter().filter(|r| r.status == 503).count() as u64);
+    assert_eq!(
+        f.failures,
+        rx.requests("/flaky").iter().filter(|r| r.status == 503).count() as u64
+    );
     let l = &stats["later"];
     assert!(l.retries > 0);
     assert_eq!(l.backoff_seconds, l.retries as f64, "Retry-After: 1 honoured: {l:?}");
     let b = &stats["bad"];
-    assert_eq!((b.delivered, b.retries, b.dropped, b.failures), (0, 0, 5, 5), "400 is not retried");
+    assert_eq!(
+        (b.delivered, b.retries, b.dropped, b.failures),
+        (0, 0, 5, 5),
+        "400 is not retried"
+    );
     assert_eq!(rx.requests("/bad").len(), 5);
     eprintln!(
         "retry: outage {outage}s, all delivered after {:.1}s; flaky {f:?}; retry-after {l:?}; bad {b:?}",
@@ -457,7 +504,9 @@ async fn real_alertmanager_sees_firing_then_resolved() {
     }
     let cfg = alert_config(
         dir.path(),
-        &format!("[[alert.sinks]]\nname = \"am\"\nkind = \"alertmanager\"\nurl = \"{base}\"\nresend_interval_secs = 1\n"),
+        &format!(
+            "[[alert.sinks]]\nname = \"am\"\nkind = \"alertmanager\"\nurl = \"{base}\"\nresend_interval_secs = 1\n"
+        ),
     );
     let svc = AlertService::start(&cfg.alert).unwrap();
     let t0 = now_ms() - 20 * MIN;
@@ -485,14 +534,20 @@ async fn real_alertmanager_sees_firing_then_resolved() {
         if let Some(a) = get().await {
             break a;
         }
-        assert!(start.elapsed() < Duration::from_secs(30), "alert never appeared in alertmanager");
+        assert!(
+            start.elapsed() < Duration::from_secs(30),
+            "alert never appeared in alertmanager"
+        );
         tokio::time::sleep(Duration::from_millis(200)).await;
     };
     assert_eq!(firing["status"]["state"], "active");
     assert_eq!(firing["labels"]["alertname"], "volume_spike");
     assert_eq!(firing["labels"]["brand"], "Voltra");
     assert_eq!(firing["labels"]["severity"], "critical");
-    assert!(firing["annotations"]["description"].as_str().unwrap().contains("expected"));
+    assert!(firing["annotations"]["description"]
+        .as_str()
+        .unwrap()
+        .contains("expected"));
     assert!(firing["generatorURL"].as_str().unwrap().contains("var-product=X2"));
     // Kept alive by re-sends (endsAt moves forward).
     let ends0 = firing["endsAt"].as_str().unwrap().to_string();
@@ -501,11 +556,18 @@ async fn real_alertmanager_sees_firing_then_resolved() {
     assert_eq!(again["status"]["state"], "active");
     assert!(again["endsAt"].as_str().unwrap() > ends0.as_str(), "re-sent: {again}");
     // Resolve: gone from the active alerts.
-    let resolved = lc.step(&[], &[cleared(SignalKind::VolumeSpike, "Voltra", "X2", t0 + 5 * MIN)], None);
+    let resolved = lc.step(
+        &[],
+        &[cleared(SignalKind::VolumeSpike, "Voltra", "X2", t0 + 5 * MIN)],
+        None,
+    );
     svc.outbox().unwrap().insert(entries(&resolved)).await.unwrap();
     let start = Instant::now();
     while get().await.is_some() {
-        assert!(start.elapsed() < Duration::from_secs(30), "alert never resolved in alertmanager");
+        assert!(
+            start.elapsed() < Duration::from_secs(30),
+            "alert never resolved in alertmanager"
+        );
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
     let s = &svc.delivery()[0];
@@ -526,7 +588,10 @@ const WORDS: &[&str] = &[
 struct Lcg(u64);
 impl Lcg {
     fn next(&mut self) -> u64 {
-        self.0 = self.0.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+        self.0 = self
+            .0
+            .wrapping_mul(6364136223846793005)
+            .wrapping_add(1442695040888963407);
         self.0 >> 33
     }
     fn text(&mut self, n: usize) -> String {
@@ -640,14 +705,29 @@ async fn sigkill_while_alerts_are_pending_loses_none() {
         seen = recs.len();
         if start.elapsed() > Duration::from_secs(240) {
             let l = std::fs::read_to_string(&log).unwrap_or_default();
-            let tail: String = l.chars().rev().take(4000).collect::<Vec<_>>().into_iter().rev().collect();
-            panic!("alerts on topic {}, attempted {}; log tail:\n{tail}", recs.len(), attempted.len());
+            let tail: String = l
+                .chars()
+                .rev()
+                .take(4000)
+                .collect::<Vec<_>>()
+                .into_iter()
+                .rev()
+                .collect();
+            panic!(
+                "alerts on topic {}, attempted {}; log tail:\n{tail}",
+                recs.len(),
+                attempted.len()
+            );
         }
         assert!(child.try_wait().unwrap().is_none(), "earshot exited early");
     }
     // SIGKILL: no drain, no final commit, nothing delivered yet.
     let pid = child.id();
-    std::process::Command::new("kill").arg("-9").arg(pid.to_string()).status().unwrap();
+    std::process::Command::new("kill")
+        .arg("-9")
+        .arg(pid.to_string())
+        .status()
+        .unwrap();
     child.wait().unwrap();
     assert_eq!(rx.ok("/hook").len(), 0, "nothing delivered before the kill");
     let attempts_before = rx.requests("/hook").len();
@@ -655,8 +735,15 @@ async fn sigkill_while_alerts_are_pending_loses_none() {
     // Restart: pending entries are sent; re-processed events add nothing new.
     let log2 = dir.path().join("run2.log");
     let mut child = earshot_run(&cfg_path, &log2, &["--until-idle", "5"]);
-    let status = tokio::task::spawn_blocking(move || child.wait()).await.unwrap().unwrap();
-    assert!(status.success(), "{}", std::fs::read_to_string(&log2).unwrap_or_default());
+    let status = tokio::task::spawn_blocking(move || child.wait())
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(
+        status.success(),
+        "{}",
+        std::fs::read_to_string(&log2).unwrap_or_default()
+    );
     let recs = {
         let t = alerts_topic.clone();
         tokio::task::spawn_blocking(move || k::read_to_end(&t, Duration::from_secs(20)))
@@ -675,7 +762,18 @@ async fn sigkill_while_alerts_are_pending_loses_none() {
         .map(|r| r.json()["type"].as_str().unwrap().to_string())
         .collect();
     assert!(statuses.iter().any(|s| s == "alert.resolved"), "{statuses:?}");
-    assert_eq!(keys, on_topic, "every alert state change on the topic reached the webhook");
+    assert_eq!(
+        keys, on_topic,
+        "every alert state change on the topic reached the webhook"
+    );
+    let l2 = std::fs::read_to_string(dir.path().join("run2.log")).unwrap_or_default();
+    let summary = l2
+        .lines()
+        .rev()
+        .find(|l| l.contains("stopped"))
+        .unwrap_or("")
+        .to_string();
+    eprintln!("sigkill restart summary: {summary}");
     eprintln!(
         "sigkill: {} alert records on the topic ({} distinct keys), {} attempts before the kill, \
          {} deliveries after restart ({} distinct idempotency keys)",
@@ -686,4 +784,3 @@ async fn sigkill_while_alerts_are_pending_loses_none() {
         keys.len()
     );
 }
-

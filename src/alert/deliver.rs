@@ -119,9 +119,21 @@ pub async fn send(client: &reqwest::Client, spec: &SinkSpec, msg: &Message, c: &
                     .and_then(|v| v.to_str().ok())
                     .and_then(|v| v.trim().parse::<u64>().ok())
                     .map(Duration::from_secs);
-                (st.is_server_error() || st.as_u16() == 429, ra, format!("HTTP {}", st.as_u16()))
+                (
+                    st.is_server_error() || st.as_u16() == 429,
+                    ra,
+                    format!("HTTP {}", st.as_u16()),
+                )
             }
-            Err(e) => (true, None, if e.is_timeout() { "timeout".into() } else { "connection error".into() }),
+            Err(e) => (
+                true,
+                None,
+                if e.is_timeout() {
+                    "timeout".into()
+                } else {
+                    "connection error".into()
+                },
+            ),
         };
         c.failures.fetch_add(1, Ordering::Relaxed);
         let elapsed = start.elapsed();
@@ -142,7 +154,9 @@ pub async fn send(client: &reqwest::Client, spec: &SinkSpec, msg: &Message, c: &
                 Duration::from_millis(rand::rng().random_range(ms / 2..=ms.max(1)))
             }
         };
-        let wait = wait.min(spec.max_retry.saturating_sub(elapsed)).max(Duration::from_millis(1));
+        let wait = wait
+            .min(spec.max_retry.saturating_sub(elapsed))
+            .max(Duration::from_millis(1));
         c.retries.fetch_add(1, Ordering::Relaxed);
         c.backoff_micros.fetch_add(wait.as_micros() as u64, Ordering::Relaxed);
         tracing::debug!(sink = %spec.name, id = %msg.id, attempt, error = %what, wait_ms = wait.as_millis() as u64, "alert delivery retry");
@@ -185,7 +199,10 @@ pub async fn run_sink(
         if spec.kind == SinkKind::Alertmanager && !am_firing.is_empty() && last_resend.elapsed() >= spec.resend_interval
         {
             last_resend = Instant::now();
-            let entries: Vec<&Entry> = am_firing.values().filter(|e| !busy_fps.contains(&e.fingerprint)).collect();
+            let entries: Vec<&Entry> = am_firing
+                .values()
+                .filter(|e| !busy_fps.contains(&e.fingerprint))
+                .collect();
             let ttl = 4 * spec.resend_interval.as_millis() as i64;
             let body = format::alertmanager_alerts(&entries, now_ms(), ttl);
             let msg = Message {
@@ -194,7 +211,9 @@ pub async fn run_sink(
                 body: serde_json::to_vec(&body).unwrap_or_default(),
             };
             let (client, spec, counters) = (client.clone(), spec.clone(), counters.clone());
-            inflight.push(Box::pin(async move { (send(&client, &spec, &msg, &counters).await, Vec::new()) }));
+            inflight.push(Box::pin(async move {
+                (send(&client, &spec, &msg, &counters).await, Vec::new())
+            }));
         }
         if inflight.len() < spec.max_concurrency {
             let ob = outbox.clone();
@@ -212,7 +231,8 @@ pub async fn run_sink(
             let mut take = Vec::new();
             let mut skip = Vec::new();
             for (seq, e) in batch {
-                if busy_seqs.contains(&seq) || !seen.insert(e.fingerprint.clone()) || busy_fps.contains(&e.fingerprint) {
+                if busy_seqs.contains(&seq) || !seen.insert(e.fingerprint.clone()) || busy_fps.contains(&e.fingerprint)
+                {
                     continue;
                 }
                 let in_cooldown = e.status == Status::Firing
@@ -233,14 +253,19 @@ pub async fn run_sink(
                 continue;
             }
             let room = spec.max_concurrency - inflight.len();
-            for m in format::messages(&spec, &external_url, &take, now_ms()).into_iter().take(room) {
+            for m in format::messages(&spec, &external_url, &take, now_ms())
+                .into_iter()
+                .take(room)
+            {
                 let carried: Vec<(u64, Entry)> = take.iter().filter(|(q, _)| m.seqs.contains(q)).cloned().collect();
                 for (q, e) in &carried {
                     busy_seqs.insert(*q);
                     busy_fps.insert(e.fingerprint.clone());
                 }
                 let (client, spec, counters) = (client.clone(), spec.clone(), counters.clone());
-                inflight.push(Box::pin(async move { (send(&client, &spec, &m, &counters).await, carried) }));
+                inflight.push(Box::pin(
+                    async move { (send(&client, &spec, &m, &counters).await, carried) },
+                ));
             }
         }
         let finished = tokio::select! {

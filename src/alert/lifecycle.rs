@@ -172,12 +172,7 @@ impl Lifecycle {
         labels.insert("severity".into(), sev.into());
         let silenced = self.silences.is_silenced(&labels, at);
         let ends_at = (status == Status::Resolved).then_some(at);
-        let idempotency_key = fnv_hex(&[
-            fp,
-            status.as_str(),
-            &t.starts_at.to_string(),
-            &t.repeat.to_string(),
-        ]);
+        let idempotency_key = fnv_hex(&[fp, status.as_str(), &t.starts_at.to_string(), &t.repeat.to_string()]);
         let url = dashboard_url(&self.cfg.grafana_url, &s.key, t.starts_at, ends_at);
         let text = phone_text(s, status, ends_at, t.repeat, &url);
         let group_firing: Vec<&String> = self
@@ -403,8 +398,16 @@ mod tests {
             .unwrap();
         assert!(!s.id.is_empty());
         let mut lc = Lifecycle::new(cfg(), silences.clone());
-        let v = lc.step(&[signal(SignalKind::VolumeSpike, key("Voltra", "X2"), T0, None)], &[], Some(T0));
-        let o = lc.step(&[signal(SignalKind::VolumeSpike, key("Other", "Y"), T0, None)], &[], Some(T0));
+        let v = lc.step(
+            &[signal(SignalKind::VolumeSpike, key("Voltra", "X2"), T0, None)],
+            &[],
+            Some(T0),
+        );
+        let o = lc.step(
+            &[signal(SignalKind::VolumeSpike, key("Other", "Y"), T0, None)],
+            &[],
+            Some(T0),
+        );
         assert!(v[0].silenced && v[0].payload["silenced"] == true);
         assert!(!o[0].silenced);
         // The silence's end passes in event time: the repeat is not silenced.

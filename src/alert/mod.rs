@@ -211,7 +211,13 @@ pub fn phone_text(signal: &Signal, status: Status, ends_at: Option<EventTime>, r
     let where_ = if signal.key.0.is_empty() {
         "all".to_string()
     } else {
-        signal.key.0.iter().map(|(_, v)| v.as_str()).collect::<Vec<_>>().join(" / ")
+        signal
+            .key
+            .0
+            .iter()
+            .map(|(_, v)| v.as_str())
+            .collect::<Vec<_>>()
+            .join(" / ")
     };
     let sev = severity(signal).to_uppercase();
     let mut t = match status {

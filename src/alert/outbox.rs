@@ -51,13 +51,14 @@ impl From<&AlertOut> for Entry {
 }
 
 type Reply = tokio::sync::oneshot::Sender<Result<usize, AlertError>>;
+type Writes = std::sync::mpsc::Sender<(Vec<Entry>, Reply)>;
 
 /// The store plus its writer thread.
 pub struct Outbox {
     db: Arc<Database>,
     path: PathBuf,
     sinks: Vec<String>,
-    tx: std::sync::Mutex<Option<std::sync::mpsc::Sender<(Vec<Entry>, Reply)>>>,
+    tx: std::sync::Mutex<Option<Writes>>,
     writer: std::sync::Mutex<Option<std::thread::JoinHandle<()>>>,
     /// Woken after every insert that added entries.
     pub wake: Arc<tokio::sync::Notify>,
@@ -92,7 +93,10 @@ impl Outbox {
                     }
                 }
                 if !stale.is_empty() {
-                    tracing::warn!(rows = stale.len(), "outbox: dropping pending entries of endpoints no longer configured");
+                    tracing::warn!(
+                        rows = stale.len(),
+                        "outbox: dropping pending entries of endpoints no longer configured"
+                    );
                 }
                 for (s, q) in stale {
                     p.remove((s.as_str(), q)).map_err(|e| err(path, e))?;
@@ -269,10 +273,7 @@ fn write(db: &Database, p: &Path, sinks: &[String], entries: &[Entry]) -> Result
         let mut et = w.open_table(ENTRIES).map_err(|e| err(p, e))?;
         let mut kt = w.open_table(KEYS).map_err(|e| err(p, e))?;
         let mut pt = w.open_table(PENDING).map_err(|e| err(p, e))?;
-        let mut next = et
-            .last()
-            .map_err(|e| err(p, e))?
-            .map_or(1, |(k, _)| k.value() + 1);
+        let mut next = et.last().map_err(|e| err(p, e))?.map_or(1, |(k, _)| k.value() + 1);
         for e in entries {
             if kt.get(e.key.as_str()).map_err(|e| err(p, e))?.is_some() {
                 continue;

@@ -111,7 +111,10 @@ impl AlertService {
                 return true;
             }
             if tokio::time::Instant::now() >= deadline {
-                tracing::warn!(pending = depth, "alert outbox not empty at shutdown; delivery resumes on restart");
+                tracing::warn!(
+                    pending = depth,
+                    "alert outbox not empty at shutdown; delivery resumes on restart"
+                );
                 return false;
             }
             tokio::time::sleep(Duration::from_millis(100)).await;

@@ -25,8 +25,12 @@ impl Matcher {
         if s.matchers.is_empty() {
             return Err("matchers: name at least one label (e.g. brand = \"Voltra\")".into());
         }
-        let end = parse_rfc3339(&s.ends_at)
-            .ok_or_else(|| format!("ends_at: `{}` is not an RFC 3339 time (silences always expire)", s.ends_at))?;
+        let end = parse_rfc3339(&s.ends_at).ok_or_else(|| {
+            format!(
+                "ends_at: `{}` is not an RFC 3339 time (silences always expire)",
+                s.ends_at
+            )
+        })?;
         let start = if s.starts_at.is_empty() {
             i64::MIN
         } else {
@@ -104,7 +108,10 @@ impl Silences {
         } else if list.iter().any(|x| x.silence.id == s.id) {
             return Err(format!("id: a silence `{}` exists already", s.id));
         }
-        list.push(Matcher { silence: s.clone(), ..m });
+        list.push(Matcher {
+            silence: s.clone(),
+            ..m
+        });
         Ok(s)
     }
 

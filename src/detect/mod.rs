@@ -1268,7 +1268,14 @@ impl Detector {
                     }
                 }
                 let kind = fired.as_ref().map_or(SignalKind::VolumeSpike, |s| s.kind);
-                if onset(&mut st.active, (key, Cond::Volume, kind), any, end, cfg.clear_after, &mut self.cleared) {
+                if onset(
+                    &mut st.active,
+                    (key, Cond::Volume, kind),
+                    any,
+                    end,
+                    cfg.clear_after,
+                    &mut self.cleared,
+                ) {
                     out.extend(fired);
                 }
                 // 3. Clusters.
