@@ -1222,6 +1222,41 @@ mod tests {
     }
 
     #[test]
+    fn alert_sinks_are_validated_with_the_field_and_secrets_redacted() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("s"), "whsec_c2VjcmV0LWJ5dGVz\n").unwrap();
+        let ok = "[[alert.sinks]]\nname = \"g\"\nkind = \"generic\"\nurl = \"http://h/x\"\nsecret_file = \"s\"\n";
+        let c = Config::from_toml(ok, "t.toml", dir.path()).unwrap();
+        assert_eq!(c.alert.sinks[0].secret.as_ref().unwrap().0, b"secret-bytes");
+        assert!(!format!("{:?}", c.alert).contains("secret-bytes"));
+        assert_eq!(c.alert.outbox_path, dir.path().join("earshot-data/outbox.redb"));
+        for (toml, field) in [
+            (ok.replace("generic", "teams"), "alert.sinks.kind"),
+            (ok.replace("http://h/x", "h/x"), "alert.sinks.url"),
+            (ok.replace("secret_file = \"s\"\n", ""), "alert.sinks.secret_env"),
+            (ok.replace("\"s\"", "\"missing\""), "alert.sinks.secret_file"),
+            (
+                ok.replace("secret_file = \"s\"", "secret_env = \"EARSHOT_TEST_UNSET_VAR\""),
+                "alert.sinks.secret_env",
+            ),
+            (
+                ok.replace("generic", "pagerduty").replace("secret_file = \"s\"\n", ""),
+                "alert.sinks.routing_key_env",
+            ),
+            (format!("{ok}min_severity = \"high\"\n"), "alert.sinks.min_severity"),
+            (format!("{ok}{}", ok), "alert.sinks.name"),
+            (
+                "[alert]\nsilences = [{ matchers = { brand = \"V\" }, ends_at = \"soon\" }]\n".to_string(),
+                "alert.silences",
+            ),
+            ("[alert]\ngroup_by = [\"shop\"]\n".to_string(), "alert.group_by"),
+        ] {
+            let e = Config::from_toml(&toml, "t.toml", dir.path()).unwrap_err().to_string();
+            assert!(e.contains(field), "{field}: {e}");
+        }
+    }
+
+    #[test]
     fn shipped_example_config_is_valid_and_matches_the_defaults() {
         let root = Path::new(env!("CARGO_MANIFEST_DIR"));
         let example = Config::from_file(&root.join("examples/earshot.toml")).unwrap();
