@@ -39,6 +39,386 @@ pub struct RawConfig {
     pub pipeline: PipelineConfig,
     #[serde(default)]
     pub detect: RawDetect,
+    #[serde(default)]
+    pub alert: RawAlert,
+}
+
+/// `[alert]`: alert lifecycle (event time), the durable outbox and delivery endpoints.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawAlert {
+    /// Base URL of Grafana for the dashboard links in alert texts.
+    #[serde(default = "default_grafana_url")]
+    pub grafana_url: String,
+    /// One-shot kinds (slow_drift, review_bombing) resolve after this much
+    /// event time without a new signal.
+    #[serde(default = "default_resolve_after_minutes")]
+    pub resolve_after_minutes: u64,
+    /// A firing alert is sent again after this much event time (0: never).
+    #[serde(default = "default_repeat_interval_minutes")]
+    pub repeat_interval_minutes: u64,
+    /// Labels that group related alerts into one notification.
+    #[serde(default = "default_group_by")]
+    pub group_by: Vec<String>,
+    /// The durable outbox (redb); relative to the config file's directory.
+    #[serde(default = "default_outbox_path")]
+    pub outbox_path: PathBuf,
+    #[serde(default)]
+    pub silences: Vec<crate::alert::api::Silence>,
+    #[serde(default)]
+    pub sinks: Vec<RawSink>,
+}
+
+impl Default for RawAlert {
+    fn default() -> Self {
+        toml::from_str("").expect("defaults parse")
+    }
+}
+
+/// `[[alert.sinks]]`: one delivery endpoint.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawSink {
+    pub name: String,
+    /// `alertmanager`, `alertmanager_webhook`, `slack`, `pagerduty` or `generic`.
+    pub kind: String,
+    pub url: String,
+    /// Environment variable holding the signing secret (generic).
+    #[serde(default)]
+    pub secret_env: Option<String>,
+    /// File holding the signing secret (generic).
+    #[serde(default)]
+    pub secret_file: Option<PathBuf>,
+    /// Environment variable holding the PagerDuty routing key.
+    #[serde(default)]
+    pub routing_key_env: Option<String>,
+    #[serde(default = "default_sink_timeout_ms")]
+    pub timeout_ms: u64,
+    #[serde(default = "default_sink_max_concurrency")]
+    pub max_concurrency: usize,
+    #[serde(default = "default_sink_max_attempts")]
+    pub max_attempts: u32,
+    #[serde(default = "default_sink_max_retry_minutes")]
+    pub max_retry_minutes: u64,
+    #[serde(default = "default_sink_backoff_initial_ms")]
+    pub backoff_initial_ms: u64,
+    #[serde(default = "default_sink_backoff_max_ms")]
+    pub backoff_max_ms: u64,
+    /// `info`, `warning` or `critical`: lower severities are not sent here.
+    #[serde(default = "default_sink_min_severity")]
+    pub min_severity: String,
+    /// Per-route cooldown: repeats closer than this (event time) are skipped
+    /// for this endpoint; unset means every repeat.
+    #[serde(default)]
+    pub repeat_interval_minutes: Option<u64>,
+    /// Alertmanager only: firing alerts are re-sent this often (wall clock)
+    /// so Alertmanager does not resolve them on its own.
+    #[serde(default = "default_sink_resend_interval_secs")]
+    pub resend_interval_secs: u64,
+}
+
+fn default_grafana_url() -> String {
+    "http://localhost:3000".into()
+}
+fn default_resolve_after_minutes() -> u64 {
+    120
+}
+fn default_repeat_interval_minutes() -> u64 {
+    240
+}
+fn default_group_by() -> Vec<String> {
+    vec!["brand".into()]
+}
+fn default_outbox_path() -> PathBuf {
+    PathBuf::from("earshot-data/outbox.redb")
+}
+fn default_sink_timeout_ms() -> u64 {
+    10_000
+}
+fn default_sink_max_concurrency() -> usize {
+    4
+}
+fn default_sink_max_attempts() -> u32 {
+    20
+}
+fn default_sink_max_retry_minutes() -> u64 {
+    60
+}
+fn default_sink_backoff_initial_ms() -> u64 {
+    500
+}
+fn default_sink_backoff_max_ms() -> u64 {
+    30_000
+}
+fn default_sink_min_severity() -> String {
+    "info".into()
+}
+fn default_sink_resend_interval_secs() -> u64 {
+    60
+}
+
+/// A secret read at start-up; never printed.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Secret(pub Vec<u8>);
+
+impl std::fmt::Debug for Secret {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Secret(***)")
+    }
+}
+
+/// The delivery protocols.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SinkKind {
+    Alertmanager,
+    AlertmanagerWebhook,
+    Slack,
+    PagerDuty,
+    Generic,
+}
+
+impl SinkKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            SinkKind::Alertmanager => "alertmanager",
+            SinkKind::AlertmanagerWebhook => "alertmanager_webhook",
+            SinkKind::Slack => "slack",
+            SinkKind::PagerDuty => "pagerduty",
+            SinkKind::Generic => "generic",
+        }
+    }
+}
+
+/// A validated delivery endpoint.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SinkSpec {
+    pub name: String,
+    pub kind: SinkKind,
+    pub url: String,
+    /// Standard Webhooks signing key (generic; `whsec_` prefix decoded).
+    pub secret: Option<Secret>,
+    /// PagerDuty routing key.
+    pub routing_key: Option<Secret>,
+    pub timeout: std::time::Duration,
+    pub max_concurrency: usize,
+    pub max_attempts: u32,
+    pub max_retry: std::time::Duration,
+    pub backoff_initial: std::time::Duration,
+    pub backoff_max: std::time::Duration,
+    /// 0 info, 1 warning, 2 critical.
+    pub min_severity: u8,
+    /// Event-time milliseconds; None: every repeat.
+    pub repeat_interval: Option<i64>,
+    pub resend_interval: std::time::Duration,
+}
+
+/// The validated `[alert]` section.
+#[derive(Debug, Clone, PartialEq)]
+pub struct AlertConfig {
+    pub grafana_url: String,
+    /// Event-time milliseconds.
+    pub resolve_after: i64,
+    /// Event-time milliseconds; 0: no repeats.
+    pub repeat_interval: i64,
+    pub group_by: Vec<crate::types::Dim>,
+    pub outbox_path: PathBuf,
+    pub silences: Vec<crate::alert::api::Silence>,
+    pub sinks: Vec<SinkSpec>,
+}
+
+/// Severity rank: `info` 0, `warning` 1, `critical` 2.
+pub fn severity_rank(s: &str) -> Option<u8> {
+    match s {
+        "info" => Some(0),
+        "warning" => Some(1),
+        "critical" => Some(2),
+        _ => None,
+    }
+}
+
+impl RawAlert {
+    pub fn validate(self, base: &Path) -> Result<AlertConfig, ConfigError> {
+        let inv = |field: &'static str, message: String| ConfigError::Invalid { field, message };
+        if !(self.grafana_url.starts_with("http://") || self.grafana_url.starts_with("https://")) {
+            return Err(inv(
+                "alert.grafana_url",
+                format!("`{}`: use an http:// or https:// URL", self.grafana_url),
+            ));
+        }
+        if self.resolve_after_minutes == 0 {
+            return Err(inv("alert.resolve_after_minutes", "must be at least 1".into()));
+        }
+        let group_by = dims("alert.group_by", &self.group_by)?;
+        for s in &self.silences {
+            crate::alert::silence::Matcher::parse(s).map_err(|m| inv("alert.silences", m))?;
+        }
+        let mut sinks = Vec::new();
+        let mut names = std::collections::BTreeSet::new();
+        for r in self.sinks {
+            let n = r.name.clone();
+            if n.is_empty() || !names.insert(n.clone()) {
+                return Err(inv(
+                    "alert.sinks.name",
+                    format!("`{n}`: every sink needs a unique, non-empty name"),
+                ));
+            }
+            let kind = match r.kind.as_str() {
+                "alertmanager" => SinkKind::Alertmanager,
+                "alertmanager_webhook" => SinkKind::AlertmanagerWebhook,
+                "slack" => SinkKind::Slack,
+                "pagerduty" => SinkKind::PagerDuty,
+                "generic" => SinkKind::Generic,
+                other => {
+                    return Err(inv(
+                        "alert.sinks.kind",
+                        format!(
+                            "sink `{n}`: unknown kind `{other}`: use alertmanager, alertmanager_webhook, slack, pagerduty or generic"
+                        ),
+                    ))
+                }
+            };
+            if !(r.url.starts_with("http://") || r.url.starts_with("https://")) {
+                return Err(inv(
+                    "alert.sinks.url",
+                    format!("sink `{n}`: `{}` is not an http:// or https:// URL", r.url),
+                ));
+            }
+            let secret = match (&r.secret_env, &r.secret_file) {
+                (Some(_), Some(_)) => {
+                    return Err(inv(
+                        "alert.sinks.secret_env",
+                        format!("sink `{n}`: set secret_env or secret_file, not both"),
+                    ))
+                }
+                (Some(var), None) => {
+                    let v = std::env::var(var).map_err(|_| {
+                        inv(
+                            "alert.sinks.secret_env",
+                            format!(
+                                "sink `{n}`: environment variable `{var}` is not set; export it or use secret_file"
+                            ),
+                        )
+                    })?;
+                    Some(signing_key(v.trim()).map_err(|m| inv("alert.sinks.secret_env", format!("sink `{n}`: {m}")))?)
+                }
+                (None, Some(f)) => {
+                    let path = if f.is_absolute() { f.clone() } else { base.join(f) };
+                    let v = std::fs::read_to_string(&path).map_err(|e| {
+                        inv(
+                            "alert.sinks.secret_file",
+                            format!("sink `{n}`: cannot read {}: {e}", path.display()),
+                        )
+                    })?;
+                    Some(
+                        signing_key(v.trim())
+                            .map_err(|m| inv("alert.sinks.secret_file", format!("sink `{n}`: {m}")))?,
+                    )
+                }
+                (None, None) => None,
+            };
+            if kind == SinkKind::Generic && secret.is_none() {
+                return Err(inv(
+                    "alert.sinks.secret_env",
+                    format!("sink `{n}`: a generic webhook is signed; set secret_env or secret_file"),
+                ));
+            }
+            let routing_key = match &r.routing_key_env {
+                Some(var) => Some(Secret(
+                    std::env::var(var)
+                        .map_err(|_| {
+                            inv(
+                                "alert.sinks.routing_key_env",
+                                format!("sink `{n}`: environment variable `{var}` is not set; export the PagerDuty integration key"),
+                            )
+                        })?
+                        .trim()
+                        .as_bytes()
+                        .to_vec(),
+                )),
+                None => None,
+            };
+            if kind == SinkKind::PagerDuty && routing_key.is_none() {
+                return Err(inv(
+                    "alert.sinks.routing_key_env",
+                    format!("sink `{n}`: PagerDuty needs routing_key_env (the variable holding the integration key)"),
+                ));
+            }
+            for (field, v) in [
+                ("alert.sinks.timeout_ms", r.timeout_ms),
+                ("alert.sinks.max_concurrency", r.max_concurrency as u64),
+                ("alert.sinks.max_attempts", r.max_attempts as u64),
+                ("alert.sinks.max_retry_minutes", r.max_retry_minutes),
+                ("alert.sinks.backoff_initial_ms", r.backoff_initial_ms),
+                ("alert.sinks.resend_interval_secs", r.resend_interval_secs),
+            ] {
+                if v == 0 {
+                    return Err(inv(field, format!("sink `{n}`: must be at least 1")));
+                }
+            }
+            if r.backoff_max_ms < r.backoff_initial_ms {
+                return Err(inv(
+                    "alert.sinks.backoff_max_ms",
+                    format!(
+                        "sink `{n}`: must be at least backoff_initial_ms = {}",
+                        r.backoff_initial_ms
+                    ),
+                ));
+            }
+            let min_severity = severity_rank(&r.min_severity).ok_or_else(|| {
+                inv(
+                    "alert.sinks.min_severity",
+                    format!("sink `{n}`: `{}`: use info, warning or critical", r.min_severity),
+                )
+            })?;
+            use std::time::Duration as D;
+            sinks.push(SinkSpec {
+                name: n,
+                kind,
+                url: r.url,
+                secret,
+                routing_key,
+                timeout: D::from_millis(r.timeout_ms),
+                max_concurrency: r.max_concurrency,
+                max_attempts: r.max_attempts,
+                max_retry: D::from_secs(r.max_retry_minutes * 60),
+                backoff_initial: D::from_millis(r.backoff_initial_ms),
+                backoff_max: D::from_millis(r.backoff_max_ms),
+                min_severity,
+                repeat_interval: r.repeat_interval_minutes.map(|m| m as i64 * MINUTE_MS),
+                resend_interval: D::from_secs(r.resend_interval_secs),
+            });
+        }
+        Ok(AlertConfig {
+            grafana_url: self.grafana_url.trim_end_matches('/').to_string(),
+            resolve_after: self.resolve_after_minutes as i64 * MINUTE_MS,
+            repeat_interval: self.repeat_interval_minutes as i64 * MINUTE_MS,
+            group_by,
+            outbox_path: if self.outbox_path.is_absolute() {
+                self.outbox_path
+            } else {
+                base.join(self.outbox_path)
+            },
+            silences: self.silences,
+            sinks,
+        })
+    }
+}
+
+const MINUTE_MS: i64 = 60_000;
+
+/// A Standard Webhooks secret: `whsec_<base64 key>`, or the raw text as key bytes.
+fn signing_key(s: &str) -> Result<Secret, String> {
+    use base64::Engine;
+    if s.is_empty() {
+        return Err("the secret is empty".into());
+    }
+    match s.strip_prefix("whsec_") {
+        Some(b) => base64::engine::general_purpose::STANDARD
+            .decode(b)
+            .map(Secret)
+            .map_err(|_| "a `whsec_` secret must be followed by base64 key bytes".into()),
+        None => Ok(Secret(s.as_bytes().to_vec())),
+    }
 }
 
 /// `[detect]`: keys, windows, baselines and sensitivity of the detector.
@@ -471,6 +851,7 @@ pub struct Config {
     pub output: OutputConfig,
     pub pipeline: PipelineConfig,
     pub detect: DetectConfig,
+    pub alert: AlertConfig,
 }
 
 /// Vocabulary of the XLM-R tokenizer (the random encoder must cover it).
@@ -508,6 +889,7 @@ impl Config {
 impl RawConfig {
     pub fn validate(self, base: &Path) -> Result<Config, ConfigError> {
         let detect = self.detect.validate()?;
+        let alert = self.alert.validate(base)?;
         if self.kafka.topics.is_empty() {
             return Err(ConfigError::Invalid {
                 field: "kafka.topics",
@@ -643,6 +1025,7 @@ impl RawConfig {
             output,
             pipeline,
             detect,
+            alert,
         })
     }
 }
@@ -839,6 +1222,41 @@ mod tests {
     }
 
     #[test]
+    fn alert_sinks_are_validated_with_the_field_and_secrets_redacted() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("s"), "whsec_c2VjcmV0LWJ5dGVz\n").unwrap();
+        let ok = "[[alert.sinks]]\nname = \"g\"\nkind = \"generic\"\nurl = \"http://h/x\"\nsecret_file = \"s\"\n";
+        let c = Config::from_toml(ok, "t.toml", dir.path()).unwrap();
+        assert_eq!(c.alert.sinks[0].secret.as_ref().unwrap().0, b"secret-bytes");
+        assert!(!format!("{:?}", c.alert).contains("secret-bytes"));
+        assert_eq!(c.alert.outbox_path, dir.path().join("earshot-data/outbox.redb"));
+        for (toml, field) in [
+            (ok.replace("generic", "teams"), "alert.sinks.kind"),
+            (ok.replace("http://h/x", "h/x"), "alert.sinks.url"),
+            (ok.replace("secret_file = \"s\"\n", ""), "alert.sinks.secret_env"),
+            (ok.replace("\"s\"", "\"missing\""), "alert.sinks.secret_file"),
+            (
+                ok.replace("secret_file = \"s\"", "secret_env = \"EARSHOT_TEST_UNSET_VAR\""),
+                "alert.sinks.secret_env",
+            ),
+            (
+                ok.replace("generic", "pagerduty").replace("secret_file = \"s\"\n", ""),
+                "alert.sinks.routing_key_env",
+            ),
+            (format!("{ok}min_severity = \"high\"\n"), "alert.sinks.min_severity"),
+            (format!("{ok}{}", ok), "alert.sinks.name"),
+            (
+                "[alert]\nsilences = [{ matchers = { brand = \"V\" }, ends_at = \"soon\" }]\n".to_string(),
+                "alert.silences",
+            ),
+            ("[alert]\ngroup_by = [\"shop\"]\n".to_string(), "alert.group_by"),
+        ] {
+            let e = Config::from_toml(&toml, "t.toml", dir.path()).unwrap_err().to_string();
+            assert!(e.contains(field), "{field}: {e}");
+        }
+    }
+
+    #[test]
     fn shipped_example_config_is_valid_and_matches_the_defaults() {
         let root = Path::new(env!("CARGO_MANIFEST_DIR"));
         let example = Config::from_file(&root.join("examples/earshot.toml")).unwrap();
@@ -848,6 +1266,7 @@ mod tests {
         assert_eq!(example.output, defaults.output);
         assert_eq!(example.pipeline, defaults.pipeline);
         assert_eq!(example.detect, defaults.detect);
+        assert_eq!(example.alert, defaults.alert);
         assert_eq!(example.model.tokenizer, root.join("examples/../models/tokenizer.json"));
     }
 }

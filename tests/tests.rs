@@ -6,6 +6,7 @@
 mod kafka_util;
 mod util;
 
+mod alerts;
 mod broker;
 mod classify_cli;
 mod detect;

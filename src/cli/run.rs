@@ -88,9 +88,22 @@ pub fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
             None => shutdown_signal().await,
         }
     };
-    let summary = rt.block_on(engine::run_kafka(cfg, &args.model.device, stats, shutdown, |alert| {
-        println!("ALERT {}", alert.summary)
-    }))?;
+    let device = args.model.device.clone();
+    let summary = rt.block_on(async move {
+        // The alert stage (outbox + delivery workers); its Arc is also the
+        // `Arc<dyn AlertApi>` for the HTTP server.
+        let alerts = earshot::alert::service::AlertService::start(&cfg.alert)
+            .map_err(|e| anyhow::anyhow!(e).context("failed to start the alert stage"))?;
+        engine::run_kafka_with(
+            cfg,
+            &device,
+            stats,
+            shutdown,
+            |alert| println!("ALERT {} {}", alert.status.as_str(), alert.summary),
+            alerts,
+        )
+        .await
+    })?;
     tracing::info!(?summary, "stopped");
     Ok(if summary.drained {
         ExitCode::SUCCESS

@@ -310,6 +310,32 @@ enum Cond {
 #[derive(Debug, Clone, Copy)]
 struct Active {
     last_true: EventTime,
+    /// The kind of the signal fired at the onset (reported when it clears).
+    kind: SignalKind,
+}
+
+/// A condition that fired and is no longer true (after `clear_after` of event
+/// time, or because its key or cluster expired): the alert stage resolves it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Cleared {
+    pub kind: SignalKind,
+    pub key: SignalKey,
+    pub cluster: Option<u64>,
+    /// Event time (window end) at which it cleared.
+    pub at: EventTime,
+}
+
+fn cleared_of(key: &SignalKey, cond: Cond, a: &Active, at: EventTime) -> Cleared {
+    let cluster = match cond {
+        Cond::Cluster(id) => Some(id),
+        Cond::Volume => None,
+    };
+    Cleared {
+        kind: a.kind,
+        key: key.clone(),
+        cluster,
+        at,
+    }
 }
 
 #[derive(Debug, Clone)]
@@ -419,6 +445,8 @@ pub struct Detector {
     spam_last: BTreeMap<SignalKey, EventTime>,
     unreplied: HashMap<String, (EventTime, Vec<u64>)>,
     counters: Counters,
+    /// Conditions cleared since the last [`Detector::take_cleared`].
+    cleared: Vec<Cleared>,
 }
 
 fn key_for(ev: &ScoredEvent, dims: &[Dim]) -> Option<SignalKey> {
@@ -471,6 +499,7 @@ impl Detector {
             spam_last: BTreeMap::new(),
             unreplied: HashMap::new(),
             counters: Counters::default(),
+            cleared: Vec::new(),
             cfg,
         }
     }
@@ -595,6 +624,11 @@ impl Detector {
         }
         self.counters.signals += out.len() as u64;
         out
+    }
+
+    /// Conditions that cleared since the last call, in event-time order.
+    pub fn take_cleared(&mut self) -> Vec<Cleared> {
+        std::mem::take(&mut self.cleared)
     }
 
     /// Records a reply to an earlier event (a reply event from the source).
@@ -1010,7 +1044,13 @@ impl Detector {
             // near-duplicate text); otherwise the close decides.
             let distinct = distinct_negatives(st, (start, end), self.cfg.spam.near_dup_similarity);
             if stats::poisson_sf(distinct as u64, t.mu_k) < self.cfg.thresholds.p_volume {
-                st.active.insert(Cond::Volume, Active { last_true: end });
+                st.active.insert(
+                    Cond::Volume,
+                    Active {
+                        last_true: end,
+                        kind: t.kind,
+                    },
+                );
                 out.push(build_signal(
                     t.kind,
                     &key,
@@ -1107,6 +1147,9 @@ impl Detector {
         let mut expired = Vec::new();
         for (key, st) in self.keys.iter_mut() {
             if st.last_seen < end - cfg.idle_ttl {
+                for (c, a) in &st.active {
+                    self.cleared.push(cleared_of(key, *c, a, end));
+                }
                 expired.push(key.clone());
                 continue;
             }
@@ -1230,7 +1273,15 @@ impl Detector {
                         }
                     }
                 }
-                if onset(&mut st.active, Cond::Volume, any, end, cfg.clear_after) {
+                let kind = fired.as_ref().map_or(SignalKind::VolumeSpike, |s| s.kind);
+                if onset(
+                    &mut st.active,
+                    (key, Cond::Volume, kind),
+                    any,
+                    end,
+                    cfg.clear_after,
+                    &mut self.cleared,
+                ) {
                     out.extend(fired);
                 }
                 // 3. Clusters.
@@ -1272,14 +1323,22 @@ impl Detector {
                 let ids: Vec<u64> = st.clusters.items.iter().map(|c| c.id).collect();
                 for id in ids {
                     let is_true = true_ids.contains(&id);
-                    if onset(&mut st.active, Cond::Cluster(id), is_true, end, cfg.clear_after) {
+                    let cond = (key, Cond::Cluster(id), SignalKind::EmergingIssue);
+                    if onset(&mut st.active, cond, is_true, end, cfg.clear_after, &mut self.cleared) {
                         out.extend(cluster_hits.remove(&id));
                     }
                 }
                 let live: Vec<u64> = st.clusters.items.iter().map(|c| c.id).collect();
-                st.active.retain(|c, _| match c {
-                    Cond::Cluster(id) => live.contains(id),
-                    Cond::Volume => true,
+                let cleared = &mut self.cleared;
+                st.active.retain(|c, a| {
+                    let keep = match c {
+                        Cond::Cluster(id) => live.contains(id),
+                        Cond::Volume => true,
+                    };
+                    if !keep {
+                        cleared.push(cleared_of(key, *c, a, end));
+                    }
+                    keep
                 });
             }
             // 4. Trim.
@@ -1436,18 +1495,27 @@ fn c_len(c: &Contradictions) -> u32 {
 }
 
 /// Updates a condition's state; true when this is an onset (fire).
-fn onset(active: &mut BTreeMap<Cond, Active>, cond: Cond, now_true: bool, end: EventTime, clear_after: i64) -> bool {
+/// Clearing queues a [`Cleared`] with the kind fired at the onset.
+fn onset(
+    active: &mut BTreeMap<Cond, Active>,
+    (key, cond, kind): (&SignalKey, Cond, SignalKind),
+    now_true: bool,
+    end: EventTime,
+    clear_after: i64,
+    cleared: &mut Vec<Cleared>,
+) -> bool {
     match (active.get_mut(&cond), now_true) {
         (Some(a), true) => {
             a.last_true = end;
             false
         }
         (None, true) => {
-            active.insert(cond, Active { last_true: end });
+            active.insert(cond, Active { last_true: end, kind });
             true
         }
         (Some(a), false) => {
             if end - a.last_true >= clear_after {
+                cleared.push(cleared_of(key, cond, a, end));
                 active.remove(&cond);
             }
             false

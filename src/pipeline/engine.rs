@@ -17,6 +17,8 @@ use std::time::{Duration, Instant};
 use anyhow::Context;
 
 use super::{Detected, Parts, PipelineStats, Sink};
+use crate::alert::lifecycle::Lifecycle;
+use crate::alert::service::AlertService;
 use crate::config::Config;
 use crate::detect::{Detector, Lateness};
 use crate::ingest::kafka::{self, KafkaSource};
@@ -61,14 +63,18 @@ impl RunSummary {
 }
 
 /// The detection callback shared by the engine and replay: detector push,
-/// signal → alert, too-late events reported for dead-lettering.
+/// then the alert lifecycle on the detector's signals, cleared conditions and
+/// watermark (event time only, so replay == live); too-late events are
+/// reported for dead-lettering.
 pub fn detect_fn(
     mut detector: Detector,
+    mut lifecycle: Lifecycle,
     on_alert: impl Fn(&AlertOut) + Send,
 ) -> impl FnMut(&crate::types::ScoredEvent) -> Detected + Send {
     move |se| match detector.push(se) {
         Ok(p) => {
-            let alerts: Vec<AlertOut> = p.signals.iter().map(crate::alert::from_signal).collect();
+            let cleared = detector.take_cleared();
+            let alerts = lifecycle.step(&p.signals, &cleared, detector.watermark());
             for a in &alerts {
                 on_alert(a);
             }
@@ -90,13 +96,33 @@ pub fn detect_fn(
 }
 
 /// Runs the engine until `shutdown` resolves, then drains (bounded by
-/// `pipeline.drain_timeout_ms`) and commits.
+/// `pipeline.drain_timeout_ms`) and commits. The alert stage (outbox and
+/// delivery workers) is started from `cfg.alert`; use [`run_kafka_with`] to
+/// share it with the HTTP server.
 pub async fn run_kafka(
     cfg: Config,
     device: &str,
     stats: Arc<PipelineStats>,
     shutdown: impl Future<Output = ()>,
     on_alert: impl Fn(&AlertOut) + Send + 'static,
+) -> anyhow::Result<RunSummary> {
+    let alerts = AlertService::start(&cfg.alert).context("failed to start the alert stage")?;
+    run_kafka_with(cfg, device, stats, shutdown, on_alert, alerts).await
+}
+
+/// [`run_kafka`] with an alert stage built by the caller
+/// (`AlertService::start(&cfg.alert)`), whose `Arc` the caller may also hand
+/// to the HTTP server as `Arc<dyn AlertApi>`. Alert state changes are written
+/// to the outbox before the offset of the event that caused them is stored;
+/// on shutdown, delivery gets up to `pipeline.drain_timeout_ms` to empty the
+/// outbox (the rest is sent after the next start).
+pub async fn run_kafka_with(
+    cfg: Config,
+    device: &str,
+    stats: Arc<PipelineStats>,
+    shutdown: impl Future<Output = ()>,
+    on_alert: impl Fn(&AlertOut) + Send + 'static,
+    alerts: Arc<AlertService>,
 ) -> anyhow::Result<RunSummary> {
     let device = model::parse_device(device).context("invalid --device")?;
     let spec = cfg.model.clone();
@@ -110,6 +136,7 @@ pub async fn run_kafka(
     let sink = Sink::Kafka {
         producer,
         output: cfg.output.clone(),
+        outbox: alerts.outbox(),
     };
     let drain = Duration::from_millis(cfg.pipeline.drain_timeout_ms);
     let (source, rx) = KafkaSource::start(&cfg.kafka, drain, cfg.pipeline.channel_capacity)
@@ -117,7 +144,11 @@ pub async fn run_kafka(
     let source = Arc::new(source);
     tracing::info!(brokers = %cfg.kafka.brokers, group = %cfg.kafka.group_id, topics = ?cfg.kafka.topics, "consuming");
 
-    let detect = detect_fn(Detector::new(cfg.detect.clone()), on_alert);
+    let service = alerts.clone();
+    let detect = detect_fn(Detector::new(cfg.detect.clone()), alerts.lifecycle(), move |a| {
+        service.observe(a);
+        on_alert(a)
+    });
     let acker = source.clone();
     let parts = Parts {
         tokenizer: loaded.tokenizer,
@@ -148,6 +179,7 @@ pub async fn run_kafka(
     if drained {
         source.close().context("final offset commit failed")?;
     }
+    alerts.flush(drain).await;
     Ok(RunSummary::from_stats(&stats, drained))
 }
 
@@ -202,7 +234,8 @@ pub async fn run_messages(
         stats: stats.clone(),
         source_progress: None,
     };
-    let detect = detect_fn(Detector::new(cfg.detect.clone()), on_alert);
+    let lifecycle = AlertService::offline(&cfg.alert).lifecycle();
+    let detect = detect_fn(Detector::new(cfg.detect.clone()), lifecycle, on_alert);
     super::run(cfg, rx, parts, detect, |_| {})
         .await
         .context("pipeline failed")?;

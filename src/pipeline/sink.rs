@@ -28,6 +28,8 @@ pub enum Sink {
     Kafka {
         producer: FutureProducer,
         output: OutputConfig,
+        /// The durable alert outbox (when delivery endpoints are configured).
+        outbox: Option<Arc<crate::alert::outbox::Outbox>>,
     },
     Memory(Arc<Mutex<Collected>>),
 }
@@ -91,7 +93,11 @@ impl Sink {
                 c.alerts.extend(alerts.iter().cloned());
                 Box::pin(async { Ok(()) })
             }
-            Sink::Kafka { producer, output } => {
+            Sink::Kafka {
+                producer,
+                output,
+                outbox,
+            } => {
                 let mut sends = Vec::new();
                 if let Some(topic) = &output.scored_topic {
                     let payload = serde_json::to_vec(&scored_json(se, with_embedding)).unwrap_or_default();
@@ -103,8 +109,18 @@ impl Sink {
                         None,
                     ));
                 }
+                // Durable before the offset is stored: part of this future.
+                let queued = outbox.as_ref().and_then(|ob| {
+                    let entries: Vec<_> = alerts
+                        .iter()
+                        .filter(|a| !a.silenced)
+                        .map(crate::alert::outbox::Entry::from)
+                        .collect();
+                    (!entries.is_empty()).then(|| ob.insert(entries))
+                });
                 for a in alerts {
-                    tracing::info!(fingerprint = %a.fingerprint, "ALERT {}", a.summary);
+                    tracing::info!(fingerprint = %a.fingerprint, status = a.status.as_str(), silenced = a.silenced,
+                        "ALERT {}", a.summary);
                     sends.push(send(
                         producer.clone(),
                         output.alerts_topic.clone(),
@@ -113,7 +129,14 @@ impl Sink {
                         None,
                     ));
                 }
+                let alerts_topic = output.alerts_topic.clone();
                 Box::pin(async move {
+                    if let Some(q) = queued {
+                        q.await.map_err(|e| PipelineError::Delivery {
+                            topic: format!("alert outbox (alerts topic {alerts_topic})"),
+                            message: e.to_string(),
+                        })?;
+                    }
                     for r in futures::future::join_all(sends).await {
                         r?;
                     }
@@ -132,7 +155,7 @@ impl Sink {
                 c.lock().unwrap_or_else(|e| e.into_inner()).dead.push(dead.clone());
                 Box::pin(async { Ok(()) })
             }
-            Sink::Kafka { producer, output } => {
+            Sink::Kafka { producer, output, .. } => {
                 let partition = dead.pos.partition.to_string();
                 let offset = dead.pos.offset.to_string();
                 let headers = OwnedHeaders::new()

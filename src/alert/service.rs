@@ -1,0 +1,196 @@
+//! The running alert stage: the outbox, one delivery worker per endpoint and
+//! the [`AlertApi`] the HTTP server holds. Build it with
+//! [`AlertService::start`] inside a tokio runtime, hand
+//! [`AlertService::lifecycle`] to the detection path and
+//! [`AlertService::outbox`] to the sink, and `Arc<AlertService>` (as
+//! `Arc<dyn AlertApi>`) to the server.
+
+use std::collections::BTreeMap;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use super::api::{AlertApi, Silence, SinkStats};
+use super::deliver::{run_sink, SinkCounters};
+use super::lifecycle::{Lifecycle, LifecycleConfig};
+use super::outbox::Outbox;
+use super::silence::Silences;
+use super::{AlertError, AlertOut, Status};
+use crate::config::AlertConfig;
+
+/// Shared state of the alert stage.
+pub struct AlertService {
+    cfg: AlertConfig,
+    silences: Silences,
+    active: Mutex<BTreeMap<String, serde_json::Value>>,
+    counters: Vec<Arc<SinkCounters>>,
+    outbox: Option<Arc<Outbox>>,
+    workers: Mutex<Vec<tokio::task::JoinHandle<()>>>,
+}
+
+impl AlertService {
+    /// Without endpoints: lifecycle, silences and the active list only (no outbox file).
+    pub fn offline(cfg: &AlertConfig) -> Arc<Self> {
+        Arc::new(Self {
+            cfg: cfg.clone(),
+            silences: Silences::from_config(&cfg.silences),
+            active: Mutex::new(BTreeMap::new()),
+            counters: Vec::new(),
+            outbox: None,
+            workers: Mutex::new(Vec::new()),
+        })
+    }
+
+    /// Opens the outbox (when endpoints are configured) and starts one worker
+    /// per endpoint; pending entries from an earlier run are sent first.
+    /// Must be called inside a tokio runtime.
+    pub fn start(cfg: &AlertConfig) -> Result<Arc<Self>, AlertError> {
+        if cfg.sinks.is_empty() {
+            return Ok(Self::offline(cfg));
+        }
+        let names: Vec<String> = cfg.sinks.iter().map(|s| s.name.clone()).collect();
+        let outbox = Outbox::open(&cfg.outbox_path, &names)?;
+        let client = reqwest::Client::builder()
+            .user_agent(concat!("earshot/", env!("CARGO_PKG_VERSION")))
+            .build()
+            .map_err(|e| AlertError::Http(e.to_string()))?;
+        let mut counters = Vec::new();
+        let mut workers = Vec::new();
+        for spec in &cfg.sinks {
+            let c = Arc::new(SinkCounters::new(spec));
+            counters.push(c.clone());
+            workers.push(tokio::spawn(run_sink(
+                spec.clone(),
+                cfg.grafana_url.clone(),
+                outbox.clone(),
+                c,
+                client.clone(),
+            )));
+        }
+        let pending = outbox.depth();
+        tracing::info!(path = %cfg.outbox_path.display(), sinks = names.len(), pending, "alert outbox open");
+        Ok(Arc::new(Self {
+            cfg: cfg.clone(),
+            silences: Silences::from_config(&cfg.silences),
+            active: Mutex::new(BTreeMap::new()),
+            counters,
+            outbox: Some(outbox),
+            workers: Mutex::new(workers),
+        }))
+    }
+
+    /// A lifecycle sharing this service's silences.
+    pub fn lifecycle(&self) -> Lifecycle {
+        Lifecycle::new(LifecycleConfig::from(&self.cfg), self.silences.clone())
+    }
+
+    pub fn outbox(&self) -> Option<Arc<Outbox>> {
+        self.outbox.clone()
+    }
+
+    /// Records a state change in the active list.
+    pub fn observe(&self, a: &AlertOut) {
+        let mut active = self.active.lock().unwrap_or_else(|e| e.into_inner());
+        match a.status {
+            Status::Firing => {
+                active.insert(a.fingerprint.clone(), a.payload.clone());
+            }
+            Status::Resolved => {
+                active.remove(&a.fingerprint);
+            }
+        }
+    }
+
+    /// Waits until every outbox entry is delivered (or given up), at most `timeout`.
+    pub async fn flush(&self, timeout: Duration) -> bool {
+        let Some(ob) = &self.outbox else { return true };
+        let deadline = tokio::time::Instant::now() + timeout;
+        loop {
+            let o = ob.clone();
+            let depth = tokio::task::spawn_blocking(move || o.depth()).await.unwrap_or(0);
+            if depth == 0 {
+                return true;
+            }
+            if tokio::time::Instant::now() >= deadline {
+                tracing::warn!(
+                    pending = depth,
+                    "alert outbox not empty at shutdown; delivery resumes on restart"
+                );
+                return false;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+
+    /// Stops the delivery workers (pending entries stay in the outbox).
+    pub fn stop(&self) {
+        for w in self.workers.lock().unwrap_or_else(|e| e.into_inner()).drain(..) {
+            w.abort();
+        }
+    }
+}
+
+impl Drop for AlertService {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
+
+impl AlertApi for AlertService {
+    fn active(&self) -> Vec<serde_json::Value> {
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_millis() as i64);
+        self.active
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .values()
+            .map(|v| {
+                let mut v = v.clone();
+                // Silences added after the change count too.
+                let labels: BTreeMap<String, String> = v["labels"]
+                    .as_object()
+                    .map(|o| {
+                        o.iter()
+                            .map(|(k, x)| (k.clone(), x.as_str().unwrap_or_default().to_string()))
+                            .collect()
+                    })
+                    .unwrap_or_default();
+                let at = crate::ingest::mapping::parse_rfc3339(v["at"].as_str().unwrap_or("")).unwrap_or(now);
+                if self.silences.is_silenced(&labels, at.max(now)) || self.silences.is_silenced(&labels, at) {
+                    v["silenced"] = true.into();
+                }
+                v.as_object_mut().map(|o| o.remove("signal"));
+                v
+            })
+            .collect()
+    }
+
+    fn silences(&self) -> Vec<Silence> {
+        self.silences.list()
+    }
+
+    fn add_silence(&self, silence: Silence) -> Result<Silence, String> {
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_millis() as i64);
+        self.silences.add(silence, now)
+    }
+
+    fn expire_silence(&self, id: &str) -> bool {
+        self.silences.expire(id)
+    }
+
+    fn delivery(&self) -> Vec<SinkStats> {
+        self.counters
+            .iter()
+            .map(|c| {
+                let pending = self.outbox.as_ref().map_or(0, |o| o.pending_count(&c.name));
+                c.snapshot(pending)
+            })
+            .collect()
+    }
+
+    fn outbox_depth(&self) -> u64 {
+        self.outbox.as_ref().map_or(0, |o| o.depth())
+    }
+}
