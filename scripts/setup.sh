@@ -17,7 +17,7 @@ python3 -m pip --version >/dev/null 2>&1 || need+=(python3-pip)
 # The test suite also runs real Prometheus, Alertmanager and headless Chromium
 # (scripts/test.sh sets EARSHOT_TEST_TOOLS=1); the main job does not need them.
 if [ "${EARSHOT_TEST_TOOLS:-0}" = 1 ]; then
-  command -v prometheus >/dev/null || need+=(prometheus)
+  { command -v prometheus && command -v promtool; } >/dev/null || need+=(prometheus)
   command -v prometheus-alertmanager >/dev/null || need+=(prometheus-alertmanager)
   command -v chromium >/dev/null || need+=(chromium)
 fi

@@ -16,3 +16,4 @@ mod engine;
 mod engine_kafka;
 mod golden;
 mod heads;
+mod observability;

@@ -11,19 +11,53 @@
 
 use std::future::Future;
 use std::sync::atomic::Ordering;
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
 
 use anyhow::Context;
 
 use super::{Detected, Parts, PipelineStats, Sink};
+use crate::alert::api::AlertApi;
 use crate::alert::lifecycle::Lifecycle;
 use crate::alert::service::AlertService;
 use crate::config::Config;
 use crate::detect::{Detector, Lateness};
 use crate::ingest::kafka::{self, KafkaSource};
-use crate::model::{self, worker::ClassifierThread};
+use crate::metrics as m;
+use crate::model::{self, worker::ClassifierThread, BatchLimits, Tokenizer};
 use crate::pipeline::AlertOut;
+use crate::types::{Dim, Signal};
+
+/// Handles to a running engine for observers (the HTTP server and the
+/// metrics exporter), filled in as the parts come up: the model once loaded,
+/// the consumer once created, the alert stage when there is one.
+pub struct Live {
+    pub stats: Arc<PipelineStats>,
+    pub model: OnceLock<LiveModel>,
+    pub source: OnceLock<Arc<KafkaSource>>,
+    pub alerts: OnceLock<Arc<dyn AlertApi>>,
+}
+
+impl Live {
+    pub fn new(stats: Arc<PipelineStats>) -> Self {
+        Self {
+            stats,
+            model: OnceLock::new(),
+            source: OnceLock::new(),
+            alerts: OnceLock::new(),
+        }
+    }
+}
+
+/// The loaded model as the server needs it (`/classify`, `earshot_model_info`).
+pub struct LiveModel {
+    pub tokenizer: Tokenizer,
+    pub classifier: Arc<ClassifierThread>,
+    pub limits: BatchLimits,
+    pub max_tokens: usize,
+    pub device: String,
+    pub matmul: String,
+}
 
 /// Totals of one run.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -67,12 +101,34 @@ impl RunSummary {
 /// watermark (event time only, so replay == live); too-late events are
 /// reported for dead-lettering.
 pub fn detect_fn(
+    detector: Detector,
+    lifecycle: Lifecycle,
+    on_alert: impl Fn(&AlertOut) + Send,
+) -> impl FnMut(&crate::types::ScoredEvent) -> Detected + Send {
+    detect_fn_observed(detector, lifecycle, on_alert, None)
+}
+
+/// [`detect_fn`] that also exports the detector's counters, tracked keys,
+/// watermark and per-brand SLA backlog (at most once a second) and the
+/// strength of each signal into `stats`' registry.
+pub fn detect_fn_observed(
     mut detector: Detector,
     mut lifecycle: Lifecycle,
     on_alert: impl Fn(&AlertOut) + Send,
+    stats: Option<Arc<PipelineStats>>,
 ) -> impl FnMut(&crate::types::ScoredEvent) -> Detected + Send {
+    let mut exported = Instant::now();
     move |se| match detector.push(se) {
         Ok(p) => {
+            if let Some(st) = &stats {
+                for s in &p.signals {
+                    record_signal(&st.metrics, s);
+                }
+                if exported.elapsed() >= Duration::from_secs(1) || !p.signals.is_empty() {
+                    export_detector(&st.metrics, &detector);
+                    exported = Instant::now();
+                }
+            }
             let cleared = detector.take_cleared();
             let alerts = lifecycle.step(&p.signals, &cleared, detector.watermark());
             for a in &alerts {
@@ -95,9 +151,62 @@ pub fn detect_fn(
     }
 }
 
+fn record_signal(r: &m::Registry, s: &Signal) {
+    let brand = r.brand(s.key.get(Dim::Brand));
+    let rule = s.kind.as_str();
+    let score = if s.p_value > 0.0 {
+        (-s.p_value.log10()).min(50.0)
+    } else {
+        50.0
+    };
+    let ratio = if s.expected > 0.0 {
+        s.observed as f64 / s.expected
+    } else {
+        s.observed as f64
+    };
+    r.set(&m::SIGNAL_SCORE, &[&brand, rule], score);
+    r.set(&m::SIGNAL_RATIO, &[&brand, rule], ratio);
+}
+
+fn export_detector(r: &m::Registry, d: &Detector) {
+    let c = d.counters();
+    for (kind, v) in [
+        ("events", c.events),
+        ("late_accepted", c.late_accepted),
+        ("too_late", c.too_late),
+        ("spam_near_duplicate", c.spam_near_duplicate),
+        ("spam_author", c.spam_author),
+        ("contradictions", c.contradictions),
+        ("retracted", c.retracted),
+        ("keys_created", c.keys_created),
+        ("keys_expired", c.keys_expired),
+        ("keys_over_cap", c.keys_over_cap),
+        ("windows_evaluated", c.windows_evaluated),
+        ("signals", c.signals),
+    ] {
+        r.set(&m::DETECTOR_ITEMS, &[kind], v as f64);
+    }
+    r.set(&m::DETECTOR_KEYS, &[], d.tracked_keys() as f64);
+    if let Some(w) = d.watermark() {
+        r.set(&m::DETECTOR_WATERMARK, &[], w as f64 / 1000.0);
+    }
+    // Brand-level keys only (one per brand), summed into `other` past the cap.
+    let mut open: std::collections::BTreeMap<String, f64> = Default::default();
+    let mut overdue: std::collections::BTreeMap<String, f64> = Default::default();
+    for sla in d.sla() {
+        if let [(Dim::Brand, b)] = sla.key.0.as_slice() {
+            let brand = r.brand(Some(b));
+            *open.entry(brand.clone()).or_default() += f64::from(sla.open);
+            *overdue.entry(brand).or_default() += f64::from(sla.overdue);
+        }
+    }
+    r.set_all(&m::SLA_OPEN, open.into_iter().map(|(b, v)| (vec![b], v)));
+    r.set_all(&m::SLA_OVERDUE, overdue.into_iter().map(|(b, v)| (vec![b], v)));
+}
+
 /// Runs the engine until `shutdown` resolves, then drains (bounded by
 /// `pipeline.drain_timeout_ms`) and commits. The alert stage (outbox and
-/// delivery workers) is started from `cfg.alert`; use [`run_kafka_with`] to
+/// delivery workers) is started from `cfg.alert`; use [`run_kafka_live`] to
 /// share it with the HTTP server.
 pub async fn run_kafka(
     cfg: Config,
@@ -107,24 +216,27 @@ pub async fn run_kafka(
     on_alert: impl Fn(&AlertOut) + Send + 'static,
 ) -> anyhow::Result<RunSummary> {
     let alerts = AlertService::start(&cfg.alert).context("failed to start the alert stage")?;
-    run_kafka_with(cfg, device, stats, shutdown, on_alert, alerts).await
+    run_kafka_live(cfg, device, Arc::new(Live::new(stats)), shutdown, on_alert, alerts).await
 }
 
 /// [`run_kafka`] with an alert stage built by the caller
-/// (`AlertService::start(&cfg.alert)`), whose `Arc` the caller may also hand
-/// to the HTTP server as `Arc<dyn AlertApi>`. Alert state changes are written
-/// to the outbox before the offset of the event that caused them is stored;
-/// on shutdown, delivery gets up to `pipeline.drain_timeout_ms` to empty the
-/// outbox (the rest is sent after the next start).
-pub async fn run_kafka_with(
+/// (`AlertService::start(&cfg.alert)`), publishing its model, consumer and
+/// alert stage in `live` as they come up, for the HTTP server (`/readyz`,
+/// `/classify`, `/alerts`, lag and delivery metrics). Alert state changes are
+/// written to the outbox before the offset of the event that caused them is
+/// stored; on shutdown, delivery gets up to `pipeline.drain_timeout_ms` to
+/// empty the outbox (the rest is sent after the next start).
+pub async fn run_kafka_live(
     cfg: Config,
-    device: &str,
-    stats: Arc<PipelineStats>,
+    device_spec: &str,
+    live: Arc<Live>,
     shutdown: impl Future<Output = ()>,
     on_alert: impl Fn(&AlertOut) + Send + 'static,
     alerts: Arc<AlertService>,
 ) -> anyhow::Result<RunSummary> {
-    let device = model::parse_device(device).context("invalid --device")?;
+    let stats = live.stats.clone();
+    let _ = live.alerts.set(alerts.clone() as Arc<dyn AlertApi>);
+    let device = model::parse_device(device_spec).context("invalid --device")?;
     let spec = cfg.model.clone();
     let loaded = tokio::task::spawn_blocking(move || model::load(&spec, &device))
         .await
@@ -132,6 +244,14 @@ pub async fn run_kafka_with(
         .context("failed to load the model")?;
     tracing::info!(load_ms = loaded.load_time.as_millis() as u64, "model loaded");
     let classifier = Arc::new(ClassifierThread::spawn(Box::new(loaded.classifier), 2));
+    let _ = live.model.set(LiveModel {
+        tokenizer: loaded.tokenizer.clone(),
+        classifier: classifier.clone(),
+        limits: cfg.batch,
+        max_tokens: cfg.model.max_tokens,
+        device: device_spec.to_string(),
+        matmul: format!("{:?}", cfg.model.matmul).to_lowercase(),
+    });
     let producer = kafka::producer(&cfg.kafka).context("failed to create kafka producer")?;
     let sink = Sink::Kafka {
         producer,
@@ -142,13 +262,19 @@ pub async fn run_kafka_with(
     let (source, rx) = KafkaSource::start(&cfg.kafka, drain, cfg.pipeline.channel_capacity)
         .context("failed to create kafka consumer")?;
     let source = Arc::new(source);
+    let _ = live.source.set(source.clone());
     tracing::info!(brokers = %cfg.kafka.brokers, group = %cfg.kafka.group_id, topics = ?cfg.kafka.topics, "consuming");
 
     let service = alerts.clone();
-    let detect = detect_fn(Detector::new(cfg.detect.clone()), alerts.lifecycle(), move |a| {
-        service.observe(a);
-        on_alert(a)
-    });
+    let detect = detect_fn_observed(
+        Detector::new(cfg.detect.clone()),
+        alerts.lifecycle(),
+        move |a| {
+            service.observe(a);
+            on_alert(a)
+        },
+        Some(stats.clone()),
+    );
     let acker = source.clone();
     let parts = Parts {
         tokenizer: loaded.tokenizer,
