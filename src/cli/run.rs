@@ -3,8 +3,10 @@
 use std::process::ExitCode;
 use std::sync::Arc;
 
+use anyhow::Context;
 use clap::Args;
 use earshot::pipeline::{engine, PipelineStats};
+use earshot::server;
 
 use super::ModelArgs;
 
@@ -23,6 +25,13 @@ pub struct RunArgs {
     /// Override `kafka.topics` (repeatable).
     #[arg(long)]
     topic: Vec<String>,
+    /// Address of the HTTP server (/metrics, /healthz, /readyz, /stats,
+    /// /alerts, /silences, /classify). Loopback by default; `off` disables it.
+    #[arg(long, env = "EARSHOT_HTTP_ADDR", default_value = "127.0.0.1:9464")]
+    http_addr: String,
+    /// Bearer token required by every HTTP route except /healthz.
+    #[arg(long, env = "EARSHOT_HTTP_TOKEN", hide_env_values = true)]
+    http_token: Option<String>,
 }
 
 async fn idle_for(stats: Arc<PipelineStats>, secs: u64) {
@@ -77,6 +86,21 @@ pub fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
         .enable_all()
         .build()?;
     let stats = Arc::new(PipelineStats::default());
+    let live = Arc::new(engine::Live::new(stats.clone()));
+    // INTEGRATION: the alert stage's `AlertApi` goes into `live.alerts`
+    // (see engine::run_kafka_live); until then /alerts answers 503.
+    let http = if args.http_addr == "off" {
+        None
+    } else {
+        let addr: std::net::SocketAddr = args
+            .http_addr
+            .parse()
+            .with_context(|| format!("invalid --http-addr {:?} (expected host:port or off)", args.http_addr))?;
+        let state = server::AppState::new(live.clone(), args.http_token.clone());
+        let (bound, task) = rt.block_on(server::serve(addr, state))?;
+        tracing::info!(addr = %bound, auth = args.http_token.is_some(), "http server listening");
+        Some(task)
+    };
     let until_idle = args.until_idle;
     let idle_stats = stats.clone();
     let shutdown = async move {
@@ -88,9 +112,16 @@ pub fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
             None => shutdown_signal().await,
         }
     };
-    let summary = rt.block_on(engine::run_kafka(cfg, &args.model.device, stats, shutdown, |alert| {
-        println!("ALERT {}", alert.summary)
-    }))?;
+    let summary = rt.block_on(engine::run_kafka_live(
+        cfg,
+        &args.model.device,
+        live,
+        shutdown,
+        |alert| println!("ALERT {}", alert.summary),
+    ))?;
+    if let Some(t) = http {
+        t.abort();
+    }
     tracing::info!(?summary, "stopped");
     Ok(if summary.drained {
         ExitCode::SUCCESS

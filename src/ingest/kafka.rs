@@ -117,6 +117,20 @@ impl PartitionProgress {
     }
 }
 
+impl PartitionProgress {
+    /// Per partition handed out at least once: messages not yet read
+    /// (high watermark − next offset to hand out; 0 once no longer assigned).
+    /// Kept up to date by the poll thread every 250 ms, off the hot path.
+    pub fn lag(&self) -> Vec<((String, i32), i64)> {
+        self.parts
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .iter()
+            .map(|(k, (_, next, high))| (k.clone(), (high - next).max(0)))
+            .collect()
+    }
+}
+
 impl super::SourceProgress for PartitionProgress {
     fn progress(&self) -> Vec<((String, i32), u64, bool)> {
         self.parts
@@ -283,6 +297,13 @@ impl KafkaSource {
         self.partitions.clone()
     }
 
+    /// Consumer lag per partition (see [`PartitionProgress::lag`]).
+    pub fn lag(&self) -> Vec<((String, i32), i64)> {
+        self.partitions.lag()
+    }
+
+    /// Partitions currently assigned to this consumer (0 before the group
+    /// join completes): readiness.
     pub fn assigned_partitions(&self) -> usize {
         self.assigned.load(Ordering::Acquire)
     }

@@ -11,17 +11,51 @@
 
 use std::future::Future;
 use std::sync::atomic::Ordering;
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
 
 use anyhow::Context;
 
 use super::{Detected, Parts, PipelineStats, Sink};
+use crate::alert::api::AlertApi;
 use crate::config::Config;
 use crate::detect::{Detector, Lateness};
 use crate::ingest::kafka::{self, KafkaSource};
-use crate::model::{self, worker::ClassifierThread};
+use crate::metrics as m;
+use crate::model::{self, worker::ClassifierThread, BatchLimits, Tokenizer};
 use crate::pipeline::AlertOut;
+use crate::types::{Dim, Signal};
+
+/// Handles to a running engine for observers (the HTTP server and the
+/// metrics exporter), filled in as the parts come up: the model once loaded,
+/// the consumer once created, the alert stage when there is one.
+pub struct Live {
+    pub stats: Arc<PipelineStats>,
+    pub model: OnceLock<LiveModel>,
+    pub source: OnceLock<Arc<KafkaSource>>,
+    pub alerts: OnceLock<Arc<dyn AlertApi>>,
+}
+
+impl Live {
+    pub fn new(stats: Arc<PipelineStats>) -> Self {
+        Self {
+            stats,
+            model: OnceLock::new(),
+            source: OnceLock::new(),
+            alerts: OnceLock::new(),
+        }
+    }
+}
+
+/// The loaded model as the server needs it (`/classify`, `earshot_model_info`).
+pub struct LiveModel {
+    pub tokenizer: Tokenizer,
+    pub classifier: Arc<ClassifierThread>,
+    pub limits: BatchLimits,
+    pub max_tokens: usize,
+    pub device: String,
+    pub matmul: String,
+}
 
 /// Totals of one run.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -63,11 +97,32 @@ impl RunSummary {
 /// The detection callback shared by the engine and replay: detector push,
 /// signal → alert, too-late events reported for dead-lettering.
 pub fn detect_fn(
-    mut detector: Detector,
+    detector: Detector,
     on_alert: impl Fn(&AlertOut) + Send,
 ) -> impl FnMut(&crate::types::ScoredEvent) -> Detected + Send {
+    detect_fn_observed(detector, on_alert, None)
+}
+
+/// [`detect_fn`] that also exports the detector's counters, tracked keys,
+/// watermark and per-brand SLA backlog (at most once a second) and the
+/// strength of each signal into `stats`' registry.
+pub fn detect_fn_observed(
+    mut detector: Detector,
+    on_alert: impl Fn(&AlertOut) + Send,
+    stats: Option<Arc<PipelineStats>>,
+) -> impl FnMut(&crate::types::ScoredEvent) -> Detected + Send {
+    let mut exported = Instant::now();
     move |se| match detector.push(se) {
         Ok(p) => {
+            if let Some(st) = &stats {
+                for s in &p.signals {
+                    record_signal(&st.metrics, s);
+                }
+                if exported.elapsed() >= Duration::from_secs(1) || !p.signals.is_empty() {
+                    export_detector(&st.metrics, &detector);
+                    exported = Instant::now();
+                }
+            }
             let alerts: Vec<AlertOut> = p.signals.iter().map(crate::alert::from_signal).collect();
             for a in &alerts {
                 on_alert(a);
@@ -89,6 +144,59 @@ pub fn detect_fn(
     }
 }
 
+fn record_signal(r: &m::Registry, s: &Signal) {
+    let brand = r.brand(s.key.get(Dim::Brand));
+    let rule = s.kind.as_str();
+    let score = if s.p_value > 0.0 {
+        (-s.p_value.log10()).min(50.0)
+    } else {
+        50.0
+    };
+    let ratio = if s.expected > 0.0 {
+        s.observed as f64 / s.expected
+    } else {
+        s.observed as f64
+    };
+    r.set(&m::SIGNAL_SCORE, &[&brand, rule], score);
+    r.set(&m::SIGNAL_RATIO, &[&brand, rule], ratio);
+}
+
+fn export_detector(r: &m::Registry, d: &Detector) {
+    let c = d.counters();
+    for (kind, v) in [
+        ("events", c.events),
+        ("late_accepted", c.late_accepted),
+        ("too_late", c.too_late),
+        ("spam_near_duplicate", c.spam_near_duplicate),
+        ("spam_author", c.spam_author),
+        ("contradictions", c.contradictions),
+        ("retracted", c.retracted),
+        ("keys_created", c.keys_created),
+        ("keys_expired", c.keys_expired),
+        ("keys_over_cap", c.keys_over_cap),
+        ("windows_evaluated", c.windows_evaluated),
+        ("signals", c.signals),
+    ] {
+        r.set(&m::DETECTOR_ITEMS, &[kind], v as f64);
+    }
+    r.set(&m::DETECTOR_KEYS, &[], d.tracked_keys() as f64);
+    if let Some(w) = d.watermark() {
+        r.set(&m::DETECTOR_WATERMARK, &[], w as f64 / 1000.0);
+    }
+    // Brand-level keys only (one per brand), summed into `other` past the cap.
+    let mut open: std::collections::BTreeMap<String, f64> = Default::default();
+    let mut overdue: std::collections::BTreeMap<String, f64> = Default::default();
+    for sla in d.sla() {
+        if let [(Dim::Brand, b)] = sla.key.0.as_slice() {
+            let brand = r.brand(Some(b));
+            *open.entry(brand.clone()).or_default() += f64::from(sla.open);
+            *overdue.entry(brand).or_default() += f64::from(sla.overdue);
+        }
+    }
+    r.set_all(&m::SLA_OPEN, open.into_iter().map(|(b, v)| (vec![b], v)));
+    r.set_all(&m::SLA_OVERDUE, overdue.into_iter().map(|(b, v)| (vec![b], v)));
+}
+
 /// Runs the engine until `shutdown` resolves, then drains (bounded by
 /// `pipeline.drain_timeout_ms`) and commits.
 pub async fn run_kafka(
@@ -98,7 +206,20 @@ pub async fn run_kafka(
     shutdown: impl Future<Output = ()>,
     on_alert: impl Fn(&AlertOut) + Send + 'static,
 ) -> anyhow::Result<RunSummary> {
-    let device = model::parse_device(device).context("invalid --device")?;
+    run_kafka_live(cfg, device, Arc::new(Live::new(stats)), shutdown, on_alert).await
+}
+
+/// [`run_kafka`] that publishes its model and consumer in `live` as they come
+/// up, for the HTTP server (`/readyz`, `/classify`, lag metrics).
+pub async fn run_kafka_live(
+    cfg: Config,
+    device_spec: &str,
+    live: Arc<Live>,
+    shutdown: impl Future<Output = ()>,
+    on_alert: impl Fn(&AlertOut) + Send + 'static,
+) -> anyhow::Result<RunSummary> {
+    let stats = live.stats.clone();
+    let device = model::parse_device(device_spec).context("invalid --device")?;
     let spec = cfg.model.clone();
     let loaded = tokio::task::spawn_blocking(move || model::load(&spec, &device))
         .await
@@ -106,6 +227,14 @@ pub async fn run_kafka(
         .context("failed to load the model")?;
     tracing::info!(load_ms = loaded.load_time.as_millis() as u64, "model loaded");
     let classifier = Arc::new(ClassifierThread::spawn(Box::new(loaded.classifier), 2));
+    let _ = live.model.set(LiveModel {
+        tokenizer: loaded.tokenizer.clone(),
+        classifier: classifier.clone(),
+        limits: cfg.batch,
+        max_tokens: cfg.model.max_tokens,
+        device: device_spec.to_string(),
+        matmul: format!("{:?}", cfg.model.matmul).to_lowercase(),
+    });
     let producer = kafka::producer(&cfg.kafka).context("failed to create kafka producer")?;
     let sink = Sink::Kafka {
         producer,
@@ -115,9 +244,12 @@ pub async fn run_kafka(
     let (source, rx) = KafkaSource::start(&cfg.kafka, drain, cfg.pipeline.channel_capacity)
         .context("failed to create kafka consumer")?;
     let source = Arc::new(source);
+    let _ = live.source.set(source.clone());
     tracing::info!(brokers = %cfg.kafka.brokers, group = %cfg.kafka.group_id, topics = ?cfg.kafka.topics, "consuming");
 
-    let detect = detect_fn(Detector::new(cfg.detect.clone()), on_alert);
+    // INTEGRATION: the alert stage (src/alert) sets `live.alerts` to its
+    // `AlertApi` here, so /alerts, /silences and the delivery metrics work.
+    let detect = detect_fn_observed(Detector::new(cfg.detect.clone()), on_alert, Some(stats.clone()));
     let acker = source.clone();
     let parts = Parts {
         tokenizer: loaded.tokenizer,

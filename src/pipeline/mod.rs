@@ -15,8 +15,8 @@ pub mod sink;
 
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::Arc;
-use std::time::Duration;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 use futures::stream::{FuturesOrdered, StreamExt};
 use tokio::sync::mpsc;
@@ -25,14 +25,18 @@ pub use crate::alert::AlertOut;
 use crate::config::Config;
 use crate::ingest::mapping::{DeadLetter, Mapping};
 use crate::ingest::RawMessage;
+use crate::metrics::{self as m, Registry};
 use crate::model::worker::ClassifierThread;
 use crate::model::{batch, lang, BatchLimits, Encoded, EncodedBatch, Tokenizer, PAD_ID};
 use crate::types::{Event, Scored, ScoredEvent, SourcePos};
 pub use sink::Sink;
 
-/// Counters of one pipeline run (the metrics module exports them).
+/// Counters of one pipeline run, plus the metrics registry the stages record
+/// into (histograms, labelled counters). Per-message counts stay atomics here
+/// and are mirrored into the registry at scrape time ([`PipelineStats::export`]).
 #[derive(Debug, Default)]
 pub struct PipelineStats {
+    pub metrics: Registry,
     pub received: AtomicU64,
     pub scored: AtomicU64,
     pub dead_lettered: AtomicU64,
@@ -50,6 +54,104 @@ pub struct PipelineStats {
 impl PipelineStats {
     pub fn get(c: &AtomicU64) -> u64 {
         c.load(Ordering::Relaxed)
+    }
+
+    /// Copies the atomic counters into the registry (call before rendering).
+    pub fn export(&self) {
+        let g = |c: &AtomicU64| c.load(Ordering::Relaxed) as f64;
+        let r = &self.metrics;
+        r.set(&m::EVENTS_RECEIVED, &[], g(&self.received));
+        r.set(&m::EVENTS_SCORED, &[], g(&self.scored));
+        r.set(&m::EVENTS_ACKED, &[], g(&self.acked));
+        r.set(&m::EVENTS_TOO_LATE, &[], g(&self.too_late));
+        r.set(&m::EVENTS_TRUNCATED, &[], g(&self.truncated));
+        r.set(
+            &m::PIPELINE_IN_FLIGHT,
+            &[],
+            (g(&self.received) - g(&self.acked)).max(0.0),
+        );
+        r.set(&m::INFERENCE_TOKENS, &["real"], g(&self.real_tokens));
+        r.set(&m::INFERENCE_TOKENS, &["padded"], g(&self.padded_tokens));
+    }
+}
+
+/// Per-event figures gathered by the output stage and recorded into the
+/// registry once per burst (one lock per family instead of per message).
+#[derive(Default)]
+struct Tally {
+    detect: Vec<f64>,
+    deliver: Vec<f64>,
+    end_to_end: Vec<f64>,
+    event_to_alert: Vec<f64>,
+    sentiment: std::collections::HashMap<(String, String, &'static str), f64>,
+    category: std::collections::HashMap<(String, &'static str, &'static str), f64>,
+    dead: std::collections::HashMap<&'static str, f64>,
+    alerts: std::collections::HashMap<(String, String, String), f64>,
+}
+
+impl Tally {
+    fn scored(&mut self, r: &Registry, se: &ScoredEvent) {
+        let brand = r.brand(se.event.key.brand.as_deref());
+        let lang = r.language(se.event.lang.as_deref().unwrap_or(se.scored.lang.as_str()));
+        let sentiment = se.scored.sentiment.as_str();
+        *self
+            .category
+            .entry((brand.clone(), se.scored.category.as_str(), sentiment))
+            .or_default() += 1.0;
+        *self.sentiment.entry((brand, lang, sentiment)).or_default() += 1.0;
+    }
+
+    fn alert(&mut self, a: &AlertOut) {
+        let field = |k: &str| {
+            a.payload
+                .get(k)
+                .and_then(|v| v.as_str())
+                .unwrap_or("unknown")
+                .to_string()
+        };
+        *self
+            .alerts
+            .entry((field("rule"), field("severity"), field("status")))
+            .or_default() += 1.0;
+    }
+
+    fn flush(&mut self, r: &Registry) {
+        for (stage, v) in [("detect", &mut self.detect), ("deliver", &mut self.deliver)] {
+            if !v.is_empty() {
+                r.observe_many(&m::STAGE_SECONDS, &[stage], v.drain(..));
+            }
+        }
+        if !self.end_to_end.is_empty() {
+            r.observe_many(&m::EVENT_LATENCY, &[], self.end_to_end.drain(..));
+        }
+        if !self.event_to_alert.is_empty() {
+            r.observe_many(&m::EVENT_TO_ALERT, &[], self.event_to_alert.drain(..));
+        }
+        if !self.sentiment.is_empty() {
+            r.add_many(
+                &m::SENTIMENT,
+                self.sentiment
+                    .drain()
+                    .map(|((b, l, s), v)| (vec![b, l, s.to_string()], v)),
+            );
+        }
+        if !self.category.is_empty() {
+            r.add_many(
+                &m::CATEGORY,
+                self.category
+                    .drain()
+                    .map(|((b, c, s), v)| (vec![b, c.to_string(), s.to_string()], v)),
+            );
+        }
+        if !self.dead.is_empty() {
+            r.add_many(
+                &m::EVENTS_DEAD,
+                self.dead.drain().map(|(c, v)| (vec![c.to_string()], v)),
+            );
+        }
+        if !self.alerts.is_empty() {
+            r.add_many(&m::ALERTS, self.alerts.drain().map(|((a, b, c), v)| (vec![a, b, c], v)));
+        }
     }
 }
 
@@ -78,14 +180,15 @@ pub struct Dead {
 }
 
 enum Done {
-    Scored(u64, Box<ScoredEvent>),
+    /// Sequence number, the event, and when its message entered the pipeline.
+    Scored(u64, Box<ScoredEvent>, Instant),
     Dead(u64, Box<Dead>),
 }
 
 impl Done {
     fn seq(&self) -> u64 {
         match self {
-            Done::Scored(s, _) | Done::Dead(s, _) => *s,
+            Done::Scored(s, ..) | Done::Dead(s, _) => *s,
         }
     }
 }
@@ -93,14 +196,14 @@ impl Done {
 impl merge::Timed for Done {
     fn partition(&self) -> (&str, i32) {
         let pos = match self {
-            Done::Scored(_, se) => se.event.pos.as_ref(),
+            Done::Scored(_, se, _) => se.event.pos.as_ref(),
             Done::Dead(_, d) => Some(&d.pos),
         };
         pos.map_or(("", 0), |p| (p.source.as_str(), p.partition))
     }
     fn event_time(&self) -> Option<i64> {
         match self {
-            Done::Scored(_, se) => Some(se.event.event_time),
+            Done::Scored(_, se, _) => Some(se.event.event_time),
             Done::Dead(..) => None,
         }
     }
@@ -111,6 +214,9 @@ struct Tokenized {
     event: Event,
     encoded: Encoded,
     lang: String,
+    /// When the message entered the pipeline, and when tokenizing finished.
+    received: Instant,
+    tokenized: Instant,
 }
 
 /// What the pipeline needs besides the message stream.
@@ -134,7 +240,7 @@ pub async fn run(
     ack: impl Fn(&SourcePos) + Send + Sync,
 ) -> Result<(), PipelineError> {
     let cap = cfg.pipeline.channel_capacity;
-    let (tok_tx, tok_rx) = mpsc::channel::<(u64, Event)>(cap);
+    let (tok_tx, tok_rx) = mpsc::channel::<(u64, Event, Instant)>(cap);
     let (batch_tx, batch_rx) = mpsc::channel::<Vec<Tokenized>>(cap / 64 + 1);
     let (done_tx, done_rx) = mpsc::channel::<Vec<Done>>(cap / 16 + 1);
 
@@ -151,6 +257,7 @@ pub async fn run(
         tok_rx,
         batch_tx,
         done_tx.clone(),
+        parts.stats.clone(),
     );
     let batcher = tokio::spawn(batch_stage(
         batch_rx,
@@ -197,17 +304,18 @@ pub enum PipelineError {
 async fn decode_stage(
     mut input: mpsc::Receiver<RawMessage>,
     mapping: Mapping,
-    tok_tx: mpsc::Sender<(u64, Event)>,
+    tok_tx: mpsc::Sender<(u64, Event, Instant)>,
     done_tx: mpsc::Sender<Vec<Done>>,
     stats: Arc<PipelineStats>,
 ) {
     let mut seq = 0u64;
     while let Some(raw) = input.recv().await {
         seq += 1;
+        let received = Instant::now();
         stats.received.fetch_add(1, Ordering::Relaxed);
         match mapping.decode(raw.payload.as_deref(), raw.timestamp, raw.pos.clone()) {
             Ok(event) => {
-                if tok_tx.send((seq, event)).await.is_err() {
+                if tok_tx.send((seq, event, received)).await.is_err() {
                     return;
                 }
             }
@@ -253,19 +361,21 @@ fn dead_event(seq: u64, event: &Event, code: &'static str, message: String) -> D
 fn spawn_tokenizers(
     n: usize,
     tokenizer: Tokenizer,
-    rx: mpsc::Receiver<(u64, Event)>,
+    rx: mpsc::Receiver<(u64, Event, Instant)>,
     tx: mpsc::Sender<Vec<Tokenized>>,
     done_tx: mpsc::Sender<Vec<Done>>,
+    stats: Arc<PipelineStats>,
 ) -> Vec<std::thread::JoinHandle<()>> {
     // One receiver shared by the threads; each takes what is available.
     let rx = Arc::new(std::sync::Mutex::new(rx));
     (0..n.max(1))
         .map(|i| {
             let (rx, tx, done_tx, tokenizer) = (rx.clone(), tx.clone(), done_tx.clone(), tokenizer.clone());
+            let stats = stats.clone();
             std::thread::Builder::new()
                 .name(format!("earshot-tokenize-{i}"))
                 .spawn(move || loop {
-                    let chunk: Vec<(u64, Event)> = {
+                    let chunk: Vec<(u64, Event, Instant)> = {
                         let mut guard = rx.lock().unwrap_or_else(|e| e.into_inner());
                         let Some(first) = guard.blocking_recv() else { return };
                         let mut chunk = vec![first];
@@ -277,9 +387,10 @@ fn spawn_tokenizers(
                         }
                         chunk
                     };
+                    let start = Instant::now();
                     let mut ok = Vec::with_capacity(chunk.len());
                     let mut dead = Vec::new();
-                    for (seq, event) in chunk {
+                    for (seq, event, received) in chunk {
                         match tokenizer.encode(&event.text) {
                             Ok(encoded) => {
                                 let lang = event.lang.clone().unwrap_or_else(|| lang::detect(&event.text));
@@ -288,11 +399,20 @@ fn spawn_tokenizers(
                                     event,
                                     encoded,
                                     lang,
+                                    received,
+                                    tokenized: start,
                                 });
                             }
                             Err(e) => dead.push(dead_event(seq, &event, "tokenize_failed", e.to_string())),
                         }
                     }
+                    let done = Instant::now();
+                    for t in &mut ok {
+                        t.tokenized = done;
+                    }
+                    stats
+                        .metrics
+                        .observe(&m::STAGE_SECONDS, &["tokenize"], (done - start).as_secs_f64());
                     if !dead.is_empty() && done_tx.blocking_send(dead).is_err() {
                         return;
                     }
@@ -353,6 +473,10 @@ async fn batch_stage(
         for group in batch::plan(&lengths, limits) {
             let members: Vec<Tokenized> = group.iter().filter_map(|&i| slots[i].take()).collect();
             let eb = EncodedBatch::pack(members.iter().map(|t| &t.encoded), PAD_ID);
+            stats.metrics.observe(&m::BATCH_SIZE, &[], eb.batch as f64);
+            stats.metrics.observe(&m::BATCH_TOKENS, &[], eb.padded_tokens() as f64);
+            let oldest = members.iter().map(|t| t.tokenized).min().unwrap_or_else(Instant::now);
+            let submitted_at = Instant::now();
             stats.batches.fetch_add(1, Ordering::Relaxed);
             stats.batch_texts.fetch_add(eb.batch as u64, Ordering::Relaxed);
             stats.real_tokens.fetch_add(eb.real_tokens as u64, Ordering::Relaxed);
@@ -366,6 +490,11 @@ async fn batch_stage(
                         stats2
                             .inference_micros
                             .fetch_add(out.compute.as_micros() as u64, Ordering::Relaxed);
+                        let waited = submitted_at.saturating_duration_since(oldest) + out.queued;
+                        let r = &stats2.metrics;
+                        r.observe(&m::STAGE_SECONDS, &["queue_wait"], waited.as_secs_f64());
+                        r.observe(&m::STAGE_SECONDS, &["inference"], out.compute.as_secs_f64());
+                        r.add(&m::INFERENCE_BATCHES, &["ok"], 1.0);
                         members
                             .into_iter()
                             .zip(out.results)
@@ -380,14 +509,17 @@ async fn batch_stage(
                                     truncated: t.encoded.truncated,
                                     embedding: inf.embedding,
                                 };
-                                Done::Scored(t.seq, Box::new(ScoredEvent { event: t.event, scored }))
+                                Done::Scored(t.seq, Box::new(ScoredEvent { event: t.event, scored }), t.received)
                             })
                             .collect()
                     }
-                    Err(e) => members
-                        .iter()
-                        .map(|t| dead_event(t.seq, &t.event, "inference_failed", e.to_string()))
-                        .collect(),
+                    Err(e) => {
+                        stats2.metrics.add(&m::INFERENCE_BATCHES, &["error"], 1.0);
+                        members
+                            .iter()
+                            .map(|t| dead_event(t.seq, &t.event, "inference_failed", e.to_string()))
+                            .collect()
+                    }
                 };
                 let _ = done_tx.blocking_send(out);
             });
@@ -407,7 +539,11 @@ struct OutputOpts<'a> {
     source_progress: Option<Arc<dyn merge::SourceProgress>>,
 }
 
-type Delivery = futures::future::BoxFuture<'static, (Option<SourcePos>, Result<(), PipelineError>)>;
+/// What a finished delivery reports: the position to acknowledge, when its
+/// message entered the pipeline and when delivery started (for latency
+/// metrics), and the outcome.
+type Delivered = (Option<SourcePos>, Option<(Instant, Instant)>, Result<(), PipelineError>);
+type Delivery = futures::future::BoxFuture<'static, Delivered>;
 
 async fn output_stage(
     mut done_rx: mpsc::Receiver<Vec<Done>>,
@@ -430,11 +566,17 @@ async fn output_stage(
     let mut next = 1u64;
     let mut in_flight: FuturesOrdered<Delivery> = FuturesOrdered::new();
     let mut open = true;
-    let finish = |(pos, r): (Option<SourcePos>, Result<(), PipelineError>)| -> Result<(), PipelineError> {
+    let tally = Mutex::new(Tally::default());
+    let finish = |(pos, timing, r): Delivered| -> Result<(), PipelineError> {
         r?;
         if let Some(p) = pos {
             ack(&p);
             stats.acked.fetch_add(1, Ordering::Relaxed);
+        }
+        if let Some((received, started)) = timing {
+            let mut t = tally.lock().unwrap_or_else(|e| e.into_inner());
+            t.deliver.push(started.elapsed().as_secs_f64());
+            t.end_to_end.push(received.elapsed().as_secs_f64());
         }
         Ok(())
     };
@@ -448,12 +590,25 @@ async fn output_stage(
         // ...and leaves in event-time order across partitions.
         while let Some(done) = merger.pop(now, !open) {
             let fut: Delivery = match done {
-                Done::Scored(_, se) => {
+                Done::Scored(_, se, received) => {
                     stats.scored.fetch_add(1, Ordering::Relaxed);
                     if se.scored.truncated {
                         stats.truncated.fetch_add(1, Ordering::Relaxed);
                     }
+                    let started = Instant::now();
                     let det = detect(&se);
+                    {
+                        let mut t = tally.lock().unwrap_or_else(|e| e.into_inner());
+                        t.detect.push(started.elapsed().as_secs_f64());
+                        t.scored(&stats.metrics, &se);
+                        for a in &det.alerts {
+                            t.alert(a);
+                            t.event_to_alert.push(received.elapsed().as_secs_f64());
+                        }
+                        if det.rejected.is_some() {
+                            *t.dead.entry("detector_rejected").or_default() += 1.0;
+                        }
+                    }
                     stats.alerts.fetch_add(det.alerts.len() as u64, Ordering::Relaxed);
                     let pos = se.event.pos.clone();
                     let d = sink.deliver_scored(&se, with_embedding, &det.alerts);
@@ -469,16 +624,22 @@ async fn output_stage(
                         if let (Ok(()), Some(l)) = (&r, late) {
                             r = l.await;
                         }
-                        (pos, r)
+                        (pos, Some((received, started)), r)
                     })
                 }
                 Done::Dead(_, dead) => {
                     stats.dead_lettered.fetch_add(1, Ordering::Relaxed);
+                    *tally
+                        .lock()
+                        .unwrap_or_else(|e| e.into_inner())
+                        .dead
+                        .entry(dead.code)
+                        .or_default() += 1.0;
                     tracing::debug!(code = dead.code, error = %dead.message, topic = %dead.pos.source,
                         partition = dead.pos.partition, offset = dead.pos.offset, "dead letter");
                     let pos = Some(dead.pos.clone());
                     let d = sink.deliver_dead(&dead);
-                    Box::pin(async move { (pos, d.await) })
+                    Box::pin(async move { (pos, None, d.await) })
                 }
             };
             in_flight.push_back(fut);
@@ -488,6 +649,7 @@ async fn output_stage(
                 }
             }
         }
+        tally.lock().unwrap_or_else(|e| e.into_inner()).flush(&stats.metrics);
         if !open && reorder.is_empty() && merger.is_empty() {
             break;
         }
@@ -515,6 +677,7 @@ async fn output_stage(
     while let Some(r) = in_flight.next().await {
         finish(r)?;
     }
+    tally.lock().unwrap_or_else(|e| e.into_inner()).flush(&stats.metrics);
     sink.flush().await;
     Ok(())
 }

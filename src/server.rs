@@ -1,0 +1,360 @@
+//! The HTTP server of a running engine (axum): `/metrics` (Prometheus text
+//! format), `/healthz`, `/readyz`, `/stats` (exact latency quantiles),
+//! `/alerts` and `/silences` (from the alert stage), `/classify` (ad-hoc
+//! inference through the engine's own classifier thread, for debugging).
+//!
+//! Contract:
+//! * It only observes: handlers read [`Live`] handles and the metrics
+//!   registry; the one thing they add to the pipeline is `/classify` work on
+//!   the shared inference queue (at most [`MAX_CLASSIFY_TEXTS`] per request).
+//! * Bound to 127.0.0.1 by default (`--http-addr`). With a bearer token set,
+//!   every route except `/healthz` needs `Authorization: Bearer <token>`.
+//! * Scrape-time figures (consumer lag, alert delivery counters, outbox depth,
+//!   active alerts, process metrics) are computed when `/metrics` is read, so
+//!   the hot path never pays for them.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use anyhow::Context;
+use axum::extract::{MatchedPath, Path, Request, State};
+use axum::http::{header, HeaderMap, StatusCode};
+use axum::middleware::{self, Next};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{delete, get, post};
+use axum::{Json, Router};
+use serde::Deserialize;
+use serde_json::{json, Value};
+
+use crate::alert::api::Silence;
+use crate::metrics::{self as m, ProcessStats};
+use crate::model::{batch, lang, EncodedBatch, PAD_ID};
+use crate::pipeline::engine::{Live, LiveModel};
+use crate::pipeline::PipelineStats;
+use crate::types::Scored;
+
+/// Texts accepted by one `/classify` request.
+pub const MAX_CLASSIFY_TEXTS: usize = 256;
+
+/// What the handlers share.
+#[derive(Clone)]
+pub struct AppState {
+    pub live: Arc<Live>,
+    /// Required bearer token (every route but `/healthz`), if any.
+    pub token: Option<Arc<str>>,
+}
+
+impl AppState {
+    pub fn new(live: Arc<Live>, token: Option<String>) -> Self {
+        Self {
+            live,
+            token: token.filter(|t| !t.is_empty()).map(Arc::from),
+        }
+    }
+}
+
+/// The router. Test it with `tower::ServiceExt::oneshot`.
+pub fn app(state: AppState) -> Router {
+    Router::new()
+        .route("/metrics", get(metrics))
+        .route("/readyz", get(readyz))
+        .route("/stats", get(stats))
+        .route("/alerts", get(alerts))
+        .route("/silences", get(silences).post(add_silence))
+        .route("/silences/{id}", delete(expire_silence))
+        .route("/classify", post(classify))
+        .route_layer(middleware::from_fn_with_state(state.clone(), guard))
+        .route("/healthz", get(|| async { "ok\n" }))
+        .with_state(state)
+}
+
+/// Binds `addr` and serves [`app`] on a task; returns the bound address
+/// (port 0 picks a free one) and the task (abort it to stop).
+pub async fn serve(addr: SocketAddr, state: AppState) -> anyhow::Result<(SocketAddr, tokio::task::JoinHandle<()>)> {
+    let listener = tokio::net::TcpListener::bind(addr)
+        .await
+        .with_context(|| format!("failed to bind the http server to {addr}"))?;
+    let bound = listener.local_addr().context("no local address")?;
+    let task = tokio::spawn(async move {
+        if let Err(e) = axum::serve(listener, app(state)).await {
+            tracing::error!(error = %e, "http server stopped");
+        }
+    });
+    Ok((bound, task))
+}
+
+fn token_ok(headers: &HeaderMap, want: &str) -> bool {
+    let got = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+        .unwrap_or("");
+    // Constant time in the token's length.
+    got.len() == want.len() && got.bytes().zip(want.bytes()).fold(0u8, |a, (x, y)| a | (x ^ y)) == 0
+}
+
+/// Bearer-token check and request counting for every routed request.
+async fn guard(State(st): State<AppState>, req: Request, next: Next) -> Response {
+    let route = req
+        .extensions()
+        .get::<MatchedPath>()
+        .map_or_else(|| "unmatched".to_string(), |p| p.as_str().to_string());
+    let resp = match &st.token {
+        Some(t) if !token_ok(req.headers(), t) => (
+            StatusCode::UNAUTHORIZED,
+            [(header::WWW_AUTHENTICATE, "Bearer")],
+            Json(json!({"error": "missing or wrong bearer token (Authorization: Bearer <EARSHOT_HTTP_TOKEN>)"})),
+        )
+            .into_response(),
+        _ => next.run(req).await,
+    };
+    st.live
+        .stats
+        .metrics
+        .add(&m::HTTP_REQUESTS, &[&route, resp.status().as_str()], 1.0);
+    resp
+}
+
+fn error(code: StatusCode, msg: impl Into<String>) -> Response {
+    (code, Json(json!({ "error": msg.into() }))).into_response()
+}
+
+/// Model loaded and partitions assigned.
+fn readiness(live: &Live) -> (bool, Value) {
+    let model = live.model.get().is_some();
+    let assigned = live.source.get().map_or(0, |s| s.assigned_partitions());
+    let ready = model && assigned > 0;
+    (
+        ready,
+        json!({"ready": ready, "model_loaded": model, "partitions_assigned": assigned}),
+    )
+}
+
+async fn readyz(State(st): State<AppState>) -> Response {
+    let (ready, body) = readiness(&st.live);
+    let code = if ready {
+        StatusCode::OK
+    } else {
+        StatusCode::SERVICE_UNAVAILABLE
+    };
+    (code, Json(body)).into_response()
+}
+
+/// Everything `/metrics` serves, rendered now.
+pub fn render_metrics(live: &Live) -> String {
+    let stats: &PipelineStats = &live.stats;
+    stats.export();
+    let r = &stats.metrics;
+    r.set(&m::BUILD_INFO, &[env!("CARGO_PKG_VERSION")], 1.0);
+    r.set(&m::READY, &[], if readiness(live).0 { 1.0 } else { 0.0 });
+    if let Some(model) = live.model.get() {
+        r.set_all(
+            &m::MODEL_INFO,
+            [(
+                vec![
+                    model.classifier.describe().to_string(),
+                    model.device.clone(),
+                    model.matmul.clone(),
+                ],
+                1.0,
+            )],
+        );
+    }
+    if let Some(src) = live.source.get() {
+        r.set_all(
+            &m::KAFKA_LAG,
+            src.lag()
+                .into_iter()
+                .map(|((topic, p), lag)| (vec![topic, p.to_string()], lag as f64)),
+        );
+        r.set(&m::KAFKA_ASSIGNED, &[], src.assigned_partitions() as f64);
+        r.set(&m::KAFKA_REBALANCES, &[], src.rebalances() as f64);
+    }
+    if let Some(api) = live.alerts.get() {
+        for s in api.delivery() {
+            let l = [s.sink.as_str(), s.kind.as_str()];
+            r.set(&m::WEBHOOK_DELIVERED, &l, s.delivered as f64);
+            r.set(&m::WEBHOOK_RETRIES, &l, s.retries as f64);
+            r.set(&m::WEBHOOK_FAILURES, &l, s.failures as f64);
+            r.set(&m::WEBHOOK_DROPPED, &l, s.dropped as f64);
+            r.set(&m::WEBHOOK_BACKOFF, &l, s.backoff_seconds);
+            r.set(&m::OUTBOX_PENDING, &[&s.sink], s.pending as f64);
+        }
+        r.set(&m::OUTBOX_DEPTH, &[], api.outbox_depth() as f64);
+        let mut active: std::collections::BTreeMap<Vec<String>, f64> = Default::default();
+        for a in api.active() {
+            let f = |k: &str| a.get(k).and_then(Value::as_str).unwrap_or("unknown").to_string();
+            let brand = r.brand(a.get("labels").and_then(|l| l.get("brand")).and_then(Value::as_str));
+            *active.entry(vec![f("rule"), f("severity"), brand]).or_default() += 1.0;
+        }
+        r.set_all(&m::ALERTS_ACTIVE, active);
+    }
+    let mut out = String::with_capacity(64 * 1024);
+    r.render(&mut out);
+    if let Some(p) = ProcessStats::read() {
+        p.render(&mut out);
+    }
+    out
+}
+
+async fn metrics(State(st): State<AppState>) -> Response {
+    let body = render_metrics(&st.live);
+    (
+        [(header::CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")],
+        body,
+    )
+        .into_response()
+}
+
+async fn stats(State(st): State<AppState>) -> Response {
+    let s = &st.live.stats;
+    s.export();
+    let r = &s.metrics;
+    let g = |c: &std::sync::atomic::AtomicU64| PipelineStats::get(c);
+    Json(json!({
+        "latency_seconds": r.latency_summary(),
+        "batch_size": r.quantiles(&m::BATCH_SIZE, &[]),
+        "batch_tokens": r.quantiles(&m::BATCH_TOKENS, &[]),
+        "counters": {
+            "received": g(&s.received),
+            "scored": g(&s.scored),
+            "dead_lettered": g(&s.dead_lettered),
+            "alerts": g(&s.alerts),
+            "acked": g(&s.acked),
+            "too_late": g(&s.too_late),
+            "batches": g(&s.batches),
+            "real_tokens": g(&s.real_tokens),
+            "padded_tokens": g(&s.padded_tokens),
+        },
+        "ready": readiness(&st.live).1,
+    }))
+    .into_response()
+}
+
+const NO_ALERT_STAGE: &str = "the alert lifecycle is not running in this engine";
+
+async fn alerts(State(st): State<AppState>) -> Response {
+    match st.live.alerts.get() {
+        Some(api) => Json(api.active()).into_response(),
+        None => error(StatusCode::SERVICE_UNAVAILABLE, NO_ALERT_STAGE),
+    }
+}
+
+async fn silences(State(st): State<AppState>) -> Response {
+    match st.live.alerts.get() {
+        Some(api) => Json(api.silences()).into_response(),
+        None => error(StatusCode::SERVICE_UNAVAILABLE, NO_ALERT_STAGE),
+    }
+}
+
+async fn add_silence(State(st): State<AppState>, body: axum::body::Bytes) -> Response {
+    let Some(api) = st.live.alerts.get() else {
+        return error(StatusCode::SERVICE_UNAVAILABLE, NO_ALERT_STAGE);
+    };
+    let silence: Silence = match serde_json::from_slice(&body) {
+        Ok(s) => s,
+        Err(e) => return error(StatusCode::BAD_REQUEST, format!("invalid silence: {e}")),
+    };
+    match api.add_silence(silence) {
+        Ok(s) => (StatusCode::CREATED, Json(s)).into_response(),
+        Err(e) => error(StatusCode::BAD_REQUEST, e),
+    }
+}
+
+async fn expire_silence(State(st): State<AppState>, Path(id): Path<String>) -> Response {
+    let Some(api) = st.live.alerts.get() else {
+        return error(StatusCode::SERVICE_UNAVAILABLE, NO_ALERT_STAGE);
+    };
+    if api.expire_silence(&id) {
+        StatusCode::NO_CONTENT.into_response()
+    } else {
+        error(StatusCode::NOT_FOUND, format!("no silence with id {id}"))
+    }
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ClassifyRequest {
+    texts: Vec<String>,
+}
+
+async fn classify(State(st): State<AppState>, body: axum::body::Bytes) -> Response {
+    let req: ClassifyRequest = match serde_json::from_slice(&body) {
+        Ok(r) => r,
+        Err(e) => {
+            return error(
+                StatusCode::BAD_REQUEST,
+                format!("expected {{\"texts\": [\"...\"]}}: {e}"),
+            )
+        }
+    };
+    if req.texts.len() > MAX_CLASSIFY_TEXTS {
+        return error(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            format!("{} texts; at most {MAX_CLASSIFY_TEXTS} per request", req.texts.len()),
+        );
+    }
+    let live = st.live.clone();
+    if live.model.get().is_none() {
+        return error(StatusCode::SERVICE_UNAVAILABLE, "the model is still loading");
+    }
+    let res = tokio::task::spawn_blocking(move || {
+        let model = live.model.get().expect("checked above");
+        classify_blocking(model, &req.texts)
+    })
+    .await;
+    match res {
+        Ok(Ok(v)) => Json(v).into_response(),
+        Ok(Err(e)) => error(StatusCode::INTERNAL_SERVER_ERROR, format!("inference failed: {e}")),
+        Err(e) => error(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            format!("classifier task failed: {e}"),
+        ),
+    }
+}
+
+/// One JSON object per text, as `earshot classify` prints them (JSONL lines):
+/// the scored fields plus `index`, a `note` when truncated, or `error`.
+fn classify_blocking(model: &LiveModel, texts: &[String]) -> Result<Vec<Value>, crate::model::ModelError> {
+    let encoded: Vec<_> = texts.iter().map(|t| model.tokenizer.encode(t)).collect();
+    let ok: Vec<usize> = (0..texts.len()).filter(|&i| encoded[i].is_ok()).collect();
+    let lengths: Vec<usize> = ok.iter().map(|&i| encoded[i].as_ref().map_or(0, |e| e.len())).collect();
+    let mut inferred = vec![None; texts.len()];
+    for group in batch::plan(&lengths, model.limits) {
+        let rows: Vec<_> = group.iter().filter_map(|&g| encoded[ok[g]].as_ref().ok()).collect();
+        let out = model.classifier.classify(EncodedBatch::pack(rows, PAD_ID))?;
+        for (g, inf) in group.iter().zip(out.results) {
+            inferred[ok[*g]] = Some(inf);
+        }
+    }
+    Ok(encoded
+        .into_iter()
+        .zip(inferred)
+        .enumerate()
+        .map(|(index, (enc, inf))| match (enc, inf) {
+            (Ok(enc), Some(inf)) => {
+                let s = Scored {
+                    sentiment: inf.probs.label(),
+                    probs: inf.probs,
+                    category: inf.category,
+                    category_score: inf.category_score,
+                    lang: lang::detect(&texts[index]),
+                    tokens: enc.len(),
+                    truncated: enc.truncated,
+                    embedding: Vec::new(),
+                };
+                let mut v = serde_json::to_value(&s).unwrap_or_default();
+                v["index"] = json!(index);
+                if s.truncated {
+                    v["note"] = json!(format!(
+                        "text truncated to the model window of {} tokens",
+                        model.max_tokens
+                    ));
+                }
+                v
+            }
+            (Err(e), _) => json!({"index": index, "error": e.to_string()}),
+            (Ok(_), None) => json!({"index": index, "error": "not classified"}),
+        })
+        .collect())
+}
