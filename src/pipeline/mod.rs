@@ -72,6 +72,36 @@ impl PipelineStats {
         );
         r.set(&m::INFERENCE_TOKENS, &["real"], g(&self.real_tokens));
         r.set(&m::INFERENCE_TOKENS, &["padded"], g(&self.padded_tokens));
+        self.init_series();
+    }
+
+    /// Creates the series of known label values at zero (adding 0 is a
+    /// no-op once they exist), so `rate()`/`changes()` see the first increment.
+    fn init_series(&self) {
+        let r = &self.metrics;
+        for code in DeadLetter::CODES
+            .iter()
+            .chain(&["tokenize_failed", "inference_failed", "detector_rejected"])
+        {
+            r.add(&m::EVENTS_DEAD, &[code], 0.0);
+        }
+        for outcome in ["ok", "error"] {
+            r.add(&m::INFERENCE_BATCHES, &[outcome], 0.0);
+        }
+        for kind in crate::types::SignalKind::ALL {
+            for severity in ["info", "warning", "critical"] {
+                for status in ["firing", "resolved"] {
+                    r.add(&m::ALERTS, &[kind.as_str(), severity, status], 0.0);
+                }
+            }
+        }
+        for stage in m::STAGES {
+            r.observe_many(&m::STAGE_SECONDS, &[stage], std::iter::empty());
+        }
+        r.observe_many(&m::EVENT_LATENCY, &[], std::iter::empty());
+        r.observe_many(&m::EVENT_TO_ALERT, &[], std::iter::empty());
+        r.observe_many(&m::BATCH_SIZE, &[], std::iter::empty());
+        r.observe_many(&m::BATCH_TOKENS, &[], std::iter::empty());
     }
 }
 
