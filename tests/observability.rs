@@ -480,7 +480,10 @@ fn free_port() -> u16 {
 
 /// Every `expr` in a dashboard: panel targets (rows included) and annotations;
 /// plus the `label_values(metric, label)` queries of its variables.
-fn dashboard_queries(dash: &Value) -> (Vec<(String, String)>, Vec<(String, String)>) {
+/// (panel title, expr) and (metric, label) pairs.
+type Queries = (Vec<(String, String)>, Vec<(String, String)>);
+
+fn dashboard_queries(dash: &Value) -> Queries {
     fn panels(v: &Value, out: &mut Vec<(String, String)>) {
         for p in v.as_array().into_iter().flatten() {
             let title = p["title"].as_str().unwrap_or("").to_string();
@@ -730,17 +733,14 @@ async fn prometheus_gets_data_for_every_dashboard_panel() {
             .iter()
             .all(|s| labels.iter().all(|l| s.labels.contains_key(*l))));
     }
-    let (_, stats_json) = (
-        (),
-        client
-            .get(format!("http://{addr}/stats"))
-            .send()
-            .await
-            .unwrap()
-            .json::<Value>()
-            .await
-            .unwrap(),
-    );
+    let stats_json: Value = client
+        .get(format!("http://{addr}/stats"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
     eprintln!("/stats latency: {}", stats_json["latency_seconds"]);
 
     // A few more scrapes of the finished run (rules evaluate every second).
