@@ -71,9 +71,9 @@ pub fn app(state: AppState) -> Router {
 /// Binds `addr` and serves [`app`] on a task; returns the bound address
 /// (port 0 picks a free one) and the task (abort it to stop).
 pub async fn serve(addr: SocketAddr, state: AppState) -> anyhow::Result<(SocketAddr, tokio::task::JoinHandle<()>)> {
-    let listener = tokio::net::TcpListener::bind(addr)
-        .await
-        .with_context(|| format!("failed to bind the http server to {addr}"))?;
+    let listener = tokio::net::TcpListener::bind(addr).await.with_context(|| {
+        format!("failed to bind the http server to {addr} (choose another with --http-addr, or off)")
+    })?;
     let bound = listener.local_addr().context("no local address")?;
     let task = tokio::spawn(async move {
         if let Err(e) = axum::serve(listener, app(state)).await {
