@@ -398,3 +398,21 @@ fn poll_loop(
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn lag_is_high_watermark_minus_next_offset() {
+        let p = PartitionProgress::default();
+        p.handed("t", 0, 9);
+        p.handed("t", 1, 4);
+        {
+            let mut m = p.parts.lock().unwrap();
+            m.get_mut(&("t".to_string(), 0)).unwrap().2 = 25;
+            // Not refreshed yet (high 0): no negative lag.
+        }
+        assert_eq!(p.lag(), vec![(("t".to_string(), 0), 15), (("t".to_string(), 1), 0)]);
+    }
+}
