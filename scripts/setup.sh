@@ -14,6 +14,8 @@ command -v make >/dev/null || need+=(make)
 command -v pkg-config >/dev/null || need+=(pkg-config)
 command -v python3 >/dev/null || need+=(python3)
 python3 -m pip --version >/dev/null 2>&1 || need+=(python3-pip)
+# Real Alertmanager for the alert delivery tests (tests/alerts.rs).
+[ -x /usr/bin/prometheus-alertmanager ] || need+=(prometheus-alertmanager)
 if [ ${#need[@]} -gt 0 ]; then
   log "installing system packages: ${need[*]}"
   SUDO=""; [ "$(id -u)" -ne 0 ] && SUDO="sudo"
