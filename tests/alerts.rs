@@ -811,10 +811,7 @@ fn detector_scenario_fires_and_resolves_deterministically() {
         out
     };
     let a = run();
-    let crisis: Vec<&AlertOut> = a
-        .iter()
-        .filter(|x| x.payload["rule"] != "review_bombing")
-        .collect();
+    let crisis: Vec<&AlertOut> = a.iter().filter(|x| x.payload["rule"] != "review_bombing").collect();
     let fired: BTreeSet<&str> = crisis
         .iter()
         .filter(|x| x.status == earshot::alert::Status::Firing && x.repeat == 0)
