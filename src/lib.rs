@@ -11,5 +11,6 @@ pub mod detect;
 pub mod ingest;
 pub mod model;
 pub mod pipeline;
+pub mod replay;
 pub mod train;
 pub mod types;

@@ -15,3 +15,4 @@ mod engine;
 mod engine_kafka;
 mod golden;
 mod heads;
+mod replay;
