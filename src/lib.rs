@@ -12,6 +12,7 @@ pub mod ingest;
 pub mod metrics;
 pub mod model;
 pub mod pipeline;
+pub mod replay;
 pub mod server;
 pub mod train;
 pub mod types;

@@ -17,3 +17,4 @@ mod engine_kafka;
 mod golden;
 mod heads;
 mod observability;
+mod replay;

@@ -3,6 +3,7 @@
 
 mod classify;
 mod produce;
+mod replay;
 mod run;
 mod train;
 
@@ -33,6 +34,8 @@ enum Command {
     Run(run::RunArgs),
     /// Load a JSONL file into a Kafka topic (demo data, back-fills).
     Produce(produce::ProduceArgs),
+    /// Replay files or a Kafka time range through the detector; write alerts, window stats and an HTML report.
+    Replay(replay::ReplayArgs),
     /// Train the sentiment head and build the category head from labelled data.
     TrainHead(train::TrainArgs),
     /// Report per-language accuracy of the heads on a labelled JSONL file.
@@ -87,6 +90,7 @@ pub fn run() -> anyhow::Result<ExitCode> {
         Command::Classify(a) => classify::run(a),
         Command::Run(a) => run::run(a),
         Command::Produce(a) => produce::run(a),
+        Command::Replay(a) => replay::run(a),
         Command::TrainHead(a) => train::run_train(a),
         Command::Eval(a) => train::run_eval(a),
     }

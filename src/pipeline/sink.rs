@@ -32,6 +32,9 @@ pub enum Sink {
         outbox: Option<Arc<crate::alert::outbox::Outbox>>,
     },
     Memory(Arc<Mutex<Collected>>),
+    /// Like `Memory` but drops scored events (replay of millions of events:
+    /// keeps only alerts and dead letters).
+    Discard(Arc<Mutex<Collected>>),
 }
 
 /// The scored-event record written to the output topic.
@@ -93,6 +96,13 @@ impl Sink {
                 c.alerts.extend(alerts.iter().cloned());
                 Box::pin(async { Ok(()) })
             }
+            Sink::Discard(c) => {
+                if !alerts.is_empty() {
+                    let mut c = c.lock().unwrap_or_else(|e| e.into_inner());
+                    c.alerts.extend(alerts.iter().cloned());
+                }
+                Box::pin(async { Ok(()) })
+            }
             Sink::Kafka {
                 producer,
                 output,
@@ -151,7 +161,7 @@ impl Sink {
     /// topic / partition / offset.
     pub fn deliver_dead(&self, dead: &Dead) -> BoxFuture<'static, Result<(), PipelineError>> {
         match self {
-            Sink::Memory(c) => {
+            Sink::Memory(c) | Sink::Discard(c) => {
                 c.lock().unwrap_or_else(|e| e.into_inner()).dead.push(dead.clone());
                 Box::pin(async { Ok(()) })
             }

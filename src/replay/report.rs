@@ -1,0 +1,377 @@
+//! The replay report: one self-contained HTML file (inline CSS and SVG made
+//! with plotters; no scripts, fonts or other files) for people: run summary,
+//! unreadable input with line numbers, alert table, per alerted key a
+//! timeline of volume and negative share with alert markers and the
+//! explanation, overall top terms, language and category mix, and detection
+//! quality against incident windows when given.
+
+use std::collections::BTreeMap;
+use std::fmt::Write;
+
+use plotters::prelude::*;
+
+use super::{AlertView, Incident, IncidentScore, Outcome};
+use crate::alert::AlertOut;
+use crate::types::EventTime;
+
+/// Facts about the run that the outcome does not hold.
+#[derive(Debug, Clone, Default)]
+pub struct RunInfo {
+    pub inputs: Vec<String>,
+    pub elapsed_s: f64,
+    pub config: String,
+}
+
+/// RFC 3339 (UTC, seconds) of an event time in ms.
+pub fn rfc3339(t: EventTime) -> String {
+    let secs = t.div_euclid(1000);
+    let (y, m, d) = civil(secs.div_euclid(86_400));
+    let r = secs.rem_euclid(86_400);
+    format!(
+        "{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}Z",
+        r / 3600,
+        r % 3600 / 60,
+        r % 60
+    )
+}
+
+fn short(t: EventTime) -> String {
+    let secs = t.div_euclid(1000);
+    let (_, m, d) = civil(secs.div_euclid(86_400));
+    let r = secs.rem_euclid(86_400);
+    format!("{m:02}-{d:02} {:02}:{:02}", r / 3600, r % 3600 / 60)
+}
+
+/// Days since 1970-01-01 → (year, month, day), proleptic Gregorian.
+fn civil(days: i64) -> (i64, i64, i64) {
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = doy - (153 * mp + 2) / 5 + 1;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 };
+    (yoe + era * 400 + i64::from(m <= 2), m, d)
+}
+
+fn esc(s: &str) -> String {
+    s.replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
+        .replace('"', "&quot;")
+}
+
+const CSS: &str = "body{font-family:system-ui,-apple-system,'Segoe UI',sans-serif;margin:24px auto;max-width:1180px;color:#1d2330;background:#fff}
+h1{font-size:26px;margin:0 0 4px}h2{font-size:19px;margin:28px 0 8px;border-bottom:2px solid #e4e7ee;padding-bottom:4px}
+h3{font-size:16px;margin:18px 0 4px}.muted{color:#667085}.grid{display:grid;grid-template-columns:repeat(4,1fr);gap:10px}
+.card{background:#f5f7fb;border-radius:8px;padding:10px 14px}.card b{display:block;font-size:22px}
+table{border-collapse:collapse;width:100%;font-size:13px}th,td{text-align:left;padding:4px 8px;border-bottom:1px solid #eceff4;vertical-align:top}
+th{background:#f5f7fb}.sev-critical{color:#fff;background:#c0392b;border-radius:4px;padding:1px 6px}
+.sev-warning{color:#fff;background:#e67e22;border-radius:4px;padding:1px 6px}.sev-info{background:#dfe6f0;border-radius:4px;padding:1px 6px}
+.bar{display:inline-block;height:10px;background:#5b8def;border-radius:2px}.neg{background:#d9534f}
+blockquote{margin:4px 0;padding:4px 10px;border-left:3px solid #d0d5dd;color:#344054;font-size:13px}
+.key{background:#fff8e6;border:1px solid #f0d68a;border-radius:8px;padding:8px 14px;margin:10px 0}";
+
+/// Renders the report.
+pub fn html(out: &Outcome, info: &RunInfo, incidents: Option<(&[Incident], &IncidentScore)>) -> String {
+    let obs = &out.observer;
+    let views: Vec<AlertView> = out.alerts.iter().map(AlertView::of).collect();
+    let mut h = String::new();
+    let _ = write!(
+        h,
+        "<!DOCTYPE html><html lang=\"en\"><head><meta charset=\"utf-8\"><title>earshot replay report</title><style>{CSS}</style></head><body>"
+    );
+    let range = match (obs.first, obs.last) {
+        (Some(a), Some(b)) => format!("{} → {}", rfc3339(a), rfc3339(b)),
+        _ => "no events".into(),
+    };
+    let _ = write!(
+        h,
+        "<h1>earshot replay report</h1><div class=\"muted\">inputs: {} · config: {} · event time {}</div>",
+        esc(&info.inputs.join(", ")),
+        esc(&info.config),
+        range
+    );
+    let rate = out.received as f64 / info.elapsed_s.max(1e-9);
+    let crisis = views.iter().filter(|a| a.crisis).count();
+    let _ = write!(
+        h,
+        "<h2>Run</h2><div class=\"grid\"><div class=\"card\">events read<b>{}</b></div><div class=\"card\">scored<b>{}</b></div>\
+         <div class=\"card\">unreadable / dead<b>{}</b></div><div class=\"card\">too late for statistics<b>{}</b></div>\
+         <div class=\"card\">alerts (crisis)<b>{} ({})</b></div><div class=\"card\">duration<b>{:.1} s</b></div>\
+         <div class=\"card\">throughput<b>{:.0} events/s</b></div><div class=\"card\">keys tracked (top level)<b>{}</b></div></div>",
+        out.received,
+        out.scored,
+        out.dead.len(),
+        obs.too_late,
+        views.len(),
+        crisis,
+        info.elapsed_s,
+        rate,
+        obs.top_keys().len()
+    );
+
+    if let Some((incs, score)) = incidents {
+        let pct = |x: Option<f64>| x.map_or("–".into(), |v| format!("{:.0} %", v * 100.0));
+        let _ = write!(
+            h,
+            "<h2>Incidents</h2><p>precision <b>{}</b> ({} of {} crisis alerts match an incident) · recall <b>{}</b> ({} of {} incidents detected)</p>\
+             <table><tr><th>incident key</th><th>start</th><th>end</th><th>detected</th><th>delay</th></tr>",
+            pct(score.precision),
+            score.true_alerts,
+            score.crisis_alerts,
+            pct(score.recall),
+            score.delays.iter().filter(|d| d.is_some()).count(),
+            incs.len()
+        );
+        for (inc, d) in incs.iter().zip(&score.delays) {
+            let _ = write!(
+                h,
+                "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
+                esc(&inc.label),
+                rfc3339(inc.start),
+                rfc3339(inc.end),
+                if d.is_some() { "yes" } else { "<b>missed</b>" },
+                d.map_or("–".into(), |d| format!("{:.0} min", d as f64 / 60_000.0))
+            );
+        }
+        h.push_str("</table>");
+    }
+
+    h.push_str("<h2>Alerts</h2>");
+    if views.is_empty() {
+        h.push_str("<p>No alerts were raised.</p>");
+    } else {
+        h.push_str("<table><tr><th>time (event)</th><th>severity</th><th>rule</th><th>key</th><th>status</th><th>summary</th></tr>");
+        for a in &views {
+            let _ = write!(
+                h,
+                "<tr><td>{}</td><td><span class=\"sev-{}\">{}</span></td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
+                rfc3339(a.at),
+                esc(&a.severity),
+                esc(&a.severity),
+                esc(&a.rule),
+                esc(&a.key),
+                esc(&a.status),
+                esc(&a.summary)
+            );
+        }
+        h.push_str("</table>");
+    }
+
+    // Per alerted key: timeline and explanation (first alert per key).
+    let mut by_key: BTreeMap<&str, Vec<(&AlertView, &AlertOut)>> = BTreeMap::new();
+    for (v, a) in views.iter().zip(&out.alerts) {
+        by_key.entry(v.key.as_str()).or_default().push((v, a));
+    }
+    if !by_key.is_empty() {
+        h.push_str("<h2>Alerted keys</h2><p class=\"muted\">Hourly volume (blue bars) and negative share (red line, right axis); vertical lines mark alerts (dark red: crisis, grey: info).</p>");
+    }
+    for (key, list) in by_key.iter().take(20) {
+        let _ = write!(h, "<div class=\"key\"><h3>{}</h3>", esc(key));
+        if let Some(series) = obs.series.get(*key) {
+            let marks: Vec<(EventTime, bool)> = list.iter().map(|(v, _)| (v.at, v.crisis)).collect();
+            h.push_str(&timeline_svg(
+                series,
+                obs.step,
+                &marks,
+                obs.first.unwrap_or(0),
+                obs.last.unwrap_or(0),
+            ));
+        }
+        let (_, first) = list[0];
+        let ex = &first.payload["signal"]["explanation"];
+        let terms: Vec<String> = ex["top_terms"]
+            .as_array()
+            .map(|a| {
+                a.iter()
+                    .filter_map(|t| Some(format!("{} ({})", t[0].as_str()?, t[1])))
+                    .take(10)
+                    .collect()
+            })
+            .unwrap_or_default();
+        let _ = write!(
+            h,
+            "<p><b>{} alert(s)</b>; first: {}<br><b>top terms:</b> {}</p>",
+            list.len(),
+            esc(&list[0].0.summary),
+            esc(&if terms.is_empty() {
+                "–".into()
+            } else {
+                terms.join(", ")
+            })
+        );
+        if let Some(r) = first.payload["signal"]["reason"].as_str() {
+            let _ = write!(h, "<p><b>cluster / reason:</b> {}</p>", esc(r));
+        }
+        for q in ex["quotes"].as_array().into_iter().flatten().take(4) {
+            let _ = write!(
+                h,
+                "<blockquote>[{}] {}</blockquote>",
+                esc(q["lang"].as_str().unwrap_or("")),
+                esc(q["text"].as_str().unwrap_or(""))
+            );
+        }
+        h.push_str("</div>");
+    }
+
+    // Overall top terms from the explanations.
+    let mut terms: BTreeMap<String, u64> = BTreeMap::new();
+    for a in &out.alerts {
+        for t in a.payload["signal"]["explanation"]["top_terms"]
+            .as_array()
+            .into_iter()
+            .flatten()
+        {
+            if let (Some(s), Some(n)) = (t[0].as_str(), t[1].as_u64()) {
+                *terms.entry(s.to_string()).or_default() += n;
+            }
+        }
+    }
+    let mut terms: Vec<(String, u64)> = terms.into_iter().collect();
+    terms.sort_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(&b.0)));
+    if !terms.is_empty() {
+        h.push_str("<h2>Top complaint terms (all alerts)</h2><table><tr><th>term</th><th>count</th><th></th></tr>");
+        let max = terms[0].1.max(1);
+        for (t, n) in terms.iter().take(15) {
+            let _ = write!(
+                h,
+                "<tr><td>{}</td><td>{n}</td><td><span class=\"bar neg\" style=\"width:{}px\"></span></td></tr>",
+                esc(t),
+                n * 400 / max
+            );
+        }
+        h.push_str("</table>");
+    }
+
+    mix_table(&mut h, "Language mix", &obs.langs);
+    mix_table(&mut h, "Category mix", &obs.categories);
+
+    if !out.dead.is_empty() {
+        let mut codes: BTreeMap<&str, u64> = BTreeMap::new();
+        for d in &out.dead {
+            *codes.entry(d.code).or_default() += 1;
+        }
+        let _ = write!(
+            h,
+            "<h2>Unreadable input ({})</h2><p>{}</p><table><tr><th>source</th><th>line / offset</th><th>reason</th><th>message</th></tr>",
+            out.dead.len(),
+            codes.iter().map(|(c, n)| format!("{c}: {n}")).collect::<Vec<_>>().join(" · ")
+        );
+        for d in out.dead.iter().take(50) {
+            let _ = write!(
+                h,
+                "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
+                esc(&d.pos.source),
+                d.pos.offset,
+                d.code,
+                esc(&d.message)
+            );
+        }
+        if out.dead.len() > 50 {
+            let _ = write!(h, "<tr><td colspan=4>… {} more</td></tr>", out.dead.len() - 50);
+        }
+        h.push_str("</table>");
+    }
+    h.push_str("</body></html>\n");
+    h
+}
+
+fn mix_table(h: &mut String, title: &str, mix: &BTreeMap<String, super::Cell>) {
+    let total: u64 = mix.values().map(|c| u64::from(c.total)).sum();
+    if total == 0 {
+        return;
+    }
+    let mut rows: Vec<(&String, &super::Cell)> = mix.iter().collect();
+    rows.sort_by(|a, b| b.1.total.cmp(&a.1.total).then(a.0.cmp(b.0)));
+    let _ = write!(
+        h,
+        "<h2>{title}</h2><table><tr><th></th><th>events</th><th>share</th><th>negative share</th><th></th></tr>"
+    );
+    for (k, c) in rows.iter().take(15) {
+        let share = f64::from(c.total) / total as f64;
+        let neg = f64::from(c.negative) / f64::from(c.total.max(1));
+        let _ = write!(
+            h,
+            "<tr><td>{}</td><td>{}</td><td>{:.1} %</td><td>{:.1} %</td><td><span class=\"bar\" style=\"width:{:.0}px\"></span> <span class=\"bar neg\" style=\"width:{:.0}px\"></span></td></tr>",
+            esc(k),
+            c.total,
+            share * 100.0,
+            neg * 100.0,
+            share * 300.0,
+            neg * 150.0
+        );
+    }
+    h.push_str("</table>");
+}
+
+/// Hourly volume bars and negative share of one key, with alert markers.
+fn timeline_svg(
+    series: &BTreeMap<EventTime, super::Cell>,
+    step: i64,
+    marks: &[(EventTime, bool)],
+    first: EventTime,
+    last: EventTime,
+) -> String {
+    const HOUR: i64 = 3_600_000;
+    let bucket = step.max(HOUR);
+    let mut hourly: BTreeMap<i64, (u64, u64)> = BTreeMap::new();
+    for (&t, c) in series {
+        let e = hourly.entry(t.div_euclid(bucket) * bucket).or_default();
+        e.0 += u64::from(c.total);
+        e.1 += u64::from(c.negative);
+    }
+    let x0 = first.div_euclid(bucket) * bucket;
+    let x1 = (last.div_euclid(bucket) + 1) * bucket;
+    let ymax = hourly.values().map(|v| v.0).max().unwrap_or(1).max(1) as f64 * 1.1;
+    let mut svg = String::new();
+    {
+        let root = SVGBackend::with_string(&mut svg, (1120, 260)).into_drawing_area();
+        let _ = root.fill(&WHITE);
+        let chart = ChartBuilder::on(&root)
+            .margin(8)
+            .x_label_area_size(28)
+            .y_label_area_size(48)
+            .right_y_label_area_size(48)
+            .build_cartesian_2d(x0..x1, 0f64..ymax);
+        let Ok(chart) = chart else { return String::new() };
+        let mut chart = chart.set_secondary_coord(x0..x1, 0f64..1f64);
+        let _ = chart
+            .configure_mesh()
+            .disable_x_mesh()
+            .x_labels(10)
+            .x_label_formatter(&|t| short(*t))
+            .y_desc("events / hour")
+            .draw();
+        let _ = chart
+            .configure_secondary_axes()
+            .y_desc("negative share")
+            .y_label_formatter(&|v| format!("{:.0}%", v * 100.0))
+            .draw();
+        let blue = RGBColor(91, 141, 239);
+        let _ =
+            chart.draw_series(hourly.iter().map(|(&t, &(n, _))| {
+                Rectangle::new([(t, 0.0), (t + bucket * 9 / 10, n as f64)], blue.mix(0.6).filled())
+            }));
+        let red = RGBColor(217, 83, 79);
+        let _ = chart.draw_secondary_series(LineSeries::new(
+            hourly
+                .iter()
+                .filter(|(_, v)| v.0 >= 3)
+                .map(|(&t, &(n, neg))| (t + bucket / 2, neg as f64 / n as f64)),
+            red.stroke_width(2),
+        ));
+        for &(t, crisis) in marks {
+            let c = if crisis {
+                RGBColor(140, 20, 20)
+            } else {
+                RGBColor(150, 150, 150)
+            };
+            let _ = chart.draw_secondary_series(LineSeries::new([(t, 0.0), (t, 1.0)], c.stroke_width(2)));
+            let _ = chart.draw_secondary_series(std::iter::once(TriangleMarker::new((t, 0.97), 6, c.filled())));
+        }
+        let _ = root.present();
+    }
+    svg
+}
