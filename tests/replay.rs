@@ -28,9 +28,10 @@ fn scenario() -> Vec<serde_json::Value> {
     let t0 = 1_795_000_000_000i64;
     let mut out = Vec::new();
     let mut push = |t: i64, brand: &str, product: &str, i: usize| {
+        let region = ["us", "de", "jp"][i % 3];
         out.push(serde_json::json!({
             "id": format!("r{:06}", out.len()),
-            "brand": brand, "product": product, "region": ["us", "de", "jp"][i % 3],
+            "brand": brand, "product": product, "region": region,
             "text": texts[i % texts.len()], "rating": 1 + i % 5, "event_time": t,
         }));
     };
