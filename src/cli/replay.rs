@@ -81,8 +81,8 @@ fn spawn_progress(
             let msg = format!("{events} events · {rate:.0} events/s · event time {at}");
             match &bar {
                 Some(b) => {
-                    if total > 0 {
-                        b.set_position(done * 1000 / total);
+                    if let Some(p) = (done * 1000).checked_div(total) {
+                        b.set_position(p);
                     }
                     b.set_message(msg);
                 }
@@ -93,7 +93,7 @@ fn spawn_progress(
                     tracing::info!(
                         events,
                         per_sec = format!("{rate:.0}"),
-                        done_pct = if total > 0 { done * 100 / total } else { 0 },
+                        done_pct = (done * 100).checked_div(total).unwrap_or(0),
                         eta_s = eta.map_or(-1, |e| e as i64),
                         event_time = %at,
                         "replay progress"

@@ -144,7 +144,10 @@ pub fn html(out: &Outcome, info: &RunInfo, incidents: Option<(&[Incident], &Inci
         h.push_str("<p>No alerts were raised.</p>");
     } else {
         h.push_str("<table><tr><th>time (event)</th><th>severity</th><th>rule</th><th>key</th><th>status</th><th>summary</th></tr>");
-        for a in &views {
+        // Crisis alerts first; the full list is in alerts.jsonl.
+        let mut rows: Vec<&AlertView> = views.iter().collect();
+        rows.sort_by_key(|a| !a.crisis);
+        for a in rows.iter().take(100) {
             let _ = write!(
                 h,
                 "<tr><td>{}</td><td><span class=\"sev-{}\">{}</span></td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
@@ -155,6 +158,13 @@ pub fn html(out: &Outcome, info: &RunInfo, incidents: Option<(&[Incident], &Inci
                 esc(&a.key),
                 esc(&a.status),
                 esc(&a.summary)
+            );
+        }
+        if views.len() > 100 {
+            let _ = write!(
+                h,
+                "<tr><td colspan=6>… {} more in alerts.jsonl</td></tr>",
+                views.len() - 100
             );
         }
         h.push_str("</table>");
