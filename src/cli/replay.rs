@@ -1,7 +1,7 @@
 //! `earshot replay`: a finite input (files or a Kafka time range) through the
 //! live engine's pipeline and detector, as fast as possible; writes
 //! `alerts.jsonl`, `windows.csv` and `report.html` to `--out`. Never commits
-//! offsets; delivers alerts to Kafka only with `--sink`.
+//! offsets; delivers alerts (Kafka alerts topic and alert endpoints) only with `--sink`.
 
 use std::io::IsTerminal;
 use std::path::PathBuf;
@@ -39,9 +39,19 @@ pub struct ReplayArgs {
     /// Incident windows (JSONL or CSV: start, end, key) to compute precision, recall and delay.
     #[arg(long)]
     incidents: Option<PathBuf>,
-    /// Also deliver the alerts to `output.alerts_topic` (off by default: a replay must not page anyone).
+    /// Also deliver the alerts: to `output.alerts_topic` and to every `[[alert.sinks]]`
+    /// endpoint through the outbox (off by default: a replay must not page anyone).
     #[arg(long)]
     sink: bool,
+}
+
+/// Outbox entries for the alerts that are not silenced.
+fn outbox_entries(alerts: &[earshot::alert::AlertOut]) -> Vec<earshot::alert::outbox::Entry> {
+    alerts
+        .iter()
+        .filter(|a| !a.silenced)
+        .map(earshot::alert::outbox::Entry::from)
+        .collect()
 }
 
 fn now_ms() -> i64 {
@@ -225,6 +235,32 @@ pub fn run(args: ReplayArgs) -> anyhow::Result<ExitCode> {
             anyhow::Ok(())
         })?;
         tracing::info!(alerts = outcome.alerts.len(), topic = %cfg.output.alerts_topic, "alerts delivered (--sink)");
+        // And to the configured endpoints, through the same durable outbox
+        // and delivery workers as the live engine (idempotency keys are
+        // content-derived, so an endpoint that dedupes sees a live alert once).
+        if !cfg.alert.sinks.is_empty() {
+            let drain = std::time::Duration::from_millis(cfg.pipeline.drain_timeout_ms);
+            let delivered = rt.block_on(async {
+                let service = earshot::alert::service::AlertService::start(&cfg.alert)
+                    .map_err(|e| anyhow::anyhow!(e).context("failed to start the alert stage"))?;
+                if let Some(outbox) = service.outbox() {
+                    let entries: Vec<_> = outbox_entries(&outcome.alerts);
+                    outbox.insert(entries).await.context("failed to write the alert outbox")?;
+                }
+                let done = service.flush(drain).await;
+                service.stop();
+                anyhow::Ok(done)
+            })?;
+            if delivered {
+                tracing::info!(sinks = cfg.alert.sinks.len(), "alerts delivered to the alert endpoints (--sink)");
+            } else {
+                tracing::warn!(
+                    outbox = %cfg.alert.outbox_path.display(),
+                    "not every alert reached its endpoints within pipeline.drain_timeout_ms; \
+                     they stay in the outbox and are sent by the next `earshot run` or `replay --sink`"
+                );
+            }
+        }
     }
 
     let rate = outcome.received as f64 / elapsed.max(1e-9);
