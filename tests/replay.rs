@@ -253,3 +253,66 @@ fn replay_of_a_topic_equals_the_live_engine() {
     let empty = KafkaRange::open(&cfg.kafka, &input, Some(k::now_ms() + 3_600_000), None).unwrap();
     assert_eq!(empty.total(), 0);
 }
+
+/// The report as a person sees it: headless Chromium (Debian package, installed
+/// by the test set-up) loads the self-contained file, finds the inline SVG
+/// timeline and the alerted key in its DOM, and renders a non-trivial page.
+#[test]
+fn report_renders_in_headless_chromium() {
+    let chromium = ["/usr/bin/chromium", "/usr/bin/chromium-browser"]
+        .into_iter()
+        .find(|p| std::path::Path::new(p).exists())
+        .expect("chromium is not installed: run `EARSHOT_TEST_TOOLS=1 bash scripts/setup.sh`");
+    let dir = tempdir("replay-html");
+    let file = write_scenario(&dir);
+    let cfg = util::random_config();
+    let o = replay_files(&cfg, vec![file.clone()]);
+    let info = report::RunInfo {
+        inputs: vec![file.display().to_string()],
+        elapsed_s: 1.0,
+        config: "test".into(),
+    };
+    let html_path = dir.join("report.html");
+    std::fs::write(&html_path, report::html(&o, &info, None)).unwrap();
+    let flags = [
+        "--headless",
+        "--no-sandbox",
+        "--disable-gpu",
+        "--disable-background-networking",
+        "--disable-component-update",
+        "--disable-sync",
+        "--no-first-run",
+    ];
+    let profile = dir.join("profile");
+    let url = format!("file://{}", html_path.display());
+    let dom = std::process::Command::new(chromium)
+        .args(flags)
+        .arg(format!("--user-data-dir={}", profile.display()))
+        .args(["--dump-dom", &url])
+        .output()
+        .expect("run chromium");
+    let dom = String::from_utf8_lossy(&dom.stdout);
+    assert!(dom.contains("<svg"), "no inline SVG in the rendered DOM");
+    assert!(dom.contains("Voltra"), "the alerted brand is not in the report");
+    assert!(
+        !dom.contains("<script src") && !dom.contains("<link "),
+        "report is not self-contained"
+    );
+    let png = dir.join("report.png");
+    let shot = std::process::Command::new(chromium)
+        .args(flags)
+        .arg(format!("--user-data-dir={}", profile.display()))
+        .args(["--window-size=1400,2400", "--hide-scrollbars"])
+        .arg(format!("--screenshot={}", png.display()))
+        .arg(&url)
+        .output()
+        .expect("run chromium");
+    let size = std::fs::metadata(&png).map(|m| m.len()).unwrap_or(0);
+    // A blank 1400×2400 page compresses to a few kB; charts, tables and text do not.
+    assert!(
+        size > 40_000,
+        "screenshot {} is {size} bytes: {}",
+        png.display(),
+        String::from_utf8_lossy(&shot.stderr)
+    );
+}

@@ -245,14 +245,20 @@ pub fn run(args: ReplayArgs) -> anyhow::Result<ExitCode> {
                     .map_err(|e| anyhow::anyhow!(e).context("failed to start the alert stage"))?;
                 if let Some(outbox) = service.outbox() {
                     let entries: Vec<_> = outbox_entries(&outcome.alerts);
-                    outbox.insert(entries).await.context("failed to write the alert outbox")?;
+                    outbox
+                        .insert(entries)
+                        .await
+                        .context("failed to write the alert outbox")?;
                 }
                 let done = service.flush(drain).await;
                 service.stop();
                 anyhow::Ok(done)
             })?;
             if delivered {
-                tracing::info!(sinks = cfg.alert.sinks.len(), "alerts delivered to the alert endpoints (--sink)");
+                tracing::info!(
+                    sinks = cfg.alert.sinks.len(),
+                    "alerts delivered to the alert endpoints (--sink)"
+                );
             } else {
                 tracing::warn!(
                     outbox = %cfg.alert.outbox_path.display(),
