@@ -4,7 +4,6 @@
 //! killed with SIGKILL while alerts are pending.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
-use std::net::TcpListener;
 use std::path::Path;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -452,18 +451,6 @@ async fn retries_until_the_receiver_recovers_and_drops_on_400() {
 
 // ---------------------------------------------------------------- 1. Alertmanager
 
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
-}
-
-struct Killed(std::process::Child);
-impl Drop for Killed {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn real_alertmanager_sees_firing_then_resolved() {
     let bin = Path::new("/usr/bin/prometheus-alertmanager");
@@ -478,8 +465,8 @@ async fn real_alertmanager_sees_firing_then_resolved() {
     )
     .unwrap();
     std::fs::create_dir_all(dir.path().join("data")).unwrap();
-    let port = free_port();
-    let _am = Killed(
+    let port = util::free_port();
+    let _am = util::KillOnDrop(
         std::process::Command::new(bin)
             .arg(format!("--config.file={}", dir.path().join("am.yml").display()))
             .arg(format!("--storage.path={}", dir.path().join("data").display()))

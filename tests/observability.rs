@@ -470,14 +470,6 @@ fn require_prometheus() {
     }
 }
 
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
 /// Every `expr` in a dashboard: panel targets (rows included) and annotations;
 /// plus the `label_values(metric, label)` queries of its variables.
 /// (panel title, expr) and (metric, label) pairs.
@@ -542,14 +534,6 @@ async fn prom_query(client: &reqwest::Client, base: &str, q: &str) -> Vec<Value>
     v["data"]["result"].as_array().cloned().unwrap_or_default()
 }
 
-struct Child(std::process::Child);
-impl Drop for Child {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn prometheus_gets_data_for_every_dashboard_panel() {
     require_prometheus();
@@ -598,14 +582,14 @@ async fn prometheus_gets_data_for_every_dashboard_panel() {
 
     // Prometheus scraping the engine every second, with the engine rules loaded.
     let dir = tempfile::tempdir().unwrap();
-    let prom_port = free_port();
+    let prom_port = util::free_port();
     let prom_cfg = format!(
         "global:\n  scrape_interval: 1s\n  evaluation_interval: 1s\nrule_files:\n  - {rules}\n\
          scrape_configs:\n  - job_name: earshot\n    static_configs:\n      - targets: ['{addr}']\n",
         rules = root.join("prometheus/earshot-rules.yml").display()
     );
     std::fs::write(dir.path().join("prometheus.yml"), prom_cfg).unwrap();
-    let _prom = Child(
+    let _prom = util::KillOnDrop(
         std::process::Command::new(PROMETHEUS)
             .arg(format!("--config.file={}", dir.path().join("prometheus.yml").display()))
             .arg(format!("--storage.tsdb.path={}", dir.path().join("data").display()))

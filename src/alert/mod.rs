@@ -102,28 +102,7 @@ pub fn fingerprint(signal: &Signal) -> String {
     fingerprint_of(signal.kind, &signal.key)
 }
 
-/// RFC 3339 (UTC, seconds) of an event time in milliseconds.
-pub fn rfc3339(t: EventTime) -> String {
-    let secs = t.div_euclid(1000);
-    let days = secs.div_euclid(86_400);
-    let rem = secs.rem_euclid(86_400);
-    // Civil date from days since epoch (Howard Hinnant's algorithm).
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z - era * 146_097;
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = doy - (153 * mp + 2) / 5 + 1;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 };
-    let y = yoe + era * 400 + i64::from(m <= 2);
-    format!(
-        "{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}Z",
-        rem / 3600,
-        rem % 3600 / 60,
-        rem % 60
-    )
-}
+pub use crate::types::rfc3339;
 
 /// Severity from the strength of the statistic.
 pub fn severity(signal: &Signal) -> &'static str {

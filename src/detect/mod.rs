@@ -449,7 +449,8 @@ pub struct Detector {
     cleared: Vec<Cleared>,
 }
 
-fn key_for(ev: &ScoredEvent, dims: &[Dim]) -> Option<SignalKey> {
+/// The key of an event under one rollup (`None` when the event lacks a dimension).
+pub fn key_for(ev: &ScoredEvent, dims: &[Dim]) -> Option<SignalKey> {
     let k = &ev.event.key;
     let mut out = Vec::with_capacity(dims.len());
     for d in dims {

@@ -347,6 +347,20 @@ impl Drop for KafkaSource {
     }
 }
 
+/// A consumed Kafka message as the pipeline's input.
+fn raw_message<M: Message>(m: &M) -> RawMessage {
+    RawMessage {
+        payload: m.payload().map(<[u8]>::to_vec),
+        key: m.key().map(<[u8]>::to_vec),
+        timestamp: m.timestamp().to_millis(),
+        pos: SourcePos {
+            source: m.topic().to_string(),
+            partition: m.partition(),
+            offset: m.offset(),
+        },
+    }
+}
+
 fn poll_loop(
     consumer: &BaseConsumer<EngineContext>,
     stop: &AtomicBool,
@@ -363,16 +377,7 @@ fn poll_loop(
         match consumer.poll(Duration::from_millis(100)) {
             None => {}
             Some(Ok(m)) => {
-                let raw = RawMessage {
-                    payload: m.payload().map(<[u8]>::to_vec),
-                    key: m.key().map(<[u8]>::to_vec),
-                    timestamp: m.timestamp().to_millis(),
-                    pos: SourcePos {
-                        source: m.topic().to_string(),
-                        partition: m.partition(),
-                        offset: m.offset(),
-                    },
-                };
+                let raw = raw_message(&m);
                 drop(m);
                 progress.issued.fetch_add(1, Ordering::AcqRel);
                 parts.handed(&raw.pos.source, raw.pos.partition, raw.pos.offset);
@@ -515,16 +520,7 @@ impl KafkaRange {
                         open.remove(&m.partition());
                         continue;
                     }
-                    let raw = RawMessage {
-                        payload: m.payload().map(<[u8]>::to_vec),
-                        key: m.key().map(<[u8]>::to_vec),
-                        timestamp: m.timestamp().to_millis(),
-                        pos: SourcePos {
-                            source: m.topic().to_string(),
-                            partition: m.partition(),
-                            offset: m.offset(),
-                        },
-                    };
+                    let raw = raw_message(&m);
                     if m.offset() + 1 >= end {
                         open.remove(&m.partition());
                     }

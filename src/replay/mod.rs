@@ -27,7 +27,7 @@ use crate::ingest::RawMessage;
 use crate::model::{self, worker::ClassifierThread};
 use crate::pipeline::sink::Collected;
 use crate::pipeline::{engine::detect_fn, Dead, Detected, Parts, PipelineError, PipelineStats, Sink};
-use crate::types::{Dim, EventTime, ScoredEvent, Sentiment, SignalKey};
+use crate::types::{Dim, EventTime, ScoredEvent, Sentiment};
 
 /// Errors of replay inputs and outputs.
 #[derive(Debug, thiserror::Error)]
@@ -101,23 +101,7 @@ pub struct Observer {
     pub too_late: u64,
 }
 
-fn key_of(se: &ScoredEvent, dims: &[Dim]) -> Option<SignalKey> {
-    let k = &se.event.key;
-    let mut out = Vec::with_capacity(dims.len());
-    for d in dims {
-        let v = match d {
-            Dim::Brand => k.brand.clone(),
-            Dim::Product => k.product.clone(),
-            Dim::Sku => k.sku.clone(),
-            Dim::Region => k.region.clone(),
-            Dim::Channel => k.channel.clone(),
-            Dim::Category => Some(se.scored.category.as_str().to_string()),
-            Dim::Language => Some(se.event.lang.clone().unwrap_or_else(|| se.scored.lang.clone())),
-        }?;
-        out.push((*d, v));
-    }
-    Some(SignalKey(out))
-}
+use crate::detect::key_for as key_of;
 
 impl Observer {
     pub fn new(cfg: &crate::detect::DetectConfig) -> Self {

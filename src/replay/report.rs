@@ -22,37 +22,13 @@ pub struct RunInfo {
     pub config: String,
 }
 
-/// RFC 3339 (UTC, seconds) of an event time in ms.
-pub fn rfc3339(t: EventTime) -> String {
-    let secs = t.div_euclid(1000);
-    let (y, m, d) = civil(secs.div_euclid(86_400));
-    let r = secs.rem_euclid(86_400);
-    format!(
-        "{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}Z",
-        r / 3600,
-        r % 3600 / 60,
-        r % 60
-    )
-}
+pub use crate::types::rfc3339;
 
 fn short(t: EventTime) -> String {
     let secs = t.div_euclid(1000);
-    let (_, m, d) = civil(secs.div_euclid(86_400));
+    let (_, m, d) = crate::types::civil_from_days(secs.div_euclid(86_400));
     let r = secs.rem_euclid(86_400);
     format!("{m:02}-{d:02} {:02}:{:02}", r / 3600, r % 3600 / 60)
-}
-
-/// Days since 1970-01-01 → (year, month, day), proleptic Gregorian.
-fn civil(days: i64) -> (i64, i64, i64) {
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z - era * 146_097;
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = doy - (153 * mp + 2) / 5 + 1;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 };
-    (yoe + era * 400 + i64::from(m <= 2), m, d)
 }
 
 fn esc(s: &str) -> String {
