@@ -341,13 +341,26 @@ fn timeline_svg(
                 Rectangle::new([(t, 0.0), (t + bucket * 9 / 10, n as f64)], blue.mix(0.6).filled())
             }));
         let red = RGBColor(217, 83, 79);
-        let _ = chart.draw_secondary_series(LineSeries::new(
-            hourly
-                .iter()
-                .filter(|(_, v)| v.0 >= 3)
-                .map(|(&t, &(n, neg))| (t + bucket / 2, neg as f64 / n as f64)),
-            red.stroke_width(2),
-        ));
+        // The share of hours with at least 3 items, as separate runs: an hour
+        // without enough data breaks the line instead of being bridged.
+        let mut runs: Vec<Vec<(i64, f64)>> = Vec::new();
+        let mut prev: Option<i64> = None;
+        for (&t, &(n, neg)) in hourly.iter().filter(|(_, v)| v.0 >= 3) {
+            if prev != Some(t - bucket) || runs.is_empty() {
+                runs.push(Vec::new());
+            }
+            if let Some(run) = runs.last_mut() {
+                run.push((t + bucket / 2, neg as f64 / n as f64));
+            }
+            prev = Some(t);
+        }
+        for run in runs {
+            if run.len() == 1 {
+                let _ = chart.draw_secondary_series(run.into_iter().map(|p| Circle::new(p, 3, red.filled())));
+            } else {
+                let _ = chart.draw_secondary_series(LineSeries::new(run, red.stroke_width(2)));
+            }
+        }
         for &(t, crisis) in marks {
             let c = if crisis {
                 RGBColor(140, 20, 20)
