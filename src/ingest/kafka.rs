@@ -446,7 +446,8 @@ impl KafkaRange {
             .collect();
         if parts.is_empty() {
             return Err(IngestError::Topic(format!(
-                "{topic} (topic not found or has no partitions)"
+                "topic `{topic}` not found or has no partitions on {}: check --topic and kafka.brokers",
+                cfg.brokers
             )));
         }
         let lookup = |at: i64| -> Result<Vec<Offset>, IngestError> {

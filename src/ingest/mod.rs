@@ -28,7 +28,8 @@ pub enum IngestError {
     Kafka(#[from] rdkafka::error::KafkaError),
     #[error("cannot read {path}: {source}")]
     Io { path: String, source: std::io::Error },
-    #[error("invalid topic pattern `{0}`")]
+    /// A topic that cannot be read as asked (missing, no partitions, stalled).
+    #[error("{0}")]
     Topic(String),
 }
 
