@@ -502,14 +502,7 @@ async fn real_alertmanager_sees_firing_then_resolved() {
     let fp = fired[0].fingerprint.clone();
     svc.outbox().unwrap().insert(entries(&fired)).await.unwrap();
     let get = || async {
-        let v: serde_json::Value = client
-            .get(format!("{base}/api/v2/alerts"))
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
+        let v: serde_json::Value = util::get_json(client.get(format!("{base}/api/v2/alerts"))).await;
         v.as_array()
             .unwrap()
             .iter()

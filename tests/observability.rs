@@ -521,15 +521,7 @@ fn substitute(expr: &str) -> String {
 }
 
 async fn prom_query(client: &reqwest::Client, base: &str, q: &str) -> Vec<Value> {
-    let v: Value = client
-        .get(format!("{base}/api/v1/query"))
-        .query(&[("query", q)])
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let v: Value = util::get_json(client.get(format!("{base}/api/v1/query")).query(&[("query", q)])).await;
     assert_eq!(v["status"], "success", "{q}: {v}");
     v["data"]["result"].as_array().cloned().unwrap_or_default()
 }
@@ -720,14 +712,7 @@ async fn prometheus_gets_data_for_every_dashboard_panel() {
             .iter()
             .all(|s| labels.iter().all(|l| s.labels.contains_key(*l))));
     }
-    let stats_json: Value = client
-        .get(format!("http://{addr}/stats"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let stats_json: Value = util::get_json(client.get(format!("http://{addr}/stats"))).await;
     eprintln!("/stats latency: {}", stats_json["latency_seconds"]);
 
     // A few more scrapes of the finished run (rules evaluate every second).
@@ -746,15 +731,12 @@ async fn prometheus_gets_data_for_every_dashboard_panel() {
         let (exprs, vars) = dashboard_queries(&dash);
         assert!(!exprs.is_empty(), "{} has no queries", path.display());
         for (metric, label) in vars {
-            let v: Value = client
-                .get(format!("{prom}/api/v1/label/{label}/values"))
-                .query(&[("match[]", metric.as_str())])
-                .send()
-                .await
-                .unwrap()
-                .json()
-                .await
-                .unwrap();
+            let v: Value = util::get_json(
+                client
+                    .get(format!("{prom}/api/v1/label/{label}/values"))
+                    .query(&[("match[]", metric.as_str())]),
+            )
+            .await;
             assert!(
                 v["data"].as_array().is_some_and(|a| !a.is_empty()),
                 "{}: variable label_values({metric}, {label}) is empty",
@@ -782,14 +764,7 @@ async fn prometheus_gets_data_for_every_dashboard_panel() {
     assert!(empty.is_empty(), "panels without data:\n{}", empty.join("\n"));
     assert!(checked >= 30, "only {checked} expressions checked");
     // The engine's own rules evaluate on real series without errors.
-    let rules: Value = client
-        .get(format!("{prom}/api/v1/rules"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let rules: Value = util::get_json(client.get(format!("{prom}/api/v1/rules"))).await;
     for g in rules["data"]["groups"].as_array().unwrap() {
         for r in g["rules"].as_array().unwrap() {
             assert_eq!(r["health"], "ok", "{r}");

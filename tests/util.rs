@@ -79,3 +79,13 @@ impl Drop for KillOnDrop {
         let _ = self.0.wait();
     }
 }
+
+/// GET (or any request) and parse the JSON answer; panics with the error.
+pub async fn get_json(req: reqwest::RequestBuilder) -> serde_json::Value {
+    req.send()
+        .await
+        .expect("request failed")
+        .json()
+        .await
+        .expect("answer is not JSON")
+}
