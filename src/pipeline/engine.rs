@@ -344,7 +344,6 @@ pub async fn run_messages(
     stats: Arc<PipelineStats>,
     on_alert: impl Fn(&AlertOut) + Send + 'static,
 ) -> anyhow::Result<RunSummary> {
-    let classifier = Arc::new(ClassifierThread::spawn(Box::new(loaded.classifier), 2));
     let (tx, rx) = tokio::sync::mpsc::channel(cfg.pipeline.channel_capacity);
     let feeder = tokio::spawn(async move {
         for m in messages {
@@ -353,18 +352,42 @@ pub async fn run_messages(
             }
         }
     });
-    let parts = Parts {
-        tokenizer: loaded.tokenizer,
-        classifier,
-        sink,
-        stats: stats.clone(),
-        source_progress: None,
-    };
-    let lifecycle = AlertService::offline(&cfg.alert).lifecycle();
-    let detect = detect_fn(Detector::new(cfg.detect.clone()), lifecycle, on_alert);
-    super::run(cfg, rx, parts, detect, |_| {})
+    run_offline(cfg, loaded, rx, sink, stats.clone(), offline_detect(cfg, on_alert))
         .await
         .context("pipeline failed")?;
     feeder.await.context("feeder panicked")?;
     Ok(RunSummary::from_stats(&stats, true))
+}
+
+/// The detection callback of a run without delivery endpoints (files,
+/// replay, tests): the detector and the alert lifecycle from `cfg.alert`,
+/// exactly as the live engine runs them.
+pub fn offline_detect(
+    cfg: &Config,
+    on_alert: impl Fn(&AlertOut) + Send,
+) -> impl FnMut(&crate::types::ScoredEvent) -> Detected + Send {
+    let lifecycle = AlertService::offline(&cfg.alert).lifecycle();
+    detect_fn(Detector::new(cfg.detect.clone()), lifecycle, on_alert)
+}
+
+/// Runs a finite input stream through the pipeline with an already loaded
+/// model (its own inference thread) and no source acknowledgements; returns
+/// when the input is closed and everything is processed.
+pub async fn run_offline(
+    cfg: &Config,
+    loaded: model::Loaded,
+    input: tokio::sync::mpsc::Receiver<crate::ingest::RawMessage>,
+    sink: Sink,
+    stats: Arc<PipelineStats>,
+    detect: impl FnMut(&crate::types::ScoredEvent) -> Detected + Send,
+) -> Result<(), super::PipelineError> {
+    let classifier = Arc::new(ClassifierThread::spawn(Box::new(loaded.classifier), 2));
+    let parts = Parts {
+        tokenizer: loaded.tokenizer,
+        classifier,
+        sink,
+        stats,
+        source_progress: None,
+    };
+    super::run(cfg, input, parts, detect, |_| {}).await
 }

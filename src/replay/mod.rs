@@ -22,11 +22,11 @@ use tokio::sync::mpsc;
 
 use crate::alert::AlertOut;
 use crate::config::Config;
-use crate::detect::Detector;
 use crate::ingest::RawMessage;
-use crate::model::{self, worker::ClassifierThread};
+use crate::model;
+use crate::pipeline::engine::{offline_detect, run_offline};
 use crate::pipeline::sink::Collected;
-use crate::pipeline::{engine::detect_fn, Dead, Detected, Parts, PipelineError, PipelineStats, Sink};
+use crate::pipeline::{Dead, Detected, PipelineError, PipelineStats, Sink};
 use crate::types::{Dim, EventTime, ScoredEvent, Sentiment};
 
 /// Errors of replay inputs and outputs.
@@ -184,18 +184,9 @@ pub async fn run(
     progress: Arc<Progress>,
     on_alert: impl Fn(&AlertOut) + Send + 'static,
 ) -> Result<Outcome, ReplayError> {
-    let classifier = Arc::new(ClassifierThread::spawn(Box::new(loaded.classifier), 2));
     let collected = Arc::new(Mutex::new(Collected::default()));
-    let parts = Parts {
-        tokenizer: loaded.tokenizer,
-        classifier,
-        sink: Sink::Discard(collected.clone()),
-        stats: stats.clone(),
-        source_progress: None,
-    };
     let observer = Arc::new(Mutex::new(Observer::new(&cfg.detect)));
-    let lifecycle = crate::alert::service::AlertService::offline(&cfg.alert).lifecycle();
-    let mut detect = detect_fn(Detector::new(cfg.detect.clone()), lifecycle, on_alert);
+    let mut detect = offline_detect(cfg, on_alert);
     let obs = observer.clone();
     let observed = move |se: &ScoredEvent| {
         let det = detect(se);
@@ -203,7 +194,15 @@ pub async fn run(
         progress.event_time.store(se.event.event_time, Ordering::Relaxed);
         det
     };
-    crate::pipeline::run(cfg, input, parts, observed, |_| {}).await?;
+    run_offline(
+        cfg,
+        loaded,
+        input,
+        Sink::Discard(collected.clone()),
+        stats.clone(),
+        observed,
+    )
+    .await?;
     let collected = std::mem::take(&mut *collected.lock().unwrap_or_else(|e| e.into_inner()));
     let observer = Arc::try_unwrap(observer)
         .map(|m| m.into_inner().unwrap_or_else(|e| e.into_inner()))
