@@ -14,7 +14,8 @@ use earshot::config::Config;
 use earshot::model::{self, Classifier, EncodedBatch, MatmulMode, PAD_ID};
 
 fn texts() -> Vec<String> {
-    let root = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
+    let root =
+        std::env::var_os("CARGO_MANIFEST_DIR").map_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")), PathBuf::from);
     std::fs::read_to_string(root.join("tests/fixtures/dev_reviews.jsonl"))
         .expect("dev set")
         .lines()
@@ -24,7 +25,8 @@ fn texts() -> Vec<String> {
 }
 
 fn bench_config(c: &mut Criterion, name: &str, toml: &str) {
-    let root = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
+    let root =
+        std::env::var_os("CARGO_MANIFEST_DIR").map_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")), PathBuf::from);
     let device_name = std::env::var("EARSHOT_BENCH_DEVICE").unwrap_or_else(|_| "cpu".into());
     let device = model::parse_device(&device_name).expect("device");
     let cfg = Config::from_toml(toml, "bench", &root).expect("config");

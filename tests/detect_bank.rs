@@ -28,7 +28,10 @@ use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
 fn root() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+    // The checkout the tests run in (cargo sets this at run time too); the
+    // compile-time path is only a fallback, because a target dir shared
+    // between clones can reuse a binary built in another checkout.
+    std::env::var_os("CARGO_MANIFEST_DIR").map_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")), PathBuf::from)
 }
 
 #[derive(Deserialize)]

@@ -92,7 +92,7 @@ impl Preset {
             cusum_k: 0.5,
             cusum_h,
             cusum_batch: 10,
-            drift_ratio: 2.0,
+            drift_ratio: 3.0,
             drift_h,
             baseline_z: 1.5,
             min_expected_per_hour: 0.1,
@@ -1208,12 +1208,13 @@ impl Detector {
                     // learn the excess (for at most three days), so a drift
                     // is not absorbed before it is detected.
                     let (en, ek) = st.baseline.expected(h, 1.0, Some(global));
-                    let ek = stats::inflate(ek, st.baseline.evidence_neg(), 1.0).max(th.min_expected_per_hour);
+                    let ek =
+                        stats::inflate(ek, st.baseline.evidence_neg(), th.baseline_z).max(th.min_expected_per_hour);
                     let gf = self.global_hour_factor.get(&h).copied().unwrap_or(1.0);
                     // The point estimate of the key's traffic factor: the CUSUM
                     // sums many hours, and a lower bound would bias every hour
                     // of a traffic surge towards "more negatives than expected".
-                    let mu = ek * traffic_factor_z(n - k, en - ek, 0.0).max(gf);
+                    let mu = ek * shrunk_traffic_factor(n - k, en - ek, gf);
                     let mut k_fold = k as f64;
                     if warm {
                         if st.vcusum == 0.0 {
@@ -1432,6 +1433,20 @@ fn traffic_factor_z(observed: u32, expected: f64, z: f64) -> f64 {
     let lcb = ((observed as f64).sqrt() - z / 2.0).max(0.0).powi(2);
     (lcb / expected).max(1.0)
 }
+
+/// Point estimate of a key's traffic factor for one hour, shrunk towards
+/// the global factor `prior` (all keys' traffic, the same hour) by a prior
+/// worth `TRAFFIC_PRIOR_ITEMS` expected items, and at least `prior`. In a
+/// quiet key one hour with five positive reviews where 0.3 were expected is
+/// not an eighteen-fold traffic surge, and must not scale the expected
+/// negatives (and so reset a drift's CUSUM) as if it were; a holiday surge
+/// lifts every key, quiet ones included.
+fn shrunk_traffic_factor(observed: u32, expected: f64, prior: f64) -> f64 {
+    let prior = prior.max(1.0);
+    ((observed as f64 + TRAFFIC_PRIOR_ITEMS * prior) / (expected.max(0.0) + TRAFFIC_PRIOR_ITEMS)).max(prior)
+}
+
+const TRAFFIC_PRIOR_ITEMS: f64 = 3.0;
 
 /// A window whose negatives are anomalous.
 struct Tested {
