@@ -113,41 +113,53 @@ fn scenario_table() {
         return;
     }
     // Acceptance.
-    let mut delays: Vec<f64> = reports
+    let delays: Vec<f64> = reports
         .iter()
         .filter(|(_, r)| r.expect == "crisis")
         .filter_map(|(_, r)| r.delay_min)
         .collect();
-    delays.sort_by(f64::total_cmp);
     // Asserted on every seed: each crisis detected (the slow drift within
     // its 48 h), the spam wave reported as spam and never as a crisis, no
     // crisis signal on the positive spike or the holiday surge.
     for (seed, r) in &reports {
         assert!(r.passed, "seed {seed} {} failed:\n{}", r.scenario, table(&reports));
     }
-    let mut sudden: Vec<f64> = reports
-        .iter()
-        .filter(|(_, r)| r.scenario == "battery_wave")
-        .filter_map(|(_, r)| r.delay_min)
-        .collect();
-    sudden.sort_by(f64::total_cmp);
-    let median = sudden[sudden.len() / 2];
-    // With one sudden wave and one slow drift per seed the pooled median
-    // sits between the slowest wave and the fastest drift: print both
-    // middle values; the 15-minute acceptance is asserted on the sudden wave.
-    let n = delays.len();
+    // The acceptance figure: the median over every injected crisis of every
+    // seed (three sudden waves of different shapes and one slow drift per
+    // seed). Per kind as well, so a slow kind cannot hide: the drift ramps
+    // up from nothing over a day and is measured from its first minute.
+    let median = |v: &mut Vec<f64>| {
+        v.sort_by(f64::total_cmp);
+        let n = v.len();
+        (v[(n - 1) / 2] + v[n / 2]) / 2.0
+    };
+    let mut per_kind = String::new();
+    for kind in ["battery_wave", "after_sales_wave", "quality_wave", "logistics_drift"] {
+        let mut d: Vec<f64> = reports
+            .iter()
+            .filter(|(_, r)| r.scenario == kind)
+            .filter_map(|(_, r)| r.delay_min)
+            .collect();
+        if !d.is_empty() {
+            per_kind.push_str(&format!(" {kind} {:.1} min;", median(&mut d)));
+        }
+    }
+    let pooled = median(&mut delays.clone());
     println!(
-        "median delay: sudden wave {median:.1} min; all crises: lower median {:.1} min, upper median {:.1} min",
-        delays[(n - 1) / 2],
-        delays[n / 2]
+        "median delay over all {} crises: {pooled:.1} min; per kind:{per_kind}",
+        delays.len()
     );
-    assert!(median <= 15.0, "median delay {median} min");
+    assert!(pooled <= 15.0, "median delay {pooled} min:\n{}", table(&reports));
     let bg: Vec<&Report> = reports
         .iter()
         .filter(|(_, r)| r.scenario == "background")
         .map(|(_, r)| r)
         .collect();
     for r in bg {
+        assert!(r.false_per_key_week() <= 1.0, "{}", table(&reports));
+    }
+    // Outside the incidents no scenario may cry wolf more than the background.
+    for (_, r) in &reports {
         assert!(r.false_per_key_week() <= 1.0, "{}", table(&reports));
     }
 }

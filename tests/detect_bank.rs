@@ -3,7 +3,8 @@
 //!
 //! Texts: `tests/fixtures/dev_reviews.jsonl` (positive / negative, six
 //! languages), `tests/fixtures/category_eval.jsonl` (complaints; its
-//! logistics ones also feed the logistics incident), `examples/reviews.jsonl`
+//! logistics, after-sales and product-quality ones also feed the incidents
+//! of those kinds), `examples/reviews.jsonl`
 //! (neutral 3-star texts and the X2 overheating reviews), plus generated
 //! variants: battery-overheating complaints (opener × symptom × consequence
 //! per language, so a real wave has similar but not identical texts) and
@@ -240,8 +241,14 @@ pub fn bank_texts() -> Vec<(Role, String, String, &'static str)> {
     }
     for r in rows(&root().join("tests/fixtures/category_eval.jsonl")) {
         let lang = r.lang.clone().unwrap_or_default();
-        if r.category.as_deref() == Some("logistics") {
-            out.push((Role::Logistics, lang.clone(), r.text.clone(), "neg"));
+        let role = match r.category.as_deref() {
+            Some("logistics") => Some(Role::Logistics),
+            Some("after_sales") => Some(Role::AfterSales),
+            Some("product_quality") => Some(Role::Quality),
+            _ => None,
+        };
+        if let Some(role) = role {
+            out.push((role, lang.clone(), r.text.clone(), "neg"));
         }
         out.push((Role::Negative, lang, r.text, "neg"));
     }

@@ -78,6 +78,10 @@ pub enum Role {
     Battery,
     /// Delivery / logistics complaints.
     Logistics,
+    /// Refund, return and customer-service complaints.
+    AfterSales,
+    /// Product-quality complaints of every kind (not one coherent defect).
+    Quality,
     /// Near-duplicate fake reviews.
     Spam,
 }
@@ -122,6 +126,13 @@ pub enum Incident {
     BatteryWave,
     /// Logistics complaints in one region ramp up over 24 h, then stay 24 h.
     LogisticsDrift,
+    /// One brand's customer service breaks down in one small market: 20
+    /// after-sales complaints per hour for 3 h (a low-count key).
+    AfterSalesWave,
+    /// One product fails in every market at once: 30 quality complaints per
+    /// hour for 4 h, spread over the regions and their languages, with no
+    /// single coherent wording.
+    QualityWave,
     /// 60 near-duplicate 1-star fakes on one product in 45 min, few accounts.
     SpamWave,
     /// Ten times the usual positive reviews on one product for 6 h.
@@ -131,10 +142,12 @@ pub enum Incident {
 }
 
 impl Incident {
-    pub const ALL: [Incident; 6] = [
+    pub const ALL: [Incident; 8] = [
         Incident::None,
         Incident::BatteryWave,
         Incident::LogisticsDrift,
+        Incident::AfterSalesWave,
+        Incident::QualityWave,
         Incident::SpamWave,
         Incident::PositiveViral,
         Incident::HolidaySurge,
@@ -145,6 +158,8 @@ impl Incident {
             Incident::None => "background",
             Incident::BatteryWave => "battery_wave",
             Incident::LogisticsDrift => "logistics_drift",
+            Incident::AfterSalesWave => "after_sales_wave",
+            Incident::QualityWave => "quality_wave",
             Incident::SpamWave => "spam_wave",
             Incident::PositiveViral => "positive_viral",
             Incident::HolidaySurge => "holiday_surge",
@@ -240,14 +255,14 @@ struct Gen<'a> {
     rng: Rng,
     out: Vec<(EventTime, ScoredEvent)>,
     n: u64,
-    /// Background texts used per (product, text) in the last hour. Real
+    /// Texts used per (product, text) in the last hour (fakes excepted). Real
     /// customers do not post the same words again and again; the bank is
     /// small, so without this a traffic spike would repeat texts verbatim
     /// and look like a fake wave.
     recent: std::collections::HashMap<(String, String), std::collections::VecDeque<EventTime>>,
 }
 
-/// Times a background text may appear on one product within an hour.
+/// Times a text may appear on one product within an hour.
 const MAX_REPEATS_PER_HOUR: usize = 2;
 
 impl Gen<'_> {
@@ -266,7 +281,9 @@ impl Gen<'_> {
         let Some(mut bt) = self.bank.pick(&mut self.rng, role, lang) else {
             return;
         };
-        if matches!(role, Role::Positive | Role::Neutral | Role::Negative) {
+        // Real customers do not post the same words again and again (only
+        // the fake wave does, on purpose).
+        if role != Role::Spam {
             for _ in 0..16 {
                 let uses = self.recent.entry((product.to_string(), bt.text.clone())).or_default();
                 while uses.front().is_some_and(|&u| u <= t - HOUR) {
@@ -287,7 +304,7 @@ impl Gen<'_> {
         }
         self.n += 1;
         let id = format!("e{:07}", self.n);
-        let neg = matches!(role, Role::Negative | Role::Battery | Role::Logistics | Role::Spam);
+        let neg = !matches!(role, Role::Positive | Role::Neutral);
         let rating = rating.or_else(|| {
             Some(match role {
                 Role::Positive => 4.0 + self.rng.below(2) as f32,
@@ -371,6 +388,15 @@ pub fn generate(sc: &Scenario, bank: &Bank) -> (Vec<ScoredEvent>, Option<Truth>)
                         let ramp = ((t0 - start) as f64 / DAY as f64).min(1.0);
                         Some((Role::Logistics, rate * w * daily(local) * 0.6 * ramp))
                     }
+                    Incident::AfterSalesWave
+                        if brand == "Pinecrest" && region == "fr" && t0 >= start && t0 < start + 3 * HOUR =>
+                    {
+                        // 20 per hour over the brand's three products.
+                        Some((Role::AfterSales, 20.0 / 3.0))
+                    }
+                    Incident::QualityWave if product == "Nova Watch" && t0 >= start && t0 < start + 4 * HOUR => {
+                        Some((Role::Quality, 30.0 * w))
+                    }
                     Incident::PositiveViral if product == "Pulse Earbuds" && t0 >= start && t0 < start + 6 * HOUR => {
                         Some((Role::Positive, 10.0 * rate * w))
                     }
@@ -428,6 +454,24 @@ pub fn generate(sc: &Scenario, bank: &Bank) -> (Vec<ScoredEvent>, Option<Truth>)
             brand: None,
             product: None,
             region: Some("de".into()),
+            evidence_at,
+        }),
+        Incident::AfterSalesWave => Some(Truth {
+            expect: Expect::Crisis,
+            start,
+            end: start + 3 * HOUR,
+            brand: Some("Pinecrest".into()),
+            product: None,
+            region: Some("fr".into()),
+            evidence_at,
+        }),
+        Incident::QualityWave => Some(Truth {
+            expect: Expect::Crisis,
+            start,
+            end: start + 4 * HOUR,
+            brand: Some("Voltra".into()),
+            product: Some("Nova Watch".into()),
+            region: None,
             evidence_at,
         }),
         Incident::SpamWave => Some(Truth {
