@@ -111,10 +111,12 @@ pub struct Thresholds {
     pub p_cluster: f64,
     /// Total volume counts as "up" (no sentiment shift) below this tail;
     /// a volume spike also needs its negative share up at this tail.
-    /// Expected negatives are scaled by the traffic factor (the lower
-    /// confidence bound of observed / expected traffic over the last hour,
-    /// of the key's non-negative items and of all items, at least 1), so a
-    /// surge of all traffic with the usual share is not a crisis.
+    /// Expected negatives are scaled by the traffic factor (the larger of
+    /// the lower confidence bound of observed / expected non-negative items
+    /// of the key and the observed / expected non-negative items of all
+    /// keys, over the last hour, at least 1), so a surge of all traffic with
+    /// the usual share is not a crisis, and a complaint wave does not count
+    /// as traffic that explains itself away.
     pub p_confirm: f64,
     /// Minimum negatives in the window (evidence floor).
     pub min_count: u32,
@@ -429,7 +431,8 @@ pub struct Detector {
     key_ids: HashMap<u64, SignalKey>,
     next_key_id: u64,
     global: KeyState,
-    /// Traffic factor of all items per closed hour (for the drift CUSUM).
+    /// Traffic factor of all keys' non-negative items per closed hour (for
+    /// the drift CUSUM).
     global_hour_factor: BTreeMap<i64, f64>,
     mean: Vec<f32>,
     mean_n: u64,
@@ -1065,15 +1068,17 @@ impl Detector {
         }
     }
 
-    /// Traffic factor of all items over the hour before `end`.
+    /// Traffic factor of all keys over the hour before `end`, from the
+    /// non-negative items only: a large complaint wave is itself traffic,
+    /// and must not pass for a surge that explains it away.
     fn global_factor(&self, end: EventTime) -> f64 {
         let g = &self.global;
         if g.baseline.hours < 24 {
             return 1.0;
         }
-        let (n, _) = range_counts(&g.buckets, end - HOUR, end, self.cfg.step);
-        let (en, _) = expected(&g.baseline, &g.baseline, end - HOUR, end, self.cfg.step);
-        traffic_factor_z(n, en, 1.0)
+        let (n, k) = range_counts(&g.buckets, end - HOUR, end, self.cfg.step);
+        let (en, ek) = expected(&g.baseline, &g.baseline, end - HOUR, end, self.cfg.step);
+        traffic_factor_z(n - k, en - ek, 0.0)
     }
 
     fn evaluate_until(&mut self, watermark: EventTime, out: &mut Vec<Signal>) {
@@ -1118,7 +1123,8 @@ impl Detector {
                 let (n, k) = hour_counts(&self.global.buckets, h, per_hour);
                 let g = &self.global.baseline;
                 let f = if g.hours >= 24 {
-                    traffic_factor_z(n, g.expected(h, 1.0, Some(g)).0, 1.0)
+                    let (en, ek) = g.expected(h, 1.0, Some(g));
+                    traffic_factor_z(n - k, en - ek, 0.0)
                 } else {
                     1.0
                 };
@@ -1461,7 +1467,7 @@ struct Tested {
 /// The volume-spike and sentiment-shift tests of one window `[start, end)`.
 /// Expected counts are scaled by the traffic factor: the larger of the
 /// key's non-negative traffic (over the window, at least its last hour) and
-/// `global_factor` (all items, last hour).
+/// `global_factor` (all keys' non-negative items, last hour).
 fn window_test(
     st: &KeyState,
     global: &Baseline,
