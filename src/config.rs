@@ -486,6 +486,10 @@ pub struct RawThresholds {
     pub min_share_delta: Option<f64>,
     pub cusum_k: Option<f64>,
     pub cusum_h: Option<f64>,
+    /// Slow-drift volume CUSUM: the rate ratio it is tuned to (> 1) and its
+    /// decision interval (log-likelihood units, > 0).
+    pub drift_ratio: Option<f64>,
+    pub drift_h: Option<f64>,
 }
 
 /// `[detect.spam]`: the fake-wave filter.
@@ -1075,6 +1079,24 @@ impl RawDetect {
         th.min_share_delta = t.min_share_delta.unwrap_or(th.min_share_delta);
         th.cusum_k = t.cusum_k.unwrap_or(th.cusum_k);
         th.cusum_h = t.cusum_h.unwrap_or(th.cusum_h);
+        if let Some(r) = t.drift_ratio {
+            if !(r > 1.0 && r.is_finite()) {
+                return Err(inv(
+                    "detect.thresholds.drift_ratio",
+                    format!("{r} must be a rate ratio above 1 (e.g. 3 for a tripling)"),
+                ));
+            }
+        }
+        if let Some(h) = t.drift_h {
+            if !(h > 0.0 && h.is_finite()) {
+                return Err(inv(
+                    "detect.thresholds.drift_h",
+                    format!("{h} must be positive (e.g. 10; larger means fewer, later drift alerts)"),
+                ));
+            }
+        }
+        th.drift_ratio = t.drift_ratio.unwrap_or(th.drift_ratio);
+        th.drift_h = t.drift_h.unwrap_or(th.drift_h);
         if self.step_secs == 0 || 3600 % self.step_secs != 0 {
             return Err(inv(
                 "detect.step_secs",
@@ -1219,6 +1241,23 @@ mod tests {
         assert!(e.to_string().contains("shop"), "{e}");
         let e = Config::from_toml("[detect.spam]\nburst = 3\n", "t.toml", Path::new(".")).unwrap_err();
         assert!(e.to_string().contains("burst"), "{e}");
+        let c = Config::from_toml(
+            "[detect.thresholds]\ndrift_ratio = 2.5\ndrift_h = 12\n",
+            "t.toml",
+            Path::new("."),
+        )
+        .unwrap();
+        assert_eq!(
+            (c.detect.thresholds.drift_ratio, c.detect.thresholds.drift_h),
+            (2.5, 12.0)
+        );
+        for (toml, field) in [
+            ("drift_ratio = 1.0", "detect.thresholds.drift_ratio"),
+            ("drift_h = -1.0", "detect.thresholds.drift_h"),
+        ] {
+            let e = Config::from_toml(&format!("[detect.thresholds]\n{toml}\n"), "t.toml", Path::new(".")).unwrap_err();
+            assert!(e.to_string().contains(field), "{e}");
+        }
     }
 
     #[test]

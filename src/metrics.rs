@@ -225,7 +225,7 @@ pub const SLA_OVERDUE: Def = gauge(
 pub const DETECTOR_KEYS: Def = gauge("earshot_detector_tracked_keys", "Keys the detector tracks.", &[]);
 pub const DETECTOR_ITEMS: Def = counter(
     "earshot_detector_items_total",
-    "Detector counters by kind (events, late_accepted, too_late, spam_near_duplicate, spam_author, contradictions, retracted, keys_created, keys_expired, keys_over_cap, windows_evaluated, signals).",
+    "Detector counters by kind (events, late_accepted, too_late, spam_near_duplicate, spam_author, contradictions, retracted, keys_created, keys_expired, keys_over_cap, windows_evaluated, replies, signals).",
     &["kind"],
 );
 pub const DETECTOR_WATERMARK: Def = gauge(

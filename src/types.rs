@@ -239,7 +239,9 @@ pub enum SignalKind {
     SentimentShift,
     /// A semantic complaint cluster grows abnormally fast.
     EmergingIssue,
-    /// The negative share drifts up slowly (CUSUM).
+    /// Negatives creep up over hours: their share (binomial CUSUM) or their
+    /// volume against the traffic-adjusted seasonal expectation (Poisson
+    /// CUSUM).
     SlowDrift,
     /// Suspected fake wave: near-duplicates, one author posting many, or
     /// rating/text contradictions. Never counted as a crisis.

@@ -251,6 +251,9 @@ pub struct Counters {
     /// New keys not tracked because `max_keys` was reached.
     pub keys_over_cap: u64,
     pub windows_evaluated: u64,
+    /// Replies recorded: a tracked negative event published again with
+    /// `replied_at` (not counted twice), or [`Detector::reply`].
+    pub replies: u64,
     /// Evaluation steps skipped over a gap in event time.
     pub steps_skipped: u64,
     pub signals: u64,
@@ -542,6 +545,18 @@ impl Detector {
             }
         }
         self.counters.events += 1;
+        // A review the detector already counted as an unreplied negative,
+        // published again with its reply time (a change feed of the review
+        // table does this): the reply closes its SLA entry, and the review
+        // is not counted a second time.
+        if e.replied_at.is_some() && self.unreplied.remove(&e.id).is_some() {
+            self.counters.replies += 1;
+            return Ok(Pushed {
+                lateness: Lateness::OnTime,
+                suspect: None,
+                signals: Vec::new(),
+            });
+        }
         let t = e.event_time;
         let lateness = self.watermark.observe(t, self.cfg.allowed_lateness);
         let mut signals = Vec::new();
@@ -637,7 +652,9 @@ impl Detector {
 
     /// Records a reply to an earlier event (a reply event from the source).
     pub fn reply(&mut self, event_id: &str) {
-        self.unreplied.remove(event_id);
+        if self.unreplied.remove(event_id).is_some() {
+            self.counters.replies += 1;
+        }
     }
 
     /// Unreplied negatives per key at the current watermark, sorted by key.

@@ -223,3 +223,46 @@ fn slow_share_increase_is_caught_and_explained_as_a_drift_or_shift() {
         "{c:?}"
     );
 }
+
+#[test]
+fn response_sla_counts_unreplied_negatives_and_a_republished_reply_closes_one() {
+    let mut det = Detector::new(DetectConfig::default());
+    let mut rng = Rng::new(5);
+    let mut n = 0;
+    let unreplied = |rng: &mut Rng, n: &mut u64, t: EventTime, neg: bool| {
+        let mut e = event(rng, n, t, "Kettle", neg);
+        e.event.replied_at = None;
+        e
+    };
+    let a = unreplied(&mut rng, &mut n, T0, true);
+    let b = unreplied(&mut rng, &mut n, T0 + MINUTE, true);
+    // Replied already when first seen, and a positive review: never open.
+    let replied = event(&mut rng, &mut n, T0 + 2 * MINUTE, "Kettle", true);
+    let positive = unreplied(&mut rng, &mut n, T0 + 3 * MINUTE, false);
+    for e in [&a, &b, &replied, &positive] {
+        det.push(e).unwrap();
+    }
+    let brand = |det: &Detector| {
+        det.sla()
+            .into_iter()
+            .find(|s| s.key.to_string() == "brand=Acme")
+            .map(|s| (s.open, s.overdue))
+    };
+    assert_eq!(brand(&det), Some((2, 0)));
+    det.advance_watermark(T0 + 25 * HOUR);
+    assert_eq!(brand(&det), Some((2, 2)), "both are older than the 24 h SLA");
+    // `a` published again with its reply time: its entry closes, and it is
+    // neither counted again nor treated as a too-late event.
+    let mut again = a.clone();
+    again.event.replied_at = Some(T0 + 26 * HOUR);
+    let p = det.push(&again).unwrap();
+    assert_eq!(p.lateness, Lateness::OnTime);
+    assert!(p.signals.is_empty());
+    assert_eq!(brand(&det), Some((1, 1)));
+    assert_eq!(det.counters().replies, 1);
+    assert_eq!(det.counters().too_late, 0);
+    // A reply event by id closes the other.
+    det.reply(&b.event.id);
+    assert_eq!(brand(&det).map_or(0, |x| x.0), 0);
+    assert_eq!(det.counters().replies, 2);
+}

@@ -182,6 +182,7 @@ fn export_detector(r: &m::Registry, d: &Detector) {
         ("keys_expired", c.keys_expired),
         ("keys_over_cap", c.keys_over_cap),
         ("windows_evaluated", c.windows_evaluated),
+        ("replies", c.replies),
         ("signals", c.signals),
     ] {
         r.set(&m::DETECTOR_ITEMS, &[kind], v as f64);
