@@ -115,7 +115,7 @@ fn scenario_table() {
     // Acceptance.
     let delays: Vec<f64> = reports
         .iter()
-        .filter(|(_, r)| r.expect == "crisis")
+        .filter(|(_, r)| r.expect.starts_with("crisis"))
         .filter_map(|(_, r)| r.delay_min)
         .collect();
     // Asserted on every seed: each crisis detected (the slow drift within
@@ -134,7 +134,13 @@ fn scenario_table() {
         (v[(n - 1) / 2] + v[n / 2]) / 2.0
     };
     let mut per_kind = String::new();
-    for kind in ["battery_wave", "after_sales_wave", "quality_wave", "logistics_drift"] {
+    for kind in [
+        "battery_wave",
+        "after_sales_wave",
+        "quality_wave",
+        "masked_wave",
+        "logistics_drift",
+    ] {
         let mut d: Vec<f64> = reports
             .iter()
             .filter(|(_, r)| r.scenario == kind)

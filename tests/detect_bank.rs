@@ -208,12 +208,9 @@ fn battery_variants() -> Vec<(String, String)> {
     out
 }
 
-fn spam_variants() -> Vec<String> {
-    let base = [
-        "Worst sneakers ever, do not buy, total scam",
-        "Terrible shoes fell apart, do not buy, total scam",
-    ];
-    let tails = ["!!!", "!!", ".", " 0/10", " 1 star", "!!! 😡", " - avoid", "!!!!"];
+/// Fake reviews: stock phrases with small variations (every other one in
+/// capitals, a different tail each).
+fn variants(base: &[&str], tails: &[&str]) -> Vec<String> {
     let mut out = Vec::new();
     for b in base {
         for (i, t) in tails.iter().enumerate() {
@@ -222,6 +219,27 @@ fn spam_variants() -> Vec<String> {
         }
     }
     out
+}
+
+fn spam_variants() -> Vec<String> {
+    variants(
+        &[
+            "Worst sneakers ever, do not buy, total scam",
+            "Terrible shoes fell apart, do not buy, total scam",
+        ],
+        &["!!!", "!!", ".", " 0/10", " 1 star", "!!! 😡", " - avoid", "!!!!"],
+    )
+}
+
+/// Bought 5-star reviews.
+fn praise_variants() -> Vec<String> {
+    variants(
+        &[
+            "Best power bank I have ever owned, five stars, highly recommend",
+            "Amazing power bank, charges super fast, five stars, highly recommend",
+        ],
+        &["!!!", "!", ".", " 10/10", " 5 stars", "!!! 😍", " - must buy", "!!!!"],
+    )
 }
 
 /// (role, lang, text, label) of every bank text, deduplicated, stable order.
@@ -269,6 +287,9 @@ pub fn bank_texts() -> Vec<(Role, String, String, &'static str)> {
     }
     for text in spam_variants() {
         out.push((Role::Spam, "en".into(), text, "neg"));
+    }
+    for text in praise_variants() {
+        out.push((Role::FakePraise, "en".into(), text, "pos"));
     }
     out
 }

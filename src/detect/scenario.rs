@@ -84,6 +84,8 @@ pub enum Role {
     Quality,
     /// Near-duplicate fake reviews.
     Spam,
+    /// Near-duplicate bought 5-star praise.
+    FakePraise,
 }
 
 /// One text with what the classifier says about it.
@@ -139,10 +141,14 @@ pub enum Incident {
     PositiveViral,
     /// Three times the traffic everywhere for 24 h, same share.
     HolidaySurge,
+    /// The battery wave, buried under 60 bought 5-star reviews per hour
+    /// (near-duplicates from 10 accounts) on the same product: the fakes
+    /// must be reported and must not mask the crisis.
+    MaskedWave,
 }
 
 impl Incident {
-    pub const ALL: [Incident; 8] = [
+    pub const ALL: [Incident; 9] = [
         Incident::None,
         Incident::BatteryWave,
         Incident::LogisticsDrift,
@@ -151,6 +157,7 @@ impl Incident {
         Incident::SpamWave,
         Incident::PositiveViral,
         Incident::HolidaySurge,
+        Incident::MaskedWave,
     ];
 
     pub fn name(self) -> &'static str {
@@ -163,6 +170,7 @@ impl Incident {
             Incident::SpamWave => "spam_wave",
             Incident::PositiveViral => "positive_viral",
             Incident::HolidaySurge => "holiday_surge",
+            Incident::MaskedWave => "masked_wave",
         }
     }
 }
@@ -174,8 +182,16 @@ pub enum Expect {
     Crisis,
     /// A review-bombing signal, and no crisis.
     Spam,
+    /// A crisis signal on a matching key and a review-bombing signal.
+    CrisisAndSpam,
     /// No crisis signal on matching keys.
     Quiet,
+}
+
+impl Expect {
+    fn is_crisis(self) -> bool {
+        matches!(self, Expect::Crisis | Expect::CrisisAndSpam)
+    }
 }
 
 /// The injected truth.
@@ -282,8 +298,8 @@ impl Gen<'_> {
             return;
         };
         // Real customers do not post the same words again and again (only
-        // the fake wave does, on purpose).
-        if role != Role::Spam {
+        // the fake waves do, on purpose).
+        if !matches!(role, Role::Spam | Role::FakePraise) {
             for _ in 0..16 {
                 let uses = self.recent.entry((product.to_string(), bt.text.clone())).or_default();
                 while uses.front().is_some_and(|&u| u <= t - HOUR) {
@@ -304,7 +320,7 @@ impl Gen<'_> {
         }
         self.n += 1;
         let id = format!("e{:07}", self.n);
-        let neg = !matches!(role, Role::Positive | Role::Neutral);
+        let neg = !matches!(role, Role::Positive | Role::Neutral | Role::FakePraise);
         let rating = rating.or_else(|| {
             Some(match role {
                 Role::Positive => 4.0 + self.rng.below(2) as f32,
@@ -381,7 +397,9 @@ pub fn generate(sc: &Scenario, bank: &Bank) -> (Vec<ScoredEvent>, Option<Truth>)
                 }
                 // Incident traffic in this slot.
                 let extra = match sc.incident {
-                    Incident::BatteryWave if product == "X2 Power Bank" && t0 >= start && t0 < start + 4 * HOUR => {
+                    Incident::BatteryWave | Incident::MaskedWave
+                        if product == "X2 Power Bank" && t0 >= start && t0 < start + 4 * HOUR =>
+                    {
                         Some((Role::Battery, 40.0 * w))
                     }
                     Incident::LogisticsDrift if region == "de" && t0 >= start && t0 < start + 48 * HOUR => {
@@ -411,6 +429,24 @@ pub fn generate(sc: &Scenario, bank: &Bank) -> (Vec<ScoredEvent>, Option<Truth>)
                 }
             }
         }
+        if sc.incident == Incident::MaskedWave && t0 >= start && t0 < start + 4 * HOUR {
+            // 60 bought 5-star reviews per hour from 10 accounts.
+            for _ in 0..g.rng.poisson(60.0 / 12.0) {
+                let t = t0 + (g.rng.uniform() * step as f64) as i64;
+                let author = format!("promo{}", g.rng.below(10));
+                let (region, lang, ..) = REGIONS[g.rng.below(REGIONS.len())];
+                g.emit(
+                    t,
+                    "Voltra",
+                    "X2 Power Bank",
+                    region,
+                    lang,
+                    Role::FakePraise,
+                    Some(author),
+                    Some(5.0),
+                );
+            }
+        }
         if sc.incident == Incident::SpamWave && t0 >= start && t0 < start + 45 * MINUTE {
             // 60 fakes in 45 minutes from 8 accounts, all 1 star, English.
             for _ in 0..g.rng.poisson(60.0 / 9.0) {
@@ -438,8 +474,12 @@ pub fn generate(sc: &Scenario, bank: &Bank) -> (Vec<ScoredEvent>, Option<Truth>)
     let evidence_at = injected.get(EVIDENCE_ITEMS - 1).copied();
     let truth = match sc.incident {
         Incident::None => None,
-        Incident::BatteryWave => Some(Truth {
-            expect: Expect::Crisis,
+        Incident::BatteryWave | Incident::MaskedWave => Some(Truth {
+            expect: if sc.incident == Incident::MaskedWave {
+                Expect::CrisisAndSpam
+            } else {
+                Expect::Crisis
+            },
             start,
             end: start + 4 * HOUR,
             brand: Some("Voltra".into()),
@@ -571,7 +611,7 @@ pub fn score(
         let explained = truth.is_some_and(|t| matches(t, s) && e.at >= t.start && s.window_start < t.end + 2 * HOUR);
         if let Some(t) = truth {
             let wanted = match t.expect {
-                Expect::Crisis => s.kind.is_crisis(),
+                Expect::Crisis | Expect::CrisisAndSpam => s.kind.is_crisis(),
                 Expect::Spam => s.kind == SignalKind::ReviewBombing,
                 Expect::Quiet => false,
             };
@@ -582,10 +622,9 @@ pub fn score(
                 crisis_on_incident += 1;
             }
         }
-        let is_false = s.kind.is_crisis()
-            && e.at >= eval_from
-            && !(explained && truth.is_some_and(|t| t.expect == Expect::Crisis));
-        if is_false && !(explained && truth.is_some_and(|t| t.expect != Expect::Crisis)) {
+        let is_false =
+            s.kind.is_crisis() && e.at >= eval_from && !(explained && truth.is_some_and(|t| t.expect.is_crisis()));
+        if is_false && !(explained && truth.is_some_and(|t| !t.expect.is_crisis())) {
             false_alerts += 1;
         }
     }
@@ -593,6 +632,10 @@ pub fn score(
         None => (true, None),
         Some(t) => match t.expect {
             Expect::Crisis => (first.is_some(), first.map(|f| (f - t.start) as f64 / MINUTE as f64)),
+            Expect::CrisisAndSpam => (
+                first.is_some() && spam_signals > 0,
+                first.map(|f| (f - t.start) as f64 / MINUTE as f64),
+            ),
             Expect::Spam => (
                 first.is_some() && crisis_on_incident == 0,
                 first.map(|f| (f - t.start) as f64 / MINUTE as f64),
@@ -605,6 +648,7 @@ pub fn score(
         expect: match truth.map(|t| t.expect) {
             None => "no alert",
             Some(Expect::Crisis) => "crisis",
+            Some(Expect::CrisisAndSpam) => "crisis + spam",
             Some(Expect::Spam) => "spam only",
             Some(Expect::Quiet) => "no crisis",
         },
