@@ -773,7 +773,7 @@ fn default_seasonality() -> String {
     "hour_of_day".into()
 }
 fn default_baseline_memory_hours() -> u64 {
-    72
+    168
 }
 fn default_min_history_hours() -> u64 {
     24

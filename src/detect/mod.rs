@@ -210,7 +210,7 @@ impl Default for DetectConfig {
             max_keys: 50_000,
             idle_ttl: 14 * 24 * HOUR,
             seasonality: Seasonality::HourOfDay,
-            baseline_memory: 72 * HOUR,
+            baseline_memory: 168 * HOUR,
             min_history: 24 * HOUR,
             clear_after: 2 * HOUR,
             thresholds: Preset::Balanced.thresholds(),
