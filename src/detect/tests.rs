@@ -1,5 +1,6 @@
 //! Detector behaviour on synthetic streams with known rates: traffic
-//! adjustment (a surge with the usual share is quiet), early firing of a
+//! adjustment (a surge with the usual share is quiet; a complaint wave is not
+//! traffic), early firing of a
 //! sudden wave, the drift CUSUM on a slow share increase, and quiet nulls.
 //! Texts are random word salads (never near-duplicates) without embeddings,
 //! so only the volume/share statistics are exercised.
@@ -265,4 +266,53 @@ fn response_sla_counts_unreplied_negatives_and_a_republished_reply_closes_one() 
     det.reply(&b.event.id);
     assert_eq!(brand(&det).map_or(0, |x| x.0), 0);
     assert_eq!(det.counters().replies, 2);
+}
+
+#[test]
+fn a_large_complaint_wave_is_not_taken_for_traffic_that_explains_a_smaller_one_away() {
+    // Rocket 20 items/h, Anvil 4 items/h, 15 % negative. From day 6 at noon,
+    // for two hours, Rocket gets 300 extra negatives per hour (ten times all
+    // other traffic) and Anvil 12. Counted as traffic, Rocket's wave would
+    // read as a ten-fold surge everywhere and explain Anvil's wave away.
+    let mut rng = Rng::new(3);
+    let mut n = 0u64;
+    let mut events = Vec::new();
+    let start = T0 + 6 * DAY + 12 * HOUR;
+    for s in 0..7 * DAY / MINUTE {
+        let t0 = T0 + s * MINUTE;
+        let wave = t0 >= start && t0 < start + 2 * HOUR;
+        for (product, rate, extra) in [("Rocket", 20.0, 300.0), ("Anvil", 4.0, 12.0)] {
+            for _ in 0..rng.poisson(rate / 60.0) {
+                let (neg, t) = (rng.uniform() < 0.15, t0 + rng.below(60_000) as i64);
+                events.push(event(&mut rng, &mut n, t, product, neg));
+            }
+            if wave {
+                for _ in 0..rng.poisson(extra / 60.0) {
+                    let t = t0 + rng.below(60_000) as i64;
+                    events.push(event(&mut rng, &mut n, t, product, true));
+                }
+            }
+        }
+    }
+    events.sort_by_key(|e| e.event.event_time);
+    let mut det = Detector::new(DetectConfig::default());
+    let mut anvil = None;
+    for e in &events {
+        for s in det.push(e).unwrap().signals {
+            if s.kind.is_crisis() && s.key.get(Dim::Product) == Some("Anvil") && anvil.is_none() {
+                anvil = Some((e.event.event_time, s.kind));
+            }
+        }
+    }
+    let (at, kind) = anvil.expect("Anvil's wave was not detected");
+    assert!(at >= start, "fired before the wave: {at}");
+    assert!(
+        at < start + HOUR,
+        "late: {:.0} min",
+        (at - start) as f64 / MINUTE as f64
+    );
+    // Anvil's own volume quadrupled: a volume spike. Read as a sentiment
+    // shift ("share up while volume is flat") it would mean that Rocket's
+    // wave had been taken for traffic that explains Anvil's volume away.
+    assert_eq!(kind, SignalKind::VolumeSpike);
 }
