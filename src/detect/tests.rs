@@ -1,7 +1,7 @@
 //! Detector behaviour on synthetic streams with known rates: traffic
 //! adjustment (a surge with the usual share is quiet; a complaint wave is not
-//! traffic), early firing of a
-//! sudden wave, the drift CUSUM on a slow share increase, and quiet nulls.
+//! traffic), early firing of a sudden wave, the drift CUSUM on a slow share
+//! increase, the response SLA, and quiet nulls.
 //! Texts are random word salads (never near-duplicates) without embeddings,
 //! so only the volume/share statistics are exercised.
 
