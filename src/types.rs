@@ -102,6 +102,26 @@ pub struct Scored {
     pub embedding: Vec<f32>,
 }
 
+impl Scored {
+    /// The empty scores a reply message carries: it is never classified.
+    pub fn unscored() -> Self {
+        Self {
+            sentiment: Sentiment::Neutral,
+            probs: SentimentProbs {
+                negative: 0.0,
+                neutral: 0.0,
+                positive: 0.0,
+            },
+            category: Category::Other,
+            category_score: 0.0,
+            lang: "und".into(),
+            tokens: 0,
+            truncated: false,
+            embedding: Vec::new(),
+        }
+    }
+}
+
 /// Event time: milliseconds since the Unix epoch (UTC).
 pub type EventTime = i64;
 
@@ -150,6 +170,11 @@ pub struct Event {
     /// When the brand replied, if it did (response-SLA tracking).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub replied_at: Option<EventTime>,
+    /// Set when this message is not a review but the brand's reply to the
+    /// review with this id: it has no text, is not classified, and only
+    /// closes that review's response-SLA entry (at `replied_at`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reply_to: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub pos: Option<SourcePos>,
 }

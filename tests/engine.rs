@@ -59,3 +59,63 @@ fn demo_stream_raises_the_overheating_alert_and_dead_letters_bad_lines() {
         "the alert names the product"
     );
 }
+
+#[test]
+fn a_reply_message_is_acked_in_sequence_without_being_scored_or_dead_lettered() {
+    let cfg = util::random_config();
+    let loaded = earshot::model::load(&cfg.model, &candle_core::Device::Cpu).unwrap();
+    let lines = [
+        r#"{"id": "r1", "text": "The kettle leaks everywhere", "brand": "Acme", "event_time": "2026-11-23T10:00:00Z"}"#,
+        r#"{"id": "a1", "reply_to": "r1", "replied_at": "2026-11-23T11:00:00Z"}"#,
+        r#"{"id": "r2", "text": "Lovely colour", "brand": "Acme", "event_time": "2026-11-23T11:30:00Z"}"#,
+        r#"{"id": "a2", "reply_to": 7}"#,
+    ];
+    let messages: Vec<earshot::ingest::RawMessage> = lines
+        .iter()
+        .enumerate()
+        .map(|(i, l)| earshot::ingest::RawMessage {
+            payload: Some(l.as_bytes().to_vec()),
+            key: None,
+            timestamp: None,
+            pos: earshot::types::SourcePos {
+                source: "replies".into(),
+                partition: 0,
+                offset: i as i64,
+            },
+        })
+        .collect();
+    let collected = Arc::new(Mutex::new(Collected::default()));
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
+    let stats = Arc::new(PipelineStats::default());
+    let summary = rt
+        .block_on(engine::run_messages(
+            &cfg,
+            loaded,
+            messages,
+            Sink::Memory(collected.clone()),
+            stats,
+            |_| {},
+        ))
+        .unwrap();
+    let c = collected.lock().unwrap();
+    assert_eq!(
+        (summary.received, summary.scored, summary.replies),
+        (4, 2, 1),
+        "{summary:?}"
+    );
+    assert_eq!(
+        summary.acked, 4,
+        "every message acknowledged, the reply included: {summary:?}"
+    );
+    let ids: Vec<&str> = c.scored.iter().map(|s| s.event.id.as_str()).collect();
+    assert_eq!(ids, ["r1", "r2"], "replies are not scored outputs");
+    // A reply with no time at all (no field, no message timestamp) is a
+    // dead letter that names the field.
+    assert_eq!(c.dead.len(), 1);
+    assert_eq!(c.dead[0].code, "missing_field");
+    assert!(c.dead[0].message.contains("replied_at"), "{}", c.dead[0].message);
+}

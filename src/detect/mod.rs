@@ -531,6 +531,15 @@ impl Detector {
     /// Feeds one scored event. Signals that became due are returned in order.
     pub fn push(&mut self, ev: &ScoredEvent) -> Result<Pushed, DetectError> {
         let e = &ev.event;
+        // A reply message: not a review, only closes one SLA entry.
+        if let Some(target) = &e.reply_to {
+            self.reply(target);
+            return Ok(Pushed {
+                lateness: Lateness::OnTime,
+                suspect: None,
+                signals: Vec::new(),
+            });
+        }
         let emb = &ev.scored.embedding;
         if !emb.is_empty() {
             if !self.mean.is_empty() && emb.len() != self.mean.len() {

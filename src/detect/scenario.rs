@@ -352,6 +352,7 @@ impl Gen<'_> {
                     author,
                     event_time: t,
                     replied_at,
+                    reply_to: None,
                     pos: None,
                 },
                 scored: bt.scored.clone(),

@@ -57,6 +57,7 @@ fn event(rng: &mut Rng, n: &mut u64, t: EventTime, product: &str, neg: bool) -> 
             author: None,
             event_time: t,
             replied_at: Some(t + HOUR),
+            reply_to: None,
             pos: None,
         },
         scored: Scored {
@@ -262,10 +263,16 @@ fn response_sla_counts_unreplied_negatives_and_a_republished_reply_closes_one() 
     assert_eq!(brand(&det), Some((1, 1)));
     assert_eq!(det.counters().replies, 1);
     assert_eq!(det.counters().too_late, 0);
-    // A reply event by id closes the other.
-    det.reply(&b.event.id);
+    // A reply message naming `b` closes the other; it is not an event.
+    let events = det.counters().events;
+    let mut reply = unreplied(&mut rng, &mut n, T0 + 27 * HOUR, false);
+    reply.event.text.clear();
+    reply.event.reply_to = Some(b.event.id.clone());
+    reply.event.replied_at = Some(T0 + 27 * HOUR);
+    assert!(det.push(&reply).unwrap().signals.is_empty());
     assert_eq!(brand(&det).map_or(0, |x| x.0), 0);
     assert_eq!(det.counters().replies, 2);
+    assert_eq!(det.counters().events, events);
 }
 
 #[test]

@@ -97,6 +97,10 @@ pub struct Mapping {
     pub event_time: String,
     #[serde(default = "d_replied_at")]
     pub replied_at: String,
+    /// A message with this field is a reply to the review it names (no
+    /// text needed); its time is `replied_at`, else the event time.
+    #[serde(default = "d_reply_to")]
+    pub reply_to: String,
     /// Larger texts are dead-lettered as `oversize` (the model reads 512
     /// tokens; a limit keeps a runaway producer from stalling the pipeline).
     #[serde(default = "d_max_text_bytes")]
@@ -138,6 +142,9 @@ fn d_event_time() -> String {
 }
 fn d_replied_at() -> String {
     "replied_at".into()
+}
+fn d_reply_to() -> String {
+    "reply_to".into()
 }
 fn d_max_text_bytes() -> usize {
     64 * 1024
@@ -276,6 +283,42 @@ impl Mapping {
         if !root.is_object() {
             return Err(DeadLetter::NotAnObject);
         }
+        let time_of = |path: &str| -> Result<Option<EventTime>, DeadLetter> {
+            lookup(&root, path)
+                .map(|v| {
+                    parse_time(v).map_err(|message| DeadLetter::BadTime {
+                        path: path.to_string(),
+                        message,
+                    })
+                })
+                .transpose()
+        };
+        let id_of = |root: &Value| -> Result<String, DeadLetter> {
+            Ok(self
+                .opt_string(root, &self.id)?
+                .unwrap_or_else(|| format!("{}/{}/{}", pos.source, pos.partition, pos.offset)))
+        };
+        if let Some(target) = self.opt_string(&root, &self.reply_to)? {
+            let at = match time_of(&self.replied_at)?
+                .or(time_of(&self.event_time)?)
+                .or(fallback_time)
+            {
+                Some(t) => t,
+                None => return Err(DeadLetter::MissingField(self.replied_at.clone(), "replied_at")),
+            };
+            return Ok(Event {
+                id: id_of(&root)?,
+                key: KeyDims::default(),
+                text: String::new(),
+                lang: None,
+                rating: None,
+                author: None,
+                event_time: at,
+                replied_at: Some(at),
+                reply_to: Some(target),
+                pos: Some(pos),
+            });
+        }
         let body = match lookup(&root, &self.text) {
             None => return Err(DeadLetter::MissingField(self.text.clone(), "text")),
             Some(Value::String(s)) => s.clone(),
@@ -308,23 +351,11 @@ impl Mapping {
                 })
             }
         };
-        let time_of = |path: &str| -> Result<Option<EventTime>, DeadLetter> {
-            lookup(&root, path)
-                .map(|v| {
-                    parse_time(v).map_err(|message| DeadLetter::BadTime {
-                        path: path.to_string(),
-                        message,
-                    })
-                })
-                .transpose()
-        };
         let event_time = match time_of(&self.event_time)?.or(fallback_time) {
             Some(t) => t,
             None => return Err(DeadLetter::MissingField(self.event_time.clone(), "event_time")),
         };
-        let id = self
-            .opt_string(&root, &self.id)?
-            .unwrap_or_else(|| format!("{}/{}/{}", pos.source, pos.partition, pos.offset));
+        let id = id_of(&root)?;
         Ok(Event {
             id,
             key: KeyDims {
@@ -340,6 +371,7 @@ impl Mapping {
             author: self.opt_string(&root, &self.author)?,
             event_time,
             replied_at: time_of(&self.replied_at)?,
+            reply_to: None,
             pos: Some(pos),
         })
     }
@@ -377,6 +409,36 @@ mod tests {
             .decode(Some(br#"{"review": {"body": "ok"}}"#), Some(1234), pos())
             .unwrap();
         assert_eq!(e.event_time, 1234);
+    }
+
+    #[test]
+    fn a_reply_needs_no_text_and_takes_its_time_from_replied_at() {
+        let m = Mapping::default();
+        let msg = br#"{"id": "a1", "reply_to": "r9", "replied_at": "2026-11-23T18:00:00Z", "event_time": 5}"#;
+        let e = m.decode(Some(msg), Some(1), pos()).unwrap();
+        assert_eq!(e.reply_to.as_deref(), Some("r9"));
+        assert_eq!(e.id, "a1");
+        assert!(e.text.is_empty());
+        let at = parse_rfc3339("2026-11-23T18:00:00Z").unwrap();
+        assert_eq!((e.event_time, e.replied_at), (at, Some(at)));
+        // Without `replied_at`: the event time, then the message timestamp.
+        let e = m
+            .decode(Some(br#"{"reply_to": "r9", "event_time": 5}"#), Some(1), pos())
+            .unwrap();
+        let five = parse_time(&serde_json::json!(5)).unwrap();
+        assert_eq!((e.event_time, e.replied_at), (five, Some(five)));
+        let e = m.decode(Some(br#"{"reply_to": "r9"}"#), Some(1), pos()).unwrap();
+        assert_eq!(e.replied_at, Some(1));
+        let err = m.decode(Some(br#"{"reply_to": "r9"}"#), None, pos()).unwrap_err();
+        assert_eq!(err.code(), "missing_field");
+        assert!(err.to_string().contains("replied_at"), "{err}");
+        let err = m.decode(Some(br#"{"reply_to": ["r9"]}"#), Some(1), pos()).unwrap_err();
+        assert!(err.to_string().contains("reply_to"), "{err}");
+        // A review is still a review.
+        let e = m
+            .decode(Some(br#"{"text": "ok", "event_time": 5}"#), None, pos())
+            .unwrap();
+        assert_eq!(e.reply_to, None);
     }
 
     #[test]

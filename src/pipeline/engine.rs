@@ -69,6 +69,8 @@ pub struct RunSummary {
     pub acked: u64,
     /// Scored but behind the detector's allowed lateness (not in statistics).
     pub too_late: u64,
+    /// Reply messages: closed a review's SLA entry, not scored.
+    pub replies: u64,
     /// Time the inference thread spent computing, in milliseconds.
     pub inference_ms: u64,
     /// Real and padded tokens fed to the model.
@@ -88,6 +90,7 @@ impl RunSummary {
             alerts: g(&stats.alerts),
             acked: g(&stats.acked),
             too_late: g(&stats.too_late),
+            replies: g(&stats.replies),
             inference_ms: g(&stats.inference_micros) / 1000,
             real_tokens: g(&stats.real_tokens),
             padded_tokens: g(&stats.padded_tokens),

@@ -49,6 +49,8 @@ pub struct PipelineStats {
     pub inference_micros: AtomicU64,
     pub truncated: AtomicU64,
     pub too_late: AtomicU64,
+    /// Reply messages (`mapping.reply_to`): acked, not scored.
+    pub replies: AtomicU64,
 }
 
 impl PipelineStats {
@@ -344,6 +346,20 @@ async fn decode_stage(
         let received = Instant::now();
         stats.received.fetch_add(1, Ordering::Relaxed);
         match mapping.decode(raw.payload.as_deref(), raw.timestamp, raw.pos.clone()) {
+            Ok(event) if event.reply_to.is_some() => {
+                // A reply skips the model; it keeps its place in the sequence.
+                let se = ScoredEvent {
+                    event,
+                    scored: crate::types::Scored::unscored(),
+                };
+                if done_tx
+                    .send(vec![Done::Scored(seq, Box::new(se), received)])
+                    .await
+                    .is_err()
+                {
+                    return;
+                }
+            }
             Ok(event) => {
                 if tok_tx.send((seq, event, received)).await.is_err() {
                     return;
@@ -620,6 +636,14 @@ async fn output_stage(
         // ...and leaves in event-time order across partitions.
         while let Some(done) = merger.pop(now, !open) {
             let fut: Delivery = match done {
+                Done::Scored(_, se, _) if se.event.reply_to.is_some() => {
+                    // A reply: the detector closes the review's SLA entry;
+                    // nothing is scored or delivered, the message is acked.
+                    stats.replies.fetch_add(1, Ordering::Relaxed);
+                    let _ = detect(&se);
+                    let pos = se.event.pos.clone();
+                    Box::pin(async move { (pos, None, Ok(())) })
+                }
                 Done::Scored(_, se, received) => {
                     stats.scored.fetch_add(1, Ordering::Relaxed);
                     if se.scored.truncated {
