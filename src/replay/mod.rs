@@ -119,6 +119,10 @@ impl Observer {
     }
 
     fn observe(&mut self, se: &ScoredEvent, det: &Detected) {
+        if se.event.reply_to.is_some() {
+            // A reply message: no text, no scores, not part of the volume.
+            return;
+        }
         self.events += 1;
         if det.too_late {
             self.too_late += 1;
