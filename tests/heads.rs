@@ -155,7 +155,7 @@ fn long_text_is_truncated_to_the_window_and_says_so() {
 fn padding_and_batch_composition_do_not_change_embeddings() {
     let cfg = util::random_config();
     let cpu = candle_core::Device::Cpu;
-    for mode in [MatmulMode::F32, MatmulMode::Q4] {
+    for mode in [MatmulMode::F32, MatmulMode::Q4, MatmulMode::Int8] {
         let mut spec = cfg.model.clone();
         spec.matmul = mode;
         let tok = model::Tokenizer::from_file(&spec.tokenizer, 512).unwrap();
@@ -177,6 +177,42 @@ fn padding_and_batch_composition_do_not_change_embeddings() {
             alone
         );
     }
+}
+
+/// The int8 encoder (unpadded, integer kernels) draws the same random
+/// weights as the candle one and computes the same function: every text of a
+/// mixed-length batch agrees with candle's f32 path, and `auto` is int8 on
+/// the CPU.
+#[test]
+fn int8_encoder_matches_the_candle_encoder_on_the_same_weights() {
+    let cfg = util::random_config();
+    let cpu = candle_core::Device::Cpu;
+    let tok = model::Tokenizer::from_file(&cfg.model.tokenizer, 512).unwrap();
+    let texts = [
+        "ok",
+        "Akku wird beim Laden sehr heiß, nach zwei Wochen kaputt.",
+        "配送が遅すぎる。箱も潰れていた。",
+        &"Delivery took forever and the box was wet. ".repeat(12),
+    ];
+    let encoded: Vec<_> = texts.iter().map(|t| tok.encode(t).unwrap()).collect();
+    let batch = EncodedBatch::pack(encoded.iter(), PAD_ID);
+    let run = |mode: MatmulMode, threads: usize| {
+        let mut spec = cfg.model.clone();
+        spec.matmul = mode;
+        spec.threads = threads;
+        let enc = model::load_encoder(&spec, &cpu).unwrap();
+        (enc.mode(), model::embed(&enc, &batch).unwrap())
+    };
+    let (_, f32s) = run(MatmulMode::F32, 0);
+    let (auto_mode, int8) = run(MatmulMode::Auto, 0);
+    assert_eq!(auto_mode, MatmulMode::Int8);
+    for (i, (a, b)) in int8.iter().zip(&f32s).enumerate() {
+        let c = util::cosine(a, b);
+        assert!(c > 0.999, "text {i}: int8 vs f32 cosine {c}");
+    }
+    // One thread or two: the same numbers (rows never depend on the split).
+    let (_, one) = run(MatmulMode::Int8, 1);
+    assert_eq!(one, int8);
 }
 
 #[test]

@@ -52,9 +52,12 @@ pub struct ModelArgs {
     /// Where inference runs: cpu, cuda or cuda:N (needs a `--features cuda` build).
     #[arg(long, env = "EARSHOT_DEVICE", default_value = "cpu")]
     pub device: String,
-    /// Override `model.matmul` from the config: f32 or q4.
+    /// Override `model.matmul` from the config: auto, int8, f32 or q4.
     #[arg(long, env = "EARSHOT_MATMUL")]
     pub matmul: Option<MatmulMode>,
+    /// Threads the int8 encoder computes on (0: one per core).
+    #[arg(long, env = "EARSHOT_THREADS", default_value_t = 0)]
+    pub threads: usize,
     /// Log filter (tracing EnvFilter syntax), e.g. `info` or `earshot=debug`.
     #[arg(long, env = "EARSHOT_LOG", default_value = "info")]
     pub log: String,
@@ -71,6 +74,7 @@ impl ModelArgs {
         if let Some(m) = self.matmul {
             cfg.model.matmul = m;
         }
+        cfg.model.threads = self.threads;
         Ok(cfg)
     }
 
@@ -105,7 +109,7 @@ pub fn load_model(args: &ModelArgs, cfg: &Config) -> anyhow::Result<earshot::mod
     tracing::info!(
         model = %earshot::model::Classifier::describe(&loaded.classifier),
         device = %args.device,
-        matmul = ?cfg.model.matmul,
+        matmul = loaded.classifier.encoder().mode().as_str(),
         load_ms = loaded.load_time.as_millis() as u64,
         "model loaded"
     );

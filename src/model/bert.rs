@@ -1,11 +1,15 @@
-//! A BERT encoder (the multilingual-e5-small architecture) on candle.
+//! A BERT encoder (the multilingual-e5-small architecture) with two
+//! implementations behind one [`Encoder`]:
+//! - `int8` ([`super::cpu`]): unpadded sequences and Q4_0 x Q8_0 integer
+//!   products with AVX-512 VNNI; the CPU default.
+//! - `f32` / `q4` on candle: padded batches; linear weights dequantised once
+//!   to dense f32 matrices or kept Q4_0 in candle's quantized matmul. This is
+//!   the CUDA path (and the CPU reference the int8 path is tested against).
 //!
 //! Weights come from an E5S1 file ([`super::e5s1`]) or are drawn at random
-//! from a seed (the small test encoder: same code, other numbers). Linear
-//! weights stay Q4_0 and run through candle's quantized matmul (activations
-//! quantised per 32-block to Q8, the reference engine's scheme) or are
-//! dequantised once at load into dense f32 matrices: [`MatmulMode`].
-//! Output: mean pooling over the attention mask, L2-normalised.
+//! from a seed (the small test encoder: same code, other numbers); both
+//! implementations draw the same random weights for the same seed.
+//! Output: mean pooling over the real tokens, L2-normalised.
 
 use candle_core::quantized::{GgmlDType, QMatMul, QStorage, QTensor};
 use candle_core::{DType, Device, Module, Tensor, D};
@@ -39,20 +43,49 @@ impl EncoderConfig {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Serialize, serde::Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum MatmulMode {
-    /// Keep Q4_0 weights; activations are quantised to Q8_0 per matmul.
-    Q4,
-    /// Dequantise weights to f32 once at load; dense GEMM.
+    /// `int8` on the CPU, `f32` on CUDA.
     #[default]
+    Auto,
+    /// CPU only: unpadded sequences, Q4_0 weights x Q8_0 activations in
+    /// integer dot products (AVX-512 VNNI where the CPU has it).
+    Int8,
+    /// candle: keep Q4_0 weights; activations are quantised to Q8_0 per matmul.
+    Q4,
+    /// candle: dequantise weights to f32 once at load; dense GEMM.
     F32,
+}
+
+impl MatmulMode {
+    /// The concrete mode used on `device`.
+    pub fn resolve(self, device: &Device) -> Self {
+        match self {
+            Self::Auto if device.is_cpu() => Self::Int8,
+            Self::Auto => Self::F32,
+            other => other,
+        }
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Auto => "auto",
+            Self::Int8 => "int8",
+            Self::Q4 => "q4",
+            Self::F32 => "f32",
+        }
+    }
 }
 
 impl std::str::FromStr for MatmulMode {
     type Err = String;
     fn from_str(s: &str) -> Result<Self, String> {
         match s {
+            "auto" => Ok(Self::Auto),
+            "int8" => Ok(Self::Int8),
             "q4" => Ok(Self::Q4),
             "f32" => Ok(Self::F32),
-            other => Err(format!("unknown matmul mode `{other}`: use `q4` or `f32`")),
+            other => Err(format!(
+                "unknown matmul mode `{other}`: use `auto`, `int8`, `q4` or `f32`"
+            )),
         }
     }
 }
@@ -98,9 +131,21 @@ struct Layer {
     out_norm: LayerNorm,
 }
 
-/// The encoder. `forward` maps a padded batch of token ids to unit-length
-/// sentence embeddings.
+/// The encoder: token sequences in, unit-length sentence embeddings out.
 pub struct Encoder {
+    cfg: EncoderConfig,
+    device: Device,
+    mode: MatmulMode,
+    imp: Imp,
+}
+
+enum Imp {
+    Candle(CandleBert),
+    Cpu(super::cpu::CpuEncoder),
+}
+
+/// The candle implementation (padded batches).
+struct CandleBert {
     cfg: EncoderConfig,
     device: Device,
     word: Arc<QTensor>,
@@ -111,9 +156,11 @@ pub struct Encoder {
 }
 
 /// Where weights come from.
-trait Weights {
+pub(super) trait Weights {
     /// Q4_0 matrix `[rows, cols]`.
     fn q4(&mut self, name: &str, rows: usize, cols: usize) -> Result<QTensor, ModelError>;
+    /// Raw Q4_0 blocks of a `[rows, cols]` matrix (row-major).
+    fn q4_raw(&mut self, name: &str, rows: usize, cols: usize) -> Result<Cow<'_, [u8]>, ModelError>;
     /// f32 values (`n` of them).
     fn f32(&mut self, name: &str, n: usize) -> Result<Vec<f32>, ModelError>;
     /// LayerNorm gain (ones for random weights).
@@ -132,6 +179,9 @@ impl Weights for FileWeights<'_> {
         let raw = self.file.q4_0(name, rows, cols)?;
         let storage = QStorage::from_data(Cow::Borrowed(raw), self.device, GgmlDType::Q4_0)?;
         Ok(QTensor::new(storage, (rows, cols))?)
+    }
+    fn q4_raw(&mut self, name: &str, rows: usize, cols: usize) -> Result<Cow<'_, [u8]>, ModelError> {
+        Ok(Cow::Borrowed(self.file.q4_0(name, rows, cols)?))
     }
     fn f32(&mut self, name: &str, n: usize) -> Result<Vec<f32>, ModelError> {
         Ok(self.file.f32s(name, n)?)
@@ -159,6 +209,12 @@ impl RandomWeights<'_> {
 }
 
 impl Weights for RandomWeights<'_> {
+    fn q4_raw(&mut self, _name: &str, rows: usize, cols: usize) -> Result<Cow<'_, [u8]>, ModelError> {
+        let scale = (3.0 / cols as f32).sqrt();
+        let t = Tensor::from_vec(self.values(rows * cols, scale), (rows, cols), &Device::Cpu)?;
+        let q = QTensor::quantize(&t, GgmlDType::Q4_0)?;
+        Ok(Cow::Owned(q.data()?.into_owned()))
+    }
     fn q4(&mut self, _name: &str, rows: usize, cols: usize) -> Result<QTensor, ModelError> {
         let scale = (3.0 / cols as f32).sqrt();
         let t = Tensor::from_vec(self.values(rows * cols, scale), (rows, cols), &Device::Cpu)?;
@@ -179,8 +235,9 @@ impl Weights for RandomWeights<'_> {
 }
 
 impl Encoder {
-    /// Loads the encoder from a parsed E5S1 image.
-    pub fn from_e5s1(file: &E5s1, device: &Device, mode: MatmulMode) -> Result<Self, ModelError> {
+    /// Loads the encoder from a parsed E5S1 image. `threads` sizes the int8
+    /// encoder's pool (0: one per core).
+    pub fn from_e5s1(file: &E5s1, device: &Device, mode: MatmulMode, threads: usize) -> Result<Self, ModelError> {
         let h = file.header;
         let cfg = EncoderConfig {
             hidden: h.hidden,
@@ -192,19 +249,89 @@ impl Encoder {
             type_vocab: h.type_vocab,
             layer_norm_eps: h.layer_norm_eps,
         };
-        Self::build(cfg, &mut FileWeights { file, device }, device, mode)
+        Self::build(cfg, &mut FileWeights { file, device }, device, mode, threads)
     }
 
     /// A randomly initialised encoder of the same architecture (for volume tests
     /// and benches that must not depend on the real weights' speed).
-    pub fn random(cfg: EncoderConfig, seed: u64, device: &Device, mode: MatmulMode) -> Result<Self, ModelError> {
+    pub fn random(
+        cfg: EncoderConfig,
+        seed: u64,
+        device: &Device,
+        mode: MatmulMode,
+        threads: usize,
+    ) -> Result<Self, ModelError> {
         let mut w = RandomWeights {
             state: seed.max(1).wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1,
             device,
         };
-        Self::build(cfg, &mut w, device, mode)
+        Self::build(cfg, &mut w, device, mode, threads)
     }
 
+    fn build(
+        cfg: EncoderConfig,
+        w: &mut dyn Weights,
+        device: &Device,
+        mode: MatmulMode,
+        threads: usize,
+    ) -> Result<Self, ModelError> {
+        let mode = mode.resolve(device);
+        let imp = match mode {
+            MatmulMode::Int8 if !device.is_cpu() => {
+                return Err(ModelError::Config(
+                    "matmul = \"int8\" runs on the CPU only; use `auto` or `f32` with a CUDA device".into(),
+                ))
+            }
+            MatmulMode::Int8 => Imp::Cpu(super::cpu::CpuEncoder::build(cfg, w, threads)?),
+            _ => Imp::Candle(CandleBert::build(cfg, w, device, mode)?),
+        };
+        Ok(Self {
+            cfg,
+            device: device.clone(),
+            mode,
+            imp,
+        })
+    }
+
+    pub fn config(&self) -> &EncoderConfig {
+        &self.cfg
+    }
+
+    pub fn device(&self) -> &Device {
+        &self.device
+    }
+
+    /// The concrete matmul mode (never `auto`).
+    pub fn mode(&self) -> MatmulMode {
+        self.mode
+    }
+
+    /// Embeds a padded batch: one unit vector per row, in order. The int8
+    /// path strips the padding (rows are `<s> .. </s>` then pads, as packed).
+    pub fn embed_batch(&self, batch: &super::EncodedBatch) -> Result<Vec<Vec<f32>>, ModelError> {
+        if batch.batch == 0 {
+            return Ok(Vec::new());
+        }
+        match &self.imp {
+            Imp::Cpu(cpu) => {
+                let seqs: Vec<&[u32]> = (0..batch.batch)
+                    .map(|r| {
+                        let mask = &batch.mask[r * batch.seq..(r + 1) * batch.seq];
+                        let len = mask.iter().take_while(|&&m| m > 0.0).count();
+                        &batch.ids[r * batch.seq..r * batch.seq + len]
+                    })
+                    .collect();
+                cpu.embed(&seqs)
+            }
+            Imp::Candle(bert) => {
+                let out = bert.forward(&batch.ids, &batch.mask, batch.batch, batch.seq)?;
+                Ok(out.to_device(&Device::Cpu)?.to_vec2::<f32>()?)
+            }
+        }
+    }
+}
+
+impl CandleBert {
     fn build(cfg: EncoderConfig, w: &mut dyn Weights, device: &Device, mode: MatmulMode) -> Result<Self, ModelError> {
         let (hd, ff) = (cfg.hidden, cfg.intermediate);
         let eps = cfg.layer_norm_eps as f32;
@@ -212,7 +339,7 @@ impl Encoder {
             let q = w.q4(&format!("{name}.w"), rows, cols)?;
             let weight = match mode {
                 MatmulMode::Q4 => QMatMul::QTensor(Arc::new(q)),
-                MatmulMode::F32 => QMatMul::Tensor(q.dequantize(device)?),
+                _ => QMatMul::Tensor(q.dequantize(device)?),
             };
             let bias = Tensor::from_vec(w.f32(&format!("{name}.b"), rows)?, rows, device)?;
             Ok(Linear { weight, bias })
@@ -259,17 +386,9 @@ impl Encoder {
         })
     }
 
-    pub fn config(&self) -> &EncoderConfig {
-        &self.cfg
-    }
-
-    pub fn device(&self) -> &Device {
-        &self.device
-    }
-
     /// Runs a padded batch. `ids` is row-major `[batch, seq]`, `mask` holds 1
     /// for real tokens and 0 for padding. Returns `[batch, hidden]` unit vectors.
-    pub fn forward(&self, ids: &[u32], mask: &[f32], batch: usize, seq: usize) -> Result<Tensor, ModelError> {
+    fn forward(&self, ids: &[u32], mask: &[f32], batch: usize, seq: usize) -> Result<Tensor, ModelError> {
         if seq > self.cfg.max_positions {
             return Err(ModelError::TooLong {
                 tokens: seq,

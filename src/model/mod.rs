@@ -8,9 +8,12 @@
 
 pub mod batch;
 pub mod bert;
+pub mod cpu;
 pub mod e5s1;
 pub mod heads;
 pub mod lang;
+pub mod qgemm;
+mod simd;
 pub mod tokenize;
 pub mod worker;
 
@@ -115,6 +118,8 @@ pub struct ModelSpec {
     pub category_head: Option<PathBuf>,
     pub max_tokens: usize,
     pub matmul: MatmulMode,
+    /// Threads of the int8 encoder (0: one per core).
+    pub threads: usize,
 }
 
 /// Encoder + heads.
@@ -146,11 +151,7 @@ impl E5Classifier {
 
 /// Runs the encoder on a batch and returns the embeddings as rows.
 pub fn embed(encoder: &Encoder, batch: &EncodedBatch) -> Result<Vec<Vec<f32>>, ModelError> {
-    if batch.batch == 0 {
-        return Ok(Vec::new());
-    }
-    let out = encoder.forward(&batch.ids, &batch.mask, batch.batch, batch.seq)?;
-    Ok(out.to_device(&Device::Cpu)?.to_vec2::<f32>()?)
+    encoder.embed_batch(batch)
 }
 
 impl Classifier for E5Classifier {
@@ -246,9 +247,9 @@ pub fn load_encoder(spec: &ModelSpec, device: &Device) -> Result<Encoder, ModelE
                 source,
             })?;
             let file = e5s1::E5s1::parse(data)?;
-            Encoder::from_e5s1(&file, device, spec.matmul)
+            Encoder::from_e5s1(&file, device, spec.matmul, spec.threads)
         }
-        EncoderSpec::Random { cfg, seed } => Encoder::random(*cfg, *seed, device, spec.matmul),
+        EncoderSpec::Random { cfg, seed } => Encoder::random(*cfg, *seed, device, spec.matmul, spec.threads),
     }
 }
 

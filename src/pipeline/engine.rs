@@ -247,6 +247,7 @@ pub async fn run_kafka_live(
         .context("model loader panicked")?
         .context("failed to load the model")?;
     tracing::info!(load_ms = loaded.load_time.as_millis() as u64, "model loaded");
+    let matmul = loaded.classifier.encoder().mode().as_str().to_string();
     let classifier = Arc::new(ClassifierThread::spawn(Box::new(loaded.classifier), 2));
     let _ = live.model.set(LiveModel {
         tokenizer: loaded.tokenizer.clone(),
@@ -254,7 +255,7 @@ pub async fn run_kafka_live(
         limits: cfg.batch,
         max_tokens: cfg.model.max_tokens,
         device: device_spec.to_string(),
-        matmul: format!("{:?}", cfg.model.matmul).to_lowercase(),
+        matmul,
     });
     let producer = kafka::producer(&cfg.kafka).context("failed to create kafka producer")?;
     let sink = Sink::Kafka {
