@@ -245,3 +245,57 @@ fn inference_thread_answers_batches_like_a_direct_call() {
     got.sort();
     assert_eq!(got, (0..5).map(|i| (i, 4)).collect::<Vec<_>>());
 }
+
+/// Our Unigram segmentation gives the same ids as the `tokenizers` crate's
+/// full tokenizer (its hash trie needs ~290 MB) on every fixture text in six
+/// languages, review-length joins of them, and awkward inputs.
+#[test]
+fn tokenizer_ids_match_the_reference_tokenizers_crate() {
+    let cfg = util::real_config();
+    let ours = model::Tokenizer::from_file(&cfg.model.tokenizer, 512).unwrap();
+    let reference = tokenizers::Tokenizer::from_file(&cfg.model.tokenizer).unwrap();
+    let mut texts: Vec<String> = Vec::new();
+    for name in ["dev_reviews.jsonl", "category_eval.jsonl"] {
+        for line in util::read_lines(&util::fixture(name)) {
+            let v: serde_json::Value = serde_json::from_str(&line).unwrap();
+            texts.push(v["text"].as_str().unwrap().to_string());
+        }
+    }
+    texts.extend(util::read_lines(&util::fixture("golden_sentences.txt")));
+    let joined: Vec<String> = texts.chunks(4).map(|c| c.join("  ")).collect();
+    texts.extend(joined);
+    for hostile in [
+        "ǂǂǂ 𓀀𓀁 unknown glyphs ꙮ",
+        "   leading and    inner   spaces\tand\ttabs\n\nnewlines  ",
+        "Ｆｕｌｌｗｉｄｔｈ ＡＢＣ １２３ and ｶﾀｶﾅ",
+        "e\u{301}te\u{301} compose\u{301}",
+        "emoji 👍🏽👨‍👩‍👧 🔋🔥 !!!",
+        "मेरा ऑर्डर अभी तक नहीं आया, बहुत खराब सेवा",
+        "الطلب وصل متأخرا جدا والمنتج مكسور",
+        "zero\u{200b}width\u{feff}chars\u{0007}bell",
+        "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa",
+        "<s> literal special tokens </s> and <mask> inside",
+        "x",
+    ] {
+        texts.push(hostile.to_string());
+    }
+    let mut checked = 0;
+    for t in &texts {
+        let got = ours.encode(t).unwrap().ids;
+        let want = reference
+            .encode(format!("{}{t}", model::tokenize::QUERY_PREFIX), true)
+            .unwrap()
+            .get_ids()
+            .to_vec();
+        let want = if want.len() > 512 {
+            let mut w = want[..511].to_vec();
+            w.push(2);
+            w
+        } else {
+            want
+        };
+        assert_eq!(got, want, "ids differ for {t:?}");
+        checked += 1;
+    }
+    assert!(checked >= 700, "{checked}");
+}

@@ -161,6 +161,10 @@ pub(super) trait Weights {
     fn q4(&mut self, name: &str, rows: usize, cols: usize) -> Result<QTensor, ModelError>;
     /// Raw Q4_0 blocks of a `[rows, cols]` matrix (row-major).
     fn q4_raw(&mut self, name: &str, rows: usize, cols: usize) -> Result<Cow<'_, [u8]>, ModelError>;
+    /// The same, as a handle that may share the source's memory.
+    fn q4_shared(&mut self, name: &str, rows: usize, cols: usize) -> Result<super::e5s1::SharedBytes, ModelError> {
+        Ok(self.q4_raw(name, rows, cols)?.into_owned().into())
+    }
     /// f32 values (`n` of them).
     fn f32(&mut self, name: &str, n: usize) -> Result<Vec<f32>, ModelError>;
     /// LayerNorm gain (ones for random weights).
@@ -182,6 +186,9 @@ impl Weights for FileWeights<'_> {
     }
     fn q4_raw(&mut self, name: &str, rows: usize, cols: usize) -> Result<Cow<'_, [u8]>, ModelError> {
         Ok(Cow::Borrowed(self.file.q4_0(name, rows, cols)?))
+    }
+    fn q4_shared(&mut self, name: &str, rows: usize, cols: usize) -> Result<super::e5s1::SharedBytes, ModelError> {
+        Ok(self.file.q4_0_shared(name, rows, cols)?)
     }
     fn f32(&mut self, name: &str, n: usize) -> Result<Vec<f32>, ModelError> {
         Ok(self.file.f32s(name, n)?)

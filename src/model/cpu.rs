@@ -37,8 +37,9 @@ struct Layer {
 /// Unpadded integer encoder for CPUs.
 pub struct CpuEncoder {
     cfg: EncoderConfig,
-    /// Q4_0 rows of the word table, `[vocab][hidden / 32]` blocks.
-    word: Vec<u8>,
+    /// Q4_0 rows of the word table, `[vocab][hidden / 32]` blocks (in the
+    /// file image when loaded from a file: shared, not copied).
+    word: super::e5s1::SharedBytes,
     position: Vec<f32>,
     token_type: Vec<f32>,
     embed_norm: Norm,
@@ -83,7 +84,7 @@ impl CpuEncoder {
                 bias: w.f32(&format!("{name}.b"), hd)?,
             })
         };
-        let word = w.q4_raw("emb.word", cfg.vocab, hd)?.into_owned();
+        let word = w.q4_shared("emb.word", cfg.vocab, hd)?;
         let position = w.f32("emb.pos", cfg.max_positions * hd)?;
         let token_type = w.f32("emb.type", cfg.type_vocab * hd)?[..hd].to_vec();
         let embed_norm = norm(w, "emb.ln")?;
@@ -264,23 +265,24 @@ impl CpuEncoder {
         let jobs: Vec<(usize, usize)> = (0..offsets.len() - 1)
             .flat_map(|s| (0..heads).map(move |h| (s, h)))
             .collect();
-        jobs.par_iter().for_each_init(Vec::new, |scores, &(s, h)| {
-            let (start, end) = (offsets[s], offsets[s + 1]);
-            let len = end - start;
-            let q = &qkv[start * stride + h * dim..];
-            let k = &qkv[start * stride + hd + h * dim..];
-            let v = &qkv[start * stride + 2 * hd + h * dim..];
-            let out = out;
-            // SAFETY: rows start..end, columns h*dim..(h+1)*dim belong to this
-            // job alone; the view ends inside `ctx`.
-            let view = unsafe {
-                let first = start * hd + h * dim;
-                let span = (len - 1) * hd + dim;
-                debug_assert!(first + span <= ctx_len);
-                std::slice::from_raw_parts_mut(out.0.add(first), span)
-            };
-            simd::attend(q, k, v, view, len, dim, stride, hd, scale, scores);
-        });
+        jobs.par_iter()
+            .for_each_init(simd::AttendScratch::default, |scratch, &(s, h)| {
+                let (start, end) = (offsets[s], offsets[s + 1]);
+                let len = end - start;
+                let q = &qkv[start * stride + h * dim..];
+                let k = &qkv[start * stride + hd + h * dim..];
+                let v = &qkv[start * stride + 2 * hd + h * dim..];
+                let out = out;
+                // SAFETY: rows start..end, columns h*dim..(h+1)*dim belong to this
+                // job alone; the view ends inside `ctx`.
+                let view = unsafe {
+                    let first = start * hd + h * dim;
+                    let span = (len - 1) * hd + dim;
+                    debug_assert!(first + span <= ctx_len);
+                    std::slice::from_raw_parts_mut(out.0.add(first), span)
+                };
+                simd::attend(q, k, v, view, len, dim, stride, hd, scale, scratch);
+            });
     }
 }
 

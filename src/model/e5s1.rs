@@ -67,7 +67,7 @@ pub const Q4_0_BLOCK_BYTES: usize = 18;
 /// A parsed E5S1 image held in memory.
 pub struct E5s1 {
     pub header: Header,
-    data: Vec<u8>,
+    data: std::sync::Arc<Vec<u8>>,
     dir: HashMap<String, Entry>,
 }
 
@@ -178,7 +178,11 @@ impl E5s1 {
             quant_block,
             pad_id: pad.max(0) as u32,
         };
-        Ok(Self { header, data, dir })
+        Ok(Self {
+            header,
+            data: std::sync::Arc::new(data),
+            dir,
+        })
     }
 
     /// Names of every tensor in the directory (sorted).
@@ -226,6 +230,41 @@ impl E5s1 {
             });
         }
         Ok(&self.data[e.offset..e.offset + e.bytes])
+    }
+
+    /// Like [`Self::q4_0`], but a handle that keeps the file image alive
+    /// instead of a borrow (the word table is used in place, never copied).
+    pub fn q4_0_shared(&self, name: &str, rows: usize, cols: usize) -> Result<SharedBytes, E5s1Error> {
+        let start = self.q4_0(name, rows, cols)?.as_ptr() as usize - self.data.as_ptr() as usize;
+        let len = rows * (cols / 32) * Q4_0_BLOCK_BYTES;
+        Ok(SharedBytes {
+            data: self.data.clone(),
+            range: start..start + len,
+        })
+    }
+}
+
+/// A byte range of a shared buffer.
+#[derive(Clone)]
+pub struct SharedBytes {
+    data: std::sync::Arc<Vec<u8>>,
+    range: std::ops::Range<usize>,
+}
+
+impl From<Vec<u8>> for SharedBytes {
+    fn from(v: Vec<u8>) -> Self {
+        let range = 0..v.len();
+        Self {
+            data: std::sync::Arc::new(v),
+            range,
+        }
+    }
+}
+
+impl std::ops::Deref for SharedBytes {
+    type Target = [u8];
+    fn deref(&self) -> &[u8] {
+        &self.data[self.range.clone()]
     }
 }
 
