@@ -28,10 +28,8 @@ use serde_json::{json, Value};
 
 use crate::alert::api::Silence;
 use crate::metrics::{self as m, ProcessStats};
-use crate::model::{batch, lang, EncodedBatch, PAD_ID};
 use crate::pipeline::engine::{Live, LiveModel};
 use crate::pipeline::PipelineStats;
-use crate::types::Scored;
 
 /// Texts accepted by one `/classify` request.
 pub const MAX_CLASSIFY_TEXTS: usize = 256;
@@ -316,33 +314,15 @@ async fn classify(State(st): State<AppState>, body: axum::body::Bytes) -> Respon
 /// One JSON object per text, as `earshot classify` prints them (JSONL lines):
 /// the scored fields plus `index`, a `note` when truncated, or `error`.
 fn classify_blocking(model: &LiveModel, texts: &[String]) -> Result<Vec<Value>, crate::model::ModelError> {
-    let encoded: Vec<_> = texts.iter().map(|t| model.tokenizer.encode(t)).collect();
-    let ok: Vec<usize> = (0..texts.len()).filter(|&i| encoded[i].is_ok()).collect();
-    let lengths: Vec<usize> = ok.iter().map(|&i| encoded[i].as_ref().map_or(0, |e| e.len())).collect();
-    let mut inferred = vec![None; texts.len()];
-    for group in batch::plan(&lengths, model.limits) {
-        let rows: Vec<_> = group.iter().filter_map(|&g| encoded[ok[g]].as_ref().ok()).collect();
-        let out = model.classifier.classify(EncodedBatch::pack(rows, PAD_ID))?;
-        for (g, inf) in group.iter().zip(out.results) {
-            inferred[ok[*g]] = Some(inf);
-        }
-    }
-    Ok(encoded
+    let refs: Vec<&str> = texts.iter().map(String::as_str).collect();
+    let results = crate::model::classify_texts_with(&model.tokenizer, &refs, model.limits, false, |b| {
+        model.classifier.classify(b).map(|out| out.results)
+    })?;
+    Ok(results
         .into_iter()
-        .zip(inferred)
         .enumerate()
-        .map(|(index, (enc, inf))| match (enc, inf) {
-            (Ok(enc), Some(inf)) => {
-                let s = Scored {
-                    sentiment: inf.probs.label(),
-                    probs: inf.probs,
-                    category: inf.category,
-                    category_score: inf.category_score,
-                    lang: lang::detect(&texts[index]),
-                    tokens: enc.len(),
-                    truncated: enc.truncated,
-                    embedding: Vec::new(),
-                };
+        .map(|(index, r)| match r {
+            Ok(s) => {
                 let mut v = serde_json::to_value(&s).unwrap_or_default();
                 v["index"] = json!(index);
                 if s.truncated {
@@ -353,8 +333,7 @@ fn classify_blocking(model: &LiveModel, texts: &[String]) -> Result<Vec<Value>, 
                 }
                 v
             }
-            (Err(e), _) => json!({"index": index, "error": e.to_string()}),
-            (Ok(_), None) => json!({"index": index, "error": "not classified"}),
+            Err(e) => json!({"index": index, "error": e.to_string()}),
         })
         .collect())
 }

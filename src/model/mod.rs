@@ -331,15 +331,46 @@ fn check_dim(path: &Path, head: usize, encoder: usize) -> Result<(), ModelError>
     Ok(())
 }
 
-/// Tokenises, batches and classifies texts on the calling thread (offline
-/// tools and tests; the engine uses the pipeline instead). One result per
-/// input, in order; per-text problems (empty text) are per-item errors.
+/// A classification result with the text's metadata: what every caller
+/// (CLI, `/classify`, the pipeline) turns an [`Inference`] into.
+pub fn scored(inf: Inference, lang: String, encoded: &Encoded, with_embedding: bool) -> Scored {
+    Scored {
+        sentiment: inf.probs.label(),
+        probs: inf.probs,
+        category: inf.category,
+        category_score: inf.category_score,
+        lang,
+        tokens: encoded.len(),
+        truncated: encoded.truncated,
+        embedding: if with_embedding { inf.embedding } else { Vec::new() },
+    }
+}
+
+/// Tokenises, batches and classifies texts on the calling thread with a
+/// [`Classifier`] it owns (offline tools and tests). See [`classify_texts_with`].
 pub fn classify_texts(
     tokenizer: &Tokenizer,
     classifier: &mut dyn Classifier,
     texts: &[&str],
     limits: BatchLimits,
     with_embedding: bool,
+) -> Result<Vec<Result<Scored, ModelError>>, ModelError> {
+    classify_texts_with(tokenizer, texts, limits, with_embedding, |b| classifier.classify(&b))
+}
+
+/// The one request/response classify path (the CLI and `/classify`; the
+/// streaming pipeline cuts its batches with the same [`batch::plan`] and
+/// [`EncodedBatch::pack`]): tokenise on the rayon pool, plan length-sorted
+/// token-budget batches, run each through `run` (a classifier or the
+/// inference thread), and return one result per input, in order.
+/// Per-text problems (empty text) are per-item errors; a failed batch fails
+/// the call.
+pub fn classify_texts_with(
+    tokenizer: &Tokenizer,
+    texts: &[&str],
+    limits: BatchLimits,
+    with_embedding: bool,
+    mut run: impl FnMut(EncodedBatch) -> Result<Vec<Inference>, ModelError>,
 ) -> Result<Vec<Result<Scored, ModelError>>, ModelError> {
     use rayon::prelude::*;
     let encoded: Vec<Result<Encoded, ModelError>> = texts.par_iter().map(|t| tokenizer.encode(t)).collect();
@@ -351,8 +382,11 @@ pub fn classify_texts(
     let mut inferred: Vec<Option<Inference>> = vec![None; texts.len()];
     for group in batch::plan(&lengths, limits) {
         let rows: Vec<&Encoded> = group.iter().filter_map(|&g| encoded[ok[g]].as_ref().ok()).collect();
-        let b = EncodedBatch::pack(rows, PAD_ID);
-        for (g, inf) in group.iter().zip(classifier.classify(&b)?) {
+        let results = run(EncodedBatch::pack(rows, PAD_ID))?;
+        if results.len() != group.len() {
+            return Err(ModelError::WorkerGone);
+        }
+        for (g, inf) in group.iter().zip(results) {
             inferred[ok[*g]] = Some(inf);
         }
     }
@@ -363,16 +397,7 @@ pub fn classify_texts(
         .map(|((enc, inf), text)| {
             let enc = enc?;
             let inf = inf.ok_or(ModelError::WorkerGone)?;
-            Ok(Scored {
-                sentiment: inf.probs.label(),
-                probs: inf.probs,
-                category: inf.category,
-                category_score: inf.category_score,
-                lang: lang::detect(text),
-                tokens: enc.len(),
-                truncated: enc.truncated,
-                embedding: if with_embedding { inf.embedding } else { Vec::new() },
-            })
+            Ok(scored(inf, lang::detect(text), &enc, with_embedding))
         })
         .collect())
 }

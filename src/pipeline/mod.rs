@@ -28,7 +28,7 @@ use crate::ingest::RawMessage;
 use crate::metrics::{self as m, Registry};
 use crate::model::worker::ClassifierThread;
 use crate::model::{batch, lang, BatchLimits, Encoded, EncodedBatch, Tokenizer, PAD_ID};
-use crate::types::{Event, Scored, ScoredEvent, SourcePos};
+use crate::types::{Event, ScoredEvent, SourcePos};
 pub use sink::Sink;
 
 /// Counters of one pipeline run, plus the metrics registry the stages record
@@ -545,16 +545,7 @@ async fn batch_stage(
                             .into_iter()
                             .zip(out.results)
                             .map(|(t, inf)| {
-                                let scored = Scored {
-                                    sentiment: inf.probs.label(),
-                                    probs: inf.probs,
-                                    category: inf.category,
-                                    category_score: inf.category_score,
-                                    lang: t.lang,
-                                    tokens: t.encoded.len(),
-                                    truncated: t.encoded.truncated,
-                                    embedding: inf.embedding,
-                                };
+                                let scored = crate::model::scored(inf, t.lang, &t.encoded, true);
                                 Done::Scored(t.seq, Box::new(ScoredEvent { event: t.event, scored }), t.received)
                             })
                             .collect()
