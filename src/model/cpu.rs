@@ -201,7 +201,7 @@ impl CpuEncoder {
             s.acts.quantize(&x, tokens, hd);
             s.mid.resize(tokens * ff, 0.0);
             qgemm::gemm(&s.acts, &layer.ffn_in.w, &layer.ffn_in.b, &mut s.mid);
-            let chunk = (tokens * ff).div_ceil(rayon::current_num_threads()).max(ff);
+            let chunk = qgemm::chunk_rows(tokens, 1) * ff;
             s.mid.par_chunks_mut(chunk).for_each(simd::gelu);
             s.acts.quantize(&s.mid, tokens, ff);
             qgemm::gemm(&s.acts, &layer.ffn_out.w, &layer.ffn_out.b, &mut s.proj);
@@ -288,8 +288,7 @@ impl CpuEncoder {
 
 /// Applies `f(x_row, add_row)` to matching rows in parallel.
 fn rows_par(x: &mut [f32], add: &[f32], width: usize, f: impl Fn(&mut [f32], &[f32]) + Sync) {
-    let rows = x.len() / width;
-    let per = rows.div_ceil(rayon::current_num_threads()).max(1) * width;
+    let per = qgemm::chunk_rows(x.len() / width, 1) * width;
     x.par_chunks_mut(per)
         .zip(add.par_chunks(per))
         .for_each(|(xc, ac)| f(xc, ac));

@@ -145,8 +145,8 @@ impl QuantActs {
         self.d.resize(rows * blocks, 0.0);
         self.sum8.resize(rows * blocks, 0);
         let n = rows * blocks;
-        // Blocks are independent; split into a few large chunks per thread.
-        let chunk = n.div_ceil(rayon::current_num_threads().max(1)).max(64);
+        // Blocks are independent; a few chunks per thread (see `gemm`).
+        let chunk = chunk_rows(n, 1).max(64);
         self.q
             .par_chunks_mut(chunk * QK)
             .zip(self.d.par_chunks_mut(chunk))
@@ -172,9 +172,11 @@ pub fn gemm(a: &QuantActs, w: &PackedQ4, bias: &[f32], out: &mut [f32]) {
     if a.rows == 0 {
         return;
     }
-    let threads = rayon::current_num_threads().max(1);
-    // Row chunks that are a multiple of the kernel's 4-row tile.
-    let per = a.rows.div_ceil(threads).div_ceil(4) * 4;
+    // Row chunks that are a multiple of the kernel's 4-row tile, about four
+    // per thread: when another thread of the process (tokenizer, detector)
+    // preempts one pool thread, the others steal its chunks instead of
+    // waiting for it at the end of the product.
+    let per = chunk_rows(a.rows, 4);
     let vnni = vnni_available();
     out.par_chunks_mut(per * w.rows).enumerate().for_each(|(c, o)| {
         let r0 = c * per;
@@ -190,6 +192,13 @@ pub fn gemm(a: &QuantActs, w: &PackedQ4, bias: &[f32], out: &mut [f32]) {
             portable_rows(a, w, bias, r0, nrows, o);
         }
     });
+}
+
+/// Rows per parallel chunk: about four chunks per pool thread, at least 16
+/// rows, a multiple of `multiple`.
+pub(crate) fn chunk_rows(rows: usize, multiple: usize) -> usize {
+    let threads = rayon::current_num_threads().max(1);
+    rows.div_ceil(4 * threads).max(16).div_ceil(multiple) * multiple
 }
 
 /// Whether the AVX-512 VNNI kernel runs on this CPU (`EARSHOT_NO_VNNI=1` forces the portable one).
