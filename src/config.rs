@@ -971,7 +971,7 @@ impl RawConfig {
             ),
             "random" => {
                 let r = m.random;
-                if r.hidden == 0 || r.heads == 0 || r.hidden % r.heads != 0 || r.hidden % 32 != 0 {
+                if r.hidden == 0 || r.heads == 0 || !r.hidden.is_multiple_of(r.heads) || !r.hidden.is_multiple_of(32) {
                     return Err(ConfigError::Invalid {
                         field: "model.random.hidden",
                         message: format!(
@@ -980,7 +980,7 @@ impl RawConfig {
                         ),
                     });
                 }
-                if r.intermediate == 0 || r.intermediate % 32 != 0 {
+                if r.intermediate == 0 || !r.intermediate.is_multiple_of(32) {
                     return Err(ConfigError::Invalid {
                         field: "model.random.intermediate",
                         message: format!("{} must be a positive multiple of 32", r.intermediate),

@@ -65,6 +65,14 @@ struct SharedMut(*mut f32);
 unsafe impl Send for SharedMut {}
 unsafe impl Sync for SharedMut {}
 
+impl SharedMut {
+    /// The pointer `offset` floats in. A method, so closures capture the
+    /// whole (Send) wrapper rather than its raw-pointer field.
+    fn at(self, offset: usize) -> *mut f32 {
+        self.0.wrapping_add(offset)
+    }
+}
+
 impl CpuEncoder {
     /// Builds the encoder from a weight source; `threads` sizes its pool (0: one per core).
     pub(super) fn build(cfg: EncoderConfig, w: &mut dyn Weights, threads: usize) -> Result<Self, ModelError> {
@@ -272,14 +280,13 @@ impl CpuEncoder {
                 let q = &qkv[start * stride + h * dim..];
                 let k = &qkv[start * stride + hd + h * dim..];
                 let v = &qkv[start * stride + 2 * hd + h * dim..];
-                let out = out;
                 // SAFETY: rows start..end, columns h*dim..(h+1)*dim belong to this
                 // job alone; the view ends inside `ctx`.
                 let view = unsafe {
                     let first = start * hd + h * dim;
                     let span = (len - 1) * hd + dim;
                     debug_assert!(first + span <= ctx_len);
-                    std::slice::from_raw_parts_mut(out.0.add(first), span)
+                    std::slice::from_raw_parts_mut(out.at(first), span)
                 };
                 simd::attend(q, k, v, view, len, dim, stride, hd, scale, scratch);
             });

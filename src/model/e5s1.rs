@@ -221,7 +221,7 @@ impl E5s1 {
     pub fn q4_0(&self, name: &str, rows: usize, cols: usize) -> Result<&[u8], E5s1Error> {
         let e = self.entry(name)?;
         let expected_bytes = rows * (cols / 32) * Q4_0_BLOCK_BYTES;
-        if e.dtype != DTYPE_Q4_0 || cols % 32 != 0 || e.bytes != expected_bytes {
+        if e.dtype != DTYPE_Q4_0 || !cols.is_multiple_of(32) || e.bytes != expected_bytes {
             return Err(E5s1Error::BadTensor {
                 name: name.to_string(),
                 dtype: e.dtype,

@@ -52,7 +52,7 @@ pub enum ShapeError {
 impl PackedQ4 {
     /// Repacks raw Q4_0 blocks (row-major, blocks along `cols`).
     pub fn from_q4_0(raw: &[u8], rows: usize, cols: usize) -> Result<Self, ShapeError> {
-        if rows % TILE != 0 || cols % QK != 0 || rows == 0 || cols == 0 {
+        if !rows.is_multiple_of(TILE) || !cols.is_multiple_of(QK) || rows == 0 || cols == 0 {
             return Err(ShapeError::Unpackable { rows, cols });
         }
         let blocks = cols / QK;

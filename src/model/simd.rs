@@ -256,7 +256,7 @@ pub fn attend(
     scratch: &mut AttendScratch,
 ) {
     #[cfg(target_arch = "x86_64")]
-    if avx512() && dim % 16 == 0 && dim <= 64 && len > 0 {
+    if avx512() && dim.is_multiple_of(16) && dim <= 64 && len > 0 {
         assert!(q.len() >= (len - 1) * stride + dim && k.len() >= (len - 1) * stride + dim);
         assert!(v.len() >= (len - 1) * stride + dim && ctx.len() >= (len - 1) * out_stride + dim);
         // SAFETY: features checked; every row read or written is inside the
@@ -459,8 +459,8 @@ mod x86 {
                 j += step;
             }
             let out = ctx.as_mut_ptr().add(i * out_stride);
-            for w in 0..DV {
-                _mm512_storeu_ps(out.add(16 * w), _mm512_mul_ps(_mm512_add_ps(acc[0][w], acc[1][w]), inv));
+            for (w, (a0, a1)) in acc[0].iter().zip(&acc[1]).enumerate() {
+                _mm512_storeu_ps(out.add(16 * w), _mm512_mul_ps(_mm512_add_ps(*a0, *a1), inv));
             }
         }
     }
