@@ -82,10 +82,19 @@ fn spawn_progress(
             std::thread::sleep(Duration::from_millis(200));
             let events = stats.scored.load(Ordering::Relaxed) + stats.dead_lettered.load(Ordering::Relaxed);
             let rate = events as f64 / start.elapsed().as_secs_f64().max(1e-3);
-            let (done, total) = (
+            // The reader runs ahead of scoring by up to the pipeline's
+            // buffers, so progress is events finished out of the events the
+            // input will hold (estimated from what was read so far).
+            let (read_units, total) = (
                 progress.done_units.load(Ordering::Relaxed),
                 progress.total_units.load(Ordering::Relaxed),
             );
+            let received = stats.received.load(Ordering::Relaxed);
+            let expected = (read_units > 0).then(|| (received as f64 * total as f64 / read_units as f64).max(1.0));
+            let (done, total) = match expected {
+                Some(e) => (((events as f64 / e) * 1e6) as u64, 1_000_000u64),
+                None => (0, total),
+            };
             let t = progress.event_time.load(Ordering::Relaxed);
             let at = if t > 0 { report::rfc3339(t) } else { "-".into() };
             let msg = format!("{events} events · {rate:.0} events/s · event time {at}");

@@ -404,6 +404,11 @@ fn dead_event(seq: u64, event: &Event, code: &'static str, message: String) -> D
     Done::Dead(seq, Box::new(dead_of_event(event, code, message)))
 }
 
+/// Events a tokenizer thread takes at once. The batch channel's capacity is
+/// counted in such chunks (`channel_capacity / 64`), so this bounds the events
+/// waiting there to about `channel_capacity`.
+const TOKENIZE_CHUNK: usize = 64;
+
 fn spawn_tokenizers(
     n: usize,
     tokenizer: Tokenizer,
@@ -425,7 +430,7 @@ fn spawn_tokenizers(
                         let mut guard = rx.lock().unwrap_or_else(|e| e.into_inner());
                         let Some(first) = guard.blocking_recv() else { return };
                         let mut chunk = vec![first];
-                        while chunk.len() < 256 {
+                        while chunk.len() < TOKENIZE_CHUNK {
                             match guard.try_recv() {
                                 Ok(x) => chunk.push(x),
                                 Err(_) => break,
