@@ -254,7 +254,12 @@ impl KafkaSource {
             // which keeps the event-time merge's buffer small. Overridable.
             .set("max.partition.fetch.bytes", "32768")
             // EOF events let the poll loop back off a caught-up partition.
-            .set("enable.partition.eof", "true");
+            .set("enable.partition.eof", "true")
+            // A small prefetch queue: while the pipeline is full the poll
+            // thread waits, and a broker that answers end-of-partition fetches
+            // at once would keep librdkafka refetching until this is full
+            // (default 64 MB). 2 MB is ~6,000 reviews of read-ahead.
+            .set("queued.max.messages.kbytes", "2048");
         for (k, v) in &cfg.properties {
             c.set(k, v);
         }
