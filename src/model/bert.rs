@@ -157,11 +157,18 @@ struct CandleBert {
 
 /// Where weights come from.
 pub(super) trait Weights {
-    /// Q4_0 matrix `[rows, cols]`.
-    fn q4(&mut self, name: &str, rows: usize, cols: usize) -> Result<QTensor, ModelError>;
+    /// The device candle tensors are built on.
+    fn device(&self) -> &Device;
     /// Raw Q4_0 blocks of a `[rows, cols]` matrix (row-major).
     fn q4_raw(&mut self, name: &str, rows: usize, cols: usize) -> Result<Cow<'_, [u8]>, ModelError>;
-    /// The same, as a handle that may share the source's memory.
+    /// Q4_0 matrix `[rows, cols]` as a candle tensor on [`Self::device`].
+    fn q4(&mut self, name: &str, rows: usize, cols: usize) -> Result<QTensor, ModelError> {
+        let device = self.device().clone();
+        let raw = self.q4_raw(name, rows, cols)?;
+        let storage = QStorage::from_data(raw, &device, GgmlDType::Q4_0)?;
+        Ok(QTensor::new(storage, (rows, cols))?)
+    }
+    /// Raw Q4_0 blocks as a handle that may share the source's memory.
     fn q4_shared(&mut self, name: &str, rows: usize, cols: usize) -> Result<super::e5s1::SharedBytes, ModelError> {
         Ok(self.q4_raw(name, rows, cols)?.into_owned().into())
     }
@@ -179,10 +186,8 @@ struct FileWeights<'a> {
 }
 
 impl Weights for FileWeights<'_> {
-    fn q4(&mut self, name: &str, rows: usize, cols: usize) -> Result<QTensor, ModelError> {
-        let raw = self.file.q4_0(name, rows, cols)?;
-        let storage = QStorage::from_data(Cow::Borrowed(raw), self.device, GgmlDType::Q4_0)?;
-        Ok(QTensor::new(storage, (rows, cols))?)
+    fn device(&self) -> &Device {
+        self.device
     }
     fn q4_raw(&mut self, name: &str, rows: usize, cols: usize) -> Result<Cow<'_, [u8]>, ModelError> {
         Ok(Cow::Borrowed(self.file.q4_0(name, rows, cols)?))
@@ -222,16 +227,8 @@ impl Weights for RandomWeights<'_> {
         let q = QTensor::quantize(&t, GgmlDType::Q4_0)?;
         Ok(Cow::Owned(q.data()?.into_owned()))
     }
-    fn q4(&mut self, _name: &str, rows: usize, cols: usize) -> Result<QTensor, ModelError> {
-        let scale = (3.0 / cols as f32).sqrt();
-        let t = Tensor::from_vec(self.values(rows * cols, scale), (rows, cols), &Device::Cpu)?;
-        let q = QTensor::quantize(&t, GgmlDType::Q4_0)?;
-        if self.device.is_cpu() {
-            Ok(q)
-        } else {
-            let storage = QStorage::from_data(q.data()?, self.device, GgmlDType::Q4_0)?;
-            Ok(QTensor::new(storage, (rows, cols))?)
-        }
+    fn device(&self) -> &Device {
+        self.device
     }
     fn f32(&mut self, _name: &str, n: usize) -> Result<Vec<f32>, ModelError> {
         Ok(self.values(n, 0.02))
