@@ -137,27 +137,6 @@ impl CpuEncoder {
         })
     }
 
-    pub fn config(&self) -> &EncoderConfig {
-        &self.cfg
-    }
-
-    /// Threads the encoder computes on.
-    pub fn threads(&self) -> usize {
-        self.pool.current_num_threads()
-    }
-
-    /// Bytes of weights held.
-    pub fn weight_bytes(&self) -> usize {
-        let dense = |d: &Dense| d.w.heap_bytes() + d.b.len() * 4;
-        self.word.len()
-            + (self.position.len() + self.token_type.len()) * 4
-            + self
-                .layers
-                .iter()
-                .map(|l| dense(&l.qkv) + dense(&l.attn_out) + dense(&l.ffn_in) + dense(&l.ffn_out))
-                .sum::<usize>()
-    }
-
     /// Embeds sequences of token ids (each `<s> .. </s>`, at most the model
     /// window): one unit-length mean-pooled vector per sequence, in order.
     pub fn embed(&self, seqs: &[&[u32]]) -> Result<Vec<Vec<f32>>, ModelError> {

@@ -95,11 +95,6 @@ impl PackedQ4 {
         self.cols
     }
 
-    /// Bytes held.
-    pub fn heap_bytes(&self) -> usize {
-        self.qs.len() + self.d.len() * 4
-    }
-
     /// Dequantised weight (row, col); for tests and diagnostics.
     pub fn get(&self, row: usize, col: usize) -> f32 {
         let blocks = self.cols / QK;
@@ -156,10 +151,6 @@ impl QuantActs {
                 let first = c * chunk;
                 super::simd::quantize_blocks(&x[first * QK..][..q.len()], q, d, s);
             });
-    }
-
-    pub fn rows(&self) -> usize {
-        self.rows
     }
 }
 
