@@ -8,9 +8,10 @@
 use std::time::{Duration, Instant};
 
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
-use earshot::detect::scenario::{self, Bank, BankText, Incident, Rng, Role, Scenario};
 use earshot::detect::{DetectConfig, Detector};
 use earshot::types::{Category, Scored, Sentiment, SentimentProbs};
+use earshot_core::rng::Rng;
+use earshot_scenario::{self as scenario, Bank, BankText, Incident, Role, Scenario};
 
 fn synthetic_bank() -> Bank {
     let mut rng = Rng::new(42);

@@ -7,10 +7,10 @@ EARSHOT_TEST_TOOLS=1 bash "$EARSHOT_ROOT/scripts/setup.sh"
 cd "$EARSHOT_ROOT"
 log "cargo fmt --check"
 cargo fmt --all -- --check
-log "cargo clippy (all targets, warnings are errors)"
-cargo clippy --release --locked --all-targets --quiet -- -D warnings
+log "cargo clippy (workspace, all targets, warnings are errors)"
+cargo clippy --release --locked --workspace --all-targets --quiet -- -D warnings
 log "local Kafka broker for the integration tests (fresh data dir each run)"
 bash scripts/broker.sh wipe
 bash scripts/broker.sh start
 log "cargo test (release profile, shares the build cache)"
-cargo test --release --locked -- --test-threads 2
+cargo test --release --locked --workspace -- --test-threads 2

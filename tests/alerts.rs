@@ -777,8 +777,8 @@ async fn sigkill_while_alerts_are_pending_loses_none() {
 /// and the whole sequence (keys included) is the same on a second run.
 #[test]
 fn detector_scenario_fires_and_resolves_deterministically() {
-    use earshot::detect::scenario::{self, Incident, Scenario};
     use earshot::detect::{DetectConfig, Detector};
+    use earshot_scenario::{self as scenario, Incident, Scenario};
     let bank = crate::detect_bank::real_bank();
     let sc = Scenario::new(7, Incident::BatteryWave);
     let (events, _) = scenario::generate(&sc, &bank);

@@ -3,9 +3,9 @@
 
 use std::collections::BTreeMap;
 
-use earshot::detect::scenario::{self, Bank, Incident, Report, Role, Scenario};
 use earshot::detect::DetectConfig;
 use earshot::types::Sentiment;
+use earshot_scenario::{self as scenario, Bank, Incident, Report, Role, Scenario};
 
 use crate::detect_bank;
 

@@ -22,9 +22,9 @@
 
 use std::path::{Path, PathBuf};
 
-use earshot::detect::scenario::{Bank, BankText, Role};
 use earshot::model::{self, BatchLimits, SentimentHead, Tokenizer, PAD_ID};
 use earshot::types::{Scored, SentimentProbs};
+use earshot_scenario::{Bank, BankText, Role};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 

@@ -10,8 +10,8 @@ use std::time::Instant;
 
 use anyhow::Context;
 use clap::Args;
+use earshot::model::train::{self, Split};
 use earshot::model::{self, heads, BatchLimits, Classifier, EncodedBatch, SentimentHead, PAD_ID};
-use earshot::train::{self, Split};
 use earshot::types::Category;
 use serde::Deserialize;
 use serde_json::json;

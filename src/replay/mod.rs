@@ -65,7 +65,7 @@ pub fn parse_time(s: &str, now_ms: i64) -> Result<EventTime, ReplayError> {
     if let Ok(ms) = s.parse::<i64>() {
         return Ok(ms);
     }
-    crate::ingest::mapping::parse_rfc3339(s).ok_or_else(|| ReplayError::Time(s.into()))
+    earshot_core::time::parse_rfc3339(s).ok_or_else(|| ReplayError::Time(s.into()))
 }
 
 /// Live progress for a progress bar (read from another thread).
@@ -351,7 +351,7 @@ impl AlertView {
             p["signal"][f]
                 .as_i64()
                 .or_else(|| {
-                    crate::ingest::mapping::parse_rfc3339(
+                    earshot_core::time::parse_rfc3339(
                         p[if f == "window_end" { "window_end" } else { "starts_at" }].as_str()?,
                     )
                 })

@@ -22,11 +22,11 @@ pub struct RunInfo {
     pub config: String,
 }
 
-pub use crate::types::rfc3339;
+pub use earshot_core::time::rfc3339;
 
 fn short(t: EventTime) -> String {
     let secs = t.div_euclid(1000);
-    let (_, m, d) = crate::types::civil_from_days(secs.div_euclid(86_400));
+    let (_, m, d) = earshot_core::time::civil_from_days(secs.div_euclid(86_400));
     let r = secs.rem_euclid(86_400);
     format!("{m:02}-{d:02} {:02}:{:02}", r / 3600, r % 3600 / 60)
 }

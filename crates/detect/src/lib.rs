@@ -24,7 +24,6 @@
 //!   this module never touches a metrics registry.
 
 pub mod cluster;
-pub mod scenario;
 pub mod spam;
 pub mod stats;
 pub mod terms;
@@ -36,10 +35,10 @@ mod tests;
 use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::sync::Arc;
 
-use crate::types::{
+use cluster::{ClusterParams, Clusters};
+use earshot_core::types::{
     Category, Dim, EventTime, Explanation, Quote, ScoredEvent, Sentiment, Signal, SignalKey, SignalKind,
 };
-use cluster::{ClusterParams, Clusters};
 use stats::{Baseline, Cusum, Seasonality};
 pub use window::Lateness;
 use window::{bucket_of, Buckets, Watermark};

@@ -7,8 +7,8 @@ use std::collections::BTreeMap;
 use std::sync::{Arc, RwLock};
 
 use super::api::Silence;
-use crate::ingest::mapping::parse_rfc3339;
-use crate::types::EventTime;
+use earshot_core::time::parse_rfc3339;
+use earshot_core::types::EventTime;
 
 /// A parsed silence.
 #[derive(Debug, Clone, PartialEq)]

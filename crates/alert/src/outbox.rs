@@ -16,7 +16,7 @@ use redb::{Database, ReadableTable, ReadableTableMetadata, TableDefinition};
 use serde::{Deserialize, Serialize};
 
 use super::{AlertError, AlertOut, Status};
-use crate::types::EventTime;
+use earshot_core::types::EventTime;
 
 const ENTRIES: TableDefinition<u64, &[u8]> = TableDefinition::new("entries");
 const KEYS: TableDefinition<&str, u64> = TableDefinition::new("keys");

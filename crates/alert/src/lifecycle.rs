@@ -18,8 +18,8 @@ use std::collections::{BTreeMap, BTreeSet};
 use super::silence::Silences;
 use super::{dashboard_url, fingerprint_of, fnv_hex, phone_text, rfc3339, severity, summary, AlertOut, Status};
 use crate::config::{severity_rank, AlertConfig};
-use crate::detect::Cleared;
-use crate::types::{Dim, EventTime, Signal, SignalKind};
+use earshot_core::types::{Dim, EventTime, Signal, SignalKind};
+use earshot_detect::Cleared;
 
 /// What the lifecycle needs from `[alert]`.
 #[derive(Debug, Clone)]
@@ -230,8 +230,8 @@ impl Lifecycle {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::alert::api::Silence;
-    use crate::types::{Explanation, Quote, SignalKey};
+    use crate::api::Silence;
+    use earshot_core::types::{Explanation, Quote, SignalKey};
 
     const MIN: i64 = 60_000;
     const T0: i64 = 1_795_000_000_000;
@@ -297,7 +297,7 @@ mod tests {
         let s = signal(SignalKind::VolumeSpike, k.clone(), T0, None);
         let a = lc.step(std::slice::from_ref(&s), &[], Some(T0));
         assert_eq!(statuses(&a), vec![("firing", 0)]);
-        assert_eq!(a[0].fingerprint, crate::alert::fingerprint(&s));
+        assert_eq!(a[0].fingerprint, crate::fingerprint(&s));
         let text = a[0].payload["text"].as_str().unwrap();
         assert!(text.contains("42 observed vs 6.0 expected"), "{text}");
         assert_eq!(text.matches('“').count(), 3, "three quotes: {text}");

@@ -10,7 +10,7 @@
 //!   embeddings of short multilingual complaint descriptions), softmax with a
 //!   scale. Heads are small JSON files with their provenance.
 
-use crate::types::{Category, SentimentProbs};
+use earshot_core::types::{Category, SentimentProbs};
 use serde::{Deserialize, Serialize};
 use std::path::Path;
 
@@ -207,7 +207,7 @@ mod tests {
             let sum = p.negative + p.neutral + p.positive;
             assert!((sum - 1.0).abs() < 1e-5, "{s}: {p:?}");
         }
-        use crate::types::Sentiment::*;
+        use earshot_core::types::Sentiment::*;
         assert_eq!(probs_from_score(-4.0, 0.8).label(), Negative);
         assert_eq!(probs_from_score(0.0, 0.8).label(), Neutral);
         assert_eq!(probs_from_score(4.0, 0.8).label(), Positive);

@@ -1,6 +1,6 @@
 //! Domain types shared by every stage: what flows from a source to a sink.
 //!
-//! This module depends on nothing else in the crate. Event time is carried as
+//! This module depends on nothing else in the workspace. Event time is carried as
 //! milliseconds since the Unix epoch so that detection never needs a wall clock.
 
 use serde::{Deserialize, Serialize};
@@ -348,31 +348,4 @@ pub struct Signal {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub reason: Option<String>,
     pub explanation: Explanation,
-}
-
-/// Days since 1970-01-01 to (year, month, day), proleptic Gregorian
-/// (Howard Hinnant's civil-from-days algorithm).
-pub fn civil_from_days(days: i64) -> (i64, i64, i64) {
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z - era * 146_097;
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = doy - (153 * mp + 2) / 5 + 1;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 };
-    (yoe + era * 400 + i64::from(m <= 2), m, d)
-}
-
-/// RFC 3339 (UTC, whole seconds) of an event time in milliseconds.
-pub fn rfc3339(t: EventTime) -> String {
-    let secs = t.div_euclid(1000);
-    let (y, m, d) = civil_from_days(secs.div_euclid(86_400));
-    let r = secs.rem_euclid(86_400);
-    format!(
-        "{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}Z",
-        r / 3600,
-        r % 3600 / 60,
-        r % 60
-    )
 }

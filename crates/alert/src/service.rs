@@ -155,7 +155,7 @@ impl AlertApi for AlertService {
                             .collect()
                     })
                     .unwrap_or_default();
-                let at = crate::ingest::mapping::parse_rfc3339(v["at"].as_str().unwrap_or("")).unwrap_or(now);
+                let at = earshot_core::time::parse_rfc3339(v["at"].as_str().unwrap_or("")).unwrap_or(now);
                 if self.silences.is_silenced(&labels, at.max(now)) || self.silences.is_silenced(&labels, at) {
                     v["silenced"] = true.into();
                 }

@@ -7,7 +7,7 @@
 
 use std::collections::VecDeque;
 
-use crate::types::EventTime;
+use earshot_core::types::EventTime;
 
 /// Watermark = max event time seen − bounded out-of-orderness. Never moves back.
 #[derive(Debug, Clone, Copy)]

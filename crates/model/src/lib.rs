@@ -15,6 +15,7 @@ pub mod lang;
 pub mod qgemm;
 mod simd;
 pub mod tokenize;
+pub mod train;
 pub mod worker;
 
 use std::path::{Path, PathBuf};
@@ -22,9 +23,9 @@ use std::time::{Duration, Instant};
 
 use candle_core::Device;
 
-use crate::types::{Category, Scored, SentimentProbs};
 pub use batch::{BatchLimits, EncodedBatch};
 pub use bert::{Encoder, EncoderConfig, MatmulMode};
+use earshot_core::types::{Category, Scored, SentimentProbs};
 pub use heads::{CategoryHead, SentimentHead};
 pub use tokenize::{Encoded, Tokenizer};
 

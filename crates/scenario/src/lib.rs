@@ -9,64 +9,12 @@
 //! Incidents are injected on top; [`score`] compares the detector's signals
 //! with the injected truth.
 
-use crate::types::{Event, EventTime, KeyDims, Scored, ScoredEvent, Signal, SignalKind};
+use earshot_core::rng::Rng;
+use earshot_core::types::{Event, EventTime, KeyDims, Scored, ScoredEvent, Signal, SignalKind};
 
 const MINUTE: i64 = 60_000;
 const HOUR: i64 = 3_600_000;
 const DAY: i64 = 24 * HOUR;
-
-/// SplitMix64: small, seedable, reproducible everywhere.
-#[derive(Debug, Clone)]
-pub struct Rng(u64);
-
-impl Rng {
-    pub fn new(seed: u64) -> Self {
-        Self(seed ^ 0x9e37_79b9_7f4a_7c15)
-    }
-
-    pub fn next_u64(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9e37_79b9_7f4a_7c15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
-        z ^ (z >> 31)
-    }
-
-    /// Uniform in `[0, 1)`.
-    pub fn uniform(&mut self) -> f64 {
-        (self.next_u64() >> 11) as f64 / (1u64 << 53) as f64
-    }
-
-    pub fn below(&mut self, n: usize) -> usize {
-        (self.uniform() * n as f64) as usize % n.max(1)
-    }
-
-    pub fn normal(&mut self) -> f64 {
-        let u1 = self.uniform().max(1e-300);
-        let u2 = self.uniform();
-        (-2.0 * u1.ln()).sqrt() * (std::f64::consts::TAU * u2).cos()
-    }
-
-    /// Poisson draw (Knuth below 30, rounded normal above).
-    pub fn poisson(&mut self, mu: f64) -> u64 {
-        if mu <= 0.0 {
-            return 0;
-        }
-        if mu < 30.0 {
-            let l = (-mu).exp();
-            let mut k = 0;
-            let mut p = 1.0;
-            loop {
-                p *= self.uniform();
-                if p <= l {
-                    return k;
-                }
-                k += 1;
-            }
-        }
-        (mu + mu.sqrt() * self.normal()).round().max(0.0) as u64
-    }
-}
 
 /// What a bank text is for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
@@ -580,7 +528,7 @@ impl Report {
 }
 
 fn matches(truth: &Truth, s: &Signal) -> bool {
-    use crate::types::Dim;
+    use earshot_core::types::Dim;
     let ok = |d: Dim, want: &Option<String>| match (s.key.get(d), want) {
         (Some(v), Some(w)) => v == w,
         _ => true,
@@ -671,10 +619,10 @@ pub fn score(
 pub fn run(
     sc: &Scenario,
     bank: &Bank,
-    cfg: &super::DetectConfig,
-) -> Result<(Report, Vec<Emitted>, super::Counters), super::DetectError> {
+    cfg: &earshot_detect::DetectConfig,
+) -> Result<(Report, Vec<Emitted>, earshot_detect::Counters), earshot_detect::DetectError> {
     let (events, truth) = generate(sc, bank);
-    let mut det = super::Detector::new(cfg.clone());
+    let mut det = earshot_detect::Detector::new(cfg.clone());
     let mut emitted = Vec::new();
     let mut max_seen = i64::MIN;
     let mut keys = std::collections::BTreeSet::new();
@@ -689,7 +637,7 @@ pub fn run(
         }
         if keys.len() < 100_000 {
             for r in &cfg.rollups {
-                if let Some(k) = super::key_for(ev, r) {
+                if let Some(k) = earshot_detect::key_for(ev, r) {
                     keys.insert(k);
                 }
             }

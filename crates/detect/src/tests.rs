@@ -5,9 +5,9 @@
 //! Texts are random word salads (never near-duplicates) without embeddings,
 //! so only the volume/share statistics are exercised.
 
-use super::scenario::Rng;
 use super::*;
-use crate::types::{Event, KeyDims, Scored, SentimentProbs};
+use earshot_core::rng::Rng;
+use earshot_core::types::{Event, KeyDims, Scored, SentimentProbs};
 
 const DAY: i64 = 24 * HOUR;
 const T0: EventTime = 1_704_067_200_000;

@@ -17,6 +17,7 @@
 //! * [`service`]: starts the outbox and workers and answers [`api::AlertApi`].
 
 pub mod api;
+pub mod config;
 pub mod deliver;
 pub mod format;
 pub mod lifecycle;
@@ -24,7 +25,7 @@ pub mod outbox;
 pub mod service;
 pub mod silence;
 
-use crate::types::{EventTime, Signal, SignalKey, SignalKind};
+use earshot_core::types::{EventTime, Signal, SignalKey, SignalKind};
 
 /// Errors of the alert stage.
 #[derive(Debug, thiserror::Error)]
@@ -102,7 +103,7 @@ pub fn fingerprint(signal: &Signal) -> String {
     fingerprint_of(signal.kind, &signal.key)
 }
 
-pub use crate::types::rfc3339;
+pub use earshot_core::time::rfc3339;
 
 /// Severity from the strength of the statistic.
 pub fn severity(signal: &Signal) -> &'static str {
@@ -245,7 +246,7 @@ mod tests {
         assert_eq!(rfc3339(0), "1970-01-01T00:00:00Z");
         assert_eq!(rfc3339(951_868_800_000), "2000-03-01T00:00:00Z");
         assert_eq!(
-            crate::ingest::mapping::parse_rfc3339(&rfc3339(1_795_000_123_000)),
+            earshot_core::time::parse_rfc3339(&rfc3339(1_795_000_123_000)),
             Some(1_795_000_123_000)
         );
     }
@@ -253,8 +254,8 @@ mod tests {
     #[test]
     fn dashboard_link_filters_to_the_key() {
         let key = SignalKey(vec![
-            (crate::types::Dim::Brand, "Voltra".into()),
-            (crate::types::Dim::Product, "X2 Power Bank".into()),
+            (earshot_core::types::Dim::Brand, "Voltra".into()),
+            (earshot_core::types::Dim::Product, "X2 Power Bank".into()),
         ]);
         let u = dashboard_url("http://g:3000", &key, 7_200_000, None);
         assert_eq!(

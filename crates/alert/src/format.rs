@@ -53,7 +53,7 @@ pub fn alertmanager_alerts(entries: &[&Entry], now_ms: i64, firing_ttl_ms: i64) 
     let alerts: Vec<Value> = entries
         .iter()
         .map(|e| {
-            let starts = crate::ingest::mapping::parse_rfc3339(s(&e.payload, "starts_at")).unwrap_or(e.at);
+            let starts = earshot_core::time::parse_rfc3339(s(&e.payload, "starts_at")).unwrap_or(e.at);
             let ends = match e.status {
                 Status::Firing => now_ms + firing_ttl_ms,
                 Status::Resolved => e.at.min(now_ms).max(starts + 1000),

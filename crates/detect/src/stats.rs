@@ -275,7 +275,7 @@ pub fn share_residual(k: f64, n: f64, p: f64) -> f64 {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::detect::scenario::Rng;
+    use earshot_core::rng::Rng;
 
     fn close(a: f64, b: f64, rel: f64) -> bool {
         (a - b).abs() <= rel * b.abs().max(1e-300)

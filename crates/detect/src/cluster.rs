@@ -8,7 +8,7 @@
 //! key's negatives, so growth is judged against its own history.
 
 use super::window::{bucket_of, Buckets};
-use crate::types::EventTime;
+use earshot_core::types::EventTime;
 
 #[derive(Debug, Clone)]
 pub struct Cluster {
