@@ -106,8 +106,8 @@ impl RunSummary {
 pub fn detect_fn(
     detector: Detector,
     lifecycle: Lifecycle,
-    on_alert: impl Fn(&AlertOut) + Send,
-) -> impl FnMut(&crate::types::ScoredEvent) -> Detected + Send {
+    on_alert: impl Fn(&AlertOut) + Send + 'static,
+) -> impl FnMut(&crate::types::ScoredEvent) -> Detected + Send + 'static {
     detect_fn_observed(detector, lifecycle, on_alert, None)
 }
 
@@ -369,8 +369,8 @@ pub async fn run_messages(
 /// exactly as the live engine runs them.
 pub fn offline_detect(
     cfg: &Config,
-    on_alert: impl Fn(&AlertOut) + Send,
-) -> impl FnMut(&crate::types::ScoredEvent) -> Detected + Send {
+    on_alert: impl Fn(&AlertOut) + Send + 'static,
+) -> impl FnMut(&crate::types::ScoredEvent) -> Detected + Send + 'static {
     let lifecycle = AlertService::offline(&cfg.alert).lifecycle();
     detect_fn(Detector::new(cfg.detect.clone()), lifecycle, on_alert)
 }
@@ -384,7 +384,7 @@ pub async fn run_offline(
     input: tokio::sync::mpsc::Receiver<crate::ingest::RawMessage>,
     sink: Sink,
     stats: Arc<PipelineStats>,
-    detect: impl FnMut(&crate::types::ScoredEvent) -> Detected + Send,
+    detect: impl FnMut(&crate::types::ScoredEvent) -> Detected + Send + 'static,
 ) -> Result<(), super::PipelineError> {
     let classifier = Arc::new(ClassifierThread::spawn(Box::new(loaded.classifier), 2));
     let parts = Parts {

@@ -11,182 +11,27 @@
 
 pub mod engine;
 pub mod merge;
+mod output;
 pub mod sink;
+mod stats;
 mod tokenize;
 
-use std::collections::BTreeMap;
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use futures::stream::{FuturesOrdered, StreamExt};
 use tokio::sync::mpsc;
 
 pub use crate::alert::AlertOut;
 use crate::config::Config;
 use crate::ingest::mapping::{DeadLetter, Mapping};
 use crate::ingest::RawMessage;
-use crate::metrics::{self as m, Registry};
+use crate::metrics as m;
 use crate::model::worker::ClassifierThread;
 use crate::model::{batch, BatchLimits, Encoded, EncodedBatch, Tokenizer, PAD_ID};
 use crate::types::{Event, ScoredEvent, SourcePos};
 pub use sink::Sink;
-
-/// Counters of one pipeline run, plus the metrics registry the stages record
-/// into (histograms, labelled counters). Per-message counts stay atomics here
-/// and are mirrored into the registry at scrape time ([`PipelineStats::export`]).
-#[derive(Debug, Default)]
-pub struct PipelineStats {
-    pub metrics: Registry,
-    pub received: AtomicU64,
-    pub scored: AtomicU64,
-    pub dead_lettered: AtomicU64,
-    pub alerts: AtomicU64,
-    pub acked: AtomicU64,
-    pub batches: AtomicU64,
-    pub batch_texts: AtomicU64,
-    pub real_tokens: AtomicU64,
-    pub padded_tokens: AtomicU64,
-    pub inference_micros: AtomicU64,
-    pub truncated: AtomicU64,
-    pub too_late: AtomicU64,
-    /// Reply messages (`mapping.reply_to`): acked, not scored.
-    pub replies: AtomicU64,
-}
-
-impl PipelineStats {
-    pub fn get(c: &AtomicU64) -> u64 {
-        c.load(Ordering::Relaxed)
-    }
-
-    /// Copies the atomic counters into the registry (call before rendering).
-    pub fn export(&self) {
-        let g = |c: &AtomicU64| c.load(Ordering::Relaxed) as f64;
-        let r = &self.metrics;
-        r.set(&m::EVENTS_RECEIVED, &[], g(&self.received));
-        r.set(&m::EVENTS_SCORED, &[], g(&self.scored));
-        r.set(&m::EVENTS_ACKED, &[], g(&self.acked));
-        r.set(&m::EVENTS_TOO_LATE, &[], g(&self.too_late));
-        r.set(&m::EVENTS_TRUNCATED, &[], g(&self.truncated));
-        r.set(
-            &m::PIPELINE_IN_FLIGHT,
-            &[],
-            (g(&self.received) - g(&self.acked)).max(0.0),
-        );
-        r.set(&m::INFERENCE_TOKENS, &["real"], g(&self.real_tokens));
-        r.set(&m::INFERENCE_TOKENS, &["padded"], g(&self.padded_tokens));
-        self.init_series();
-    }
-
-    /// Creates the series of known label values at zero (adding 0 is a
-    /// no-op once they exist), so `rate()`/`changes()` see the first increment.
-    fn init_series(&self) {
-        let r = &self.metrics;
-        for code in DeadLetter::CODES
-            .iter()
-            .chain(&["tokenize_failed", "inference_failed", "detector_rejected"])
-        {
-            r.add(&m::EVENTS_DEAD, &[code], 0.0);
-        }
-        for outcome in ["ok", "error"] {
-            r.add(&m::INFERENCE_BATCHES, &[outcome], 0.0);
-        }
-        for kind in crate::types::SignalKind::ALL {
-            for severity in ["info", "warning", "critical"] {
-                for status in ["firing", "resolved"] {
-                    r.add(&m::ALERTS, &[kind.as_str(), severity, status], 0.0);
-                }
-            }
-        }
-        for stage in m::STAGES {
-            r.observe_many(&m::STAGE_SECONDS, &[stage], std::iter::empty());
-        }
-        r.observe_many(&m::EVENT_LATENCY, &[], std::iter::empty());
-        r.observe_many(&m::EVENT_TO_ALERT, &[], std::iter::empty());
-        r.observe_many(&m::BATCH_SIZE, &[], std::iter::empty());
-        r.observe_many(&m::BATCH_TOKENS, &[], std::iter::empty());
-    }
-}
-
-/// Per-event figures gathered by the output stage and recorded into the
-/// registry once per burst (one lock per family instead of per message).
-#[derive(Default)]
-struct Tally {
-    detect: Vec<f64>,
-    deliver: Vec<f64>,
-    end_to_end: Vec<f64>,
-    event_to_alert: Vec<f64>,
-    sentiment: std::collections::HashMap<(String, String, &'static str), f64>,
-    category: std::collections::HashMap<(String, &'static str, &'static str), f64>,
-    dead: std::collections::HashMap<&'static str, f64>,
-    alerts: std::collections::HashMap<(String, String, String), f64>,
-}
-
-impl Tally {
-    fn scored(&mut self, r: &Registry, se: &ScoredEvent) {
-        let brand = r.brand(se.event.key.brand.as_deref());
-        let lang = r.language(se.event.lang.as_deref().unwrap_or(se.scored.lang.as_str()));
-        let sentiment = se.scored.sentiment.as_str();
-        *self
-            .category
-            .entry((brand.clone(), se.scored.category.as_str(), sentiment))
-            .or_default() += 1.0;
-        *self.sentiment.entry((brand, lang, sentiment)).or_default() += 1.0;
-    }
-
-    fn alert(&mut self, a: &AlertOut) {
-        let field = |k: &str| {
-            a.payload
-                .get(k)
-                .and_then(|v| v.as_str())
-                .unwrap_or("unknown")
-                .to_string()
-        };
-        *self
-            .alerts
-            .entry((field("rule"), field("severity"), field("status")))
-            .or_default() += 1.0;
-    }
-
-    fn flush(&mut self, r: &Registry) {
-        for (stage, v) in [("detect", &mut self.detect), ("deliver", &mut self.deliver)] {
-            if !v.is_empty() {
-                r.observe_many(&m::STAGE_SECONDS, &[stage], v.drain(..));
-            }
-        }
-        if !self.end_to_end.is_empty() {
-            r.observe_many(&m::EVENT_LATENCY, &[], self.end_to_end.drain(..));
-        }
-        if !self.event_to_alert.is_empty() {
-            r.observe_many(&m::EVENT_TO_ALERT, &[], self.event_to_alert.drain(..));
-        }
-        if !self.sentiment.is_empty() {
-            r.add_many(
-                &m::SENTIMENT,
-                self.sentiment
-                    .drain()
-                    .map(|((b, l, s), v)| (vec![b, l, s.to_string()], v)),
-            );
-        }
-        if !self.category.is_empty() {
-            r.add_many(
-                &m::CATEGORY,
-                self.category
-                    .drain()
-                    .map(|((b, c, s), v)| (vec![b, c.to_string(), s.to_string()], v)),
-            );
-        }
-        if !self.dead.is_empty() {
-            r.add_many(
-                &m::EVENTS_DEAD,
-                self.dead.drain().map(|(c, v)| (vec![c.to_string()], v)),
-            );
-        }
-        if !self.alerts.is_empty() {
-            r.add_many(&m::ALERTS, self.alerts.drain().map(|((a, b, c), v)| (vec![a, b, c], v)));
-        }
-    }
-}
+pub use stats::PipelineStats;
 
 /// What the detection callback says about one scored event.
 #[derive(Debug, Default)]
@@ -212,16 +57,24 @@ pub struct Dead {
     pub pos: SourcePos,
 }
 
+/// A message that finished the model stages, in its input sequence.
 enum Done {
-    /// Sequence number, the event, and when its message entered the pipeline.
-    Scored(u64, Box<ScoredEvent>, Instant),
-    Dead(u64, Box<Dead>),
+    Scored {
+        seq: u64,
+        event: Box<ScoredEvent>,
+        /// When its message entered the pipeline.
+        received: Instant,
+    },
+    Dead {
+        seq: u64,
+        dead: Box<Dead>,
+    },
 }
 
 impl Done {
     fn seq(&self) -> u64 {
         match self {
-            Done::Scored(s, ..) | Done::Dead(s, _) => *s,
+            Done::Scored { seq, .. } | Done::Dead { seq, .. } => *seq,
         }
     }
 }
@@ -229,15 +82,15 @@ impl Done {
 impl merge::Timed for Done {
     fn partition(&self) -> (&str, i32) {
         let pos = match self {
-            Done::Scored(_, se, _) => se.event.pos.as_ref(),
-            Done::Dead(_, d) => Some(&d.pos),
+            Done::Scored { event, .. } => event.event.pos.as_ref(),
+            Done::Dead { dead, .. } => Some(&dead.pos),
         };
         pos.map_or(("", 0), |p| (p.source.as_str(), p.partition))
     }
     fn event_time(&self) -> Option<i64> {
         match self {
-            Done::Scored(_, se, _) => Some(se.event.event_time),
-            Done::Dead(..) => None,
+            Done::Scored { event, .. } => Some(event.event.event_time),
+            Done::Dead { .. } => None,
         }
     }
 }
@@ -263,13 +116,13 @@ pub struct Parts {
 }
 
 /// Runs until `input` closes and everything in flight is acknowledged.
-/// `detect` sees every scored event in sequence order and returns the alerts
-/// it caused; `ack` is called per message in order once its effects are durable.
+/// `detect` sees every scored event in sequence order (on its own thread) and
+/// returns the alerts it caused; `ack` is called per message in order once its effects are durable.
 pub async fn run(
     cfg: &Config,
     input: mpsc::Receiver<RawMessage>,
     parts: Parts,
-    detect: impl FnMut(&ScoredEvent) -> Detected + Send,
+    detect: impl FnMut(&ScoredEvent) -> Detected + Send + 'static,
     ack: impl Fn(&SourcePos) + Send + Sync,
 ) -> Result<(), PipelineError> {
     let cap = cfg.pipeline.channel_capacity;
@@ -300,12 +153,12 @@ pub async fn run(
         done_tx,
         parts.stats.clone(),
     ));
-    let result = output_stage(
+    let result = output::output_stage(
         done_rx,
         parts.sink,
         detect,
         ack,
-        OutputOpts {
+        output::OutputOpts {
             pipeline: &cfg.pipeline,
             with_embedding: cfg.output.scored_embedding,
             source_progress: parts.source_progress.clone(),
@@ -354,7 +207,11 @@ async fn decode_stage(
                     scored: crate::types::Scored::unscored(),
                 };
                 if done_tx
-                    .send(vec![Done::Scored(seq, Box::new(se), received)])
+                    .send(vec![Done::Scored {
+                        seq,
+                        event: Box::new(se),
+                        received,
+                    }])
                     .await
                     .is_err()
                 {
@@ -368,7 +225,8 @@ async fn decode_stage(
             }
             Err(dl) => {
                 let dead = dead_from(&dl, raw);
-                if done_tx.send(vec![Done::Dead(seq, Box::new(dead))]).await.is_err() {
+                let dead = Box::new(dead);
+                if done_tx.send(vec![Done::Dead { seq, dead }]).await.is_err() {
                     return;
                 }
             }
@@ -402,7 +260,10 @@ fn dead_of_event(event: &Event, code: &'static str, message: String) -> Dead {
 }
 
 fn dead_event(seq: u64, event: &Event, code: &'static str, message: String) -> Done {
-    Done::Dead(seq, Box::new(dead_of_event(event, code, message)))
+    Done::Dead {
+        seq,
+        dead: Box::new(dead_of_event(event, code, message)),
+    }
 }
 
 async fn batch_stage(
@@ -480,7 +341,11 @@ async fn batch_stage(
                             .zip(out.results)
                             .map(|(t, inf)| {
                                 let scored = crate::model::scored(inf, t.lang, &t.encoded, true);
-                                Done::Scored(t.seq, Box::new(ScoredEvent { event: t.event, scored }), t.received)
+                                Done::Scored {
+                                    seq: t.seq,
+                                    event: Box::new(ScoredEvent { event: t.event, scored }),
+                                    received: t.received,
+                                }
                             })
                             .collect()
                     }
@@ -502,161 +367,4 @@ async fn batch_stage(
             }
         }
     }
-}
-
-struct OutputOpts<'a> {
-    pipeline: &'a crate::config::PipelineConfig,
-    with_embedding: bool,
-    source_progress: Option<Arc<dyn merge::SourceProgress>>,
-}
-
-/// What a finished delivery reports: the position to acknowledge, when its
-/// message entered the pipeline and when delivery started (for latency
-/// metrics), and the outcome.
-type Delivered = (Option<SourcePos>, Option<(Instant, Instant)>, Result<(), PipelineError>);
-type Delivery = futures::future::BoxFuture<'static, Delivered>;
-
-async fn output_stage(
-    mut done_rx: mpsc::Receiver<Vec<Done>>,
-    sink: Sink,
-    mut detect: impl FnMut(&ScoredEvent) -> Detected,
-    ack: impl Fn(&SourcePos),
-    opts: OutputOpts<'_>,
-    stats: Arc<PipelineStats>,
-) -> Result<(), PipelineError> {
-    let OutputOpts {
-        pipeline: opts,
-        with_embedding,
-        source_progress,
-    } = opts;
-    let max_in_flight = opts.max_in_flight;
-    let partition_idle = Duration::from_millis(opts.partition_idle_ms);
-    let mut reorder: BTreeMap<u64, Done> = BTreeMap::new();
-    let mut merger = merge::Merger::new(partition_idle, opts.merge_buffer).with_source(source_progress);
-    let mut tick = tokio::time::interval(Duration::from_millis(100));
-    let mut next = 1u64;
-    let mut in_flight: FuturesOrdered<Delivery> = FuturesOrdered::new();
-    let mut open = true;
-    let tally = Mutex::new(Tally::default());
-    let finish = |(pos, timing, r): Delivered| -> Result<(), PipelineError> {
-        r?;
-        if let Some(p) = pos {
-            ack(&p);
-            stats.acked.fetch_add(1, Ordering::Relaxed);
-        }
-        if let Some((received, started)) = timing {
-            let mut t = tally.lock().unwrap_or_else(|e| e.into_inner());
-            t.deliver.push(started.elapsed().as_secs_f64());
-            t.end_to_end.push(received.elapsed().as_secs_f64());
-        }
-        Ok(())
-    };
-    loop {
-        // Everything next in sequence joins its partition's lane...
-        let now = std::time::Instant::now();
-        while let Some(done) = reorder.remove(&next) {
-            next += 1;
-            merger.push(done, now);
-        }
-        // ...and leaves in event-time order across partitions.
-        while let Some(done) = merger.pop(now, !open) {
-            let fut: Delivery = match done {
-                Done::Scored(_, se, _) if se.event.reply_to.is_some() => {
-                    // A reply: the detector closes the review's SLA entry;
-                    // nothing is scored or delivered, the message is acked.
-                    stats.replies.fetch_add(1, Ordering::Relaxed);
-                    let _ = detect(&se);
-                    let pos = se.event.pos.clone();
-                    Box::pin(async move { (pos, None, Ok(())) })
-                }
-                Done::Scored(_, se, received) => {
-                    stats.scored.fetch_add(1, Ordering::Relaxed);
-                    if se.scored.truncated {
-                        stats.truncated.fetch_add(1, Ordering::Relaxed);
-                    }
-                    let started = Instant::now();
-                    let det = detect(&se);
-                    {
-                        let mut t = tally.lock().unwrap_or_else(|e| e.into_inner());
-                        t.detect.push(started.elapsed().as_secs_f64());
-                        t.scored(&stats.metrics, &se);
-                        for a in &det.alerts {
-                            t.alert(a);
-                            t.event_to_alert.push(received.elapsed().as_secs_f64());
-                        }
-                        if det.rejected.is_some() {
-                            *t.dead.entry("detector_rejected").or_default() += 1.0;
-                        }
-                    }
-                    stats.alerts.fetch_add(det.alerts.len() as u64, Ordering::Relaxed);
-                    let pos = se.event.pos.clone();
-                    let d = sink.deliver_scored(&se, with_embedding, &det.alerts);
-                    if det.too_late {
-                        stats.too_late.fetch_add(1, Ordering::Relaxed);
-                    }
-                    let late = det.rejected.map(|message| {
-                        stats.dead_lettered.fetch_add(1, Ordering::Relaxed);
-                        sink.deliver_dead(&dead_of_event(&se.event, "detector_rejected", message))
-                    });
-                    Box::pin(async move {
-                        let mut r = d.await;
-                        if let (Ok(()), Some(l)) = (&r, late) {
-                            r = l.await;
-                        }
-                        (pos, Some((received, started)), r)
-                    })
-                }
-                Done::Dead(_, dead) => {
-                    stats.dead_lettered.fetch_add(1, Ordering::Relaxed);
-                    *tally
-                        .lock()
-                        .unwrap_or_else(|e| e.into_inner())
-                        .dead
-                        .entry(dead.code)
-                        .or_default() += 1.0;
-                    tracing::debug!(code = dead.code, error = %dead.message, topic = %dead.pos.source,
-                        partition = dead.pos.partition, offset = dead.pos.offset, "dead letter");
-                    let pos = Some(dead.pos.clone());
-                    let d = sink.deliver_dead(&dead);
-                    Box::pin(async move { (pos, None, d.await) })
-                }
-            };
-            in_flight.push_back(fut);
-            while in_flight.len() > max_in_flight {
-                if let Some(r) = in_flight.next().await {
-                    finish(r)?;
-                }
-            }
-        }
-        tally.lock().unwrap_or_else(|e| e.into_inner()).flush(&stats.metrics);
-        if !open && reorder.is_empty() && merger.is_empty() {
-            break;
-        }
-        tokio::select! {
-            _ = tick.tick(), if !merger.is_empty() => {}
-            got = done_rx.recv(), if open => match got {
-                Some(items) => {
-                    for d in items {
-                        reorder.insert(d.seq(), d);
-                    }
-                }
-                None => {
-                    open = false;
-                    if !reorder.is_empty() {
-                        return Err(PipelineError::Stage(format!(
-                            "pipeline closed with {} messages out of sequence (expected #{next})",
-                            reorder.len()
-                        )));
-                    }
-                }
-            },
-            Some(r) = in_flight.next(), if !in_flight.is_empty() => finish(r)?,
-        }
-    }
-    while let Some(r) = in_flight.next().await {
-        finish(r)?;
-    }
-    tally.lock().unwrap_or_else(|e| e.into_inner()).flush(&stats.metrics);
-    sink.flush().await;
-    Ok(())
 }
