@@ -9,8 +9,8 @@ fn main() -> ExitCode {
     match cli::run() {
         Ok(code) => code,
         Err(err) => {
-            eprintln!("error: {err:#}");
-            ExitCode::from(2)
+            eprintln!("error: {}", cli::exit::render(&err));
+            cli::exit::classify(&err).into()
         }
     }
 }

@@ -2,6 +2,7 @@
 //! `anyhow` with lower-case context and end up printed by `main`.
 
 mod classify;
+pub mod exit;
 mod produce;
 mod replay;
 mod run;
@@ -19,7 +20,8 @@ use earshot::model::MatmulMode;
 #[command(
     name = "earshot",
     version,
-    about = "Hear complaint waves before they become a crisis"
+    about = "Hear complaint waves before they become a crisis",
+    after_help = exit::HELP
 )]
 pub struct Cli {
     #[command(subcommand)]

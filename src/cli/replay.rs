@@ -159,7 +159,7 @@ pub fn run(args: ReplayArgs) -> anyhow::Result<ExitCode> {
                     from.map_or("the beginning".into(), report::rfc3339),
                     to.map_or("the end".into(), report::rfc3339)
                 );
-                return Ok(ExitCode::from(4));
+                return Ok(super::exit::Exit::NoData.into());
             }
             progress.total_units.store(total, Ordering::Relaxed);
             tracing::info!(topic, messages = total, ranges = ?range.ranges(), "replaying kafka range");
@@ -201,7 +201,7 @@ pub fn run(args: ReplayArgs) -> anyhow::Result<ExitCode> {
         .context("failed to read the input")?;
     if outcome.received == 0 {
         eprintln!("no data: the input has no messages ({})", inputs.join(", "));
-        return Ok(ExitCode::from(4));
+        return Ok(super::exit::Exit::NoData.into());
     }
 
     let views: Vec<replay::AlertView> = outcome.alerts.iter().map(replay::AlertView::of).collect();

@@ -135,6 +135,6 @@ pub fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
     Ok(if summary.drained {
         ExitCode::SUCCESS
     } else {
-        ExitCode::from(3)
+        super::exit::Exit::NotDrained.into()
     })
 }

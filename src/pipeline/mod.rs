@@ -168,10 +168,10 @@ pub async fn run(
     .await;
     decode
         .await
-        .map_err(|e| PipelineError::Stage(format!("decode stage: {e}")))?;
+        .map_err(|source| PipelineError::Stage { stage: "decode", source })?;
     batcher
         .await
-        .map_err(|e| PipelineError::Stage(format!("batch stage: {e}")))?;
+        .map_err(|source| PipelineError::Stage { stage: "batch", source })?;
     for t in tokenizer_threads {
         let _ = t.join();
     }
@@ -181,10 +181,20 @@ pub async fn run(
 /// Errors that stop the pipeline (per-message problems are dead letters).
 #[derive(Debug, thiserror::Error)]
 pub enum PipelineError {
-    #[error("delivery failed for {topic}: {message}; the message was not acknowledged and will be redelivered")]
-    Delivery { topic: String, message: String },
-    #[error("{0}")]
-    Stage(String),
+    #[error("delivery failed for {topic}: {source}; the message was not acknowledged and will be redelivered")]
+    Delivery {
+        topic: String,
+        source: Box<dyn std::error::Error + Send + Sync>,
+    },
+    #[error("the {stage} stage failed: {source}")]
+    Stage {
+        stage: &'static str,
+        source: tokio::task::JoinError,
+    },
+    #[error("the detector thread failed: {0}")]
+    Detector(String),
+    #[error("pipeline closed with {count} messages out of sequence (expected #{expected})")]
+    OutOfSequence { count: usize, expected: u64 },
 }
 
 async fn decode_stage(

@@ -99,7 +99,7 @@ fn spawn_detector(
                 }
             }
         })
-        .map_err(|e| PipelineError::Stage(format!("cannot start the detector thread: {e}")))?;
+        .map_err(|e| PipelineError::Detector(format!("cannot start it: {e}")))?;
     Ok(DetectorThread {
         input: tx,
         output: out_rx,
@@ -272,10 +272,10 @@ pub(super) async fn output_stage(
                 None => {
                     open = false;
                     if !reorder.is_empty() {
-                        return Err(PipelineError::Stage(format!(
-                            "pipeline closed with {} messages out of sequence (expected #{next})",
-                            reorder.len()
-                        )));
+                        return Err(PipelineError::OutOfSequence {
+                            count: reorder.len(),
+                            expected: next,
+                        });
                     }
                 }
             },
@@ -317,5 +317,5 @@ fn detector_failed(detector: JoinHandle<()>) -> PipelineError {
             .unwrap_or_else(|| "unknown panic".into()),
         Ok(()) => "it stopped early".into(),
     };
-    PipelineError::Stage(format!("detector thread failed: {why}"))
+    PipelineError::Detector(why)
 }

@@ -73,7 +73,7 @@ async fn send(
         .map(|_| ())
         .map_err(|(e, _)| PipelineError::Delivery {
             topic: topic.clone(),
-            message: e.to_string(),
+            source: Box::new(e),
         })
 }
 
@@ -144,7 +144,7 @@ impl Sink {
                     if let Some(q) = queued {
                         q.await.map_err(|e| PipelineError::Delivery {
                             topic: format!("alert outbox (alerts topic {alerts_topic})"),
-                            message: e.to_string(),
+                            source: Box::new(e),
                         })?;
                     }
                     for r in futures::future::join_all(sends).await {

@@ -30,10 +30,13 @@ use earshot_core::types::{EventTime, Signal, SignalKey, SignalKind};
 /// Errors of the alert stage.
 #[derive(Debug, thiserror::Error)]
 pub enum AlertError {
-    #[error("outbox {path}: {message}")]
-    Outbox { path: String, message: String },
+    #[error("outbox {path}: {source}")]
+    Outbox {
+        path: String,
+        source: Box<dyn std::error::Error + Send + Sync>,
+    },
     #[error("http client: {0}")]
-    Http(String),
+    Http(#[from] reqwest::Error),
 }
 
 /// `firing` or `resolved`.

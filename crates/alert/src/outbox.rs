@@ -64,10 +64,10 @@ pub struct Outbox {
     pub wake: Arc<tokio::sync::Notify>,
 }
 
-fn err(path: &Path, e: impl std::fmt::Display) -> AlertError {
+fn err(path: &Path, e: impl Into<Box<dyn std::error::Error + Send + Sync>>) -> AlertError {
     AlertError::Outbox {
         path: path.display().to_string(),
-        message: e.to_string(),
+        source: e.into(),
     }
 }
 

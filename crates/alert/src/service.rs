@@ -52,7 +52,7 @@ impl AlertService {
         let client = reqwest::Client::builder()
             .user_agent(concat!("earshot/", env!("CARGO_PKG_VERSION")))
             .build()
-            .map_err(|e| AlertError::Http(e.to_string()))?;
+            ?;
         let mut counters = Vec::new();
         let mut workers = Vec::new();
         for spec in &cfg.sinks {

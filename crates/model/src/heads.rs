@@ -52,9 +52,10 @@ impl SentimentHead {
         if head.format != SENTIMENT_FORMAT || head.weights.len() != head.dim {
             return Err(ModelError::Head {
                 path: path.display().to_string(),
-                message: format!(
+                source: format!(
                     "expected format `{SENTIMENT_FORMAT}` with `dim` weights; re-create it with `earshot train-head`"
-                ),
+                )
+                .into(),
             });
         }
         Ok(head)
@@ -131,9 +132,10 @@ impl CategoryHead {
         {
             return Err(ModelError::Head {
                 path: path.display().to_string(),
-                message: format!(
+                source: format!(
                     "expected format `{CATEGORY_FORMAT}` with one `dim`-long centroid per category; re-create it with `earshot train-head --category`"
-                ),
+                )
+                .into(),
             });
         }
         Ok(head)
@@ -188,11 +190,11 @@ impl CategoryHead {
 fn read_json<T: serde::de::DeserializeOwned>(path: &Path) -> Result<T, ModelError> {
     let text = std::fs::read_to_string(path).map_err(|e| ModelError::Head {
         path: path.display().to_string(),
-        message: e.to_string(),
+        source: e.into(),
     })?;
     serde_json::from_str(&text).map_err(|e| ModelError::Head {
         path: path.display().to_string(),
-        message: e.to_string(),
+        source: e.into(),
     })
 }
 

@@ -38,12 +38,18 @@ pub enum ModelError {
     Format(#[from] e5s1::E5s1Error),
     #[error("tensor computation failed: {0}")]
     Candle(#[from] candle_core::Error),
-    #[error("cannot load tokenizer {path}: {message}")]
-    Tokenizer { path: String, message: String },
+    #[error("cannot load tokenizer {path}: {source}")]
+    Tokenizer {
+        path: String,
+        source: Box<dyn std::error::Error + Send + Sync>,
+    },
     #[error("tokenisation failed: {0}")]
     Tokenize(String),
-    #[error("cannot load head {path}: {message}")]
-    Head { path: String, message: String },
+    #[error("cannot load head {path}: {source}")]
+    Head {
+        path: String,
+        source: Box<dyn std::error::Error + Send + Sync>,
+    },
     #[error("text is empty (nothing but whitespace); send a non-empty `text`")]
     EmptyText,
     #[error("batch of {tokens} tokens per text exceeds the model window of {max}")]
@@ -324,9 +330,10 @@ fn check_dim(path: &Path, head: usize, encoder: usize) -> Result<(), ModelError>
     if head != encoder {
         return Err(ModelError::Head {
             path: path.display().to_string(),
-            message: format!(
+            source: format!(
                 "head has dim {head} but the encoder produces {encoder}; use the head trained for this encoder"
-            ),
+            )
+            .into(),
         });
     }
     Ok(())

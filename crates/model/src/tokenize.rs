@@ -223,16 +223,19 @@ impl Pieces {
 impl Tokenizer {
     /// Loads `tokenizer.json`; `max_tokens` counts the special tokens.
     pub fn from_file(path: &Path, max_tokens: usize) -> Result<Self, ModelError> {
-        let err = |message: String| ModelError::Tokenizer {
+        let err = |source: String| ModelError::Tokenizer {
             path: path.display().to_string(),
-            message,
+            source: source.into(),
         };
         if max_tokens < 3 {
             return Err(ModelError::Config(format!(
                 "max_tokens = {max_tokens} is too small: it must leave room for <s>, </s> and one token"
             )));
         }
-        let file = std::fs::File::open(path).map_err(|e| err(e.to_string()))?;
+        let file = std::fs::File::open(path).map_err(|e| ModelError::Tokenizer {
+            path: path.display().to_string(),
+            source: e.into(),
+        })?;
         let json: FileJson = serde_json::from_reader(std::io::BufReader::new(file))
             .map_err(|e| err(format!("not a tokenizer.json this build understands: {e}")))?;
         if json.model.kind != "Unigram" || json.model.byte_fallback {
