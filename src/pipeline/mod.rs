@@ -166,9 +166,10 @@ pub async fn run(
         parts.stats.clone(),
     )
     .await;
-    decode
-        .await
-        .map_err(|source| PipelineError::Stage { stage: "decode", source })?;
+    decode.await.map_err(|source| PipelineError::Stage {
+        stage: "decode",
+        source,
+    })?;
     batcher
         .await
         .map_err(|source| PipelineError::Stage { stage: "batch", source })?;

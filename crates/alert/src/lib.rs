@@ -82,18 +82,7 @@ pub struct AlertOut {
 
 /// FNV-1a 64, hex.
 pub fn fnv_hex(parts: &[&str]) -> String {
-    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
-    for (i, p) in parts.iter().enumerate() {
-        if i > 0 {
-            h ^= b'|' as u64;
-            h = h.wrapping_mul(0x0000_0100_0000_01b3);
-        }
-        for b in p.bytes() {
-            h ^= b as u64;
-            h = h.wrapping_mul(0x0000_0100_0000_01b3);
-        }
-    }
-    format!("{h:016x}")
+    format!("{:016x}", earshot_core::hash::fnv1a_joined(parts))
 }
 
 /// Fingerprint of rule and key: stable across runs, machines and versions.
@@ -159,17 +148,16 @@ fn clip(s: &str, n: usize) -> String {
     out
 }
 
+/// What a URL query value keeps unencoded: RFC 3986 unreserved characters.
+const QUERY_VALUE: &percent_encoding::AsciiSet = &percent_encoding::NON_ALPHANUMERIC
+    .remove(b'-')
+    .remove(b'_')
+    .remove(b'.')
+    .remove(b'~');
+
 /// Percent-encoding of a URL query value (RFC 3986 unreserved kept).
 pub fn url_encode(s: &str) -> String {
-    let mut out = String::with_capacity(s.len());
-    for b in s.bytes() {
-        if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b'~') {
-            out.push(b as char);
-        } else {
-            out.push_str(&format!("%{b:02X}"));
-        }
-    }
-    out
+    percent_encoding::utf8_percent_encode(s, QUERY_VALUE).to_string()
 }
 
 /// The Grafana dashboard (`earshot-brand`) filtered to the key, over the
@@ -243,6 +231,11 @@ pub fn phone_text(signal: &Signal, status: Status, ends_at: Option<EventTime>, r
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn query_values_keep_only_unreserved_characters() {
+        assert_eq!(url_encode("Voltra X2/ü-_.~&=#"), "Voltra%20X2%2F%C3%BC-_.~%26%3D%23");
+    }
 
     #[test]
     fn dates_format_as_rfc3339() {

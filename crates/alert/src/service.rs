@@ -51,8 +51,7 @@ impl AlertService {
         let outbox = Outbox::open(&cfg.outbox_path, &names)?;
         let client = reqwest::Client::builder()
             .user_agent(concat!("earshot/", env!("CARGO_PKG_VERSION")))
-            .build()
-            ?;
+            .build()?;
         let mut counters = Vec::new();
         let mut workers = Vec::new();
         for spec in &cfg.sinks {

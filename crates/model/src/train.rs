@@ -18,12 +18,7 @@ pub enum Split {
 
 /// FNV-1a 64 of the text: stable across platforms and Rust versions.
 pub fn text_hash(text: &str) -> u64 {
-    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
-    for b in text.as_bytes() {
-        h ^= *b as u64;
-        h = h.wrapping_mul(0x0000_0100_0000_01b3);
-    }
-    h
+    earshot_core::hash::fnv1a(text.as_bytes())
 }
 
 /// 80 % train, 10 % calibrate, 10 % held out.
