@@ -1,0 +1,300 @@
+//! `[alert]` and `[[alert.sinks]]`: the alert lifecycle (event time), the durable
+//! outbox and the delivery endpoints. Validates into the alert crate's
+//! [`AlertConfig`]; validation is pure, so a sink's secrets come out as
+//! [`SecretRef`]s that [`super::secrets::resolve`] reads afterwards.
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use serde::Deserialize;
+
+use super::secrets::{SecretRef, SecretSlot, SecretSource};
+use super::{dims, severity_rank, AlertConfig, ConfigError, SinkKind, SinkSpec};
+
+const MINUTE_MS: i64 = 60_000;
+
+/// `[alert]`: alert lifecycle (event time), the durable outbox and delivery endpoints.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct RawAlert {
+    /// Base URL of Grafana for the dashboard links in alert texts.
+    pub grafana_url: String,
+    /// One-shot kinds (slow_drift, review_bombing) resolve after this much
+    /// event time without a new signal.
+    pub resolve_after_minutes: u64,
+    /// A firing alert is sent again after this much event time (0: never).
+    pub repeat_interval_minutes: u64,
+    /// Labels that group related alerts into one notification.
+    pub group_by: Vec<String>,
+    /// The durable outbox (redb); relative to the config file's directory.
+    pub outbox_path: PathBuf,
+    pub silences: Vec<crate::alert::api::Silence>,
+    pub sinks: Vec<RawSink>,
+}
+
+impl Default for RawAlert {
+    fn default() -> Self {
+        Self {
+            grafana_url: "http://localhost:3000".into(),
+            resolve_after_minutes: 120,
+            repeat_interval_minutes: 240,
+            group_by: vec!["brand".into()],
+            outbox_path: PathBuf::from("earshot-data/outbox.redb"),
+            silences: Vec::new(),
+            sinks: Vec::new(),
+        }
+    }
+}
+
+/// `[[alert.sinks]]`: one delivery endpoint. `name`, `kind` and `url` are
+/// required; every other key defaults as in `SinkTable`'s `Default`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(try_from = "SinkTable")]
+pub struct RawSink {
+    pub name: String,
+    /// `alertmanager`, `alertmanager_webhook`, `slack`, `pagerduty` or `generic`.
+    pub kind: String,
+    pub url: String,
+    /// Environment variable holding the signing secret (generic).
+    pub secret_env: Option<String>,
+    /// File holding the signing secret (generic).
+    pub secret_file: Option<PathBuf>,
+    /// Environment variable holding the PagerDuty routing key.
+    pub routing_key_env: Option<String>,
+    pub timeout_ms: u64,
+    pub max_concurrency: usize,
+    pub max_attempts: u32,
+    pub max_retry_minutes: u64,
+    pub backoff_initial_ms: u64,
+    pub backoff_max_ms: u64,
+    /// `info`, `warning` or `critical`: lower severities are not sent here.
+    pub min_severity: String,
+    /// Per-route cooldown: repeats closer than this (event time) are skipped
+    /// for this endpoint; unset means every repeat.
+    pub repeat_interval_minutes: Option<u64>,
+    /// Alertmanager only: firing alerts are re-sent this often (wall clock)
+    /// so Alertmanager does not resolve them on its own.
+    pub resend_interval_secs: u64,
+}
+
+/// A `[[alert.sinks]]` table as written: [`RawSink`] with its required keys
+/// still optional, so that the other keys can take their defaults from one
+/// `Default` while a missing required key stays a parse error.
+#[derive(Deserialize)]
+#[serde(default, deny_unknown_fields)]
+struct SinkTable {
+    name: Option<String>,
+    kind: Option<String>,
+    url: Option<String>,
+    secret_env: Option<String>,
+    secret_file: Option<PathBuf>,
+    routing_key_env: Option<String>,
+    timeout_ms: u64,
+    max_concurrency: usize,
+    max_attempts: u32,
+    max_retry_minutes: u64,
+    backoff_initial_ms: u64,
+    backoff_max_ms: u64,
+    min_severity: String,
+    repeat_interval_minutes: Option<u64>,
+    resend_interval_secs: u64,
+}
+
+impl Default for SinkTable {
+    fn default() -> Self {
+        Self {
+            name: None,
+            kind: None,
+            url: None,
+            secret_env: None,
+            secret_file: None,
+            routing_key_env: None,
+            timeout_ms: 10_000,
+            max_concurrency: 4,
+            max_attempts: 20,
+            max_retry_minutes: 60,
+            backoff_initial_ms: 500,
+            backoff_max_ms: 30_000,
+            min_severity: "info".into(),
+            repeat_interval_minutes: None,
+            resend_interval_secs: 60,
+        }
+    }
+}
+
+impl TryFrom<SinkTable> for RawSink {
+    type Error = String;
+
+    fn try_from(t: SinkTable) -> Result<Self, String> {
+        let missing = |key: &str| format!("missing field `{key}`");
+        Ok(RawSink {
+            name: t.name.ok_or_else(|| missing("name"))?,
+            kind: t.kind.ok_or_else(|| missing("kind"))?,
+            url: t.url.ok_or_else(|| missing("url"))?,
+            secret_env: t.secret_env,
+            secret_file: t.secret_file,
+            routing_key_env: t.routing_key_env,
+            timeout_ms: t.timeout_ms,
+            max_concurrency: t.max_concurrency,
+            max_attempts: t.max_attempts,
+            max_retry_minutes: t.max_retry_minutes,
+            backoff_initial_ms: t.backoff_initial_ms,
+            backoff_max_ms: t.backoff_max_ms,
+            min_severity: t.min_severity,
+            repeat_interval_minutes: t.repeat_interval_minutes,
+            resend_interval_secs: t.resend_interval_secs,
+        })
+    }
+}
+
+impl RawAlert {
+    /// Checks the section and resolves the outbox path against `base`. Pure:
+    /// every sink's `secret` and `routing_key` are left unset and returned as
+    /// references for [`super::secrets::resolve`] to read.
+    pub fn validate(self, base: &Path) -> Result<(AlertConfig, Vec<SecretRef>), ConfigError> {
+        let inv = |field: &'static str, message: String| ConfigError::Invalid { field, message };
+        if !(self.grafana_url.starts_with("http://") || self.grafana_url.starts_with("https://")) {
+            return Err(inv(
+                "alert.grafana_url",
+                format!("`{}`: use an http:// or https:// URL", self.grafana_url),
+            ));
+        }
+        if self.resolve_after_minutes == 0 {
+            return Err(inv("alert.resolve_after_minutes", "must be at least 1".into()));
+        }
+        let group_by = dims("alert.group_by", &self.group_by)?;
+        for s in &self.silences {
+            crate::alert::silence::Matcher::parse(s).map_err(|m| inv("alert.silences", m))?;
+        }
+        let mut sinks = Vec::new();
+        let mut secrets = Vec::new();
+        let mut names = std::collections::BTreeSet::new();
+        for r in self.sinks {
+            let n = r.name.clone();
+            if n.is_empty() || !names.insert(n.clone()) {
+                return Err(inv(
+                    "alert.sinks.name",
+                    format!("`{n}`: every sink needs a unique, non-empty name"),
+                ));
+            }
+            let kind = match r.kind.as_str() {
+                "alertmanager" => SinkKind::Alertmanager,
+                "alertmanager_webhook" => SinkKind::AlertmanagerWebhook,
+                "slack" => SinkKind::Slack,
+                "pagerduty" => SinkKind::PagerDuty,
+                "generic" => SinkKind::Generic,
+                other => {
+                    return Err(inv(
+                        "alert.sinks.kind",
+                        format!(
+                            "sink `{n}`: unknown kind `{other}`: use alertmanager, alertmanager_webhook, slack, pagerduty or generic"
+                        ),
+                    ))
+                }
+            };
+            if !(r.url.starts_with("http://") || r.url.starts_with("https://")) {
+                return Err(inv(
+                    "alert.sinks.url",
+                    format!("sink `{n}`: `{}` is not an http:// or https:// URL", r.url),
+                ));
+            }
+            let sink = sinks.len();
+            let secret = match (r.secret_env, r.secret_file) {
+                (Some(_), Some(_)) => {
+                    return Err(inv(
+                        "alert.sinks.secret_env",
+                        format!("sink `{n}`: set secret_env or secret_file, not both"),
+                    ))
+                }
+                (Some(var), None) => Some(SecretSource::Env(var)),
+                (None, Some(f)) => Some(SecretSource::File(if f.is_absolute() { f } else { base.join(f) })),
+                (None, None) => None,
+            };
+            if kind == SinkKind::Generic && secret.is_none() {
+                return Err(inv(
+                    "alert.sinks.secret_env",
+                    format!("sink `{n}`: a generic webhook is signed; set secret_env or secret_file"),
+                ));
+            }
+            if kind == SinkKind::PagerDuty && r.routing_key_env.is_none() {
+                return Err(inv(
+                    "alert.sinks.routing_key_env",
+                    format!("sink `{n}`: PagerDuty needs routing_key_env (the variable holding the integration key)"),
+                ));
+            }
+            for (field, v) in [
+                ("alert.sinks.timeout_ms", r.timeout_ms),
+                ("alert.sinks.max_concurrency", r.max_concurrency as u64),
+                ("alert.sinks.max_attempts", r.max_attempts as u64),
+                ("alert.sinks.max_retry_minutes", r.max_retry_minutes),
+                ("alert.sinks.backoff_initial_ms", r.backoff_initial_ms),
+                ("alert.sinks.resend_interval_secs", r.resend_interval_secs),
+            ] {
+                if v == 0 {
+                    return Err(inv(field, format!("sink `{n}`: must be at least 1")));
+                }
+            }
+            if r.backoff_max_ms < r.backoff_initial_ms {
+                return Err(inv(
+                    "alert.sinks.backoff_max_ms",
+                    format!(
+                        "sink `{n}`: must be at least backoff_initial_ms = {}",
+                        r.backoff_initial_ms
+                    ),
+                ));
+            }
+            let min_severity = severity_rank(&r.min_severity).ok_or_else(|| {
+                inv(
+                    "alert.sinks.min_severity",
+                    format!("sink `{n}`: `{}`: use info, warning or critical", r.min_severity),
+                )
+            })?;
+            if let Some(source) = secret {
+                secrets.push(SecretRef {
+                    sink,
+                    name: n.clone(),
+                    slot: SecretSlot::SigningKey,
+                    source,
+                });
+            }
+            if let Some(var) = r.routing_key_env {
+                secrets.push(SecretRef {
+                    sink,
+                    name: n.clone(),
+                    slot: SecretSlot::RoutingKey,
+                    source: SecretSource::Env(var),
+                });
+            }
+            sinks.push(SinkSpec {
+                name: n,
+                kind,
+                url: r.url,
+                secret: None,
+                routing_key: None,
+                timeout: Duration::from_millis(r.timeout_ms),
+                max_concurrency: r.max_concurrency,
+                max_attempts: r.max_attempts,
+                max_retry: Duration::from_secs(r.max_retry_minutes * 60),
+                backoff_initial: Duration::from_millis(r.backoff_initial_ms),
+                backoff_max: Duration::from_millis(r.backoff_max_ms),
+                min_severity,
+                repeat_interval: r.repeat_interval_minutes.map(|m| m as i64 * MINUTE_MS),
+                resend_interval: Duration::from_secs(r.resend_interval_secs),
+            });
+        }
+        let alert = AlertConfig {
+            grafana_url: self.grafana_url.trim_end_matches('/').to_string(),
+            resolve_after: self.resolve_after_minutes as i64 * MINUTE_MS,
+            repeat_interval: self.repeat_interval_minutes as i64 * MINUTE_MS,
+            group_by,
+            outbox_path: if self.outbox_path.is_absolute() {
+                self.outbox_path
+            } else {
+                base.join(self.outbox_path)
+            },
+            silences: self.silences,
+            sinks,
+        };
+        Ok((alert, secrets))
+    }
+}

@@ -1,0 +1,209 @@
+//! Pipeline configuration: a TOML file validated into typed structs at start-up.
+//! Runtime knobs (device, ports, log format) are CLI flags, not config.
+//!
+//! Loading runs three steps, one per concern:
+//! 1. parse: every table is `#[serde(default, deny_unknown_fields)]`, and each
+//!    section's defaults are its struct's one `impl Default`;
+//! 2. validate ([`RawConfig::validate`]): pure, reads no files and no
+//!    environment; relative paths are joined to the config file's directory;
+//! 3. resolve secrets ([`secrets::resolve`]): the only step that reads
+//!    environment variables and secret files.
+//!
+//! One file per section: [`kafka`](KafkaConfig) (`[kafka]`, `[output]`,
+//! `[pipeline]`), [`model`](RawModel), [`detect`](RawDetect), [`alert`](RawAlert).
+
+mod alert;
+mod detect;
+mod kafka;
+mod model;
+pub mod secrets;
+#[cfg(test)]
+mod tests;
+
+use std::path::{Path, PathBuf};
+
+use serde::Deserialize;
+
+use crate::detect::DetectConfig;
+use crate::ingest::mapping::Mapping;
+use crate::model::{BatchLimits, ModelSpec};
+pub use alert::{RawAlert, RawSink};
+pub use detect::{RawDetect, RawSpam, RawThresholds};
+pub use earshot_alert::config::{severity_rank, AlertConfig, Secret, SinkKind, SinkSpec};
+pub use kafka::{KafkaConfig, OutputConfig, PipelineConfig};
+pub use model::{RawBatch, RawModel, RawRandom};
+use secrets::SecretRef;
+
+/// Errors found while reading or validating the configuration.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("cannot read config file {path}")]
+    Read {
+        path: String,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("invalid config {path}")]
+    Parse {
+        path: String,
+        #[source]
+        source: toml::de::Error,
+    },
+    #[error("invalid config field `{field}`: {message}")]
+    Invalid { field: &'static str, message: String },
+    #[error("invalid config field `{field}`: sink `{sink}`: cannot read {}", path.display())]
+    SecretFile {
+        field: &'static str,
+        sink: String,
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("invalid config field `{field}`: sink `{sink}`: a `whsec_` secret must be followed by base64 key bytes")]
+    SecretEncoding {
+        field: &'static str,
+        sink: String,
+        #[source]
+        source: base64::DecodeError,
+    },
+}
+
+/// The whole file; a missing table takes its section's `Default`.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct RawConfig {
+    pub model: RawModel,
+    pub kafka: KafkaConfig,
+    pub mapping: Mapping,
+    pub output: OutputConfig,
+    pub pipeline: PipelineConfig,
+    pub detect: RawDetect,
+    pub alert: RawAlert,
+}
+
+/// Validated configuration.
+#[derive(Debug, Clone)]
+pub struct Config {
+    pub model: ModelSpec,
+    pub batch: BatchLimits,
+    pub kafka: KafkaConfig,
+    pub mapping: Mapping,
+    pub output: OutputConfig,
+    pub pipeline: PipelineConfig,
+    pub detect: DetectConfig,
+    pub alert: AlertConfig,
+}
+
+/// A validated [`Config`] whose secrets are still references (a variable's
+/// name, a file's path) and whose sinks have no `secret`/`routing_key` yet;
+/// [`secrets::resolve`] reads them.
+#[derive(Debug)]
+#[must_use = "secrets::resolve turns this into a Config"]
+pub struct Unresolved {
+    config: Config,
+    secrets: Vec<SecretRef>,
+}
+
+impl Unresolved {
+    /// The secrets [`secrets::resolve`] will read.
+    pub fn secrets(&self) -> &[SecretRef] {
+        &self.secrets
+    }
+}
+
+impl Config {
+    /// Reads and validates a TOML file, secrets from the process environment.
+    /// Relative paths are taken from the file's directory.
+    pub fn from_file(path: &Path) -> Result<Self, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+            path: path.display().to_string(),
+            source,
+        })?;
+        let base = path.parent().unwrap_or(Path::new("."));
+        Self::from_toml(&text, &path.display().to_string(), base)
+    }
+
+    /// Parses TOML text; `origin` names it in errors, `base` resolves paths.
+    /// Secrets come from the process environment.
+    pub fn from_toml(text: &str, origin: &str, base: &Path) -> Result<Self, ConfigError> {
+        Self::from_toml_with_env(text, origin, base, secrets::process_env)
+    }
+
+    /// [`Config::from_toml`] with environment variables looked up in `env`.
+    pub fn from_toml_with_env(
+        text: &str,
+        origin: &str,
+        base: &Path,
+        env: impl Fn(&str) -> Option<String>,
+    ) -> Result<Self, ConfigError> {
+        let raw = RawConfig::parse(text, origin)?;
+        secrets::resolve(raw.validate(base)?, env)
+    }
+
+    /// The built-in default: the real model from `./models`.
+    pub fn default_in(base: &Path) -> Self {
+        let unresolved = RawConfig::default()
+            .validate(base)
+            .expect("built-in defaults are valid");
+        // The defaults name no secrets: nothing is looked up.
+        secrets::resolve(unresolved, |_| None).expect("built-in defaults need no secrets")
+    }
+}
+
+impl RawConfig {
+    /// Parses TOML text; `origin` names it in errors.
+    pub fn parse(text: &str, origin: &str) -> Result<Self, ConfigError> {
+        toml::from_str(text).map_err(|source| ConfigError::Parse {
+            path: origin.to_string(),
+            source,
+        })
+    }
+
+    /// Checks every section and resolves relative paths against `base`. Pure:
+    /// reads no files and no environment variables; secrets stay references.
+    pub fn validate(self, base: &Path) -> Result<Unresolved, ConfigError> {
+        let detect = self.detect.validate()?;
+        let (alert, secrets) = self.alert.validate(base)?;
+        self.kafka.validate()?;
+        self.pipeline.validate()?;
+        if self.mapping.max_text_bytes == 0 {
+            return Err(ConfigError::Invalid {
+                field: "mapping.max_text_bytes",
+                message: "must be at least 1".into(),
+            });
+        }
+        if self.mapping.text.is_empty() {
+            return Err(ConfigError::Invalid {
+                field: "mapping.text",
+                message: "must name the field holding the review text".into(),
+            });
+        }
+        let (model, batch) = self.model.validate(base)?;
+        let config = Config {
+            model,
+            batch,
+            kafka: self.kafka,
+            mapping: self.mapping,
+            output: self.output,
+            pipeline: self.pipeline,
+            detect,
+            alert,
+        };
+        Ok(Unresolved { config, secrets })
+    }
+}
+
+/// Parses key dimensions (`brand`, `region`, ...); `field` names the key in errors.
+fn dims(field: &'static str, names: &[String]) -> Result<Vec<crate::types::Dim>, ConfigError> {
+    names
+        .iter()
+        .map(|n| {
+            crate::types::Dim::parse(n).ok_or_else(|| ConfigError::Invalid {
+                field,
+                message: format!(
+                    "unknown dimension `{n}`: use brand, product, sku, region, channel, category or language"
+                ),
+            })
+        })
+        .collect()
+}
