@@ -36,7 +36,19 @@ pub enum IngestError {
 /// What the source knows about partitions: how many messages it has handed
 /// to the pipeline per partition, and whether more are waiting unread.
 pub trait SourceProgress: Send + Sync {
-    /// `((source, partition), handed_out, more_unread)` for every partition
-    /// the source has handed out at least one message from.
-    fn progress(&self) -> Vec<((String, i32), u64, bool)>;
+    /// Every partition the source has handed out at least one message from.
+    fn progress(&self) -> Vec<PartitionStatus>;
+}
+
+/// A partition of a source: topic (or file) name and partition number.
+pub type PartitionKey = (String, i32);
+
+/// What a source has done with one partition.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PartitionStatus {
+    pub key: PartitionKey,
+    /// Messages handed to the pipeline so far.
+    pub handed_out: u64,
+    /// Whether the partition holds messages not read yet.
+    pub more_unread: bool,
 }

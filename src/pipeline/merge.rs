@@ -13,7 +13,7 @@
 use std::collections::{BTreeMap, VecDeque};
 use std::time::{Duration, Instant};
 
-pub use crate::ingest::SourceProgress;
+pub use crate::ingest::{PartitionStatus, SourceProgress};
 
 /// An item with an optional event time and its partition.
 pub trait Timed {
@@ -90,12 +90,12 @@ impl<T: Timed> Merger<T> {
             return None;
         }
         if let (Some(src), false) = (&self.source, force || over) {
-            for (key, handed, unread) in src.progress() {
+            for part in src.progress() {
                 let (arrived, empty) = self
                     .lanes
-                    .get(&key)
+                    .get(&part.key)
                     .map_or((0, true), |l| (l.arrived, l.queue.is_empty()));
-                if empty && (handed > arrived || unread) {
+                if empty && (part.handed_out > arrived || part.more_unread) {
                     return None;
                 }
             }
@@ -174,10 +174,18 @@ mod tests {
         assert!(m.is_empty());
     }
 
-    struct Src(Vec<((String, i32), u64, bool)>);
+    struct Src(Vec<PartitionStatus>);
     impl SourceProgress for Src {
-        fn progress(&self) -> Vec<((String, i32), u64, bool)> {
+        fn progress(&self) -> Vec<PartitionStatus> {
             self.0.clone()
+        }
+    }
+
+    fn status(partition: i32, handed_out: u64, more_unread: bool) -> PartitionStatus {
+        PartitionStatus {
+            key: ("t".into(), partition),
+            handed_out,
+            more_unread,
         }
     }
 
@@ -186,7 +194,7 @@ mod tests {
         let t0 = Instant::now();
         let later = t0 + Duration::from_secs(10);
         // Partition 1 has handed out 2 messages that have not arrived yet.
-        let src = std::sync::Arc::new(Src(vec![(("t".into(), 0), 2, false), (("t".into(), 1), 2, false)]));
+        let src = std::sync::Arc::new(Src(vec![status(0, 2, false), status(1, 2, false)]));
         let mut m = Merger::new(Duration::from_secs(1), 100).with_source(Some(src));
         m.push(It(0, Some(30)), t0);
         m.push(It(0, Some(40)), t0);

@@ -22,7 +22,11 @@ use rdkafka::producer::FutureProducer;
 use rdkafka::ClientContext;
 use tokio::sync::mpsc;
 
-use super::{IngestError, RawMessage};
+mod range;
+
+pub use range::{KafkaRange, PartitionRange};
+
+use super::{IngestError, PartitionKey, PartitionStatus, RawMessage};
 use crate::config::KafkaConfig;
 use crate::types::SourcePos;
 
@@ -75,18 +79,24 @@ impl Progress {
 /// data coming.
 #[derive(Default)]
 pub struct PartitionProgress {
-    parts: Mutex<std::collections::BTreeMap<(String, i32), PartState>>,
+    parts: Mutex<std::collections::BTreeMap<PartitionKey, PartState>>,
 }
 
-/// (messages handed out, next offset to hand out, high watermark)
-type PartState = (u64, i64, i64);
+/// What the poll thread knows about one partition.
+#[derive(Debug, Default, Clone, Copy)]
+struct PartState {
+    handed_out: u64,
+    /// The next offset to hand out.
+    next_offset: i64,
+    high_watermark: i64,
+}
 
 impl PartitionProgress {
     fn handed(&self, topic: &str, partition: i32, offset: i64) {
         let mut m = self.parts.lock().unwrap_or_else(|e| e.into_inner());
-        let e = m.entry((topic.to_string(), partition)).or_insert((0, 0, 0));
-        e.0 += 1;
-        e.1 = offset + 1;
+        let e = m.entry((topic.to_string(), partition)).or_default();
+        e.handed_out += 1;
+        e.next_offset = offset + 1;
     }
 
     fn refresh(&self, consumer: &BaseConsumer<EngineContext>) {
@@ -111,7 +121,7 @@ impl PartitionProgress {
             let mut m = self.parts.lock().unwrap_or_else(|e| e.into_inner());
             if let Some(e) = m.get_mut(&(topic.clone(), p)) {
                 // A partition no longer assigned has nothing more coming.
-                e.2 = high.unwrap_or(e.1.min(e.2));
+                e.high_watermark = high.unwrap_or(e.next_offset.min(e.high_watermark));
             }
         }
     }
@@ -126,18 +136,22 @@ impl PartitionProgress {
             .lock()
             .unwrap_or_else(|e| e.into_inner())
             .iter()
-            .map(|(k, (_, next, high))| (k.clone(), (high - next).max(0)))
+            .map(|(k, s)| (k.clone(), (s.high_watermark - s.next_offset).max(0)))
             .collect()
     }
 }
 
 impl super::SourceProgress for PartitionProgress {
-    fn progress(&self) -> Vec<((String, i32), u64, bool)> {
+    fn progress(&self) -> Vec<PartitionStatus> {
         self.parts
             .lock()
             .unwrap_or_else(|e| e.into_inner())
             .iter()
-            .map(|(k, (handed, next, high))| (k.clone(), *handed, next < high))
+            .map(|(k, s)| PartitionStatus {
+                key: k.clone(),
+                handed_out: s.handed_out,
+                more_unread: s.next_offset < s.high_watermark,
+            })
             .collect()
     }
 }
@@ -477,160 +491,6 @@ impl EofBackoff {
     }
 }
 
-/// One partition's slice of a bounded read: offsets `start..end`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct PartitionRange {
-    pub partition: i32,
-    pub start: i64,
-    pub end: i64,
-}
-
-/// A bounded, read-only reader of one topic between two timestamps (replay).
-///
-/// It uses a fresh random `group.id` (never the live group), `assign` instead
-/// of `subscribe`, `enable.auto.commit=false`, and never commits: the live
-/// consumer group's offsets are untouched. Start offsets come from
-/// `offsets_for_times(from)`, end offsets from `offsets_for_times(to)` (or the
-/// high watermark when `to` is past the last message).
-pub struct KafkaRange {
-    consumer: BaseConsumer,
-    topic: String,
-    ranges: Vec<PartitionRange>,
-}
-
-impl KafkaRange {
-    /// Looks up the offsets of `[from_ms, to_ms)` per partition (`None`: the
-    /// beginning / the end of the topic).
-    pub fn open(cfg: &KafkaConfig, topic: &str, from_ms: Option<i64>, to_ms: Option<i64>) -> Result<Self, IngestError> {
-        use rdkafka::{Offset, TopicPartitionList};
-        let timeout = Duration::from_secs(10);
-        let mut c = client_config(cfg);
-        c.set("group.id", format!("earshot-replay-{:016x}", rand::random::<u64>()))
-            .set("enable.auto.commit", "false")
-            .set("enable.auto.offset.store", "false")
-            .set("auto.offset.reset", "earliest");
-        let consumer: BaseConsumer = c.create()?;
-        let md = consumer.fetch_metadata(Some(topic), timeout)?;
-        let parts: Vec<i32> = md
-            .topics()
-            .iter()
-            .filter(|t| t.name() == topic && t.error().is_none())
-            .flat_map(|t| t.partitions().iter().map(|p| p.id()))
-            .collect();
-        if parts.is_empty() {
-            return Err(IngestError::Topic(format!(
-                "topic `{topic}` not found or has no partitions on {}: check --topic and kafka.brokers",
-                cfg.brokers
-            )));
-        }
-        let lookup = |at: i64| -> Result<Vec<Offset>, IngestError> {
-            let mut tpl = TopicPartitionList::new();
-            for &p in &parts {
-                tpl.add_partition_offset(topic, p, Offset::Offset(at))?;
-            }
-            let got = consumer.offsets_for_times(tpl, timeout)?;
-            Ok(parts
-                .iter()
-                .map(|&p| got.find_partition(topic, p).map_or(Offset::End, |e| e.offset()))
-                .collect())
-        };
-        let mut ranges = Vec::new();
-        let starts = from_ms.map(lookup).transpose()?;
-        let ends = to_ms.map(lookup).transpose()?;
-        for (i, &p) in parts.iter().enumerate() {
-            let (low, high) = consumer.fetch_watermarks(topic, p, timeout)?;
-            let pick = |o: Option<&Offset>, default: i64| match o {
-                Some(Offset::Offset(x)) => (*x).clamp(low, high),
-                Some(_) => high,
-                None => default,
-            };
-            let start = pick(starts.as_ref().map(|s| &s[i]), low);
-            let end = pick(ends.as_ref().map(|s| &s[i]), high);
-            ranges.push(PartitionRange {
-                partition: p,
-                start,
-                end: end.max(start),
-            });
-        }
-        Ok(Self {
-            consumer,
-            topic: topic.to_string(),
-            ranges,
-        })
-    }
-
-    pub fn ranges(&self) -> &[PartitionRange] {
-        &self.ranges
-    }
-
-    /// Messages in the range (before filtering nothing: offsets, not events).
-    pub fn total(&self) -> u64 {
-        self.ranges.iter().map(|r| (r.end - r.start) as u64).sum()
-    }
-
-    /// Reads every partition up to its end offset into `tx` (blocking while
-    /// the channel is full). Must run on a blocking thread. Returns the
-    /// messages sent. Fails if no progress is made for `stall`.
-    pub fn read(self, tx: &mpsc::Sender<RawMessage>, stall: Duration) -> Result<u64, IngestError> {
-        use rdkafka::{Offset, TopicPartitionList};
-        let mut open: std::collections::HashMap<i32, i64> = std::collections::HashMap::new();
-        let mut tpl = TopicPartitionList::new();
-        for r in self.ranges.iter().filter(|r| r.end > r.start) {
-            tpl.add_partition_offset(&self.topic, r.partition, Offset::Offset(r.start))?;
-            open.insert(r.partition, r.end);
-        }
-        if open.is_empty() {
-            return Ok(0);
-        }
-        self.consumer.assign(&tpl)?;
-        let mut sent = 0u64;
-        let mut last = Instant::now();
-        while !open.is_empty() {
-            match self.consumer.poll(Duration::from_millis(100)) {
-                Some(Ok(m)) => {
-                    last = Instant::now();
-                    let Some(&end) = open.get(&m.partition()) else { continue };
-                    if m.offset() >= end {
-                        open.remove(&m.partition());
-                        continue;
-                    }
-                    let raw = raw_message(&m);
-                    if m.offset() + 1 >= end {
-                        open.remove(&m.partition());
-                    }
-                    drop(m);
-                    if tx.blocking_send(raw).is_err() {
-                        return Ok(sent);
-                    }
-                    sent += 1;
-                }
-                Some(Err(e)) => tracing::warn!(error = %e, "kafka replay consumer error"),
-                None => {
-                    // Gaps (compaction, transaction markers): done when the position passed the end.
-                    if let Ok(pos) = self.consumer.position() {
-                        for e in pos.elements() {
-                            if let (Offset::Offset(p), Some(&end)) = (e.offset(), open.get(&e.partition())) {
-                                if p >= end {
-                                    open.remove(&e.partition());
-                                }
-                            }
-                        }
-                    }
-                    if !open.is_empty() && last.elapsed() > stall {
-                        return Err(IngestError::Topic(format!(
-                            "{}: no progress for {}s with {} partitions unfinished",
-                            self.topic,
-                            stall.as_secs(),
-                            open.len()
-                        )));
-                    }
-                }
-            }
-        }
-        Ok(sent)
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -642,7 +502,7 @@ mod tests {
         p.handed("t", 1, 4);
         {
             let mut m = p.parts.lock().unwrap();
-            m.get_mut(&("t".to_string(), 0)).unwrap().2 = 25;
+            m.get_mut(&("t".to_string(), 0)).unwrap().high_watermark = 25;
             // Not refreshed yet (high 0): no negative lag.
         }
         assert_eq!(p.lag(), vec![(("t".to_string(), 0), 15), (("t".to_string(), 1), 0)]);
