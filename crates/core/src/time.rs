@@ -1,6 +1,8 @@
 //! Event-time text: RFC 3339 in and out, and calendar arithmetic. Event time
 //! is milliseconds since the Unix epoch ([`EventTime`]).
 
+use ::time::format_description::well_known::Rfc3339;
+
 use crate::types::EventTime;
 
 /// Days since 1970-01-01 to (year, month, day), proleptic Gregorian
@@ -30,53 +32,50 @@ pub fn rfc3339(t: EventTime) -> String {
     )
 }
 
-/// Minimal RFC 3339 parser: `YYYY-MM-DD[T ]HH:MM:SS[.frac](Z|±HH:MM)`.
+/// RFC 3339 date-time (`time` crate) to event time, truncated to the
+/// millisecond. Accepts a space or a lowercase `t` between date and time, as
+/// RFC 3339 §5.6 allows; rejects dates that do not exist (`2026-02-30`).
 pub fn parse_rfc3339(s: &str) -> Option<EventTime> {
-    let b = s.trim().as_bytes();
-    let num = |r: std::ops::Range<usize>| -> Option<i64> { std::str::from_utf8(b.get(r)?).ok()?.parse::<i64>().ok() };
-    if b.len() < 20 || b[4] != b'-' || b[7] != b'-' || !matches!(b[10], b'T' | b't' | b' ') {
-        return None;
-    }
-    let (y, mo, d) = (num(0..4)?, num(5..7)?, num(8..10)?);
-    let (h, mi, sec) = (num(11..13)?, num(14..16)?, num(17..19)?);
-    if !(1..=12).contains(&mo) || !(1..=31).contains(&d) || h > 23 || mi > 59 || sec > 60 {
-        return None;
-    }
-    let mut i = 19;
-    let mut millis = 0i64;
-    if b.get(i) == Some(&b'.') {
-        i += 1;
-        let start = i;
-        while i < b.len() && b[i].is_ascii_digit() {
-            i += 1;
-        }
-        let frac = std::str::from_utf8(&b[start..i]).ok()?;
-        let padded = format!("{frac:0<3}");
-        millis = padded[..3].parse().ok()?;
-    }
-    let offset_min = match b.get(i)? {
-        b'Z' | b'z' if i + 1 == b.len() => 0,
-        sign @ (b'+' | b'-') if b.len() == i + 6 && b[i + 3] == b':' => {
-            let v = num(i + 1..i + 3)? * 60 + num(i + 4..i + 6)?;
-            if *sign == b'-' {
-                -v
-            } else {
-                v
-            }
-        }
-        _ => return None,
+    let s = s.trim();
+    let at = match s.as_bytes().get(10) {
+        Some(b' ' | b't') => ::time::OffsetDateTime::parse(&format!("{}T{}", &s[..10], &s[11..]), &Rfc3339),
+        _ => ::time::OffsetDateTime::parse(s, &Rfc3339),
     };
-    let days = days_from_civil(y, mo, d);
-    Some(((days * 86_400 + h * 3600 + mi * 60 + sec - offset_min * 60) * 1000) + millis)
+    let nanos = at.ok()?.unix_timestamp_nanos();
+    i64::try_from(nanos.div_euclid(1_000_000)).ok()
 }
 
-/// Days since 1970-01-01 of a proleptic Gregorian date (Howard Hinnant's algorithm).
-fn days_from_civil(y: i64, m: i64, d: i64) -> i64 {
-    let y = if m <= 2 { y - 1 } else { y };
-    let era = if y >= 0 { y } else { y - 399 } / 400;
-    let yoe = y - era * 400;
-    let mp = (m + 9) % 12;
-    let doy = (153 * mp + 2) / 5 + d - 1;
-    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-    era * 146_097 + doe - 719_468
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_rfc3339_and_rejects_dates_that_do_not_exist() {
+        assert_eq!(parse_rfc3339("1970-01-01T00:00:00Z"), Some(0));
+        assert_eq!(parse_rfc3339("2000-03-01T00:00:00Z"), Some(951_868_800_000));
+        assert_eq!(parse_rfc3339(" 2000-03-01 01:00:00.2509+01:00 "), Some(951_868_800_250));
+        assert_eq!(parse_rfc3339("1969-12-31t23:59:59.5z"), Some(-500));
+        assert_eq!(parse_rfc3339("2026-02-28T00:00:00Z"), Some(1_772_236_800_000));
+        for bad in [
+            "2026-02-30T00:00:00Z",
+            "2026-13-01T00:00:00Z",
+            "2026-01-01T24:00:00Z",
+            "2026-01-01",
+            "",
+        ] {
+            assert_eq!(parse_rfc3339(bad), None, "{bad}");
+        }
+    }
+
+    #[test]
+    fn formats_any_event_time() {
+        assert_eq!(rfc3339(0), "1970-01-01T00:00:00Z");
+        assert_eq!(rfc3339(-500), "1969-12-31T23:59:59Z");
+        for t in [0, 951_868_800_250, 1_772_236_800_000, -86_400_000 * 365] {
+            let text = rfc3339(t);
+            assert_eq!(parse_rfc3339(&text), Some(t.div_euclid(1000) * 1000), "{text}");
+        }
+        // Out of the parser's range but still printable.
+        assert!(rfc3339(i64::MAX).starts_with("292278994-"));
+    }
 }
