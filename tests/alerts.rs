@@ -40,10 +40,10 @@ pub struct Req {
 }
 
 impl Req {
-    fn json(&self) -> serde_json::Value {
+    pub(crate) fn json(&self) -> serde_json::Value {
         serde_json::from_slice(&self.body).unwrap()
     }
-    fn h(&self, name: &str) -> &str {
+    pub(crate) fn h(&self, name: &str) -> &str {
         self.headers.get(name).map(String::as_str).unwrap_or("")
     }
 }
@@ -107,7 +107,7 @@ impl Receiver {
         tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
         Receiver { url, st }
     }
-    fn fail(&self, path: &str, status: u16, for_: Option<Duration>, retry_after: Option<u64>) {
+    pub(crate) fn fail(&self, path: &str, status: u16, for_: Option<Duration>, retry_after: Option<u64>) {
         self.st.modes.lock().unwrap().insert(
             path.to_string(),
             Mode::Fail {
@@ -117,7 +117,7 @@ impl Receiver {
             },
         );
     }
-    fn heal(&self, path: &str) {
+    pub(crate) fn heal(&self, path: &str) {
         self.st.modes.lock().unwrap().remove(path);
     }
     pub fn requests(&self, path: &str) -> Vec<Req> {
@@ -130,13 +130,13 @@ impl Receiver {
             .cloned()
             .collect()
     }
-    fn ok(&self, path: &str) -> Vec<Req> {
+    pub(crate) fn ok(&self, path: &str) -> Vec<Req> {
         self.requests(path).into_iter().filter(|r| r.status == 200).collect()
     }
 }
 
 /// Verifies a Standard Webhooks signature the way a receiver would.
-fn verify(secret: &str, r: &Req) -> bool {
+pub(crate) fn verify(secret: &str, r: &Req) -> bool {
     let key = base64::engine::general_purpose::STANDARD
         .decode(secret.strip_prefix("whsec_").unwrap())
         .unwrap();
@@ -151,13 +151,13 @@ fn verify(secret: &str, r: &Req) -> bool {
     r.h("webhook-signature").split(' ').any(|s| s == want)
 }
 
-const SECRET: &str = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw";
+pub(crate) const SECRET: &str = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw";
 
 // ---------------------------------------------------------------- helpers
 
-const MIN: i64 = 60_000;
+pub(crate) const MIN: i64 = 60_000;
 
-fn now_ms() -> i64 {
+pub(crate) fn now_ms() -> i64 {
     k::now_ms()
 }
 
@@ -205,7 +205,7 @@ fn cleared(kind: SignalKind, brand: &str, product: &str, at: i64) -> Cleared {
     }
 }
 
-fn lifecycle(cfg: &Config) -> Lifecycle {
+pub(crate) fn lifecycle(cfg: &Config) -> Lifecycle {
     Lifecycle::new(LifecycleConfig::from(&cfg.alert), Silences::default())
 }
 
@@ -553,270 +553,4 @@ async fn real_alertmanager_sees_firing_then_resolved() {
     let s = &svc.delivery()[0];
     assert!(s.delivered >= 3 && s.dropped == 0, "{s:?}");
     eprintln!("alertmanager: {s:?}");
-}
-
-// ---------------------------------------------------------------- 4. SIGKILL
-
-const WORDS: &[&str] = &[
-    "battery", "screen", "delivery", "price", "quality", "charger", "cable", "box", "colour", "size", "fast", "slow",
-    "great", "poor", "works", "broken", "love", "hate", "again", "never", "always", "happy", "sad", "return", "refund",
-    "support", "friendly", "rude", "late", "early", "solid", "cheap", "light", "heavy", "loud", "quiet", "warm",
-    "cold", "bright", "dim", "smooth", "rough", "simple", "tricky", "useful", "useless", "stylish", "ugly", "strong",
-    "weak",
-];
-
-struct Lcg(u64);
-impl Lcg {
-    fn next(&mut self) -> u64 {
-        self.0 = self
-            .0
-            .wrapping_mul(6364136223846793005)
-            .wrapping_add(1442695040888963407);
-        self.0 >> 33
-    }
-    fn text(&mut self, n: usize) -> String {
-        (0..n)
-            .map(|_| WORDS[self.next() as usize % WORDS.len()])
-            .collect::<Vec<_>>()
-            .join(" ")
-    }
-}
-
-/// Background reviews over 4 hours plus one author flooding each of
-/// `brands` brands: one review_bombing alert per brand, repeated and resolved
-/// in event time.
-fn sigkill_events(brands: usize) -> Vec<(String, serde_json::Value)> {
-    let base = now_ms() - 4 * 60 * MIN;
-    let mut rng = Lcg(42);
-    let mut out = Vec::new();
-    for i in 0..720i64 {
-        let b = i as usize % brands;
-        out.push((
-            base + i * 20_000,
-            format!("B{b}"),
-            serde_json::json!({
-                "id": format!("bg-{i}"), "text": rng.text(10), "brand": format!("B{b}"), "product": "P",
-                "author": format!("user-{i}"), "event_time": base + i * 20_000,
-            }),
-        ));
-    }
-    for b in 0..brands as i64 {
-        for j in 0..4i64 {
-            let t = base + (b + 1) * 25 * MIN + j * MIN + 7_000;
-            out.push((
-                t,
-                format!("B{b}"),
-                serde_json::json!({
-                    "id": format!("bot-{b}-{j}"), "text": rng.text(12), "brand": format!("B{b}"), "product": "P",
-                    "author": format!("bot-{b}"), "event_time": t,
-                }),
-            ));
-        }
-    }
-    out.sort_by_key(|(t, _, _)| *t);
-    out.into_iter().map(|(_, k, v)| (k, v)).collect()
-}
-
-fn earshot_run(cfg: &Path, log: &Path, extra: &[&str]) -> std::process::Child {
-    std::process::Command::new(env!("CARGO_BIN_EXE_earshot"))
-        .arg("run")
-        .arg("--config")
-        .arg(cfg)
-        .args(extra)
-        .env("RUST_LOG", "info")
-        .stdout(std::fs::File::create(log.with_extension("out")).unwrap())
-        .stderr(std::fs::File::create(log).unwrap())
-        .spawn()
-        .unwrap()
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn sigkill_while_alerts_are_pending_loses_none() {
-    k::require_broker();
-    util::require_models();
-    let rx = Receiver::start().await;
-    rx.fail("/hook", 503, None, None);
-    let dir = tempfile::tempdir().unwrap();
-    std::fs::write(dir.path().join("secret"), SECRET).unwrap();
-    let topic = k::unique("alerts-kill-in");
-    let alerts_topic = k::unique("alerts-kill-out");
-    k::create_topic(&topic, 2).await;
-    k::create_topic(&alerts_topic, 1).await;
-    let brands = 6;
-    let events = sigkill_events(brands);
-    k::produce_json_many(&topic, events).await;
-    let models = util::root().join("models");
-    let toml = format!(
-        "[model]\nencoder = \"random\"\ndir = \"{}\"\n\
-         [kafka]\nbrokers = \"{}\"\ngroup_id = \"{}\"\ntopics = [\"{topic}\"]\ncommit_interval_ms = 60000\n\
-         [output]\nalerts_topic = \"{alerts_topic}\"\ndead_letter_topic = \"{alerts_topic}.dead\"\n\
-         [pipeline]\ndrain_timeout_ms = 20000\n\
-         [alert]\noutbox_path = \"data/outbox.redb\"\nrepeat_interval_minutes = 15\nresolve_after_minutes = 40\n\
-         [[alert.sinks]]\nname = \"hook\"\nkind = \"generic\"\nurl = \"{}/hook\"\nsecret_file = \"secret\"\n\
-         backoff_initial_ms = 200\nbackoff_max_ms = 1000\nmax_attempts = 100000\n",
-        models.display(),
-        k::brokers(),
-        k::unique("alerts-kill-group"),
-        rx.url
-    );
-    let cfg_path = dir.path().join("earshot.toml");
-    std::fs::write(&cfg_path, toml).unwrap();
-    let log = dir.path().join("run1.log");
-    let mut child = earshot_run(&cfg_path, &log, &[]);
-    // Wait until alert changes are on the alerts topic and being attempted.
-    let start = Instant::now();
-    let mut seen = 0;
-    loop {
-        tokio::time::sleep(Duration::from_millis(500)).await;
-        let recs = {
-            let t = alerts_topic.clone();
-            tokio::task::spawn_blocking(move || k::read_to_end(&t, Duration::from_secs(20)))
-                .await
-                .unwrap()
-        };
-        let attempted: BTreeSet<String> = rx
-            .requests("/hook")
-            .iter()
-            .map(|r| r.h("webhook-id").to_string())
-            .collect();
-        if recs.len() >= brands * 2 && recs.len() == seen && attempted.len() >= 2 {
-            break;
-        }
-        seen = recs.len();
-        if start.elapsed() > Duration::from_secs(240) {
-            let l = std::fs::read_to_string(&log).unwrap_or_default();
-            let tail: String = l
-                .chars()
-                .rev()
-                .take(4000)
-                .collect::<Vec<_>>()
-                .into_iter()
-                .rev()
-                .collect();
-            panic!(
-                "alerts on topic {}, attempted {}; log tail:\n{tail}",
-                recs.len(),
-                attempted.len()
-            );
-        }
-        assert!(child.try_wait().unwrap().is_none(), "earshot exited early");
-    }
-    // SIGKILL: no drain, no final commit, nothing delivered yet.
-    let pid = child.id();
-    std::process::Command::new("kill")
-        .arg("-9")
-        .arg(pid.to_string())
-        .status()
-        .unwrap();
-    child.wait().unwrap();
-    assert_eq!(rx.ok("/hook").len(), 0, "nothing delivered before the kill");
-    let attempts_before = rx.requests("/hook").len();
-    rx.heal("/hook");
-    // Restart: pending entries are sent; re-processed events add nothing new.
-    let log2 = dir.path().join("run2.log");
-    // A fresh group id: the local broker keeps the killed member's partitions
-    // for longer than a test should wait, and a group without committed
-    // offsets re-reads everything, which is what a crash before the first
-    // commit does: every alert is derived again, with the same keys.
-    let regroup = k::unique("alerts-kill-group2");
-    let mut child = earshot_run(&cfg_path, &log2, &["--until-idle", "5", "--group-id", &regroup]);
-    let status = tokio::task::spawn_blocking(move || child.wait())
-        .await
-        .unwrap()
-        .unwrap();
-    assert!(
-        status.success(),
-        "{}",
-        std::fs::read_to_string(&log2).unwrap_or_default()
-    );
-    let recs = {
-        let t = alerts_topic.clone();
-        tokio::task::spawn_blocking(move || k::read_to_end(&t, Duration::from_secs(20)))
-            .await
-            .unwrap()
-    };
-    let on_topic: BTreeSet<String> = recs
-        .iter()
-        .map(|r| r.json()["idempotency_key"].as_str().unwrap().to_string())
-        .collect();
-    let delivered = rx.ok("/hook");
-    let keys: BTreeSet<String> = delivered.iter().map(|r| r.h("webhook-id").to_string()).collect();
-    assert!(delivered.iter().all(|r| verify(SECRET, r)));
-    let statuses: Vec<String> = delivered
-        .iter()
-        .map(|r| r.json()["type"].as_str().unwrap().to_string())
-        .collect();
-    assert!(statuses.iter().any(|s| s == "alert.resolved"), "{statuses:?}");
-    assert_eq!(
-        keys, on_topic,
-        "every alert state change on the topic reached the webhook"
-    );
-    assert!(recs.len() > on_topic.len(), "the restart re-derived alerts (same keys)");
-    let l2 = std::fs::read_to_string(dir.path().join("run2.log")).unwrap_or_default();
-    let summary = l2
-        .lines()
-        .rev()
-        .find(|l| l.contains("stopped"))
-        .unwrap_or("")
-        .to_string();
-    eprintln!("sigkill restart summary: {summary}");
-    eprintln!(
-        "sigkill: {} alert records on the topic ({} distinct keys), {} attempts before the kill, \
-         {} deliveries after restart ({} distinct idempotency keys)",
-        recs.len(),
-        on_topic.len(),
-        attempts_before,
-        delivered.len(),
-        keys.len()
-    );
-}
-
-// ---------------------------------------------------------------- 5. detector → lifecycle
-
-/// The detector's cleared conditions resolve the alerts its signals opened,
-/// and the whole sequence (keys included) is the same on a second run.
-#[test]
-fn detector_scenario_fires_and_resolves_deterministically() {
-    use earshot::detect::{DetectConfig, Detector};
-    use earshot_scenario::{self as scenario, Incident, Scenario};
-    let bank = crate::detect_bank::real_bank();
-    let sc = Scenario::new(7, Incident::BatteryWave);
-    let (events, _) = scenario::generate(&sc, &bank);
-    let cfg = Config::from_toml("[alert]\nrepeat_interval_minutes = 60\n", "t", Path::new(".")).unwrap();
-    let run = || {
-        let mut det = Detector::new(DetectConfig::default());
-        let mut lc = lifecycle(&cfg);
-        let mut out = Vec::new();
-        for ev in &events {
-            let p = det.push(ev).unwrap();
-            out.extend(lc.step(&p.signals, &det.take_cleared(), det.watermark()));
-        }
-        let end = events.last().unwrap().event.event_time + 3 * 24 * 60 * MIN;
-        let s = det.advance_watermark(end);
-        out.extend(lc.step(&s, &det.take_cleared(), det.watermark()));
-        out
-    };
-    let a = run();
-    let crisis: Vec<&AlertOut> = a.iter().filter(|x| x.payload["rule"] != "review_bombing").collect();
-    let fired: BTreeSet<&str> = crisis
-        .iter()
-        .filter(|x| x.status == earshot::alert::Status::Firing && x.repeat == 0)
-        .map(|x| x.fingerprint.as_str())
-        .collect();
-    let resolved: BTreeSet<&str> = crisis
-        .iter()
-        .filter(|x| x.status == earshot::alert::Status::Resolved)
-        .map(|x| x.fingerprint.as_str())
-        .collect();
-    assert!(!fired.is_empty(), "the battery wave fires");
-    assert_eq!(fired, resolved, "every crisis alert resolves once the wave is over");
-    let b = run();
-    let keys = |v: &[AlertOut]| v.iter().map(|x| x.idempotency_key.clone()).collect::<Vec<_>>();
-    assert_eq!(keys(&a), keys(&b), "replay gives the same alert sequence");
-    eprintln!(
-        "scenario: {} changes ({} firing fingerprints, {} repeats)",
-        a.len(),
-        fired.len(),
-        a.iter().filter(|x| x.repeat > 0).count()
-    );
 }

@@ -7,6 +7,7 @@ mod kafka_util;
 mod util;
 
 mod alerts;
+mod alerts_restart;
 mod broker;
 mod classify_cli;
 mod detect;
