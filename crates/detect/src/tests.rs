@@ -7,7 +7,7 @@
 
 use super::*;
 use earshot_core::rng::Rng;
-use earshot_core::types::{Event, KeyDims, Scored, SentimentProbs};
+use earshot_core::types::{Category, Event, KeyDims, Scored, SentimentProbs, SignalKind};
 
 const DAY: i64 = 24 * HOUR;
 const T0: EventTime = 1_704_067_200_000;
