@@ -5,6 +5,8 @@
 //! Texts are random word salads (never near-duplicates) without embeddings,
 //! so only the volume/share statistics are exercised.
 
+mod extreme_times;
+
 use super::*;
 use earshot_core::rng::Rng;
 use earshot_core::types::{Category, Event, KeyDims, Scored, SentimentProbs, SignalKind};
