@@ -34,6 +34,13 @@ fn dot(a: &[f32], b: &[f32]) -> f32 {
     a.iter().zip(b).map(|(x, y)| x * y).sum()
 }
 
+/// The cluster an item joined (or founded) and its cosine to the updated centroid.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Assignment {
+    pub cluster: u64,
+    pub similarity: f32,
+}
+
 /// Parameters of [`Clusters::assign`].
 #[derive(Debug, Clone, Copy)]
 pub struct ClusterParams {
@@ -46,8 +53,8 @@ pub struct ClusterParams {
 }
 
 impl Clusters {
-    /// Assigns a centred, normalised embedding; returns `(cluster id, cosine)`.
-    pub fn assign(&mut self, x: &[f32], t: EventTime, p: &ClusterParams) -> (u64, f32) {
+    /// Assigns a centred, normalised embedding to a cluster.
+    pub fn assign(&mut self, x: &[f32], t: EventTime, p: &ClusterParams) -> Assignment {
         let mut best: Option<(usize, f32)> = None;
         for (i, c) in self.items.iter().enumerate() {
             let s = if c.norm > 0.0 {
@@ -60,7 +67,7 @@ impl Clusters {
             }
         }
         let decay = |w: f64, from: EventTime| {
-            let dt = (t - from).max(0) as f64;
+            let dt = t.saturating_sub(from).max(0) as f64;
             w * (0.5f64).powf(dt / p.half_life.max(1) as f64)
         };
         let idx = match best {
@@ -117,11 +124,50 @@ impl Clusters {
         } else {
             0.0
         };
-        (c.id, sim)
+        Assignment {
+            cluster: c.id,
+            similarity: sim,
+        }
     }
 
     pub fn get_mut(&mut self, id: u64) -> Option<&mut Cluster> {
         self.items.iter_mut().find(|c| c.id == id)
+    }
+}
+
+/// The running mean of all embeddings, to centre them on.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct Centring {
+    mean: Vec<f32>,
+    n: u64,
+}
+
+impl Centring {
+    /// Dimensions of the embeddings seen so far (`None` before the first).
+    pub(crate) fn dim(&self) -> Option<usize> {
+        (!self.mean.is_empty()).then_some(self.mean.len())
+    }
+
+    /// Centres an embedding on the running mean of all embeddings (plain
+    /// mean for the first 2000, then an EWMA) and normalises it.
+    pub(crate) fn centre(&mut self, emb: &[f32]) -> Option<Vec<f32>> {
+        if emb.is_empty() {
+            return None;
+        }
+        if self.mean.is_empty() {
+            self.mean = vec![0.0; emb.len()];
+        }
+        self.n += 1;
+        let a = (1.0 / self.n as f32).max(1.0 / 2000.0);
+        for (m, x) in self.mean.iter_mut().zip(emb) {
+            *m += a * (x - *m);
+        }
+        if self.n < 50 {
+            // Too few items for a meaningful mean: use the raw direction.
+            let n: f32 = emb.iter().map(|x| x * x).sum::<f32>().sqrt();
+            return (n > 0.0).then(|| emb.iter().map(|x| x / n).collect());
+        }
+        centre(emb, &self.mean)
     }
 }
 
@@ -154,13 +200,13 @@ mod tests {
     fn similar_items_share_a_cluster_and_the_cap_holds() {
         let mut c = Clusters::default();
         let p = params();
-        let (a, _) = c.assign(&[1.0, 0.0, 0.0], 0, &p);
-        let (b, s) = c.assign(&[0.99, 0.14, 0.0], 1, &p);
-        assert_eq!(a, b);
-        assert!(s > 0.9);
-        let (d, _) = c.assign(&[0.0, 1.0, 0.0], 2, &p);
+        let a = c.assign(&[1.0, 0.0, 0.0], 0, &p).cluster;
+        let b = c.assign(&[0.99, 0.14, 0.0], 1, &p);
+        assert_eq!(a, b.cluster);
+        assert!(b.similarity > 0.9);
+        let d = c.assign(&[0.0, 1.0, 0.0], 2, &p).cluster;
         assert_ne!(d, a);
-        let (e, _) = c.assign(&[0.0, 0.0, 1.0], 3, &p);
+        let e = c.assign(&[0.0, 0.0, 1.0], 3, &p).cluster;
         assert_eq!(c.items.len(), 2);
         // The lighter cluster (d, one member) was replaced.
         assert!(c.items.iter().any(|x| x.id == a) && c.items.iter().any(|x| x.id == e));

@@ -1,7 +1,25 @@
-//! Near-duplicate fingerprints for the fake-wave filter: texts are
-//! normalised (lower case, letters only, whitespace collapsed), cut into
-//! character 3-shingles (works for every script) and summarised by a
-//! 32-value MinHash; 8 bands of 4 rows index candidate groups.
+//! The fake-wave filter: near-duplicate bursts, one author posting many,
+//! and rating/text contradictions.
+//!
+//! Near-duplicate fingerprints: texts are normalised (lower case, letters
+//! only, whitespace collapsed), cut into character 3-shingles (works for
+//! every script) and summarised by a 32-value MinHash; 8 bands of 4 rows
+//! index candidate groups within a scope (the `spam.scope` rollup).
+//!
+//! `SpamFilter` flags suspects (kept out of every crisis statistic) and
+//! raises one `ReviewBombing` signal per scope and wave. When a burst or an
+//! author is recognised, the members seen before are taken back out of the
+//! statistics: the `Ledger` remembers what each accepted event added, for as
+//! long as a retraction can still reach it.
+
+use std::collections::{BTreeMap, HashMap, VecDeque};
+
+use earshot_core::types::{EventTime, Quote, ScoredEvent, Signal, SignalKey};
+
+use crate::explain::spam_signal;
+use crate::terms::TermStats;
+use crate::window::Span;
+use crate::{Counters, SpamConfig, Suspect};
 
 /// MinHash values per signature.
 pub const MINHASH: usize = 32;
@@ -85,6 +103,385 @@ pub fn bands(sig: &Signature) -> [u64; BANDS] {
         *o = h;
     }
     out
+}
+
+/// What one accepted event added to the statistics, so it can be taken
+/// back out.
+#[derive(Debug, Clone)]
+pub(crate) struct Applied {
+    pub(crate) t: EventTime,
+    pub(crate) neg: bool,
+    pub(crate) keys: Vec<AppliedTo>,
+}
+
+/// A key an event was counted into, and the cluster it joined there.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct AppliedTo {
+    pub(crate) key_id: u64,
+    pub(crate) cluster: Option<u64>,
+}
+
+/// Accepted events by sequence number, until they are too old to retract.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct Ledger {
+    entries: BTreeMap<u64, Applied>,
+}
+
+/// Entries kept at most, whatever their age.
+const LEDGER_CAP: usize = 2_000_000;
+
+impl Ledger {
+    pub(crate) fn record(&mut self, seq: u64, applied: Applied) {
+        self.entries.insert(seq, applied);
+    }
+
+    /// Removes and returns the entry of `seq` (`None`: unknown, trimmed or
+    /// already retracted).
+    pub(crate) fn take(&mut self, seq: u64) -> Option<Applied> {
+        self.entries.remove(&seq)
+    }
+
+    /// Drops entries of events before `cut`, and the oldest beyond the cap.
+    pub(crate) fn trim(&mut self, cut: EventTime) {
+        while let Some((&s, a)) = self.entries.iter().next() {
+            if a.t < cut || self.entries.len() > LEDGER_CAP {
+                self.entries.remove(&s);
+            } else {
+                break;
+            }
+        }
+    }
+}
+
+/// A near-duplicate group within a scope: its leader's signature, the band
+/// slots it owns, its members inside the spam window.
+#[derive(Debug, Clone)]
+struct Group {
+    leader: Signature,
+    band_keys: Vec<BandKey>,
+    members: VecDeque<Member>,
+    quotes: Vec<Quote>,
+    flagged: bool,
+    scope: SignalKey,
+    last: EventTime,
+}
+
+/// One LSH band value within one scope.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+struct BandKey {
+    scope_hash: u64,
+    band: usize,
+    hash: u64,
+}
+
+/// An event by time and sequence number (for retraction).
+#[derive(Debug, Clone, Copy)]
+struct Member {
+    t: EventTime,
+    seq: u64,
+}
+
+#[derive(Debug, Clone, Default)]
+struct Author {
+    items: VecDeque<Member>,
+    flagged: bool,
+}
+
+#[derive(Debug, Clone, Default)]
+struct Contradictions {
+    times: VecDeque<EventTime>,
+    quotes: VecDeque<Quote>,
+    active_until: EventTime,
+}
+
+/// A check's outcome: whether the event is suspect, and the signal when a
+/// wave is recognised with it.
+struct Noted {
+    suspect: bool,
+    signal: Option<Signal>,
+}
+
+/// The filter's verdict on one event.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct Screened {
+    pub(crate) suspect: Option<Suspect>,
+    /// Review-bombing signals raised now (one per scope and wave).
+    pub(crate) signals: Vec<Signal>,
+    /// Earlier events to take back out of the statistics, in order.
+    pub(crate) retract: Vec<u64>,
+}
+
+/// State of the fake-wave filter (capped and swept hourly).
+#[derive(Debug, Clone, Default)]
+pub(crate) struct SpamFilter {
+    groups: BTreeMap<u64, Group>,
+    bands: HashMap<BandKey, u64>,
+    next_group: u64,
+    authors: HashMap<String, Author>,
+    contradictions: BTreeMap<SignalKey, Contradictions>,
+    /// Last review-bombing signal per scope (one signal per wave).
+    last_signal: BTreeMap<SignalKey, EventTime>,
+    pub(crate) ledger: Ledger,
+}
+
+impl SpamFilter {
+    /// Runs every check on one accepted event (at `seq`, in `scope`).
+    pub(crate) fn screen(
+        &mut self,
+        ev: &ScoredEvent,
+        scope: &SignalKey,
+        seq: u64,
+        quote: Quote,
+        ctx: Context<'_>,
+    ) -> Screened {
+        let e = &ev.event;
+        let t = e.event_time;
+        let mut out = Screened::default();
+        if is_contradiction(ev, ctx.cfg.contradiction_prob) {
+            ctx.counters.contradictions += 1;
+            out.suspect = Some(Suspect::Contradiction);
+            if let Some(s) = self.note_contradiction(scope, t, quote.clone(), ctx.cfg, ctx.terms) {
+                out.signals.push(s);
+            }
+        }
+        let dup = self.note_near_duplicate(scope, &e.text, Member { t, seq }, quote.clone(), &ctx, &mut out.retract);
+        out.signals.extend(dup.signal);
+        if dup.suspect && out.suspect.is_none() {
+            ctx.counters.spam_near_duplicate += 1;
+            out.suspect = Some(Suspect::NearDuplicate);
+        }
+        if let Some(author) = e.author.as_deref().filter(|a| !a.is_empty()) {
+            let by = self.note_author(author, scope, Member { t, seq }, quote, &ctx, &mut out.retract);
+            out.signals.extend(by.signal);
+            if by.suspect && out.suspect.is_none() {
+                ctx.counters.spam_author += 1;
+                out.suspect = Some(Suspect::Author);
+            }
+        }
+        // One review-bombing signal per scope and wave: later recognitions
+        // within the spam window extend the wave silently.
+        let window = ctx.cfg.window;
+        out.signals.retain(|s| {
+            let last = self.last_signal.insert(s.key.clone(), s.window_end);
+            last.is_none_or(|l| s.window_end.saturating_sub(l) >= window)
+        });
+        out
+    }
+
+    fn note_contradiction(
+        &mut self,
+        scope: &SignalKey,
+        t: EventTime,
+        q: Quote,
+        sc: &SpamConfig,
+        terms: &TermStats,
+    ) -> Option<Signal> {
+        let c = self.contradictions.entry(scope.clone()).or_default();
+        c.times.push_back(t);
+        c.quotes.push_back(q);
+        let from = t.saturating_sub(sc.window);
+        while c.times.front().is_some_and(|&f| f < from) {
+            c.times.pop_front();
+        }
+        while c.quotes.len() > 5 {
+            c.quotes.pop_front();
+        }
+        if c.times.len() as u32 >= sc.contradiction_min && t >= c.active_until {
+            c.active_until = t.saturating_add(sc.window);
+            let quotes: Vec<Quote> = c.quotes.iter().cloned().collect();
+            let n = c.times.len() as u32;
+            let span = Span { start: from, end: t };
+            return Some(spam_signal(scope.clone(), span, n, quotes, "contradictions", terms));
+        }
+        None
+    }
+
+    fn note_near_duplicate(
+        &mut self,
+        scope: &SignalKey,
+        text: &str,
+        m: Member,
+        q: Quote,
+        ctx: &Context<'_>,
+        retract: &mut Vec<u64>,
+    ) -> Noted {
+        let sc = ctx.cfg;
+        let sig = signature(text);
+        let scope_hash = fnv(scope.to_string().bytes());
+        let bands = bands(&sig);
+        let band_key = |band: usize, hash: u64| BandKey { scope_hash, band, hash };
+        let mut found = None;
+        for (b, h) in bands.iter().enumerate() {
+            if let Some(&g) = self.bands.get(&band_key(b, *h)) {
+                if let Some(grp) = self.groups.get(&g) {
+                    if similarity(&grp.leader, &sig) >= sc.near_dup_similarity {
+                        found = Some(g);
+                        break;
+                    }
+                }
+            }
+        }
+        let gid = match found {
+            Some(g) => g,
+            None => {
+                let g = self.next_group;
+                self.next_group += 1;
+                let mut band_keys = Vec::new();
+                for (b, h) in bands.iter().enumerate() {
+                    let k = band_key(b, *h);
+                    if let std::collections::hash_map::Entry::Vacant(v) = self.bands.entry(k) {
+                        v.insert(g);
+                        band_keys.push(k);
+                    }
+                }
+                self.groups.insert(
+                    g,
+                    Group {
+                        leader: sig,
+                        band_keys,
+                        members: VecDeque::new(),
+                        quotes: Vec::new(),
+                        flagged: false,
+                        scope: scope.clone(),
+                        last: m.t,
+                    },
+                );
+                g
+            }
+        };
+        let Some(grp) = self.groups.get_mut(&gid) else {
+            return Noted {
+                suspect: false,
+                signal: None,
+            };
+        };
+        let t = m.t;
+        grp.members.push_back(m);
+        grp.last = grp.last.max(t);
+        let from = t.saturating_sub(sc.window);
+        while grp.members.front().is_some_and(|f| f.t < from) {
+            grp.members.pop_front();
+        }
+        if grp.quotes.len() < 5 {
+            grp.quotes.push(q);
+        }
+        if grp.flagged {
+            return Noted {
+                suspect: true,
+                signal: None,
+            };
+        }
+        if grp.members.len() as u32 >= sc.burst_min {
+            grp.flagged = true;
+            retract.extend(grp.members.iter().map(|m| m.seq));
+            let start = grp.members.front().map_or(t, |f| f.t);
+            let n = grp.members.len() as u32;
+            let span = Span { start, end: t };
+            let signal = spam_signal(
+                grp.scope.clone(),
+                span,
+                n,
+                grp.quotes.clone(),
+                "near_duplicates",
+                ctx.terms,
+            );
+            return Noted {
+                suspect: true,
+                signal: Some(signal),
+            };
+        }
+        Noted {
+            suspect: false,
+            signal: None,
+        }
+    }
+
+    fn note_author(
+        &mut self,
+        author: &str,
+        scope: &SignalKey,
+        m: Member,
+        q: Quote,
+        ctx: &Context<'_>,
+        retract: &mut Vec<u64>,
+    ) -> Noted {
+        let sc = ctx.cfg;
+        let t = m.t;
+        let a = self.authors.entry(author.to_string()).or_default();
+        a.items.push_back(m);
+        let from = t.saturating_sub(sc.author_window);
+        while a.items.front().is_some_and(|f| f.t < from) {
+            a.items.pop_front();
+        }
+        if a.items.len() as u32 >= sc.author_max {
+            if a.flagged {
+                return Noted {
+                    suspect: true,
+                    signal: None,
+                };
+            }
+            a.flagged = true;
+            retract.extend(a.items.iter().map(|m| m.seq));
+            let start = a.items.front().map_or(t, |f| f.t);
+            let n = a.items.len() as u32;
+            let span = Span { start, end: t };
+            let signal = spam_signal(scope.clone(), span, n, vec![q], "author", ctx.terms);
+            return Noted {
+                suspect: true,
+                signal: Some(signal),
+            };
+        }
+        a.flagged = false;
+        Noted {
+            suspect: false,
+            signal: None,
+        }
+    }
+
+    /// Hourly clean-up: groups, authors, contradiction bursts and wave
+    /// markers that fell out of their windows before `end`.
+    pub(crate) fn sweep(&mut self, end: EventTime, sc: &SpamConfig) {
+        let from = end.saturating_sub(sc.window);
+        let stale: Vec<u64> = self
+            .groups
+            .iter()
+            .filter(|(_, g)| g.last < from)
+            .map(|(&id, _)| id)
+            .collect();
+        for id in stale {
+            if let Some(g) = self.groups.remove(&id) {
+                for k in g.band_keys {
+                    if self.bands.get(&k) == Some(&id) {
+                        self.bands.remove(&k);
+                    }
+                }
+            }
+        }
+        let author_from = end.saturating_sub(sc.author_window);
+        self.authors
+            .retain(|_, a| a.items.back().is_some_and(|m| m.t >= author_from));
+        self.last_signal.retain(|_, t| *t >= from);
+        self.contradictions
+            .retain(|_, c| c.times.back().is_some_and(|&t| t >= from));
+    }
+}
+
+/// What the checks read besides the event: settings, term statistics (for
+/// explanations) and the counters they bump.
+pub(crate) struct Context<'a> {
+    pub(crate) cfg: &'a SpamConfig,
+    pub(crate) terms: &'a TermStats,
+    pub(crate) counters: &'a mut Counters,
+}
+
+/// A rating contradicted by the text: 4+ stars with the negative
+/// probability at least `prob`, or 2 stars or fewer with the positive one.
+fn is_contradiction(ev: &ScoredEvent, prob: f32) -> bool {
+    let Some(r) = ev.event.rating.filter(|r| r.is_finite()) else {
+        return false;
+    };
+    let p = &ev.scored.probs;
+    (r >= 4.0 && p.negative >= prob) || (r <= 2.0 && p.positive >= prob)
 }
 
 #[cfg(test)]

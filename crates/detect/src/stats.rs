@@ -120,6 +120,20 @@ impl Seasonality {
     }
 }
 
+/// Expected counts under a baseline: all items, and negatives.
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct Expected {
+    pub total: f64,
+    pub neg: f64,
+}
+
+impl Expected {
+    /// Expected non-negative items.
+    pub fn non_negative(self) -> f64 {
+        self.total - self.neg
+    }
+}
+
 /// Seasonal EWMA baseline of hourly totals and negatives.
 ///
 /// Model: `count(h) ≈ level × shape[slot(h)]`, the shape averaging 1 over a
@@ -204,10 +218,13 @@ impl Baseline {
         self.hours += 1;
     }
 
-    /// Expected (total, negative) count for `fraction` of hour `hour`.
-    pub fn expected(&self, hour: i64, fraction: f64, fallback: Option<&Baseline>) -> (f64, f64) {
+    /// Expected count of items and negatives for `fraction` of hour `hour`.
+    pub fn expected(&self, hour: i64, fraction: f64, fallback: Option<&Baseline>) -> Expected {
         let s = self.shape_at(hour, fallback) * fraction;
-        (self.level_total * s, self.level_neg * s)
+        Expected {
+            total: self.level_total * s,
+            neg: self.level_neg * s,
+        }
     }
 
     /// Long-run negative share.
@@ -354,8 +371,8 @@ mod tests {
             b.fold(h, total, neg, None);
         }
         assert!((b.neg_share() - 0.2).abs() < 0.05, "{}", b.neg_share());
-        let (peak, _) = b.expected(24 * 21 + 6, 1.0, None);
-        let (trough, _) = b.expected(24 * 21 + 18, 1.0, None);
+        let peak = b.expected(24 * 21 + 6, 1.0, None).total;
+        let trough = b.expected(24 * 21 + 18, 1.0, None).total;
         assert!(peak > 13.0 && trough < 7.0, "peak {peak} trough {trough}");
     }
 

@@ -5,9 +5,11 @@
 //! Texts are random word salads (never near-duplicates) without embeddings,
 //! so only the volume/share statistics are exercised.
 
+mod extreme_times;
+
 use super::*;
 use earshot_core::rng::Rng;
-use earshot_core::types::{Event, KeyDims, Scored, SentimentProbs};
+use earshot_core::types::{Category, Event, KeyDims, Scored, SentimentProbs, SignalKind};
 
 const DAY: i64 = 24 * HOUR;
 const T0: EventTime = 1_704_067_200_000;

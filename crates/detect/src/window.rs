@@ -66,19 +66,40 @@ impl Watermark {
     }
 }
 
+/// A stretch of event time `[start, end)`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Span {
+    pub start: EventTime,
+    pub end: EventTime,
+}
+
+impl Span {
+    /// The window of length `len` that ends at `end` (clamped at the start of time).
+    pub fn ending_at(end: EventTime, len: i64) -> Span {
+        Span {
+            start: end.saturating_sub(len),
+            end,
+        }
+    }
+}
+
 /// Index of the step bucket holding `t`.
 pub fn bucket_of(t: EventTime, step: i64) -> i64 {
     t.div_euclid(step)
 }
 
+/// End of the step bucket holding `t`: the first point of the `step` grid
+/// after `t`, saturating at `i64::MAX` (event times are untrusted input).
+pub fn bucket_end(t: EventTime, step: i64) -> EventTime {
+    bucket_of(t, step).saturating_add(1).saturating_mul(step)
+}
+
 /// The hopping windows `[start, end)` of length `len` on a `step` grid that
-/// contain `t`, earliest first. `len` must be a multiple of `step`.
-pub fn windows_containing(t: EventTime, step: i64, len: i64) -> impl Iterator<Item = (i64, i64)> {
-    let first_end = (bucket_of(t, step) + 1) * step;
-    (0..len / step).map(move |i| {
-        let end = first_end + i * step;
-        (end - len, end)
-    })
+/// contain `t`, earliest first. `len` must be a multiple of `step`. Near the
+/// ends of the time range the arithmetic saturates instead of overflowing.
+pub fn windows_containing(t: EventTime, step: i64, len: i64) -> impl Iterator<Item = Span> {
+    let first_end = bucket_end(t, step);
+    (0..len / step).map(move |i| Span::ending_at(first_end.saturating_add(i.saturating_mul(step)), len))
 }
 
 /// A ring of per-step buckets indexed by [`bucket_of`]; missing buckets read
@@ -100,7 +121,8 @@ impl<T: Default + Clone> Default for Buckets<T> {
 
 impl<T: Default + Clone> Buckets<T> {
     /// The bucket at `idx`, created if needed. Returns `None` for buckets
-    /// already trimmed away (older than the retained range).
+    /// already trimmed away (older than the retained range), and for
+    /// buckets more than 2^20 steps past the newest (absurd event times).
     pub fn get_mut(&mut self, idx: i64) -> Option<&mut T> {
         if self.data.is_empty() {
             self.first = idx;
@@ -108,7 +130,7 @@ impl<T: Default + Clone> Buckets<T> {
         }
         if idx < self.first {
             // Grow to the front only for a bounded gap (late events).
-            let gap = self.first - idx;
+            let gap = self.first.saturating_sub(idx);
             if gap > 4096 {
                 return None;
             }
@@ -117,7 +139,7 @@ impl<T: Default + Clone> Buckets<T> {
             }
             self.first = idx;
         }
-        let off = (idx - self.first) as usize;
+        let off = usize::try_from(idx.saturating_sub(self.first)).unwrap_or(usize::MAX);
         if off >= self.data.len() {
             if off - self.data.len() > 1 << 20 {
                 return None;
@@ -131,13 +153,14 @@ impl<T: Default + Clone> Buckets<T> {
         if idx < self.first {
             return None;
         }
-        self.data.get((idx - self.first) as usize)
+        self.data
+            .get(usize::try_from(idx.saturating_sub(self.first)).unwrap_or(usize::MAX))
     }
 
     /// Buckets in `[from, to)` that exist, with their index.
     pub fn range(&self, from: i64, to: i64) -> impl Iterator<Item = (i64, &T)> {
         let lo = from.max(self.first);
-        let hi = to.min(self.first + self.data.len() as i64);
+        let hi = to.min(self.first.saturating_add(self.data.len() as i64));
         (lo..hi.max(lo)).filter_map(move |i| self.get(i).map(|b| (i, b)))
     }
 
@@ -206,7 +229,7 @@ mod tests {
             let len = step * mult;
             let ws: Vec<_> = windows_containing(t, step, len).collect();
             prop_assert_eq!(ws.len() as i64, mult);
-            for (s, e) in ws {
+            for Span { start: s, end: e } in ws {
                 prop_assert!(s <= t && t < e);
                 prop_assert_eq!(e - s, len);
                 prop_assert_eq!(e.rem_euclid(step), 0);

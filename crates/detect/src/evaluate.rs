@@ -1,0 +1,462 @@
+//! Window evaluation: what happens when the watermark passes a window end.
+//!
+//! Each end on the step grid is evaluated once, in order, in steps:
+//! 1. fold the closed hours into the global baseline;
+//! 2. per key (in key order): expire it if idle for `idle_ttl`, else fold
+//!    its closed hours ([`crate::baseline`]), then, once warm, test every
+//!    window ending here for a volume spike or sentiment shift and every
+//!    cluster window for an emerging issue, and update each condition's
+//!    onset / clear state (a condition fires once, at its onset, and clears
+//!    after `clear_after` of being false); finally trim its buckets;
+//! 3. trim the global buckets, drop expired keys, and sweep the spam and
+//!    SLA state on the hour.
+//!
+//! Over a gap in event time the evaluation jumps ahead to the last windows
+//! that can hold anything (the skipped steps are counted), and all grid
+//! arithmetic saturates, so an absurd event time cannot overflow or make
+//! the loop run for billions of steps. Early firing tests the shortest open
+//! window on each negative, before it closes.
+
+use std::collections::BTreeMap;
+
+use earshot_core::types::{EventTime, ScoredEvent, Signal, SignalKey, SignalKind};
+
+use crate::baseline::{self, expected, fold_global, fold_key, traffic_factor, traffic_factor_z, FoldContext};
+use crate::explain::{build_signal, Evidence};
+use crate::key::{range_counts, KeyState};
+use crate::stats::{self, Baseline};
+use crate::terms::TermStats;
+use crate::window::{bucket_end, bucket_of, Span};
+use crate::{hour_of, key_for, spam, Counters, DetectConfig, Detector, HOUR};
+
+/// A condition that can fire for a key: its volume / share, or one cluster.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub(crate) enum Cond {
+    Volume,
+    Cluster(u64),
+}
+
+/// A condition that fired and has not cleared yet.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Active {
+    pub(crate) last_true: EventTime,
+    /// The kind of the signal fired at the onset (reported when it clears).
+    pub(crate) kind: SignalKind,
+}
+
+/// A condition that fired and is no longer true (after `clear_after` of event
+/// time, or because its key or cluster expired): the alert stage resolves it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Cleared {
+    pub kind: SignalKind,
+    pub key: SignalKey,
+    pub cluster: Option<u64>,
+    /// Event time (window end) at which it cleared.
+    pub at: EventTime,
+}
+
+fn cleared_of(key: &SignalKey, cond: Cond, a: &Active, at: EventTime) -> Cleared {
+    let cluster = match cond {
+        Cond::Cluster(id) => Some(id),
+        Cond::Volume => None,
+    };
+    Cleared {
+        kind: a.kind,
+        key: key.clone(),
+        cluster,
+        at,
+    }
+}
+
+/// One condition of one key, with the kind it fires as.
+struct Watched<'a> {
+    key: &'a SignalKey,
+    cond: Cond,
+    kind: SignalKind,
+}
+
+/// Updates a condition's state; true when this is an onset (fire).
+/// Clearing queues a [`Cleared`] with the kind fired at the onset.
+fn onset(
+    active: &mut BTreeMap<Cond, Active>,
+    w: Watched<'_>,
+    now_true: bool,
+    end: EventTime,
+    clear_after: i64,
+    cleared: &mut Vec<Cleared>,
+) -> bool {
+    let Watched { key, cond, kind } = w;
+    match (active.get_mut(&cond), now_true) {
+        (Some(a), true) => {
+            a.last_true = end;
+            false
+        }
+        (None, true) => {
+            active.insert(cond, Active { last_true: end, kind });
+            true
+        }
+        (Some(a), false) => {
+            if end.saturating_sub(a.last_true) >= clear_after {
+                cleared.push(cleared_of(key, cond, a, end));
+                active.remove(&cond);
+            }
+            false
+        }
+        (None, false) => false,
+    }
+}
+
+/// A window whose negatives are anomalous.
+struct Tested {
+    kind: SignalKind,
+    evidence: Evidence,
+}
+
+/// The volume-spike and sentiment-shift tests of one window `[start, end)`.
+/// Expected counts are scaled by the traffic factor: the larger of the
+/// key's non-negative traffic (over the window, at least its last hour) and
+/// `global_factor` (all keys' non-negative items, last hour).
+fn window_test(
+    st: &KeyState,
+    global: &Baseline,
+    window: Span,
+    cfg: &DetectConfig,
+    global_factor: f64,
+) -> Option<Tested> {
+    let th = cfg.thresholds;
+    let step = cfg.step;
+    let Span { start, end } = window;
+    let len = end.saturating_sub(start);
+    let c = range_counts(&st.buckets, start, end, step);
+    let (n, k) = (c.total, c.neg);
+    if k < th.min_count {
+        return None;
+    }
+    let mu = expected(&st.baseline, global, window);
+    let recent = Span::ending_at(end, len.max(HOUR));
+    let sc = range_counts(&st.buckets, recent.start, recent.end, step);
+    let se = expected(&st.baseline, global, recent);
+    let f = traffic_factor(sc.total - sc.neg, se.non_negative()).max(global_factor);
+    let floor = th.min_expected_per_hour * len as f64 / HOUR as f64;
+    let mu_k = stats::inflate(mu.neg, st.baseline.evidence_neg(), th.baseline_z).max(floor) * f;
+    let mu_n = stats::inflate(mu.total, st.baseline.evidence_total(), th.baseline_z).max(floor) * f;
+    let p0 = stats::inflate_share(st.baseline.neg_share(), st.baseline.evidence_total(), th.baseline_z);
+    let p_vol = stats::poisson_sf(k as u64, mu_k);
+    let p_share = stats::binomial_sf(k as u64, n as u64, p0);
+    let total_up = stats::poisson_sf(n as u64, mu_n) < th.p_confirm;
+    let share = k as f64 / n.max(1) as f64;
+    let (kind, p) = if p_vol < th.p_volume && p_share < th.p_confirm && k as f64 >= th.min_ratio * mu_k {
+        (SignalKind::VolumeSpike, p_vol)
+    } else if !total_up && p_share < th.p_share && share - p0 >= th.min_share_delta {
+        (SignalKind::SentimentShift, p_share)
+    } else {
+        return None;
+    };
+    Some(Tested {
+        kind,
+        evidence: Evidence {
+            observed: k,
+            expected: mu_k,
+            population: n,
+            baseline_share: p0,
+            p_value: p,
+        },
+    })
+}
+
+/// Negatives of a key in the window (from its recent ring) that share no
+/// author and no near-duplicate text with an earlier one.
+fn distinct_negatives(st: &KeyState, window: Span, near_dup: f64) -> u32 {
+    let mut kept: Vec<(Option<&str>, spam::Signature)> = Vec::new();
+    for r in st
+        .recent
+        .iter()
+        .filter(|r| !r.retracted && r.t >= window.start && r.t < window.end)
+    {
+        let sig = spam::signature(&r.text);
+        let a = r.author.as_deref();
+        if kept
+            .iter()
+            .any(|(ka, ks)| (a.is_some() && *ka == a) || spam::similarity(ks, &sig) >= near_dup)
+        {
+            continue;
+        }
+        kept.push((a, sig));
+    }
+    kept.len() as u32
+}
+
+/// What the per-key steps of one evaluation share.
+struct Eval<'a> {
+    cfg: &'a DetectConfig,
+    end: EventTime,
+    global: &'a Baseline,
+    global_factor: f64,
+    terms: &'a TermStats,
+    cleared: &'a mut Vec<Cleared>,
+    counters: &'a mut Counters,
+}
+
+impl Eval<'_> {
+    /// Tests every window ending at `end`; the first firing one is reported
+    /// at the onset of the key's volume condition.
+    fn windows(&mut self, key: &SignalKey, st: &mut KeyState, out: &mut Vec<Signal>) {
+        let mut fired: Option<Signal> = None;
+        let mut any = false;
+        for &len in &self.cfg.windows {
+            self.counters.windows_evaluated += 1;
+            let window = Span::ending_at(self.end, len);
+            if let Some(t) = window_test(st, self.global, window, self.cfg, self.global_factor) {
+                any = true;
+                if fired.is_none() {
+                    fired = Some(build_signal(t.kind, key, st, window, t.evidence, None, self.terms));
+                }
+            }
+        }
+        let kind = fired.as_ref().map_or(SignalKind::VolumeSpike, |s| s.kind);
+        let w = Watched {
+            key,
+            cond: Cond::Volume,
+            kind,
+        };
+        if onset(&mut st.active, w, any, self.end, self.cfg.clear_after, self.cleared) {
+            out.extend(fired);
+        }
+    }
+
+    /// Tests every cluster's growth over the cluster windows, updates the
+    /// cluster conditions and clears those of clusters that were replaced.
+    fn clusters(&mut self, key: &SignalKey, st: &mut KeyState, out: &mut Vec<Signal>) {
+        let th = self.cfg.thresholds;
+        let step = self.cfg.step;
+        let end = self.end;
+        let mut cluster_hits: BTreeMap<u64, Signal> = BTreeMap::new();
+        let mut true_ids = Vec::new();
+        for &len in &self.cfg.cluster_windows {
+            let window = Span::ending_at(end, len);
+            let kneg = range_counts(&st.buckets, window.start, end, step).neg;
+            if kneg < th.min_cluster_count {
+                continue;
+            }
+            for c in &st.clusters.items {
+                let kc: u32 = c
+                    .counts
+                    .range(bucket_of(window.start, step), bucket_of(end, step))
+                    .map(|(_, x)| *x)
+                    .sum();
+                if kc < th.min_cluster_count {
+                    continue;
+                }
+                let q0 = stats::inflate_share(c.share.max(0.01), c.evidence, th.baseline_z);
+                let p = stats::binomial_sf(kc as u64, kneg as u64, q0);
+                if p < th.p_cluster && kc as f64 >= th.min_ratio * q0 * kneg as f64 {
+                    true_ids.push(c.id);
+                    if let std::collections::btree_map::Entry::Vacant(v) = cluster_hits.entry(c.id) {
+                        let evidence = Evidence {
+                            observed: kc,
+                            expected: q0 * kneg as f64,
+                            population: kneg,
+                            baseline_share: q0,
+                            p_value: p,
+                        };
+                        v.insert(build_signal(
+                            SignalKind::EmergingIssue,
+                            key,
+                            st,
+                            window,
+                            evidence,
+                            Some(c.id),
+                            self.terms,
+                        ));
+                    }
+                }
+            }
+        }
+        let ids: Vec<u64> = st.clusters.items.iter().map(|c| c.id).collect();
+        for &id in &ids {
+            let w = Watched {
+                key,
+                cond: Cond::Cluster(id),
+                kind: SignalKind::EmergingIssue,
+            };
+            if onset(
+                &mut st.active,
+                w,
+                true_ids.contains(&id),
+                end,
+                self.cfg.clear_after,
+                self.cleared,
+            ) {
+                out.extend(cluster_hits.remove(&id));
+            }
+        }
+        // `ids` are the live clusters: conditions of replaced ones clear.
+        let cleared = &mut *self.cleared;
+        st.active.retain(|c, a| {
+            let keep = match c {
+                Cond::Cluster(id) => ids.contains(id),
+                Cond::Volume => true,
+            };
+            if !keep {
+                cleared.push(cleared_of(key, *c, a, end));
+            }
+            keep
+        });
+    }
+}
+
+impl Detector {
+    /// Evaluates every window end on the step grid up to the watermark.
+    pub(crate) fn evaluate_until(&mut self, watermark: EventTime, out: &mut Vec<Signal>) {
+        let step = self.cfg.step;
+        let max_len = self.cfg.windows.iter().copied().max().unwrap_or(step);
+        let mut next = match self.next_eval {
+            Some(n) => n,
+            None => bucket_end(watermark, step),
+        };
+        // Over a long gap, jump ahead: nothing but empty windows lies there.
+        let floor_end = bucket_of(watermark, step).saturating_mul(step).saturating_sub(max_len);
+        if next < floor_end {
+            self.counters.steps_skipped += (floor_end.saturating_sub(next) / step) as u64;
+            next = floor_end;
+        }
+        // `i64::MAX` marks the end of the grid (no later end is representable).
+        while next <= watermark && next != i64::MAX {
+            self.evaluate_at(next, out);
+            next = next.saturating_add(step);
+        }
+        self.next_eval = Some(next);
+        self.spam.ledger.trim(
+            watermark
+                .saturating_sub(self.cfg.spam.window.max(self.cfg.allowed_lateness))
+                .saturating_sub(HOUR),
+        );
+    }
+
+    fn evaluate_at(&mut self, end: EventTime, out: &mut Vec<Signal>) {
+        let cfg = &self.cfg;
+        let step = cfg.step;
+        let per_hour = HOUR / step;
+        let fold_until = hour_of(
+            end.saturating_sub(cfg.allowed_lateness)
+                .saturating_sub(cfg.out_of_orderness),
+        );
+        fold_global(&mut self.global, &mut self.global_hour_factor, fold_until, cfg);
+        let global_factor = global_factor(&self.global, end, step);
+        let max_len = cfg.windows.iter().copied().max().unwrap_or(step);
+        let keep_from = bucket_of(
+            end.saturating_sub(max_len)
+                .saturating_sub(cfg.allowed_lateness)
+                .saturating_sub(2 * HOUR),
+            step,
+        );
+        let fold = FoldContext {
+            cfg,
+            global: &self.global.baseline,
+            global_hour_factor: &self.global_hour_factor,
+            terms: &self.terms,
+        };
+        let mut eval = Eval {
+            cfg,
+            end,
+            global: &self.global.baseline,
+            global_factor,
+            terms: &self.terms,
+            cleared: &mut self.cleared,
+            counters: &mut self.counters,
+        };
+        let idle_before = end.saturating_sub(cfg.idle_ttl);
+        let mut expired = Vec::new();
+        for (key, st) in self.keys.iter_mut() {
+            if st.last_seen < idle_before {
+                for (c, a) in &st.active {
+                    eval.cleared.push(cleared_of(key, *c, a, end));
+                }
+                expired.push(key.clone());
+                continue;
+            }
+            fold_key(key, st, fold_until, &fold, out);
+            if st.is_warm(cfg, end) {
+                eval.windows(key, st, out);
+                eval.clusters(key, st, out);
+            }
+            if st.next_fold.is_some_and(|h| h.saturating_mul(per_hour) > keep_from) {
+                st.buckets.trim_before(keep_from);
+                for c in st.clusters.items.iter_mut() {
+                    c.counts.trim_before(keep_from);
+                }
+            }
+        }
+        let global_folded = self.global.next_fold.map_or(keep_from, |h| h.saturating_mul(per_hour));
+        self.global.buckets.trim_before(keep_from.min(global_folded));
+        for k in expired {
+            if self.keys.remove(&k) {
+                self.counters.keys_expired += 1;
+            }
+        }
+        if end % HOUR == 0 {
+            // Hourly clean-up of spam state and SLA entries.
+            self.spam.sweep(end, &self.cfg.spam);
+            self.sla.sweep(end.saturating_sub(30 * 24 * HOUR));
+        }
+    }
+
+    /// Early firing: the shortest window still open that holds this event is
+    /// tested at once, on the counts so far against the expectation for the
+    /// whole window, so a sharp wave is reported on the event that makes it
+    /// significant rather than when the window closes. The usual onset /
+    /// clear logic dedups it with the evaluation at the close.
+    pub(crate) fn early(&mut self, ev: &ScoredEvent, out: &mut Vec<Signal>) {
+        let (Some(m), Some(&len)) = (self.watermark.max_seen(), self.cfg.windows.iter().min()) else {
+            return;
+        };
+        let window = Span::ending_at(bucket_end(m, self.cfg.step), len);
+        let end = window.end;
+        if ev.event.event_time < window.start || self.next_eval.is_some_and(|n| end < n) {
+            return;
+        }
+        let gf = global_factor(&self.global, end, self.cfg.step);
+        for r in 0..self.cfg.rollups.len() {
+            let Some(key) = key_for(ev, &self.cfg.rollups[r]) else {
+                continue;
+            };
+            let Some(st) = self.keys.get_mut(&key) else {
+                continue;
+            };
+            if !st.is_warm(&self.cfg, end) || st.active.contains_key(&Cond::Volume) {
+                continue;
+            }
+            let Some(t) = window_test(st, &self.global.baseline, window, &self.cfg, gf) else {
+                continue;
+            };
+            // The fake-wave filter recognises a burst only after a few
+            // members; until then they sit in the counts. An early signal
+            // must hold on distinct negatives alone (no shared author, no
+            // near-duplicate text); otherwise the close decides.
+            let distinct = distinct_negatives(st, window, self.cfg.spam.near_dup_similarity);
+            if stats::poisson_sf(distinct as u64, t.evidence.expected) < self.cfg.thresholds.p_volume {
+                st.active.insert(
+                    Cond::Volume,
+                    Active {
+                        last_true: end,
+                        kind: t.kind,
+                    },
+                );
+                out.push(build_signal(t.kind, &key, st, window, t.evidence, None, &self.terms));
+            }
+        }
+    }
+}
+
+/// Traffic factor of all keys over the hour before `end`, from the
+/// non-negative items only: a large complaint wave is itself traffic,
+/// and must not pass for a surge that explains it away.
+fn global_factor(g: &KeyState, end: EventTime, step: i64) -> f64 {
+    if g.baseline.hours < 24 {
+        return 1.0;
+    }
+    let hour = Span::ending_at(end, HOUR);
+    let c = range_counts(&g.buckets, hour.start, hour.end, step);
+    let e = baseline::expected(&g.baseline, &g.baseline, hour);
+    traffic_factor_z(c.total - c.neg, e.non_negative(), 0.0)
+}

@@ -1,0 +1,268 @@
+//! Per-key state and the table of tracked keys.
+//!
+//! A key (one value of one rollup, e.g. `brand=Acme,product=Kettle`) holds
+//! per-step counts of items and negatives, its seasonal baseline and drift
+//! CUSUMs (folded hourly by [`crate::baseline`]), the conditions that fired
+//! and have not cleared yet, its complaint clusters and a ring of recent
+//! negatives to quote. The table gives every key a numeric id (so the spam
+//! ledger and the SLA tracker can refer to keys cheaply) and enforces
+//! `max_keys`: new keys beyond the cap are counted and not tracked.
+
+use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::sync::Arc;
+
+use earshot_core::types::{Category, EventTime, SignalKey};
+
+use crate::cluster::Clusters;
+use crate::evaluate::{Active, Cond};
+use crate::spam::Applied;
+use crate::stats::{Baseline, Cusum};
+use crate::window::{bucket_of, Buckets};
+use crate::{Counters, DetectConfig, HOUR};
+
+/// Items and negatives in one step bucket.
+#[derive(Debug, Clone, Copy, Default)]
+pub(crate) struct Counts {
+    pub(crate) total: u32,
+    pub(crate) neg: u32,
+}
+
+/// One recent negative of a key, kept for quotes and explanations.
+#[derive(Debug, Clone)]
+pub(crate) struct Recent {
+    pub(crate) seq: u64,
+    pub(crate) t: EventTime,
+    pub(crate) id: Arc<str>,
+    pub(crate) text: Arc<str>,
+    pub(crate) author: Option<Arc<str>>,
+    pub(crate) lang: Arc<str>,
+    pub(crate) category: Category,
+    pub(crate) cluster: Option<u64>,
+    pub(crate) sim: f32,
+    pub(crate) terms: Arc<[String]>,
+    pub(crate) retracted: bool,
+}
+
+/// Items and negatives accumulated for the next share-CUSUM residual.
+#[derive(Debug, Clone, Copy, Default)]
+pub(crate) struct CusumBatch {
+    pub(crate) total: u32,
+    pub(crate) neg: u32,
+}
+
+/// Observed and expected negatives of the current Poisson-CUSUM run.
+#[derive(Debug, Clone, Copy, Default)]
+pub(crate) struct VolumeRun {
+    pub(crate) observed: u32,
+    pub(crate) expected: f64,
+}
+
+#[derive(Debug, Clone)]
+pub(crate) struct KeyState {
+    pub(crate) id: u64,
+    pub(crate) buckets: Buckets<Counts>,
+    pub(crate) baseline: Baseline,
+    /// Next hour (index since epoch) to fold into the baseline.
+    pub(crate) next_fold: Option<i64>,
+    pub(crate) first_seen: EventTime,
+    pub(crate) last_seen: EventTime,
+    pub(crate) cusum: Cusum,
+    pub(crate) cusum_acc: CusumBatch,
+    pub(crate) drift_from: i64,
+    /// Poisson CUSUM of hourly negatives against the traffic-adjusted
+    /// seasonal expectation, and the hour its current run started.
+    pub(crate) vcusum: f64,
+    pub(crate) vdrift_from: i64,
+    /// Observed and expected negatives since `vdrift_from`.
+    pub(crate) vrun: VolumeRun,
+    /// The CUSUM crossed its interval in the current run (re-armed at 0).
+    pub(crate) vfired: bool,
+    pub(crate) last_drift: Option<EventTime>,
+    pub(crate) active: BTreeMap<Cond, Active>,
+    pub(crate) clusters: Clusters,
+    pub(crate) recent: VecDeque<Recent>,
+}
+
+impl KeyState {
+    pub(crate) fn new(id: u64, cfg: &DetectConfig, t: EventTime) -> Self {
+        Self {
+            id,
+            buckets: Buckets::default(),
+            baseline: Baseline::new(cfg.seasonality, (cfg.baseline_memory / HOUR) as f64, 10.0),
+            next_fold: None,
+            first_seen: t,
+            last_seen: t,
+            cusum: Cusum::default(),
+            cusum_acc: CusumBatch::default(),
+            drift_from: 0,
+            vcusum: 0.0,
+            vdrift_from: 0,
+            vrun: VolumeRun::default(),
+            vfired: false,
+            last_drift: None,
+            active: BTreeMap::new(),
+            clusters: Clusters::default(),
+            recent: VecDeque::new(),
+        }
+    }
+
+    /// Counts one item into bucket `b` (false when the bucket is out of the
+    /// retained range).
+    pub(crate) fn count(&mut self, b: i64, neg: bool) -> bool {
+        let Some(c) = self.buckets.get_mut(b) else {
+            return false;
+        };
+        c.total += 1;
+        c.neg += neg as u32;
+        true
+    }
+
+    /// Takes one item back out of bucket `b`.
+    pub(crate) fn uncount(&mut self, b: i64, neg: bool) {
+        if let Some(c) = self.buckets.get_mut(b) {
+            c.total = c.total.saturating_sub(1);
+            if neg {
+                c.neg = c.neg.saturating_sub(1);
+            }
+        }
+    }
+
+    /// The baseline has `min_history` of hours folded in and the key was
+    /// first seen at least `min_history` before `end`.
+    pub(crate) fn is_warm(&self, cfg: &DetectConfig, end: EventTime) -> bool {
+        self.has_baseline_history(cfg) && end.saturating_sub(self.first_seen) >= cfg.min_history
+    }
+
+    /// The baseline has `min_history` of hours folded in.
+    pub(crate) fn has_baseline_history(&self, cfg: &DetectConfig) -> bool {
+        i64::try_from(self.baseline.hours).map_or(i64::MAX, |h| h.saturating_mul(HOUR)) >= cfg.min_history
+    }
+}
+
+/// Items and negatives (`total`, `neg`) over a range of buckets.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub(crate) struct RangeCounts {
+    pub(crate) total: u32,
+    pub(crate) neg: u32,
+}
+
+/// Counts of hour `h` (`per_hour` buckets per hour).
+pub(crate) fn hour_counts(b: &Buckets<Counts>, h: i64, per_hour: i64) -> RangeCounts {
+    sum(
+        b,
+        h.saturating_mul(per_hour),
+        h.saturating_add(1).saturating_mul(per_hour),
+    )
+}
+
+/// Counts of the buckets of `[start, end)`.
+pub(crate) fn range_counts(b: &Buckets<Counts>, start: EventTime, end: EventTime, step: i64) -> RangeCounts {
+    sum(b, bucket_of(start, step), bucket_of(end, step))
+}
+
+fn sum(b: &Buckets<Counts>, from: i64, to: i64) -> RangeCounts {
+    let (total, neg) = b
+        .range(from, to)
+        .fold((0, 0), |(n, k), (_, c)| (n + c.total, k + c.neg));
+    RangeCounts { total, neg }
+}
+
+/// The tracked keys, by key (iterated in key order) and by id.
+#[derive(Debug, Clone)]
+pub(crate) struct KeyTable {
+    by_key: BTreeMap<SignalKey, KeyState>,
+    by_id: HashMap<u64, SignalKey>,
+    next_id: u64,
+}
+
+impl Default for KeyTable {
+    fn default() -> Self {
+        Self {
+            by_key: BTreeMap::new(),
+            by_id: HashMap::new(),
+            next_id: 1,
+        }
+    }
+}
+
+impl KeyTable {
+    pub(crate) fn len(&self) -> usize {
+        self.by_key.len()
+    }
+
+    pub(crate) fn get(&self, key: &SignalKey) -> Option<&KeyState> {
+        self.by_key.get(key)
+    }
+
+    pub(crate) fn get_mut(&mut self, key: &SignalKey) -> Option<&mut KeyState> {
+        self.by_key.get_mut(key)
+    }
+
+    /// The key with id `id`, if still tracked.
+    pub(crate) fn key_of(&self, id: u64) -> Option<&SignalKey> {
+        self.by_id.get(&id)
+    }
+
+    pub(crate) fn iter_mut(&mut self) -> impl Iterator<Item = (&SignalKey, &mut KeyState)> {
+        self.by_key.iter_mut()
+    }
+
+    /// The state of `key`, created (first seen at `t`) unless `max_keys`
+    /// keys are tracked already; creations and refusals are counted.
+    pub(crate) fn get_or_create(
+        &mut self,
+        key: &SignalKey,
+        cfg: &DetectConfig,
+        t: EventTime,
+        counters: &mut Counters,
+    ) -> Option<&mut KeyState> {
+        if !self.by_key.contains_key(key) {
+            if self.by_key.len() >= cfg.max_keys {
+                counters.keys_over_cap += 1;
+                return None;
+            }
+            let kid = self.next_id;
+            self.next_id += 1;
+            self.by_id.insert(kid, key.clone());
+            self.by_key.insert(key.clone(), KeyState::new(kid, cfg, t));
+            counters.keys_created += 1;
+        }
+        self.by_key.get_mut(key)
+    }
+
+    /// Stops tracking `key`; true when it was tracked.
+    pub(crate) fn remove(&mut self, key: &SignalKey) -> bool {
+        match self.by_key.remove(key) {
+            Some(st) => {
+                self.by_id.remove(&st.id);
+                true
+            }
+            None => false,
+        }
+    }
+
+    /// Takes the item `seq`, applied as `applied`, back out of every key's
+    /// counts, cluster counts and quotes.
+    pub(crate) fn retract(&mut self, seq: u64, applied: &Applied, step: i64) {
+        let b = bucket_of(applied.t, step);
+        for to in &applied.keys {
+            let Some(key) = self.by_id.get(&to.key_id) else {
+                continue;
+            };
+            let Some(st) = self.by_key.get_mut(key) else {
+                continue;
+            };
+            st.uncount(b, applied.neg);
+            if let Some(cid) = to.cluster {
+                if let Some(c) = st.clusters.get_mut(cid) {
+                    if let Some(n) = c.counts.get_mut(b) {
+                        *n = n.saturating_sub(1);
+                    }
+                }
+            }
+            for r in st.recent.iter_mut().filter(|r| r.seq == seq) {
+                r.retracted = true;
+            }
+        }
+    }
+}

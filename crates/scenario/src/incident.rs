@@ -1,0 +1,117 @@
+//! Scenario parameters and the injected truth: which incident is injected,
+//! when, on which keys, and what the detector is expected to say about it.
+
+use earshot_core::types::EventTime;
+
+/// An injected incident.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Incident {
+    /// Background only.
+    None,
+    /// 40 battery-overheating complaints per hour on one product for 4 h.
+    BatteryWave,
+    /// Logistics complaints in one region ramp up over 24 h, then stay 24 h.
+    LogisticsDrift,
+    /// One brand's customer service breaks down in one small market: 20
+    /// after-sales complaints per hour for 3 h (a low-count key).
+    AfterSalesWave,
+    /// One product fails in every market at once: 30 quality complaints per
+    /// hour for 4 h, spread over the regions and their languages, with no
+    /// single coherent wording.
+    QualityWave,
+    /// 60 near-duplicate 1-star fakes on one product in 45 min, few accounts.
+    SpamWave,
+    /// Ten times the usual positive reviews on one product for 6 h.
+    PositiveViral,
+    /// Three times the traffic everywhere for 24 h, same share.
+    HolidaySurge,
+    /// The battery wave, buried under 60 bought 5-star reviews per hour
+    /// (near-duplicates from 10 accounts) on the same product: the fakes
+    /// must be reported and must not mask the crisis.
+    MaskedWave,
+}
+
+impl Incident {
+    pub const ALL: [Incident; 9] = [
+        Incident::None,
+        Incident::BatteryWave,
+        Incident::LogisticsDrift,
+        Incident::AfterSalesWave,
+        Incident::QualityWave,
+        Incident::SpamWave,
+        Incident::PositiveViral,
+        Incident::HolidaySurge,
+        Incident::MaskedWave,
+    ];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Incident::None => "background",
+            Incident::BatteryWave => "battery_wave",
+            Incident::LogisticsDrift => "logistics_drift",
+            Incident::AfterSalesWave => "after_sales_wave",
+            Incident::QualityWave => "quality_wave",
+            Incident::SpamWave => "spam_wave",
+            Incident::PositiveViral => "positive_viral",
+            Incident::HolidaySurge => "holiday_surge",
+            Incident::MaskedWave => "masked_wave",
+        }
+    }
+}
+
+/// What a scenario expects the detector to say.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Expect {
+    /// A crisis signal on a matching key.
+    Crisis,
+    /// A review-bombing signal, and no crisis.
+    Spam,
+    /// A crisis signal on a matching key and a review-bombing signal.
+    CrisisAndSpam,
+    /// No crisis signal on matching keys.
+    Quiet,
+}
+
+impl Expect {
+    pub(crate) fn is_crisis(self) -> bool {
+        matches!(self, Expect::Crisis | Expect::CrisisAndSpam)
+    }
+}
+
+/// The injected truth.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Truth {
+    pub expect: Expect,
+    pub start: EventTime,
+    pub end: EventTime,
+    pub brand: Option<String>,
+    pub product: Option<String>,
+    pub region: Option<String>,
+    /// Event time of the `EVIDENCE_ITEMS`-th injected item: before it, no
+    /// detector with the minimum-evidence floor can fire, whatever its
+    /// statistics. For a ramp this is far later than `start`.
+    pub evidence_at: Option<EventTime>,
+}
+
+/// Scenario parameters.
+#[derive(Debug, Clone)]
+pub struct Scenario {
+    pub seed: u64,
+    pub days: i64,
+    pub incident: Incident,
+    /// Incident start, days after the stream start (plus `incident_hour`).
+    pub incident_day: i64,
+    pub incident_hour: i64,
+}
+
+impl Scenario {
+    pub fn new(seed: u64, incident: Incident) -> Self {
+        Self {
+            seed,
+            days: 12,
+            incident,
+            incident_day: 9,
+            incident_hour: 10,
+        }
+    }
+}
