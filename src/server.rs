@@ -365,3 +365,102 @@ fn classify_blocking(model: &LiveModel, texts: &[String]) -> Result<Vec<Value>, 
         })
         .collect())
 }
+
+#[cfg(test)]
+mod tests {
+    use std::sync::atomic::{AtomicU64, Ordering};
+
+    use super::*;
+    use crate::alert::api::{AlertApi, SinkStats};
+
+    /// An alert stage that counts how often the outbox is read.
+    #[derive(Default)]
+    struct CountingOutbox {
+        reads: AtomicU64,
+    }
+
+    impl AlertApi for CountingOutbox {
+        fn active(&self) -> Vec<Value> {
+            vec![json!({"rule": "volume_spike", "severity": "critical", "labels": {"brand": "Voltra"}})]
+        }
+        fn silences(&self) -> Vec<Silence> {
+            Vec::new()
+        }
+        fn add_silence(&self, s: Silence) -> Result<Silence, String> {
+            Ok(s)
+        }
+        fn expire_silence(&self, _: &str) -> bool {
+            false
+        }
+        fn delivery(&self) -> Vec<SinkStats> {
+            self.reads.fetch_add(1, Ordering::Relaxed);
+            vec![SinkStats {
+                sink: "hook".into(),
+                kind: "generic".into(),
+                delivered: 3,
+                retries: 2,
+                failures: 2,
+                dropped: 0,
+                backoff_seconds: 1.5,
+                pending: 4,
+            }]
+        }
+        fn outbox_depth(&self) -> u64 {
+            self.reads.fetch_add(1, Ordering::Relaxed);
+            4
+        }
+    }
+
+    fn line<'a>(text: &'a str, series: &str) -> Option<&'a str> {
+        text.lines()
+            .find_map(|l| l.strip_prefix(series).and_then(|v| v.strip_prefix(' ')))
+    }
+
+    #[test]
+    fn the_metrics_handler_never_reads_the_outbox() {
+        let live = Live::new(Arc::new(PipelineStats::default()));
+        let api = Arc::new(CountingOutbox::default());
+        assert!(live.alerts.set(api.clone()).is_ok());
+        let before = render_metrics(&live);
+        assert_eq!(api.reads.load(Ordering::Relaxed), 0);
+        assert_eq!(line(&before, "earshot_outbox_depth"), None);
+        // Active alerts are in-memory: exported at scrape time.
+        assert_eq!(
+            line(
+                &before,
+                "earshot_alerts_active{brand=\"Voltra\",rule=\"volume_spike\",severity=\"critical\"}"
+            ),
+            Some("1")
+        );
+
+        refresh_delivery_metrics(&live);
+        assert_eq!(api.reads.load(Ordering::Relaxed), 2);
+        let text = render_metrics(&live);
+        assert_eq!(api.reads.load(Ordering::Relaxed), 2);
+        assert_eq!(line(&text, "earshot_outbox_depth"), Some("4"));
+        assert_eq!(line(&text, "earshot_outbox_pending{sink=\"hook\"}"), Some("4"));
+        let l = "{kind=\"generic\",sink=\"hook\"}";
+        assert_eq!(line(&text, &format!("earshot_webhook_deliveries_total{l}")), Some("3"));
+        assert_eq!(
+            line(&text, &format!("earshot_webhook_backoff_seconds_total{l}")),
+            Some("1.5")
+        );
+        assert_eq!(line(&text, "earshot_ready"), Some("0"));
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn serve_refreshes_the_delivery_metrics() {
+        let live = Arc::new(Live::new(Arc::new(PipelineStats::default())));
+        let api = Arc::new(CountingOutbox::default());
+        assert!(live.alerts.set(api.clone()).is_ok());
+        let (_, task) = serve("127.0.0.1:0".parse().unwrap(), AppState::new(live.clone(), None))
+            .await
+            .unwrap();
+        let deadline = std::time::Instant::now() + 10 * DELIVERY_REFRESH;
+        while live.stats.metrics.get(&m::OUTBOX_DEPTH, &[]) != 4.0 {
+            assert!(std::time::Instant::now() < deadline, "the refresh task never ran");
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        task.abort();
+    }
+}
