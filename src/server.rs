@@ -9,12 +9,17 @@
 //!   the shared inference queue (at most [`MAX_CLASSIFY_TEXTS`] per request).
 //! * Bound to 127.0.0.1 by default (`--http-addr`). With a bearer token set,
 //!   every route except `/healthz` needs `Authorization: Bearer <token>`.
-//! * Scrape-time figures (consumer lag, alert delivery counters, outbox depth,
-//!   active alerts, process metrics) are computed when `/metrics` is read, so
-//!   the hot path never pays for them.
+//! * Cheap in-memory figures (pipeline counters, consumer lag, active alerts)
+//!   are copied into the registry when `/metrics` is read, so the hot path
+//!   never pays for them. Alert delivery counters and the outbox gauges,
+//!   which read the outbox file, are refreshed by a task every
+//!   [`DELIVERY_REFRESH`] ([`refresh_delivery_metrics`], started by [`serve`]):
+//!   the handler never reads the outbox. Process metrics come from the
+//!   `prometheus` crate's process collector.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
+use std::time::Duration;
 
 use anyhow::Context;
 use axum::extract::{MatchedPath, Path, Request, State};
@@ -27,12 +32,15 @@ use serde::Deserialize;
 use serde_json::{json, Value};
 
 use crate::alert::api::Silence;
-use crate::metrics::{self as m, ProcessStats};
+use crate::metrics as m;
 use crate::pipeline::engine::{Live, LiveModel};
 use crate::pipeline::PipelineStats;
 
 /// Texts accepted by one `/classify` request.
 pub const MAX_CLASSIFY_TEXTS: usize = 256;
+
+/// How often [`serve`] refreshes the alert delivery and outbox metrics.
+pub const DELIVERY_REFRESH: Duration = Duration::from_secs(1);
 
 /// What the handlers share.
 #[derive(Clone)]
@@ -73,12 +81,49 @@ pub async fn serve(addr: SocketAddr, state: AppState) -> anyhow::Result<(SocketA
         format!("failed to bind the http server to {addr} (choose another with --http-addr, or off)")
     })?;
     let bound = listener.local_addr().context("no local address")?;
+    let live = state.live.clone();
     let task = tokio::spawn(async move {
-        if let Err(e) = axum::serve(listener, app(state)).await {
-            tracing::error!(error = %e, "http server stopped");
+        tokio::select! {
+            r = axum::serve(listener, app(state)) => {
+                if let Err(e) = r {
+                    tracing::error!(error = %e, "http server stopped");
+                }
+            }
+            () = refresh_delivery_loop(live) => {}
         }
     });
     Ok((bound, task))
+}
+
+/// Copies the alert stage's delivery counters and outbox gauges into the
+/// registry. Blocking: it reads the outbox file (call it off the async
+/// threads, as [`serve`]'s refresh task does every [`DELIVERY_REFRESH`]).
+/// Without an alert stage it does nothing.
+pub fn refresh_delivery_metrics(live: &Live) {
+    let Some(api) = live.alerts.get() else { return };
+    let r = &live.stats.metrics;
+    for s in api.delivery() {
+        let l = [s.sink.as_str(), s.kind.as_str()];
+        r.set(&m::WEBHOOK_DELIVERED, &l, s.delivered as f64);
+        r.set(&m::WEBHOOK_RETRIES, &l, s.retries as f64);
+        r.set(&m::WEBHOOK_FAILURES, &l, s.failures as f64);
+        r.set(&m::WEBHOOK_DROPPED, &l, s.dropped as f64);
+        r.set(&m::WEBHOOK_BACKOFF, &l, s.backoff_seconds);
+        r.set(&m::OUTBOX_PENDING, &[&s.sink], s.pending as f64);
+    }
+    r.set(&m::OUTBOX_DEPTH, &[], api.outbox_depth() as f64);
+}
+
+async fn refresh_delivery_loop(live: Arc<Live>) {
+    let mut tick = tokio::time::interval(DELIVERY_REFRESH);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tick.tick().await;
+        let live = live.clone();
+        if let Err(e) = tokio::task::spawn_blocking(move || refresh_delivery_metrics(&live)).await {
+            tracing::error!(error = %e, "delivery metrics refresh failed");
+        }
+    }
 }
 
 fn token_ok(headers: &HeaderMap, want: &str) -> bool {
@@ -93,10 +138,7 @@ fn token_ok(headers: &HeaderMap, want: &str) -> bool {
 
 /// Bearer-token check and request counting for every routed request.
 async fn guard(State(st): State<AppState>, req: Request, next: Next) -> Response {
-    let route = req
-        .extensions()
-        .get::<MatchedPath>()
-        .map_or_else(|| "unmatched".to_string(), |p| p.as_str().to_string());
+    let route = req.extensions().get::<MatchedPath>().cloned();
     let resp = match &st.token {
         Some(t) if !token_ok(req.headers(), t) => (
             StatusCode::UNAUTHORIZED,
@@ -106,10 +148,11 @@ async fn guard(State(st): State<AppState>, req: Request, next: Next) -> Response
             .into_response(),
         _ => next.run(req).await,
     };
+    let route = route.as_ref().map_or("unmatched", MatchedPath::as_str);
     st.live
         .stats
         .metrics
-        .add(&m::HTTP_REQUESTS, &[&route, resp.status().as_str()], 1.0);
+        .add(&m::HTTP_REQUESTS, &[route, resp.status().as_str()], 1.0);
     resp
 }
 
@@ -138,7 +181,8 @@ async fn readyz(State(st): State<AppState>) -> Response {
     (code, Json(body)).into_response()
 }
 
-/// Everything `/metrics` serves, rendered now.
+/// Everything `/metrics` serves: the cheap in-memory figures copied into the
+/// registry, then the registry encoded (it never reads the outbox).
 pub fn render_metrics(live: &Live) -> String {
     let stats: &PipelineStats = &live.stats;
     stats.export();
@@ -168,17 +212,8 @@ pub fn render_metrics(live: &Live) -> String {
         r.set(&m::KAFKA_ASSIGNED, &[], src.assigned_partitions() as f64);
         r.set(&m::KAFKA_REBALANCES, &[], src.rebalances() as f64);
     }
+    // Delivery counters and outbox gauges: refreshed by `serve`'s task.
     if let Some(api) = live.alerts.get() {
-        for s in api.delivery() {
-            let l = [s.sink.as_str(), s.kind.as_str()];
-            r.set(&m::WEBHOOK_DELIVERED, &l, s.delivered as f64);
-            r.set(&m::WEBHOOK_RETRIES, &l, s.retries as f64);
-            r.set(&m::WEBHOOK_FAILURES, &l, s.failures as f64);
-            r.set(&m::WEBHOOK_DROPPED, &l, s.dropped as f64);
-            r.set(&m::WEBHOOK_BACKOFF, &l, s.backoff_seconds);
-            r.set(&m::OUTBOX_PENDING, &[&s.sink], s.pending as f64);
-        }
-        r.set(&m::OUTBOX_DEPTH, &[], api.outbox_depth() as f64);
         let mut active: std::collections::BTreeMap<Vec<String>, f64> = Default::default();
         for a in api.active() {
             let f = |k: &str| a.get(k).and_then(Value::as_str).unwrap_or("unknown").to_string();
@@ -189,19 +224,12 @@ pub fn render_metrics(live: &Live) -> String {
     }
     let mut out = String::with_capacity(64 * 1024);
     r.render(&mut out);
-    if let Some(p) = ProcessStats::read() {
-        p.render(&mut out);
-    }
     out
 }
 
 async fn metrics(State(st): State<AppState>) -> Response {
     let body = render_metrics(&st.live);
-    (
-        [(header::CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")],
-        body,
-    )
-        .into_response()
+    ([(header::CONTENT_TYPE, st.live.stats.metrics.content_type())], body).into_response()
 }
 
 async fn stats(State(st): State<AppState>) -> Response {
@@ -336,4 +364,103 @@ fn classify_blocking(model: &LiveModel, texts: &[String]) -> Result<Vec<Value>, 
             Err(e) => json!({"index": index, "error": e.to_string()}),
         })
         .collect())
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::atomic::{AtomicU64, Ordering};
+
+    use super::*;
+    use crate::alert::api::{AlertApi, SinkStats};
+
+    /// An alert stage that counts how often the outbox is read.
+    #[derive(Default)]
+    struct CountingOutbox {
+        reads: AtomicU64,
+    }
+
+    impl AlertApi for CountingOutbox {
+        fn active(&self) -> Vec<Value> {
+            vec![json!({"rule": "volume_spike", "severity": "critical", "labels": {"brand": "Voltra"}})]
+        }
+        fn silences(&self) -> Vec<Silence> {
+            Vec::new()
+        }
+        fn add_silence(&self, s: Silence) -> Result<Silence, String> {
+            Ok(s)
+        }
+        fn expire_silence(&self, _: &str) -> bool {
+            false
+        }
+        fn delivery(&self) -> Vec<SinkStats> {
+            self.reads.fetch_add(1, Ordering::Relaxed);
+            vec![SinkStats {
+                sink: "hook".into(),
+                kind: "generic".into(),
+                delivered: 3,
+                retries: 2,
+                failures: 2,
+                dropped: 0,
+                backoff_seconds: 1.5,
+                pending: 4,
+            }]
+        }
+        fn outbox_depth(&self) -> u64 {
+            self.reads.fetch_add(1, Ordering::Relaxed);
+            4
+        }
+    }
+
+    fn line<'a>(text: &'a str, series: &str) -> Option<&'a str> {
+        text.lines()
+            .find_map(|l| l.strip_prefix(series).and_then(|v| v.strip_prefix(' ')))
+    }
+
+    #[test]
+    fn the_metrics_handler_never_reads_the_outbox() {
+        let live = Live::new(Arc::new(PipelineStats::default()));
+        let api = Arc::new(CountingOutbox::default());
+        assert!(live.alerts.set(api.clone()).is_ok());
+        let before = render_metrics(&live);
+        assert_eq!(api.reads.load(Ordering::Relaxed), 0);
+        assert_eq!(line(&before, "earshot_outbox_depth"), None);
+        // Active alerts are in-memory: exported at scrape time.
+        assert_eq!(
+            line(
+                &before,
+                "earshot_alerts_active{brand=\"Voltra\",rule=\"volume_spike\",severity=\"critical\"}"
+            ),
+            Some("1")
+        );
+
+        refresh_delivery_metrics(&live);
+        assert_eq!(api.reads.load(Ordering::Relaxed), 2);
+        let text = render_metrics(&live);
+        assert_eq!(api.reads.load(Ordering::Relaxed), 2);
+        assert_eq!(line(&text, "earshot_outbox_depth"), Some("4"));
+        assert_eq!(line(&text, "earshot_outbox_pending{sink=\"hook\"}"), Some("4"));
+        let l = "{kind=\"generic\",sink=\"hook\"}";
+        assert_eq!(line(&text, &format!("earshot_webhook_deliveries_total{l}")), Some("3"));
+        assert_eq!(
+            line(&text, &format!("earshot_webhook_backoff_seconds_total{l}")),
+            Some("1.5")
+        );
+        assert_eq!(line(&text, "earshot_ready"), Some("0"));
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn serve_refreshes_the_delivery_metrics() {
+        let live = Arc::new(Live::new(Arc::new(PipelineStats::default())));
+        let api = Arc::new(CountingOutbox::default());
+        assert!(live.alerts.set(api.clone()).is_ok());
+        let (_, task) = serve("127.0.0.1:0".parse().unwrap(), AppState::new(live.clone(), None))
+            .await
+            .unwrap();
+        let deadline = std::time::Instant::now() + 10 * DELIVERY_REFRESH;
+        while live.stats.metrics.get(&m::OUTBOX_DEPTH, &[]) != 4.0 {
+            assert!(std::time::Instant::now() < deadline, "the refresh task never ran");
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        task.abort();
+    }
 }
