@@ -14,6 +14,7 @@
 
 use std::collections::{BTreeMap, HashMap, VecDeque};
 
+use earshot_core::hash::fnv1a;
 use earshot_core::types::{EventTime, Quote, ScoredEvent, Signal, SignalKey};
 
 use crate::explain::spam_signal;
@@ -30,15 +31,6 @@ fn mix(mut z: u64) -> u64 {
     z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
     z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
     z ^ (z >> 31)
-}
-
-fn fnv(bytes: impl IntoIterator<Item = u8>) -> u64 {
-    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
-    for b in bytes {
-        h ^= b as u64;
-        h = h.wrapping_mul(0x0100_0000_01b3);
-    }
-    h
 }
 
 /// Lower case, letters only (digits and punctuation dropped), single spaces.
@@ -72,7 +64,7 @@ pub fn signature(text: &str) -> Signature {
         }
     };
     if norm.len() < 3 {
-        add(fnv(norm.iter().collect::<String>().bytes()));
+        add(fnv1a(norm.iter().collect::<String>().as_bytes()));
     } else {
         for w in norm.windows(3) {
             let mut buf = [0u8; 12];
@@ -80,7 +72,7 @@ pub fn signature(text: &str) -> Signature {
             for c in w {
                 len += c.encode_utf8(&mut buf[len..]).len();
             }
-            add(fnv(buf[..len].iter().copied()));
+            add(fnv1a(&buf[..len]));
         }
     }
     sig
@@ -307,7 +299,7 @@ impl SpamFilter {
     ) -> Noted {
         let sc = ctx.cfg;
         let sig = signature(text);
-        let scope_hash = fnv(scope.to_string().bytes());
+        let scope_hash = fnv1a(scope.to_string().as_bytes());
         let bands = bands(&sig);
         let band_key = |band: usize, hash: u64| BandKey { scope_hash, band, hash };
         let mut found = None;
