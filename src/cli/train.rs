@@ -351,7 +351,7 @@ pub fn run_train(args: TrainArgs) -> anyhow::Result<ExitCode> {
     // Category head from the built-in prototypes.
     let mut category = model::build_category_head(&tokenizer, &encoder, &name)?;
     category.provenance = json!({
-        "prototypes": "src/model/category_prototypes.toml",
+        "prototypes": "crates/model/src/category_prototypes.toml",
         "sentences": model::category_prototypes()?.len(),
         "scale": model::CATEGORY_SCALE,
     });
