@@ -73,7 +73,7 @@ fn synthetic_bank() -> Bank {
 
 fn bench(c: &mut Criterion) {
     let bank = synthetic_bank();
-    let (events, _) = scenario::generate(&Scenario::new(1, Incident::BatteryWave), &bank);
+    let events = scenario::generate(&Scenario::new(1, Incident::BatteryWave), &bank).events;
     let cfg = DetectConfig::default();
     let mut group = c.benchmark_group("cpu/detect");
     group.sample_size(10).measurement_time(Duration::from_secs(10));

@@ -230,7 +230,7 @@ fn detector_scenario_fires_and_resolves_deterministically() {
     use earshot_scenario::{self as scenario, Incident, Scenario};
     let bank = crate::detect_bank::real_bank();
     let sc = Scenario::new(7, Incident::BatteryWave);
-    let (events, _) = scenario::generate(&sc, &bank);
+    let events = scenario::generate(&sc, &bank).events;
     let cfg = Config::from_toml("[alert]\nrepeat_interval_minutes = 60\n", "t", Path::new(".")).unwrap();
     let run = || {
         let mut det = Detector::new(DetectConfig::default());

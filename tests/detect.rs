@@ -71,7 +71,11 @@ fn scenario_table() {
             if only.as_ref().is_some_and(|o| !o.split(',').any(|x| x == inc.name())) {
                 continue;
             }
-            let (r, emitted, counters) = scenario::run(&Scenario::new(seed, inc), &bank, &cfg).expect("run");
+            let scenario::Outcome {
+                report: r,
+                emitted,
+                counters,
+            } = scenario::run(&Scenario::new(seed, inc), &bank, &cfg).expect("run");
             for e in &emitted {
                 verbose.push_str(&format!(
                     "  [{} seed {}] at +{:.1}h {} {} obs {} exp {:.2} pop {} p {:.2e} quotes {:?} terms {:?}\n",
@@ -175,8 +179,9 @@ fn replay_is_deterministic() {
     let bank = detect_bank::real_bank();
     let cfg = DetectConfig::default();
     let sc = Scenario::new(7, Incident::BatteryWave);
-    let (_, a, ca) = scenario::run(&sc, &bank, &cfg).unwrap();
-    let (_, b, cb) = scenario::run(&sc, &bank, &cfg).unwrap();
+    let first = scenario::run(&sc, &bank, &cfg).unwrap();
+    let second = scenario::run(&sc, &bank, &cfg).unwrap();
+    let (a, ca, b, cb) = (first.emitted, first.counters, second.emitted, second.counters);
     assert_eq!(ca, cb);
     assert_eq!(a.len(), b.len());
     for (x, y) in a.iter().zip(&b) {

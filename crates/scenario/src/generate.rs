@@ -131,8 +131,17 @@ impl Gen<'_> {
     }
 }
 
+/// A generated scenario stream.
+#[derive(Debug, Clone)]
+pub struct Generated {
+    /// The events in arrival order.
+    pub events: Vec<ScoredEvent>,
+    /// What was injected (None for the background-only scenario).
+    pub truth: Option<Truth>,
+}
+
 /// Generates the event stream (in arrival order) and the injected truth.
-pub fn generate(sc: &Scenario, bank: &Bank) -> (Vec<ScoredEvent>, Option<Truth>) {
+pub fn generate(sc: &Scenario, bank: &Bank) -> Generated {
     let mut g = Gen {
         bank,
         rng: Rng::new(sc.seed),
@@ -313,5 +322,5 @@ pub fn generate(sc: &Scenario, bank: &Bank) -> (Vec<ScoredEvent>, Option<Truth>)
             evidence_at,
         }),
     };
-    (events, truth)
+    Generated { events, truth }
 }

@@ -17,7 +17,7 @@ mod score;
 use earshot_core::types::EventTime;
 
 pub use bank::{Bank, BankText, Role};
-pub use generate::generate;
+pub use generate::{generate, Generated};
 pub use incident::{Expect, Incident, Scenario, Truth};
 pub use score::{score, Emitted, Report};
 
@@ -32,13 +32,22 @@ pub const T0: EventTime = 1_704_067_200_000;
 /// preset's `min_count`).
 pub const EVIDENCE_ITEMS: usize = 5;
 
+/// The outcome of one scenario run.
+#[derive(Debug)]
+pub struct Outcome {
+    pub report: Report,
+    /// Every signal, with the event time it was emitted at.
+    pub emitted: Vec<Emitted>,
+    pub counters: earshot_detect::Counters,
+}
+
 /// Runs the detector over a scenario and scores it.
 pub fn run(
     sc: &Scenario,
     bank: &Bank,
     cfg: &earshot_detect::DetectConfig,
-) -> Result<(Report, Vec<Emitted>, earshot_detect::Counters), earshot_detect::DetectError> {
-    let (events, truth) = generate(sc, bank);
+) -> Result<Outcome, earshot_detect::DetectError> {
+    let Generated { events, truth } = generate(sc, bank);
     let mut det = earshot_detect::Detector::new(cfg.clone());
     let mut emitted = Vec::new();
     let mut max_seen = i64::MIN;
@@ -65,5 +74,9 @@ pub fn run(
         emitted.push(Emitted { at: end, signal: s });
     }
     let report = score(sc.incident, truth.as_ref(), &emitted, keys.len(), sc.days, 2);
-    Ok((report, emitted, det.counters()))
+    Ok(Outcome {
+        report,
+        emitted,
+        counters: det.counters(),
+    })
 }
