@@ -119,3 +119,55 @@ fn a_reply_message_is_acked_in_sequence_without_being_scored_or_dead_lettered() 
     assert_eq!(c.dead[0].code, "missing_field");
     assert!(c.dead[0].message.contains("replied_at"), "{}", c.dead[0].message);
 }
+
+/// The detector runs on its own thread: if it dies (fault injected by a
+/// detection callback that panics on the third event), the pipeline stops
+/// with an error naming the detector instead of hanging, and acknowledges
+/// nothing past the failure.
+#[test]
+fn a_detector_panic_stops_the_pipeline_with_its_message() {
+    let cfg = util::random_config();
+    let loaded = earshot::model::load(&cfg.model, &candle_core::Device::Cpu).unwrap();
+    let (tx, rx) = tokio::sync::mpsc::channel(64);
+    for i in 0..20i64 {
+        let line = format!(
+            r#"{{"id": "e{i}", "text": "The kettle leaks, try {i}", "brand": "Acme", "event_time": {}}}"#,
+            1_795_000_000_000 + i * 60_000
+        );
+        tx.try_send(earshot::ingest::RawMessage {
+            payload: Some(line.into_bytes()),
+            key: None,
+            timestamp: None,
+            pos: earshot::types::SourcePos {
+                source: "t".into(),
+                partition: 0,
+                offset: i,
+            },
+        })
+        .unwrap();
+    }
+    drop(tx);
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
+    let stats = Arc::new(PipelineStats::default());
+    let mut seen = 0;
+    let detect = move |_: &earshot::types::ScoredEvent| {
+        seen += 1;
+        assert!(seen < 3, "injected detector fault");
+        earshot::pipeline::Detected::default()
+    };
+    let collected = Arc::new(Mutex::new(Collected::default()));
+    let run = engine::run_offline(&cfg, loaded, rx, Sink::Memory(collected), stats.clone(), detect);
+    let result = rt.block_on(async { tokio::time::timeout(std::time::Duration::from_secs(60), run).await });
+    let err = result.expect("the pipeline must stop, not hang").unwrap_err();
+    let text = err.to_string();
+    assert!(matches!(err, earshot::pipeline::PipelineError::Detector(_)), "{text}");
+    assert!(text.contains("injected detector fault"), "{text}");
+    assert!(
+        PipelineStats::get(&stats.acked) <= 2,
+        "nothing acknowledged past the fault"
+    );
+}

@@ -166,6 +166,13 @@ pub async fn run(
         parts.stats.clone(),
     )
     .await;
+    if let Err(e) = result {
+        // The upstream stages may be waiting on a source that never closes
+        // (a live topic): stop them rather than wait for its next message.
+        decode.abort();
+        batcher.abort();
+        return Err(e);
+    }
     decode.await.map_err(|source| PipelineError::Stage {
         stage: "decode",
         source,
@@ -176,7 +183,7 @@ pub async fn run(
     for t in tokenizer_threads {
         let _ = t.join();
     }
-    result
+    Ok(())
 }
 
 /// Errors that stop the pipeline (per-message problems are dead letters).
