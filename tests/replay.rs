@@ -316,3 +316,160 @@ fn report_renders_in_headless_chromium() {
         String::from_utf8_lossy(&shot.stderr)
     );
 }
+
+/// Issue 14: hostile event times. Lines with absurd times (1e300, NaN,
+/// epochs in µs/ns, years 1, 1970, 2300, 9999, a date that does not exist)
+/// and a `null` text are dead-lettered at decode with the right code; the
+/// replay (in process and through the `earshot replay` binary) finishes
+/// quickly and the good events raise exactly the alerts they raise alone.
+#[test]
+fn hostile_times_are_dead_lettered_and_the_good_events_alert_as_without_them() {
+    let dir = tempdir("replay-hostile");
+    let good: Vec<String> = scenario().iter().map(|v| v.to_string()).collect();
+    let t = 1_795_100_000_000i64; // a plausible time inside the scenario
+    let bad_time = |v: &str| {
+        format!(r#"{{"id": "bad", "brand": "Voltra", "product": "A", "text": "Akku kaputt", "event_time": {v}}}"#)
+    };
+    let bad: Vec<(String, &str)> = vec![
+        (bad_time("1e300"), "bad_time"),
+        (bad_time("-1e300"), "bad_time"),
+        (bad_time(r#""NaN""#), "bad_time"),
+        (bad_time(r#""-inf""#), "bad_time"),
+        (bad_time(r#""Infinity""#), "bad_time"),
+        (bad_time("1795100000000000"), "bad_time"),    // microseconds
+        (bad_time("1795100000000000000"), "bad_time"), // nanoseconds
+        (bad_time(r#""0001-01-01T00:00:00Z""#), "bad_time"),
+        (bad_time(r#""1970-01-01T00:00:00Z""#), "bad_time"),
+        (bad_time("0"), "bad_time"),
+        (bad_time(r#""2300-01-01T00:00:00Z""#), "bad_time"),
+        (bad_time(r#""9999-12-31T00:00:00Z""#), "bad_time"),
+        (bad_time(r#""2026-02-30T00:00:00Z""#), "bad_time"),
+        (
+            format!(r#"{{"id": "bad", "brand": "Voltra", "text": "ok", "event_time": {t}, "replied_at": 1e300}}"#),
+            "bad_time",
+        ),
+        (
+            format!(r#"{{"id": "bad", "brand": "Voltra", "text": null, "event_time": {t}}}"#),
+            "wrong_type",
+        ),
+    ];
+    let clean = dir.join("clean.jsonl");
+    std::fs::write(&clean, good.join("\n") + "\n").unwrap();
+    // The bad lines spread over the stream (the first before any good one),
+    // plus lines with nothing on them, which are not messages at all.
+    let dirty = dir.join("dirty.jsonl");
+    let mut text = String::new();
+    let mut expected = Vec::new();
+    let mut line = 0i64;
+    let mut bad_iter = bad.iter();
+    for (i, g) in good.iter().enumerate() {
+        if i % 100 == 0 {
+            if let Some((b, code)) = bad_iter.next() {
+                text.push_str(b);
+                text.push('\n');
+                line += 1;
+                expected.push((line, *code));
+            }
+        }
+        if i == 700 {
+            text.push_str("\n   \n");
+            line += 2;
+        }
+        text.push_str(g);
+        text.push('\n');
+        line += 1;
+    }
+    assert!(bad_iter.next().is_none(), "every bad line is in the file");
+    std::fs::write(&dirty, text).unwrap();
+
+    let cfg = util::random_config();
+    let (tx, rx) = std::sync::mpsc::channel();
+    let (c2, d2) = (clean.clone(), dirty.clone());
+    std::thread::spawn(move || {
+        let run = |f: &std::path::Path| {
+            let o = replay_files(&cfg, vec![f.to_path_buf()]);
+            let views: Vec<_> = o.alerts.iter().map(replay::AlertView::of).collect();
+            let dead: Vec<(i64, &'static str, String)> = o
+                .dead
+                .iter()
+                .map(|d| (d.pos.offset, d.code, d.message.clone()))
+                .collect();
+            (
+                replay::alerts_jsonl(&o.alerts),
+                replay::windows_csv(&o.observer, &views),
+                o.received,
+                o.scored,
+                o.observer.too_late,
+                dead,
+            )
+        };
+        let _ = tx.send((run(&c2), run(&d2)));
+    });
+    let (c, d) = rx
+        .recv_timeout(Duration::from_secs(300))
+        .expect("the replays did not finish within 300 s");
+    assert!(
+        c.0.contains("Voltra"),
+        "the clean stream raises the burst's alerts: {}",
+        c.0
+    );
+    assert!(c.5.is_empty(), "the clean stream has no dead letters: {:?}", c.5);
+    let n = good.len() as u64;
+    assert_eq!((c.2, c.3), (n, n));
+    assert_eq!(d.2, n + bad.len() as u64, "empty lines are no messages");
+    assert_eq!(d.3, n, "every good event is scored");
+    let codes: Vec<(i64, &str)> = d.5.iter().map(|(l, c, _)| (*l, *c)).collect();
+    assert_eq!(codes, expected, "{:#?}", d.5);
+    for (l, _, msg) in &d.5 {
+        assert!(msg.len() < 400, "line {l}: a short message: {msg}");
+    }
+    let msgs: Vec<&str> = d.5.iter().map(|(_, _, m)| m.as_str()).collect();
+    assert!(msgs[5].contains("looks like microseconds"), "{}", msgs[5]);
+    assert!(msgs[6].contains("looks like nanoseconds"), "{}", msgs[6]);
+    assert!(msgs[0].contains("`1e+300`"), "{}", msgs[0]);
+    assert_eq!(d.4, c.4, "no good event became too late");
+    assert_eq!(d.0, c.0, "alerts.jsonl changed by the bad lines");
+    assert_eq!(d.1, c.1, "windows.csv changed by the bad lines");
+
+    // The same file through the binary: finishes, writes the same alerts.
+    let toml = dir.join("random.toml");
+    std::fs::write(
+        &toml,
+        format!(
+            "[model]\nencoder = \"random\"\ndir = \"{}\"\n",
+            util::root().join("models").display()
+        ),
+    )
+    .unwrap();
+    let out = dir.join("out");
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_earshot"))
+        .args(["replay", "--log", "warn", "--config"])
+        .arg(&toml)
+        .arg(&dirty)
+        .arg("--out")
+        .arg(&out)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let started = std::time::Instant::now();
+    let status = loop {
+        if let Some(s) = child.try_wait().unwrap() {
+            break s;
+        }
+        if started.elapsed() > Duration::from_secs(300) {
+            let _ = child.kill();
+            panic!("earshot replay did not finish within 300 s");
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    let mut stderr = String::new();
+    std::io::Read::read_to_string(child.stderr.as_mut().unwrap(), &mut stderr).unwrap();
+    assert!(status.success(), "{status}: {stderr}");
+    assert!(
+        stderr.contains(&format!("({} unreadable/dead, {} too late)", bad.len(), c.4)),
+        "{stderr}"
+    );
+    assert_eq!(std::fs::read_to_string(out.join("alerts.jsonl")).unwrap(), c.0);
+    assert_eq!(std::fs::read_to_string(out.join("windows.csv")).unwrap(), c.1);
+}

@@ -178,6 +178,28 @@ impl RawConfig {
                 message: "must name the field holding the review text".into(),
             });
         }
+        // The event-time sanity window (see `Mapping::time_range`).
+        let max_window = crate::ingest::mapping::MAX_TIME_WINDOW_SECS;
+        if !(1..=max_window).contains(&self.mapping.max_skew_secs) {
+            return Err(ConfigError::Invalid {
+                field: "mapping.max_skew_secs",
+                message: format!(
+                    "{} is out of range: give 1 to {max_window} seconds (default 3600); events further \
+                     ahead than this are dead-lettered as `bad_time`",
+                    self.mapping.max_skew_secs
+                ),
+            });
+        }
+        if self.mapping.max_age_hours > max_window / 3600 {
+            return Err(ConfigError::Invalid {
+                field: "mapping.max_age_hours",
+                message: format!(
+                    "{} is out of range: give 0 (off, the default) to {} hours",
+                    self.mapping.max_age_hours,
+                    max_window / 3600
+                ),
+            });
+        }
         let (model, batch) = self.model.validate(base)?;
         let config = Config {
             model,

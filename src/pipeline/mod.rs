@@ -217,7 +217,7 @@ async fn decode_stage(
         seq += 1;
         let received = Instant::now();
         stats.received.fetch_add(1, Ordering::Relaxed);
-        match mapping.decode(raw.payload.as_deref(), raw.timestamp, raw.pos.clone()) {
+        match mapping.decode(raw.payload.as_deref(), raw.timestamp, wall_clock_ms(), raw.pos.clone()) {
             Ok(event) if event.reply_to.is_some() => {
                 // A reply skips the model; it keeps its place in the sequence.
                 let se = ScoredEvent {
@@ -250,6 +250,14 @@ async fn decode_stage(
             }
         }
     }
+}
+
+/// Milliseconds since the Unix epoch by the wall clock: the reference for
+/// event-time sanity of messages without a timestamp (`Mapping::time_range`).
+fn wall_clock_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
 }
 
 fn dead_from(dl: &DeadLetter, raw: RawMessage) -> Dead {
