@@ -44,7 +44,8 @@ pub struct RunArgs {
     http_token_file: Option<std::path::PathBuf>,
     /// Serve a non-loopback --http-addr without a token (only when something
     /// in front of it authenticates, e.g. a proxy or a network policy).
-    #[arg(long, env = "EARSHOT_INSECURE_HTTP")]
+    /// The variable takes true/false, 1/0, yes/no, on/off.
+    #[arg(long, env = "EARSHOT_INSECURE_HTTP", value_parser = clap::builder::BoolishValueParser::new())]
     insecure_http: bool,
 }
 

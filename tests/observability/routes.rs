@@ -277,8 +277,15 @@ fn run_refuses_a_public_http_address_without_a_token() {
     );
     assert_eq!(code, Some(2), "{err}");
     assert!(err.contains("cannot read --http-token-file"), "{err}");
+    let (code, err) = run(&[], &[("EARSHOT_INSECURE_HTTP", std::path::Path::new("false"))]);
+    assert_eq!(code, Some(2), "{err}");
+    assert!(
+        err.contains("--insecure-http"),
+        "EARSHOT_INSECURE_HTTP=false is not insecure: {err}"
+    );
     for (extra, env) in [
         (vec!["--insecure-http"], vec![]),
+        (vec![], vec![("EARSHOT_INSECURE_HTTP", std::path::Path::new("1"))]),
         (vec![], vec![("EARSHOT_HTTP_TOKEN_FILE", token.as_path())]),
     ] {
         let (code, err) = run(&extra, &env);
