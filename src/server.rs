@@ -9,6 +9,8 @@
 //!   the shared inference queue (at most [`MAX_CLASSIFY_TEXTS`] per request).
 //! * Bound to 127.0.0.1 by default (`--http-addr`). With a bearer token set,
 //!   every route except `/healthz` needs `Authorization: Bearer <token>`.
+//!   [`check_bind`] refuses any other address without a token unless
+//!   `--insecure-http` says so explicitly (a proxy in front authenticates).
 //! * Cheap in-memory figures (pipeline counters, consumer lag, active alerts)
 //!   are copied into the registry when `/metrics` is read, so the hot path
 //!   never pays for them. Alert delivery counters and the outbox gauges,
@@ -18,6 +20,7 @@
 //!   `prometheus` crate's process collector.
 
 use std::net::SocketAddr;
+use std::path::{Path as FsPath, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -41,6 +44,78 @@ pub const MAX_CLASSIFY_TEXTS: usize = 256;
 
 /// How often [`serve`] refreshes the alert delivery and outbox metrics.
 pub const DELIVERY_REFRESH: Duration = Duration::from_secs(1);
+
+/// Why the HTTP server may not start as asked: a usage error (exit code 2).
+#[derive(Debug, thiserror::Error)]
+pub enum HttpConfigError {
+    #[error("invalid --http-addr {0:?} (expected ip:port, e.g. 127.0.0.1:9464, or off)")]
+    Addr(String),
+    #[error(
+        "--http-addr {0} is not a loopback address and no API token is set: anyone who reaches it could \
+         read alerts, add silences and use /classify. Set a token (--http-token-file / EARSHOT_HTTP_TOKEN_FILE, \
+         or EARSHOT_HTTP_TOKEN), bind to 127.0.0.1, or pass --insecure-http (EARSHOT_INSECURE_HTTP=true) \
+         if something in front of it authenticates"
+    )]
+    PublicWithoutToken(SocketAddr),
+    #[error("cannot read --http-token-file {}", .path.display())]
+    TokenFile {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("--http-token-file {} is empty", .0.display())]
+    EmptyTokenFile(PathBuf),
+}
+
+/// How the server is exposed, as allowed by [`check_bind`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Exposure {
+    /// A loopback address: only this machine reaches it.
+    Loopback,
+    /// Any address, every route but `/healthz` behind the bearer token.
+    Token,
+    /// A non-loopback address without a token, allowed by `--insecure-http`.
+    Insecure,
+}
+
+/// Whether the server may listen on `addr`: a loopback address always; any
+/// other address (`0.0.0.0`, `::`, a LAN address) only with a token, or when
+/// `insecure` (`--insecure-http`) is set explicitly.
+pub fn check_bind(addr: SocketAddr, token: bool, insecure: bool) -> Result<Exposure, HttpConfigError> {
+    match (addr.ip().to_canonical().is_loopback(), token, insecure) {
+        (_, true, _) => Ok(Exposure::Token),
+        (true, false, _) => Ok(Exposure::Loopback),
+        (false, false, true) => Ok(Exposure::Insecure),
+        (false, false, false) => Err(HttpConfigError::PublicWithoutToken(addr)),
+    }
+}
+
+/// Parses `--http-addr` (`off`: no server).
+pub fn parse_addr(text: &str) -> Result<Option<SocketAddr>, HttpConfigError> {
+    if text == "off" {
+        return Ok(None);
+    }
+    text.parse()
+        .map(Some)
+        .map_err(|_| HttpConfigError::Addr(text.to_string()))
+}
+
+/// The bearer token from `--http-token` (inline or env) or `--http-token-file`
+/// (trimmed; an empty file is an error). An empty inline token counts as none.
+pub fn load_token(inline: Option<String>, file: Option<&FsPath>) -> Result<Option<String>, HttpConfigError> {
+    if let Some(path) = file {
+        let text = std::fs::read_to_string(path).map_err(|source| HttpConfigError::TokenFile {
+            path: path.to_path_buf(),
+            source,
+        })?;
+        let t = text.trim();
+        if t.is_empty() {
+            return Err(HttpConfigError::EmptyTokenFile(path.to_path_buf()));
+        }
+        return Ok(Some(t.to_string()));
+    }
+    Ok(inline.filter(|t| !t.is_empty()))
+}
 
 /// What the handlers share.
 #[derive(Clone)]
@@ -409,6 +484,61 @@ mod tests {
             self.reads.fetch_add(1, Ordering::Relaxed);
             4
         }
+    }
+
+    #[test]
+    fn only_loopback_binds_without_a_token_unless_insecure_is_explicit() {
+        let a = |s: &str| s.parse::<SocketAddr>().unwrap();
+        for local in ["127.0.0.1:9464", "127.0.0.2:80", "[::1]:9464", "[::ffff:127.0.0.1]:1"] {
+            assert_eq!(
+                check_bind(a(local), false, false).unwrap(),
+                Exposure::Loopback,
+                "{local}"
+            );
+            assert_eq!(check_bind(a(local), true, false).unwrap(), Exposure::Token, "{local}");
+        }
+        for public in ["0.0.0.0:9464", "[::]:9464", "10.1.2.3:9464", "[2001:db8::1]:80"] {
+            let e = check_bind(a(public), false, false).unwrap_err().to_string();
+            for needed in [
+                "--http-addr",
+                "--http-token-file",
+                "EARSHOT_HTTP_TOKEN",
+                "--insecure-http",
+            ] {
+                assert!(e.contains(needed), "{public}: {e}");
+            }
+            assert_eq!(check_bind(a(public), true, false).unwrap(), Exposure::Token);
+            assert_eq!(check_bind(a(public), true, true).unwrap(), Exposure::Token);
+            assert_eq!(check_bind(a(public), false, true).unwrap(), Exposure::Insecure);
+        }
+        assert_eq!(parse_addr("off").unwrap(), None);
+        assert_eq!(parse_addr("0.0.0.0:1").unwrap(), Some(a("0.0.0.0:1")));
+        assert!(matches!(parse_addr("localhost:9464"), Err(HttpConfigError::Addr(_))));
+    }
+
+    #[test]
+    fn the_token_comes_from_a_file_trimmed_or_inline() {
+        let dir = tempfile::tempdir().unwrap();
+        let f = dir.path().join("token");
+        std::fs::write(&f, "s3cret-token\n").unwrap();
+        assert_eq!(load_token(None, Some(&f)).unwrap().as_deref(), Some("s3cret-token"));
+        assert_eq!(
+            load_token(Some("inline".into()), None).unwrap().as_deref(),
+            Some("inline")
+        );
+        assert_eq!(load_token(Some(String::new()), None).unwrap(), None, "empty = no token");
+        assert_eq!(load_token(None, None).unwrap(), None);
+        std::fs::write(&f, " \n").unwrap();
+        assert!(matches!(
+            load_token(None, Some(&f)),
+            Err(HttpConfigError::EmptyTokenFile(_))
+        ));
+        let missing = dir.path().join("missing");
+        let e = load_token(None, Some(&missing)).unwrap_err();
+        assert!(
+            matches!(&e, HttpConfigError::TokenFile { source, .. } if source.kind() == std::io::ErrorKind::NotFound)
+        );
+        assert!(e.to_string().contains("--http-token-file"), "{e}");
     }
 
     fn line<'a>(text: &'a str, series: &str) -> Option<&'a str> {

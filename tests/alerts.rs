@@ -57,6 +57,8 @@ enum Mode {
         until: Option<Instant>,
         retry_after: Option<u64>,
     },
+    /// Answers `status` (a 3xx) with `Location: location`.
+    Redirect { status: u16, location: String },
 }
 
 #[derive(Default)]
@@ -68,13 +70,14 @@ struct Recv {
 async fn record(State(st): State<Arc<Recv>>, uri: Uri, headers: HeaderMap, body: Bytes) -> Response {
     let path = uri.path().to_string();
     let mode = st.modes.lock().unwrap().get(&path).cloned();
-    let (status, retry_after) = match mode {
+    let (status, retry_after, location) = match mode {
         Some(Mode::Fail {
             status,
             until,
             retry_after,
-        }) if until.is_none_or(|u| Instant::now() < u) => (status, retry_after),
-        _ => (200, None),
+        }) if until.is_none_or(|u| Instant::now() < u) => (status, retry_after, None),
+        Some(Mode::Redirect { status, location }) => (status, None, Some(location)),
+        _ => (200, None, None),
     };
     st.reqs.lock().unwrap().push(Req {
         path,
@@ -88,6 +91,9 @@ async fn record(State(st): State<Arc<Recv>>, uri: Uri, headers: HeaderMap, body:
     let mut r = StatusCode::from_u16(status).unwrap().into_response();
     if let Some(s) = retry_after {
         r.headers_mut().insert("retry-after", s.to_string().parse().unwrap());
+    }
+    if let Some(l) = location {
+        r.headers_mut().insert("location", l.parse().unwrap());
     }
     r
 }
@@ -116,6 +122,18 @@ impl Receiver {
                 retry_after,
             },
         );
+    }
+    pub(crate) fn redirect(&self, path: &str, status: u16, location: &str) {
+        self.st.modes.lock().unwrap().insert(
+            path.to_string(),
+            Mode::Redirect {
+                status,
+                location: location.to_string(),
+            },
+        );
+    }
+    pub(crate) fn all(&self) -> Vec<Req> {
+        self.st.reqs.lock().unwrap().clone()
     }
     pub(crate) fn heal(&self, path: &str) {
         self.st.modes.lock().unwrap().remove(path);
@@ -366,6 +384,62 @@ async fn webhook_formats_reach_a_real_receiver() {
         "{stats:?}"
     );
     eprintln!("formats: {stats:?}");
+}
+
+// ---------------------------------------------------------------- redirects
+
+/// A receiver that answers 307/308 must not get the signed body sent on to
+/// the redirect target: the delivery client follows no redirects, and a 3xx
+/// is a failed delivery that is not retried.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn signed_deliveries_do_not_follow_redirects() {
+    let rx = Receiver::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let u = &rx.url;
+    let cfg = alert_config(
+        dir.path(),
+        &format!(
+            "[[alert.sinks]]\nname = \"gen\"\nkind = \"generic\"\nurl = \"{u}/gen\"\nsecret_file = \"secret\"\n\
+             [[alert.sinks]]\nname = \"gen-abs\"\nkind = \"generic\"\nurl = \"{u}/gen-abs\"\nsecret_file = \"secret\"\n\
+             [[alert.sinks]]\nname = \"slack\"\nkind = \"slack\"\nurl = \"{u}/slack\"\n"
+        ),
+    );
+    rx.redirect("/gen", 307, "/stolen");
+    rx.redirect("/gen-abs", 308, &format!("{u}/stolen-abs?token=x"));
+    rx.redirect("/slack", 302, "/stolen-slack");
+    let svc = AlertService::start(&cfg.alert).unwrap();
+    let t0 = now_ms() - 30 * MIN;
+    let mut lc = lifecycle(&cfg);
+    let fired = lc.step(&[signal(SignalKind::VolumeSpike, "Voltra", "X2", t0)], &[], Some(t0));
+    svc.outbox().unwrap().insert(entries(&fired)).await.unwrap();
+    wait_for("the outbox to empty", Duration::from_secs(30), || {
+        svc.outbox_depth() == 0
+    })
+    .await;
+    // Give a client that did follow redirects time to show it.
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let paths: Vec<String> = rx.all().iter().map(|r| r.path.clone()).collect();
+    assert!(
+        paths.iter().all(|p| !p.starts_with("/stolen")),
+        "a redirect was followed: {paths:?}"
+    );
+    for path in ["/gen", "/gen-abs"] {
+        let got = rx.requests(path);
+        assert_eq!(got.len(), 1, "{path}: one attempt, not retried");
+        assert!(
+            verify(SECRET, &got[0]),
+            "{path}: the signed request went to the configured URL only"
+        );
+    }
+    assert_eq!(rx.requests("/slack").len(), 1);
+    for s in svc.delivery() {
+        assert_eq!(
+            (s.delivered, s.failures, s.retries, s.dropped),
+            (0, 1, 0, 1),
+            "{}: a 3xx is a failed delivery, not retried: {s:?}",
+            s.sink
+        );
+    }
 }
 
 // ---------------------------------------------------------------- 3. retries

@@ -47,7 +47,7 @@ impl From<Exit> for ExitCode {
 /// type says what failed (outermost first).
 pub fn classify(err: &anyhow::Error) -> Exit {
     for cause in err.chain() {
-        if cause.is::<ConfigError>() {
+        if cause.is::<ConfigError>() || cause.is::<earshot::server::HttpConfigError>() {
             return Exit::Usage;
         }
         if cause.is::<ModelError>() || cause.is::<E5s1Error>() {
@@ -110,6 +110,10 @@ mod tests {
         })
         .context("failed to load config x.toml");
         assert_eq!(classify(&config), Exit::Usage);
+        let public = anyhow::Error::new(earshot::server::HttpConfigError::PublicWithoutToken(
+            "0.0.0.0:9464".parse().unwrap(),
+        ));
+        assert_eq!(classify(&public), Exit::Usage);
         let model = anyhow::Error::new(ModelError::EmptyText).context("failed to load the model");
         assert_eq!(classify(&model), Exit::Model);
         let kafka = anyhow::Error::new(IngestError::Topic("no partitions".into())).context("consumer");

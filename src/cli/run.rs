@@ -3,7 +3,6 @@
 use std::process::ExitCode;
 use std::sync::Arc;
 
-use anyhow::Context;
 use clap::Args;
 use earshot::pipeline::{engine, PipelineStats};
 use earshot::server;
@@ -27,11 +26,27 @@ pub struct RunArgs {
     topic: Vec<String>,
     /// Address of the HTTP server (/metrics, /healthz, /readyz, /stats,
     /// /alerts, /silences, /classify). Loopback by default; `off` disables it.
+    /// Any non-loopback address (e.g. 0.0.0.0:9464) needs a token
+    /// (--http-token-file or EARSHOT_HTTP_TOKEN) or --insecure-http.
     #[arg(long, env = "EARSHOT_HTTP_ADDR", default_value = "127.0.0.1:9464")]
     http_addr: String,
-    /// Bearer token required by every HTTP route except /healthz.
-    #[arg(long, env = "EARSHOT_HTTP_TOKEN", hide_env_values = true)]
+    /// Bearer token required by every HTTP route except /healthz. Prefer the
+    /// environment variable or --http-token-file: a flag's value shows in `ps`.
+    #[arg(
+        long,
+        env = "EARSHOT_HTTP_TOKEN",
+        hide_env_values = true,
+        conflicts_with = "http_token_file"
+    )]
     http_token: Option<String>,
+    /// File holding the bearer token (trimmed), e.g. a mounted secret.
+    #[arg(long, env = "EARSHOT_HTTP_TOKEN_FILE")]
+    http_token_file: Option<std::path::PathBuf>,
+    /// Serve a non-loopback --http-addr without a token (only when something
+    /// in front of it authenticates, e.g. a proxy or a network policy).
+    /// The variable takes true/false, 1/0, yes/no, on/off.
+    #[arg(long, env = "EARSHOT_INSECURE_HTTP", value_parser = clap::builder::BoolishValueParser::new())]
+    insecure_http: bool,
 }
 
 async fn idle_for(stats: Arc<PipelineStats>, secs: u64) {
@@ -73,6 +88,13 @@ async fn shutdown_signal() {
 
 pub fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
     args.model.init_logging();
+    // Before anything slow: a server that may not start is a usage error.
+    let http_addr = server::parse_addr(&args.http_addr)?;
+    let http_token = server::load_token(args.http_token.clone(), args.http_token_file.as_deref())?;
+    let exposure = match http_addr {
+        Some(addr) => Some(server::check_bind(addr, http_token.is_some(), args.insecure_http)?),
+        None => None,
+    };
     let mut cfg = args.model.load_config()?;
     if let Some(g) = args.group_id {
         cfg.kafka.group_id = g;
@@ -89,17 +111,19 @@ pub fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
     let live = Arc::new(engine::Live::new(stats.clone()));
     // The alert stage's `AlertApi` goes into `live.alerts` once the engine
     // starts it (engine::run_kafka_live); until then /alerts answers 503.
-    let http = if args.http_addr == "off" {
-        None
-    } else {
-        let addr: std::net::SocketAddr = args
-            .http_addr
-            .parse()
-            .with_context(|| format!("invalid --http-addr {:?} (expected host:port or off)", args.http_addr))?;
-        let state = server::AppState::new(live.clone(), args.http_token.clone());
-        let (bound, task) = rt.block_on(server::serve(addr, state))?;
-        tracing::info!(addr = %bound, auth = args.http_token.is_some(), "http server listening");
-        Some(task)
+    let http = match (http_addr, exposure) {
+        (Some(addr), Some(exposure)) => {
+            let auth = http_token.is_some();
+            let state = server::AppState::new(live.clone(), http_token);
+            let (bound, task) = rt.block_on(server::serve(addr, state))?;
+            if exposure == server::Exposure::Insecure {
+                tracing::warn!(addr = %bound, "http server listening on a non-loopback address WITHOUT a token (--insecure-http)");
+            } else {
+                tracing::info!(addr = %bound, auth, "http server listening");
+            }
+            Some(task)
+        }
+        _ => None,
     };
     let until_idle = args.until_idle;
     let idle_stats = stats.clone();

@@ -8,8 +8,8 @@ use std::time::Duration;
 
 use serde::Deserialize;
 
-use super::secrets::{SecretRef, SecretSlot, SecretSource};
-use super::{dims, severity_rank, AlertConfig, ConfigError, SinkKind, SinkSpec};
+use super::secrets::{SecretRef, SecretSlot, SecretSource, SecretTarget};
+use super::{dims, severity_rank, AlertConfig, ConfigError, SinkKind, SinkSpec, SinkUrl};
 
 const MINUTE_MS: i64 = 60_000;
 
@@ -46,21 +46,30 @@ impl Default for RawAlert {
     }
 }
 
-/// `[[alert.sinks]]`: one delivery endpoint. `name`, `kind` and `url` are
-/// required; every other key defaults as in `SinkTable`'s `Default`.
+/// `[[alert.sinks]]`: one delivery endpoint. `name`, `kind` and one of `url`,
+/// `url_env`, `url_file` are required; every other key defaults as in
+/// `SinkTable`'s `Default`.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(try_from = "SinkTable")]
 pub struct RawSink {
     pub name: String,
     /// `alertmanager`, `alertmanager_webhook`, `slack`, `pagerduty` or `generic`.
     pub kind: String,
-    pub url: String,
+    /// The URL written in the file (None: from `url_env` or `url_file`).
+    /// Webhook URLs often embed a credential: `Debug` shows scheme and host.
+    pub url: Option<SinkUrl>,
+    /// Environment variable holding the URL.
+    pub url_env: Option<String>,
+    /// File holding the URL.
+    pub url_file: Option<PathBuf>,
     /// Environment variable holding the signing secret (generic).
     pub secret_env: Option<String>,
     /// File holding the signing secret (generic).
     pub secret_file: Option<PathBuf>,
     /// Environment variable holding the PagerDuty routing key.
     pub routing_key_env: Option<String>,
+    /// File holding the PagerDuty routing key.
+    pub routing_key_file: Option<PathBuf>,
     pub timeout_ms: u64,
     pub max_concurrency: usize,
     pub max_attempts: u32,
@@ -86,9 +95,12 @@ struct SinkTable {
     name: Option<String>,
     kind: Option<String>,
     url: Option<String>,
+    url_env: Option<String>,
+    url_file: Option<PathBuf>,
     secret_env: Option<String>,
     secret_file: Option<PathBuf>,
     routing_key_env: Option<String>,
+    routing_key_file: Option<PathBuf>,
     timeout_ms: u64,
     max_concurrency: usize,
     max_attempts: u32,
@@ -106,9 +118,12 @@ impl Default for SinkTable {
             name: None,
             kind: None,
             url: None,
+            url_env: None,
+            url_file: None,
             secret_env: None,
             secret_file: None,
             routing_key_env: None,
+            routing_key_file: None,
             timeout_ms: 10_000,
             max_concurrency: 4,
             max_attempts: 20,
@@ -127,13 +142,19 @@ impl TryFrom<SinkTable> for RawSink {
 
     fn try_from(t: SinkTable) -> Result<Self, String> {
         let missing = |key: &str| format!("missing field `{key}`");
+        if t.url.is_none() && t.url_env.is_none() && t.url_file.is_none() {
+            return Err("missing field `url` (or `url_env` / `url_file`)".into());
+        }
         Ok(RawSink {
             name: t.name.ok_or_else(|| missing("name"))?,
             kind: t.kind.ok_or_else(|| missing("kind"))?,
-            url: t.url.ok_or_else(|| missing("url"))?,
+            url: t.url.map(SinkUrl::new),
+            url_env: t.url_env,
+            url_file: t.url_file,
             secret_env: t.secret_env,
             secret_file: t.secret_file,
             routing_key_env: t.routing_key_env,
+            routing_key_file: t.routing_key_file,
             timeout_ms: t.timeout_ms,
             max_concurrency: t.max_concurrency,
             max_attempts: t.max_attempts,
@@ -149,8 +170,9 @@ impl TryFrom<SinkTable> for RawSink {
 
 impl RawAlert {
     /// Checks the section and resolves the outbox path against `base`. Pure:
-    /// every sink's `secret` and `routing_key` are left unset and returned as
-    /// references for [`super::secrets::resolve`] to read.
+    /// every sink's `secret` and `routing_key` (and a `url` given by
+    /// `url_env` / `url_file`) are left unset and returned as references for
+    /// [`super::secrets::resolve`] to read.
     pub fn validate(self, base: &Path) -> Result<(AlertConfig, Vec<SecretRef>), ConfigError> {
         let inv = |field: &'static str, message: String| ConfigError::Invalid { field, message };
         if !(self.grafana_url.starts_with("http://") || self.grafana_url.starts_with("https://")) {
@@ -192,34 +214,54 @@ impl RawAlert {
                     ))
                 }
             };
-            if !(r.url.starts_with("http://") || r.url.starts_with("https://")) {
-                return Err(inv(
-                    "alert.sinks.url",
-                    format!("sink `{n}`: `{}` is not an http:// or https:// URL", r.url),
-                ));
-            }
-            let sink = sinks.len();
-            let secret = match (r.secret_env, r.secret_file) {
+            let file = |f: PathBuf| if f.is_absolute() { f } else { base.join(f) };
+            let one_of = |field: &'static str, keys: &str, env: Option<String>, path: Option<PathBuf>| match (env, path)
+            {
+                (Some(_), Some(_)) => Err(inv(field, format!("sink `{n}`: set {keys}, not both"))),
+                (Some(var), None) => Ok(Some(SecretSource::Env(var))),
+                (None, Some(f)) => Ok(Some(SecretSource::File(file(f)))),
+                (None, None) => Ok(None),
+            };
+            let url_source = one_of("alert.sinks.url_env", "url_env or url_file", r.url_env, r.url_file)?;
+            let url = match (r.url, &url_source) {
                 (Some(_), Some(_)) => {
                     return Err(inv(
-                        "alert.sinks.secret_env",
-                        format!("sink `{n}`: set secret_env or secret_file, not both"),
+                        "alert.sinks.url",
+                        format!("sink `{n}`: set url, url_env or url_file, only one"),
                     ))
                 }
-                (Some(var), None) => Some(SecretSource::Env(var)),
-                (None, Some(f)) => Some(SecretSource::File(if f.is_absolute() { f } else { base.join(f) })),
-                (None, None) => None,
+                (Some(u), None) => {
+                    check_url(&u, "alert.sinks.url", &n)?;
+                    u
+                }
+                // Read and checked by secrets::resolve.
+                _ => SinkUrl::new(""),
             };
+            let sink = sinks.len();
+            let secret = one_of(
+                "alert.sinks.secret_env",
+                "secret_env or secret_file",
+                r.secret_env,
+                r.secret_file,
+            )?;
             if kind == SinkKind::Generic && secret.is_none() {
                 return Err(inv(
                     "alert.sinks.secret_env",
                     format!("sink `{n}`: a generic webhook is signed; set secret_env or secret_file"),
                 ));
             }
-            if kind == SinkKind::PagerDuty && r.routing_key_env.is_none() {
+            let routing_key = one_of(
+                "alert.sinks.routing_key_env",
+                "routing_key_env or routing_key_file",
+                r.routing_key_env,
+                r.routing_key_file,
+            )?;
+            if kind == SinkKind::PagerDuty && routing_key.is_none() {
                 return Err(inv(
                     "alert.sinks.routing_key_env",
-                    format!("sink `{n}`: PagerDuty needs routing_key_env (the variable holding the integration key)"),
+                    format!(
+                        "sink `{n}`: PagerDuty needs routing_key_env (the variable holding the integration key) or routing_key_file"
+                    ),
                 ));
             }
             for (field, v) in [
@@ -249,26 +291,26 @@ impl RawAlert {
                     format!("sink `{n}`: `{}`: use info, warning or critical", r.min_severity),
                 )
             })?;
-            if let Some(source) = secret {
-                secrets.push(SecretRef {
-                    sink,
-                    name: n.clone(),
-                    slot: SecretSlot::SigningKey,
-                    source,
-                });
-            }
-            if let Some(var) = r.routing_key_env {
-                secrets.push(SecretRef {
-                    sink,
-                    name: n.clone(),
-                    slot: SecretSlot::RoutingKey,
-                    source: SecretSource::Env(var),
-                });
+            for (slot, source) in [
+                (SecretSlot::Url, url_source),
+                (SecretSlot::SigningKey, secret),
+                (SecretSlot::RoutingKey, routing_key),
+            ] {
+                if let Some(source) = source {
+                    secrets.push(SecretRef {
+                        target: SecretTarget::Sink {
+                            index: sink,
+                            name: n.clone(),
+                            slot,
+                        },
+                        source,
+                    });
+                }
             }
             sinks.push(SinkSpec {
                 name: n,
                 kind,
-                url: r.url,
+                url,
                 secret: None,
                 routing_key: None,
                 timeout: Duration::from_millis(r.timeout_ms),
@@ -297,4 +339,17 @@ impl RawAlert {
         };
         Ok((alert, secrets))
     }
+}
+
+/// An endpoint URL must be http:// or https://. The message never shows the
+/// URL past its host: webhook URLs carry credentials.
+pub(super) fn check_url(url: &SinkUrl, field: &'static str, sink: &str) -> Result<(), ConfigError> {
+    let u = url.expose();
+    if u.starts_with("http://") || u.starts_with("https://") {
+        return Ok(());
+    }
+    Err(ConfigError::Invalid {
+        field,
+        message: format!("sink `{sink}`: `{}` is not an http:// or https:// URL", url.redacted()),
+    })
 }

@@ -3,13 +3,16 @@
 //! no conversion, so the raw structs are also the validated ones.
 
 use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
 
+use super::secrets::{SecretRef, SecretSource, SecretTarget};
 use super::ConfigError;
 
-/// `[kafka]`: where events come from and where results go.
-#[derive(Debug, Clone, PartialEq, Deserialize)]
+/// `[kafka]`: where events come from and where results go. `Debug` hides the
+/// values of secret properties (see [`is_secret_property`]).
+#[derive(Clone, PartialEq, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct KafkaConfig {
     pub brokers: String,
@@ -22,7 +25,62 @@ pub struct KafkaConfig {
     pub commit_interval_ms: u64,
     /// Extra librdkafka properties for consumer and producers (TLS, SASL, ...),
     /// passed through verbatim, e.g. `"security.protocol" = "SASL_SSL"`.
+    /// After loading it also holds the properties read from
+    /// `properties_env` and `properties_file`.
     pub properties: BTreeMap<String, String>,
+    /// librdkafka properties read from environment variables at start-up,
+    /// property → variable, e.g. `"sasl.password" = "KAFKA_SASL_PASSWORD"`:
+    /// secrets stay out of the config file.
+    pub properties_env: BTreeMap<String, String>,
+    /// librdkafka properties read from files (trimmed) at start-up, property
+    /// → path (relative to the config file), e.g. `"sasl.password" = "/run/secrets/kafka"`.
+    pub properties_file: BTreeMap<String, PathBuf>,
+}
+
+/// librdkafka properties whose values are credentials (passwords, client
+/// secrets, private keys, JAAS / OAUTHBEARER configs): never printed.
+pub fn is_secret_property(key: &str) -> bool {
+    let k = key.to_ascii_lowercase();
+    [
+        "password",
+        "secret",
+        "passphrase",
+        "jaas",
+        "key.pem",
+        "oauthbearer.config",
+        "private",
+    ]
+    .iter()
+    .any(|w| k.contains(w))
+}
+
+impl std::fmt::Debug for KafkaConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        struct Props<'a>(&'a KafkaConfig);
+        impl std::fmt::Debug for Props<'_> {
+            fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                let c = self.0;
+                f.debug_map()
+                    .entries(c.properties.iter().map(|(k, v)| {
+                        let hide = is_secret_property(k)
+                            || c.properties_env.contains_key(k)
+                            || c.properties_file.contains_key(k);
+                        (k, if hide { "***" } else { v.as_str() })
+                    }))
+                    .finish()
+            }
+        }
+        f.debug_struct("KafkaConfig")
+            .field("brokers", &self.brokers)
+            .field("group_id", &self.group_id)
+            .field("topics", &self.topics)
+            .field("auto_offset_reset", &self.auto_offset_reset)
+            .field("commit_interval_ms", &self.commit_interval_ms)
+            .field("properties", &Props(self))
+            .field("properties_env", &self.properties_env)
+            .field("properties_file", &self.properties_file)
+            .finish()
+    }
 }
 
 impl Default for KafkaConfig {
@@ -34,12 +92,16 @@ impl Default for KafkaConfig {
             auto_offset_reset: "earliest".into(),
             commit_interval_ms: 1000,
             properties: BTreeMap::new(),
+            properties_env: BTreeMap::new(),
+            properties_file: BTreeMap::new(),
         }
     }
 }
 
 impl KafkaConfig {
-    pub(super) fn validate(&self) -> Result<(), ConfigError> {
+    /// Checks the section; returns the properties to read from the
+    /// environment or files (paths joined to `base`) as references.
+    pub(super) fn validate(&self, base: &Path) -> Result<Vec<SecretRef>, ConfigError> {
         if self.topics.is_empty() {
             return Err(ConfigError::Invalid {
                 field: "kafka.topics",
@@ -52,7 +114,38 @@ impl KafkaConfig {
                 message: format!("`{}`: use `earliest` or `latest`", self.auto_offset_reset),
             });
         }
-        Ok(())
+        let mut refs = Vec::new();
+        for (p, var) in &self.properties_env {
+            if self.properties.contains_key(p) {
+                return Err(ConfigError::Invalid {
+                    field: "kafka.properties_env",
+                    message: format!("property `{p}` is also in kafka.properties; give it in one place"),
+                });
+            }
+            refs.push(SecretRef {
+                target: SecretTarget::KafkaProperty(p.clone()),
+                source: SecretSource::Env(var.clone()),
+            });
+        }
+        for (p, path) in &self.properties_file {
+            if self.properties.contains_key(p) || self.properties_env.contains_key(p) {
+                return Err(ConfigError::Invalid {
+                    field: "kafka.properties_file",
+                    message: format!(
+                        "property `{p}` is also in kafka.properties or kafka.properties_env; give it in one place"
+                    ),
+                });
+            }
+            refs.push(SecretRef {
+                target: SecretTarget::KafkaProperty(p.clone()),
+                source: SecretSource::File(if path.is_absolute() {
+                    path.clone()
+                } else {
+                    base.join(path)
+                }),
+            });
+        }
+        Ok(refs)
     }
 }
 

@@ -29,7 +29,7 @@ use crate::ingest::mapping::Mapping;
 use crate::model::{BatchLimits, ModelSpec};
 pub use alert::{RawAlert, RawSink};
 pub use detect::{RawDetect, RawSpam, RawThresholds};
-pub use earshot_alert::config::{severity_rank, AlertConfig, Secret, SinkKind, SinkSpec};
+pub use earshot_alert::config::{severity_rank, AlertConfig, Secret, SinkKind, SinkSpec, SinkUrl};
 pub use kafka::{KafkaConfig, OutputConfig, PipelineConfig};
 pub use model::{RawBatch, RawModel, RawRandom};
 use secrets::SecretRef;
@@ -51,10 +51,11 @@ pub enum ConfigError {
     },
     #[error("invalid config field `{field}`: {message}")]
     Invalid { field: &'static str, message: String },
-    #[error("invalid config field `{field}`: sink `{sink}`: cannot read {}", path.display())]
+    /// `owner` says whose secret: "sink `pd`", "property `sasl.password`".
+    #[error("invalid config field `{field}`: {owner}: cannot read {}", path.display())]
     SecretFile {
         field: &'static str,
-        sink: String,
+        owner: String,
         path: PathBuf,
         #[source]
         source: std::io::Error,
@@ -95,8 +96,9 @@ pub struct Config {
 }
 
 /// A validated [`Config`] whose secrets are still references (a variable's
-/// name, a file's path) and whose sinks have no `secret`/`routing_key` yet;
-/// [`secrets::resolve`] reads them.
+/// name, a file's path): its sinks have no `secret`/`routing_key` yet (nor a
+/// `url` given by `url_env`/`url_file`), and `kafka.properties` lacks those of
+/// `kafka.properties_env`/`properties_file`; [`secrets::resolve`] reads them.
 #[derive(Debug)]
 #[must_use = "secrets::resolve turns this into a Config"]
 pub struct Unresolved {
@@ -163,8 +165,8 @@ impl RawConfig {
     /// reads no files and no environment variables; secrets stay references.
     pub fn validate(self, base: &Path) -> Result<Unresolved, ConfigError> {
         let detect = self.detect.validate()?;
-        let (alert, secrets) = self.alert.validate(base)?;
-        self.kafka.validate()?;
+        let (alert, mut secrets) = self.alert.validate(base)?;
+        secrets.extend(self.kafka.validate(base)?);
         self.pipeline.validate()?;
         if self.mapping.max_text_bytes == 0 {
             return Err(ConfigError::Invalid {

@@ -45,6 +45,8 @@ topics = ["reviews"]
 auto_offset_reset = "earliest"
 commit_interval_ms = 1000
 properties = {}
+properties_env = {}
+properties_file = {}
 [output]
 scored_embedding = false
 alerts_topic = "earshot.alerts"

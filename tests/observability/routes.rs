@@ -236,3 +236,63 @@ fn readme_lists_every_metric() {
         );
     }
 }
+
+/// `earshot run` with a non-loopback `--http-addr` and no token stops at once
+/// with a usage error (exit 2) naming the flag and the fixes; a token file or
+/// `--insecure-http` gets past that check (here to the next error: the
+/// config file does not exist).
+#[test]
+fn run_refuses_a_public_http_address_without_a_token() {
+    let dir = tempfile::tempdir().unwrap();
+    let token = dir.path().join("token");
+    std::fs::write(&token, "s3cret\n").unwrap();
+    let run = |extra: &[&str], env: &[(&str, &std::path::Path)]| {
+        let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_earshot"));
+        cmd.args(["run", "--http-addr", "0.0.0.0:0", "--config"])
+            .arg(dir.path().join("absent.toml"))
+            .args(extra)
+            .env_remove("EARSHOT_HTTP_TOKEN")
+            .env_remove("EARSHOT_HTTP_TOKEN_FILE")
+            .env_remove("EARSHOT_INSECURE_HTTP")
+            .env_remove("EARSHOT_HTTP_ADDR");
+        for (k, v) in env {
+            cmd.env(k, v);
+        }
+        let out = cmd.output().unwrap();
+        (out.status.code(), String::from_utf8_lossy(&out.stderr).to_string())
+    };
+    let (code, err) = run(&[], &[]);
+    assert_eq!(code, Some(2), "{err}");
+    for needed in [
+        "--http-addr 0.0.0.0:0",
+        "--http-token-file",
+        "EARSHOT_HTTP_TOKEN",
+        "--insecure-http",
+    ] {
+        assert!(err.contains(needed), "{needed}: {err}");
+    }
+    let (code, err) = run(
+        &["--http-token-file", dir.path().join("missing").to_str().unwrap()],
+        &[],
+    );
+    assert_eq!(code, Some(2), "{err}");
+    assert!(err.contains("cannot read --http-token-file"), "{err}");
+    let (code, err) = run(&[], &[("EARSHOT_INSECURE_HTTP", std::path::Path::new("false"))]);
+    assert_eq!(code, Some(2), "{err}");
+    assert!(
+        err.contains("--insecure-http"),
+        "EARSHOT_INSECURE_HTTP=false is not insecure: {err}"
+    );
+    for (extra, env) in [
+        (vec!["--insecure-http"], vec![]),
+        (vec![], vec![("EARSHOT_INSECURE_HTTP", std::path::Path::new("1"))]),
+        (vec![], vec![("EARSHOT_HTTP_TOKEN_FILE", token.as_path())]),
+    ] {
+        let (code, err) = run(&extra, &env);
+        assert_eq!(code, Some(2), "{err}");
+        assert!(
+            err.contains("absent.toml") && !err.contains("loopback"),
+            "past the bind check: {err}"
+        );
+    }
+}

@@ -13,6 +13,56 @@ impl std::fmt::Debug for Secret {
     }
 }
 
+/// An endpoint's URL. Slack and PagerDuty-style webhook URLs carry their
+/// credential in the path or query, so `Debug` and `Display` print only the
+/// scheme and host (`https://hooks.slack.com/***`); [`SinkUrl::expose`] gives
+/// the whole URL to the HTTP client and nothing else.
+#[derive(Clone, PartialEq, Eq)]
+pub struct SinkUrl(String);
+
+impl SinkUrl {
+    pub fn new(url: impl Into<String>) -> Self {
+        Self(url.into())
+    }
+
+    /// The whole URL, secret parts included: for the request only.
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+
+    /// `scheme://host[:port]` without user info, path, query or fragment,
+    /// followed by `/***` when anything was left out.
+    pub fn redacted(&self) -> String {
+        redact_url(&self.0)
+    }
+}
+
+/// `scheme://host[:port]/***` of any URL-like text (user info, path, query
+/// and fragment dropped); text without `://` becomes `***`.
+pub fn redact_url(url: &str) -> String {
+    let Some((scheme, rest)) = url.split_once("://") else {
+        return "***".into();
+    };
+    let end = rest.find(['/', '?', '#']).unwrap_or(rest.len());
+    let authority = &rest[..end];
+    let host = authority.rsplit_once('@').map_or(authority, |(_, h)| h);
+    let hidden = end < rest.len() || host.len() < authority.len();
+    let scheme: String = scheme.chars().filter(char::is_ascii_alphanumeric).take(10).collect();
+    format!("{scheme}://{host}{}", if hidden { "/***" } else { "" })
+}
+
+impl std::fmt::Debug for SinkUrl {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "SinkUrl({})", self.redacted())
+    }
+}
+
+impl std::fmt::Display for SinkUrl {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.redacted())
+    }
+}
+
 /// The delivery protocols.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum SinkKind {
@@ -40,7 +90,8 @@ impl SinkKind {
 pub struct SinkSpec {
     pub name: String,
     pub kind: SinkKind,
-    pub url: String,
+    /// Secret-bearing: printed as scheme and host only.
+    pub url: SinkUrl,
     /// Standard Webhooks signing key (generic; `whsec_` prefix decoded).
     pub secret: Option<Secret>,
     /// PagerDuty routing key.
@@ -79,5 +130,34 @@ pub fn severity_rank(s: &str) -> Option<u8> {
         "warning" => Some(1),
         "critical" => Some(2),
         _ => None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn urls_print_scheme_and_host_only() {
+        for (url, shown) in [
+            (
+                "https://hooks.slack.com/services/T000/B000/XXXXSECRET",
+                "https://hooks.slack.com/***",
+            ),
+            (
+                "https://user:pa55@events.example:8443?token=XXXXSECRET",
+                "https://events.example:8443/***",
+            ),
+            ("http://127.0.0.1:9093", "http://127.0.0.1:9093"),
+            ("https://h#XXXXSECRET", "https://h/***"),
+            ("XXXXSECRET", "***"),
+        ] {
+            let u = SinkUrl::new(url);
+            assert_eq!(u.redacted(), shown);
+            assert_eq!(format!("{u:?}"), format!("SinkUrl({shown})"));
+            assert_eq!(u.to_string(), shown);
+            assert!(!format!("{u:?}").contains("SECRET") && !format!("{u:?}").contains("pa55"));
+            assert_eq!(u.expose(), url);
+        }
     }
 }

@@ -7,6 +7,10 @@
 //! Retries: 5xx, 429, timeouts and connection errors are retried with
 //! exponential backoff and full jitter (`Retry-After` seconds honoured), until
 //! `max_attempts` or `max_retry_minutes`; other 4xx are dropped at once.
+//! Redirects are never followed ([`client`]): a 3xx answer is a failed
+//! delivery that is not retried (a signed body must reach only the configured
+//! URL, and a moved endpoint is a configuration to fix), logged with the
+//! redirect target's scheme and host.
 //! Alertmanager (v2 API) additionally gets every firing alert re-sent each
 //! `resend_interval`, so it does not resolve them on its own.
 
@@ -79,14 +83,23 @@ fn now_ms() -> i64 {
 
 fn endpoint(spec: &SinkSpec) -> String {
     match spec.kind {
-        SinkKind::Alertmanager if !spec.url.contains("/api/v2/alerts") => {
-            format!("{}/api/v2/alerts", spec.url.trim_end_matches('/'))
+        SinkKind::Alertmanager if !spec.url.expose().contains("/api/v2/alerts") => {
+            format!("{}/api/v2/alerts", spec.url.expose().trim_end_matches('/'))
         }
-        _ => spec.url.clone(),
+        _ => spec.url.expose().to_string(),
     }
 }
 
-/// Sends one message with retries. Never logs secrets or bodies.
+/// The HTTP client every delivery worker shares: it never follows a redirect,
+/// so a body (and its signature) goes only to the configured URL.
+pub fn client() -> Result<reqwest::Client, reqwest::Error> {
+    reqwest::Client::builder()
+        .user_agent(concat!("earshot/", env!("CARGO_PKG_VERSION")))
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+}
+
+/// Sends one message with retries. Never logs secrets, URLs past their host, or bodies.
 pub async fn send(client: &reqwest::Client, spec: &SinkSpec, msg: &Message, c: &SinkCounters) -> Outcome {
     let url = endpoint(spec);
     let start = Instant::now();
@@ -110,6 +123,23 @@ pub async fn send(client: &reqwest::Client, spec: &SinkSpec, msg: &Message, c: &
             Ok(r) if r.status().is_success() => {
                 c.delivered.fetch_add(1, Ordering::Relaxed);
                 return Outcome::Delivered;
+            }
+            Ok(r) if r.status().is_redirection() => {
+                let to = r.headers().get("location").and_then(|v| v.to_str().ok()).map_or_else(
+                    || "nowhere (no Location)".to_string(),
+                    |l| match l.contains("://") {
+                        true => crate::config::redact_url(l),
+                        false => "another path on the same host".to_string(),
+                    },
+                );
+                (
+                    false,
+                    None,
+                    format!(
+                        "HTTP {} redirect to {to} not followed (set the sink's url to the final address)",
+                        r.status().as_u16()
+                    ),
+                )
             }
             Ok(r) => {
                 let st = r.status();
@@ -139,7 +169,7 @@ pub async fn send(client: &reqwest::Client, spec: &SinkSpec, msg: &Message, c: &
         let elapsed = start.elapsed();
         if !retryable || attempt >= spec.max_attempts || elapsed >= spec.max_retry {
             c.dropped.fetch_add(1, Ordering::Relaxed);
-            tracing::warn!(sink = %spec.name, id = %msg.id, attempts = attempt, error = %what,
+            tracing::warn!(sink = %spec.name, url = %spec.url, id = %msg.id, attempts = attempt, error = %what,
                 retryable, "alert delivery given up");
             return Outcome::Dropped;
         }

@@ -122,6 +122,14 @@ pub fn am_webhook(receiver: &str, external_url: &str, entries: &[&Entry]) -> Val
 }
 
 /// Slack incoming webhook: `text` (fallback, notifications) and `blocks`.
+///
+/// Every piece of text that Slack parses as mrkdwn (the top-level `text`,
+/// section and context texts) is escaped with [`slack_escape`]: quotes, top
+/// terms, key values and product names come from customers, and `<!channel>`
+/// or `<https://x|Reset password>` in a review must stay text, not a ping or
+/// a link. Sections with customer text are also `verbatim`, so Slack does not
+/// turn bare URLs or names into links. The header is `plain_text`, which Slack
+/// does not parse, and is sent as is.
 pub fn slack(entries: &[&Entry]) -> Value {
     let group = entries.first().map_or("", |e| e.group_key.as_str());
     let firing = entries.iter().filter(|e| e.status == Status::Firing).count();
@@ -140,14 +148,58 @@ pub fn slack(entries: &[&Entry]) -> Value {
         };
         blocks.push(json!({
             "type": "section",
-            "text": {"type": "mrkdwn", "text": clip(&format!("{icon} {}", s(&e.payload, "text")), 3000)},
+            "text": {
+                "type": "mrkdwn",
+                "text": format!("{icon} {}", slack_escape_clipped(s(&e.payload, "text"), 2900)),
+                "verbatim": true,
+            },
         }));
         blocks.push(json!({
             "type": "context",
-            "elements": [{"type": "mrkdwn", "text": format!("<{}|Dashboard> · fingerprint `{}` · id `{}`", s(&e.payload, "dashboard_url"), e.fingerprint, e.key)}],
+            "elements": [{"type": "mrkdwn", "text": format!(
+                "<{}|Dashboard> · fingerprint `{}` · id `{}`",
+                slack_escape(s(&e.payload, "dashboard_url")),
+                slack_escape(&e.fingerprint),
+                slack_escape(&e.key),
+            )}],
         }));
     }
-    json!({"text": head, "blocks": blocks})
+    json!({"text": slack_escape(&head), "blocks": blocks})
+}
+
+/// Escapes text for Slack mrkdwn: `&` → `&amp;`, `<` → `&lt;`, `>` → `&gt;`
+/// (Slack's control characters: links, mentions, dates). Nothing else is
+/// changed; Slack decodes exactly these three.
+pub fn slack_escape(s: &str) -> String {
+    slack_escape_clipped(s, usize::MAX)
+}
+
+/// [`slack_escape`], at most `max` characters of output, never cutting an
+/// entity in two.
+fn slack_escape_clipped(s: &str, max: usize) -> String {
+    let mut out = String::with_capacity(s.len());
+    let mut n = 0;
+    for c in s.chars() {
+        let piece = match c {
+            '&' => "&amp;",
+            '<' => "&lt;",
+            '>' => "&gt;",
+            _ => {
+                if n + 1 > max {
+                    break;
+                }
+                out.push(c);
+                n += 1;
+                continue;
+            }
+        };
+        if n + piece.len() > max {
+            break;
+        }
+        out.push_str(piece);
+        n += piece.len();
+    }
+    out
 }
 
 fn clip(s: &str, n: usize) -> String {
@@ -264,5 +316,156 @@ pub fn messages(spec: &SinkSpec, external_url: &str, batch: &[(u64, Entry)], now
             batch.iter().map(|item| one(&[item], pagerduty(&rk, &item.1))).collect()
         }
         SinkKind::Generic => batch.iter().map(|item| one(&[item], generic(&item.1))).collect(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use earshot_core::types::{Dim, Explanation, Quote, Signal, SignalKey, SignalKind};
+
+    use super::*;
+    use crate::lifecycle::{Lifecycle, LifecycleConfig};
+    use crate::silence::Silences;
+
+    const MIN: i64 = 60_000;
+    const T0: i64 = 1_795_000_000_000;
+    const PING: &str = "<!channel> refund now";
+    const LINK: &str = "<https://x|Reset password>";
+
+    /// Alert changes whose quotes, top terms, brand and product are hostile mrkdwn.
+    fn hostile() -> Vec<Entry> {
+        let cfg = LifecycleConfig {
+            grafana_url: "http://grafana:3000".into(),
+            resolve_after: 60 * MIN,
+            repeat_interval: 30 * MIN,
+            group_by: vec![Dim::Brand],
+        };
+        let mut lc = Lifecycle::new(cfg, Silences::default());
+        let signal = |product: &str| Signal {
+            kind: SignalKind::VolumeSpike,
+            key: SignalKey(vec![
+                (Dim::Brand, "<!here> & Co".into()),
+                (Dim::Product, product.into()),
+            ]),
+            window_start: T0 - 15 * MIN,
+            window_end: T0,
+            observed: 42,
+            expected: 6.0,
+            population: 100,
+            baseline_share: 0.1,
+            p_value: 1e-9,
+            cluster: None,
+            reason: None,
+            explanation: Explanation {
+                quotes: [PING, LINK, "fine & <b>dandy</b>"]
+                    .iter()
+                    .enumerate()
+                    .map(|(i, t)| Quote {
+                        id: format!("q{i}"),
+                        text: t.to_string(),
+                        lang: "en".into(),
+                        event_time: T0,
+                    })
+                    .collect(),
+                top_terms: vec![("<@U024BE7LH>".into(), 9), ("<#C024BE7LR>".into(), 7)],
+                ..Default::default()
+            },
+        };
+        let out = lc.step(&[signal("<!everyone>"), signal(LINK)], &[], Some(T0));
+        assert_eq!(out.len(), 2);
+        out.iter().map(Entry::from).collect()
+    }
+
+    /// Every text Slack parses as mrkdwn: the top-level `text` and the
+    /// `mrkdwn` objects of the blocks.
+    fn mrkdwn_texts(msg: &Value) -> Vec<String> {
+        let mut out = vec![msg["text"].as_str().unwrap().to_string()];
+        fn walk(v: &Value, out: &mut Vec<String>) {
+            match v {
+                Value::Object(o) => {
+                    if o.get("type").and_then(Value::as_str) == Some("mrkdwn") {
+                        out.push(o["text"].as_str().unwrap().to_string());
+                    }
+                    o.values().for_each(|x| walk(x, out));
+                }
+                Value::Array(a) => a.iter().for_each(|x| walk(x, out)),
+                _ => {}
+            }
+        }
+        walk(&msg["blocks"], &mut out);
+        out
+    }
+
+    #[test]
+    fn slack_escapes_the_three_control_characters_only() {
+        assert_eq!(
+            slack_escape("<!channel> & <https://x|Reset password> *bold*"),
+            "&lt;!channel&gt; &amp; &lt;https://x|Reset password&gt; *bold*"
+        );
+        assert_eq!(slack_escape("ümlaut “quote”"), "ümlaut “quote”");
+        // Clipping never leaves half an entity.
+        assert_eq!(slack_escape_clipped("ab<cd", 5), "ab");
+        assert_eq!(slack_escape_clipped("ab<cd", 6), "ab&lt;");
+        assert_eq!(slack_escape_clipped("ab<cd", 7), "ab&lt;c");
+    }
+
+    #[test]
+    fn customer_text_in_slack_messages_cannot_ping_or_link() {
+        let entries = hostile();
+        let refs: Vec<&Entry> = entries.iter().collect();
+        for batch in [&refs[..1], &refs[..]] {
+            let msg = slack(batch);
+            let texts = mrkdwn_texts(&msg);
+            assert!(texts.len() >= 3, "{msg:#}");
+            let all = texts.join("\n");
+            for hostile in [
+                "&lt;!channel&gt;",
+                "&lt;https://x|Reset password&gt;",
+                "&lt;@U024BE7LH&gt;",
+            ] {
+                assert!(all.contains(hostile), "{hostile} escaped in {all}");
+            }
+            assert!(all.contains("&lt;!here&gt; &amp; Co"), "key values escaped: {all}");
+            for t in &texts {
+                // The only markup left is our own dashboard link.
+                let own = t
+                    .find("<http://grafana:3000/")
+                    .map(|i| i + t[i..].find("|Dashboard>").unwrap() + "|Dashboard>".len());
+                let rest = match own {
+                    Some(end) => format!("{}{}", &t[..t.find("<http://grafana:3000/").unwrap()], &t[end..]),
+                    None => t.clone(),
+                };
+                assert!(!rest.contains('<') && !rest.contains('>'), "unescaped markup in {t}");
+                let dashboard = own.map(|end| &t[..end]).unwrap_or("");
+                assert!(
+                    own.is_none() || dashboard.contains("?orgId=1&amp;var-brand="),
+                    "{dashboard}"
+                );
+            }
+            // Customer text sections are verbatim: no automatic links.
+            let sections: Vec<&Value> = msg["blocks"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .filter(|b| b["type"] == "section")
+                .collect();
+            assert!(sections.iter().all(|b| b["text"]["verbatim"] == true));
+            // The header is plain_text, which Slack does not parse.
+            assert_eq!(msg["blocks"][0]["text"]["type"], "plain_text");
+        }
+    }
+
+    #[test]
+    fn json_formats_carry_customer_text_unchanged() {
+        let entries = hostile();
+        let e = &entries[0];
+        let quotes = e.payload["quotes"].to_string();
+        assert!(quotes.contains(PING), "{quotes}");
+        // JSON fields, not markup: PagerDuty, Alertmanager and generic keep the text as written.
+        let pd = pagerduty("rk", e);
+        assert!(pd["payload"]["custom_details"]["text"].as_str().unwrap().contains(PING));
+        let am = alertmanager_alerts(&[e], T0, 60_000);
+        assert!(am[0]["annotations"]["description"].as_str().unwrap().contains(LINK));
+        assert_eq!(generic(e)["data"]["quotes"][0], PING);
     }
 }

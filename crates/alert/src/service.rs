@@ -49,9 +49,7 @@ impl AlertService {
         }
         let names: Vec<String> = cfg.sinks.iter().map(|s| s.name.clone()).collect();
         let outbox = Outbox::open(&cfg.outbox_path, &names)?;
-        let client = reqwest::Client::builder()
-            .user_agent(concat!("earshot/", env!("CARGO_PKG_VERSION")))
-            .build()?;
+        let client = super::deliver::client()?;
         let mut counters = Vec::new();
         let mut workers = Vec::new();
         for spec in &cfg.sinks {
