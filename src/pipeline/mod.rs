@@ -9,6 +9,7 @@
 //! is acknowledged only after everything it caused (scored event, alerts, dead
 //! letter) is delivered.
 
+mod batch;
 pub mod engine;
 pub mod merge;
 mod output;
@@ -26,9 +27,8 @@ pub use crate::alert::AlertOut;
 use crate::config::Config;
 use crate::ingest::mapping::{DeadLetter, Mapping};
 use crate::ingest::RawMessage;
-use crate::metrics as m;
 use crate::model::worker::ClassifierThread;
-use crate::model::{batch, BatchLimits, Encoded, EncodedBatch, Tokenizer, PAD_ID};
+use crate::model::{Encoded, Tokenizer};
 use crate::types::{Event, ScoredEvent, SourcePos};
 pub use sink::Sink;
 pub use stats::PipelineStats;
@@ -127,7 +127,7 @@ pub async fn run(
 ) -> Result<(), PipelineError> {
     let cap = cfg.pipeline.channel_capacity;
     let (tok_tx, tok_rx) = mpsc::channel::<(u64, Event, Instant)>(cap);
-    let (batch_tx, batch_rx) = mpsc::channel::<Vec<Tokenized>>(cap / 64 + 1);
+    let (batch_tx, batch_rx) = std::sync::mpsc::sync_channel::<Vec<Tokenized>>(cap / 64 + 1);
     let (done_tx, done_rx) = mpsc::channel::<Vec<Done>>(cap / 16 + 1);
 
     let decode = tokio::spawn(decode_stage(
@@ -145,14 +145,18 @@ pub async fn run(
         done_tx.clone(),
         parts.stats.clone(),
     );
-    let batcher = tokio::spawn(batch_stage(
+    let batcher = batch::spawn_batcher(
         batch_rx,
         parts.classifier.clone(),
         cfg.batch,
         Duration::from_millis(cfg.pipeline.batch_max_wait_ms),
         done_tx,
         parts.stats.clone(),
-    ));
+    )
+    .map_err(|e| PipelineError::Panicked {
+        stage: "batch",
+        message: format!("cannot start its thread: {e}"),
+    })?;
     let result = output::output_stage(
         done_rx,
         parts.sink,
@@ -169,21 +173,31 @@ pub async fn run(
     if let Err(e) = result {
         // The upstream stages may be waiting on a source that never closes
         // (a live topic): stop them rather than wait for its next message.
+        // The tokenizer and batch threads end once their inputs close.
         decode.abort();
-        batcher.abort();
         return Err(e);
     }
     decode.await.map_err(|source| PipelineError::Stage {
         stage: "decode",
         source,
     })?;
-    batcher
-        .await
-        .map_err(|source| PipelineError::Stage { stage: "batch", source })?;
+    batcher.join().map_err(|panic| PipelineError::Panicked {
+        stage: "batch",
+        message: panic_message(panic),
+    })?;
     for t in tokenizer_threads {
         let _ = t.join();
     }
     Ok(())
+}
+
+/// The message of a thread's panic payload.
+fn panic_message(panic: Box<dyn std::any::Any + Send>) -> String {
+    panic
+        .downcast_ref::<String>()
+        .cloned()
+        .or_else(|| panic.downcast_ref::<&str>().map(|s| s.to_string()))
+        .unwrap_or_else(|| "unknown panic".into())
 }
 
 /// Errors that stop the pipeline (per-message problems are dead letters).
@@ -201,6 +215,8 @@ pub enum PipelineError {
     },
     #[error("the detector thread failed: {0}")]
     Detector(String),
+    #[error("the {stage} stage panicked: {message}")]
+    Panicked { stage: &'static str, message: String },
     #[error("pipeline closed with {count} messages out of sequence (expected #{expected})")]
     OutOfSequence { count: usize, expected: u64 },
 }
@@ -289,108 +305,5 @@ fn dead_event(seq: u64, event: &Event, code: &'static str, message: String) -> D
     Done::Dead {
         seq,
         dead: Box::new(dead_of_event(event, code, message)),
-    }
-}
-
-async fn batch_stage(
-    mut rx: mpsc::Receiver<Vec<Tokenized>>,
-    classifier: Arc<ClassifierThread>,
-    limits: BatchLimits,
-    max_wait: Duration,
-    done_tx: mpsc::Sender<Vec<Done>>,
-    stats: Arc<PipelineStats>,
-) {
-    let mut pending: Vec<Tokenized> = Vec::new();
-    let mut deadline: Option<tokio::time::Instant> = None;
-    let mut open = true;
-    while open || !pending.is_empty() {
-        let flush_now = {
-            let longest = pending.iter().map(|t| t.encoded.len()).max().unwrap_or(0);
-            pending.len() >= limits.max_batch || pending.len() * longest >= limits.max_tokens
-        };
-        if !flush_now && open {
-            let sleep = async {
-                match deadline {
-                    Some(d) => tokio::time::sleep_until(d).await,
-                    None => std::future::pending().await,
-                }
-            };
-            tokio::select! {
-                got = rx.recv() => match got {
-                    Some(items) => {
-                        if pending.is_empty() {
-                            deadline = Some(tokio::time::Instant::now() + max_wait);
-                        }
-                        pending.extend(items);
-                        continue;
-                    }
-                    None => open = false,
-                },
-                _ = sleep => {}
-            }
-        }
-        if pending.is_empty() {
-            continue;
-        }
-        // Cut length-sorted batches; a trickle is flushed by the deadline.
-        let items = std::mem::take(&mut pending);
-        deadline = None;
-        let lengths: Vec<usize> = items.iter().map(|t| t.encoded.len()).collect();
-        let mut slots: Vec<Option<Tokenized>> = items.into_iter().map(Some).collect();
-        for group in batch::plan(&lengths, limits) {
-            let members: Vec<Tokenized> = group.iter().filter_map(|&i| slots[i].take()).collect();
-            let eb = EncodedBatch::pack(members.iter().map(|t| &t.encoded), PAD_ID);
-            stats.metrics.observe(&m::BATCH_SIZE, &[], eb.batch as f64);
-            stats.metrics.observe(&m::BATCH_TOKENS, &[], eb.padded_tokens() as f64);
-            let oldest = members.iter().map(|t| t.tokenized).min().unwrap_or_else(Instant::now);
-            let submitted_at = Instant::now();
-            stats.batches.fetch_add(1, Ordering::Relaxed);
-            stats.batch_texts.fetch_add(eb.batch as u64, Ordering::Relaxed);
-            stats.real_tokens.fetch_add(eb.real_tokens as u64, Ordering::Relaxed);
-            stats
-                .padded_tokens
-                .fetch_add(eb.padded_tokens() as u64, Ordering::Relaxed);
-            let (done_tx, stats2) = (done_tx.clone(), stats.clone());
-            let reply: crate::model::worker::Reply = Box::new(move |result| {
-                let out: Vec<Done> = match result {
-                    Ok(out) => {
-                        stats2
-                            .inference_micros
-                            .fetch_add(out.compute.as_micros() as u64, Ordering::Relaxed);
-                        let waited = submitted_at.saturating_duration_since(oldest) + out.queued;
-                        let r = &stats2.metrics;
-                        r.observe(&m::STAGE_SECONDS, &["queue_wait"], waited.as_secs_f64());
-                        r.observe(&m::STAGE_SECONDS, &["inference"], out.compute.as_secs_f64());
-                        r.add(&m::INFERENCE_BATCHES, &["ok"], 1.0);
-                        members
-                            .into_iter()
-                            .zip(out.results)
-                            .map(|(t, inf)| {
-                                let scored = crate::model::scored(inf, t.lang, &t.encoded, true);
-                                Done::Scored {
-                                    seq: t.seq,
-                                    event: Box::new(ScoredEvent { event: t.event, scored }),
-                                    received: t.received,
-                                }
-                            })
-                            .collect()
-                    }
-                    Err(e) => {
-                        stats2.metrics.add(&m::INFERENCE_BATCHES, &["error"], 1.0);
-                        members
-                            .iter()
-                            .map(|t| dead_event(t.seq, &t.event, "inference_failed", e.to_string()))
-                            .collect()
-                    }
-                };
-                let _ = done_tx.blocking_send(out);
-            });
-            // Blocks while the inference queue is full: backpressure.
-            let submitted = tokio::task::block_in_place(|| classifier.submit(eb, reply));
-            if let Err(e) = submitted {
-                tracing::error!(error = %e, "inference thread is gone; stopping the batch stage");
-                return;
-            }
-        }
     }
 }

@@ -310,11 +310,7 @@ pub(super) async fn output_stage(
 /// (it panicked: the panic message is in the log and in the error).
 fn detector_failed(detector: JoinHandle<()>) -> PipelineError {
     let why = match detector.join() {
-        Err(panic) => panic
-            .downcast_ref::<String>()
-            .cloned()
-            .or_else(|| panic.downcast_ref::<&str>().map(|s| s.to_string()))
-            .unwrap_or_else(|| "unknown panic".into()),
+        Err(panic) => super::panic_message(panic),
         Ok(()) => "it stopped early".into(),
     };
     PipelineError::Detector(why)

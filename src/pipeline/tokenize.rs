@@ -22,7 +22,7 @@ pub(super) fn spawn_tokenizers(
     n: usize,
     tokenizer: Tokenizer,
     rx: mpsc::Receiver<(u64, Event, Instant)>,
-    tx: mpsc::Sender<Vec<Tokenized>>,
+    tx: std::sync::mpsc::SyncSender<Vec<Tokenized>>,
     done_tx: mpsc::Sender<Vec<Done>>,
     stats: Arc<PipelineStats>,
 ) -> Vec<std::thread::JoinHandle<()>> {
@@ -76,7 +76,7 @@ pub(super) fn spawn_tokenizers(
                     if !dead.is_empty() && done_tx.blocking_send(dead).is_err() {
                         return;
                     }
-                    if !ok.is_empty() && tx.blocking_send(ok).is_err() {
+                    if !ok.is_empty() && tx.send(ok).is_err() {
                         return;
                     }
                 })
