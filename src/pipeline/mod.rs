@@ -10,6 +10,7 @@
 //! letter) is delivered.
 
 pub mod engine;
+pub mod health;
 pub mod merge;
 mod output;
 pub mod sink;
@@ -201,6 +202,10 @@ pub enum PipelineError {
     },
     #[error("the detector thread failed: {0}")]
     Detector(String),
+    #[error(
+        "the Kafka producer failed fatally ({reason}); stopping: a restart redelivers from the last committed offset"
+    )]
+    ProducerFatal { reason: String },
     #[error("pipeline closed with {count} messages out of sequence (expected #{expected})")]
     OutOfSequence { count: usize, expected: u64 },
 }

@@ -30,6 +30,52 @@ use super::{IngestError, PartitionKey, PartitionStatus, RawMessage};
 use crate::config::KafkaConfig;
 use crate::types::SourcePos;
 
+/// Whether the brokers are reachable as the consumer sees them: set by
+/// librdkafka's "all brokers down" error (every broker connection failed),
+/// cleared by the next successful round trip (a message, a watermark query
+/// or a metadata probe from the poll thread). Readiness reads it.
+#[derive(Default)]
+pub struct BrokerState {
+    down: Mutex<Option<(Instant, String)>>,
+}
+
+impl BrokerState {
+    /// Records that no broker is reachable (the first report wins).
+    pub fn set_down(&self, reason: &str) {
+        let mut d = self.down.lock().unwrap_or_else(|e| e.into_inner());
+        if d.is_none() {
+            tracing::warn!(reason, "kafka: all brokers are down; not ready until one answers again");
+            *d = Some((Instant::now(), reason.to_string()));
+        }
+    }
+
+    /// Records a successful round trip to a broker.
+    pub fn set_up(&self) {
+        let was = self.down.lock().unwrap_or_else(|e| e.into_inner()).take();
+        if let Some((since, _)) = was {
+            tracing::info!(down_s = since.elapsed().as_secs(), "kafka: brokers reachable again");
+        }
+    }
+
+    /// Since when and why no broker is reachable; `None` while one is.
+    pub fn down(&self) -> Option<(Duration, String)> {
+        self.down
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .as_ref()
+            .map(|(since, reason)| (since.elapsed(), reason.clone()))
+    }
+}
+
+/// True for librdkafka's report that every broker connection is down.
+fn all_brokers_down(e: &KafkaError) -> bool {
+    matches!(
+        e,
+        KafkaError::Global(RDKafkaErrorCode::AllBrokersDown)
+            | KafkaError::MessageConsumption(RDKafkaErrorCode::AllBrokersDown)
+    )
+}
+
 /// Messages handed out vs acknowledged, so a revoke can wait for a drain.
 #[derive(Default)]
 pub struct Progress {
@@ -99,7 +145,10 @@ impl PartitionProgress {
         e.next_offset = offset + 1;
     }
 
-    fn refresh(&self, consumer: &BaseConsumer<EngineContext>) {
+    /// Updates high watermarks (lag). A failed query keeps the last known
+    /// value, so lag does not read 0 while the broker is unreachable; a
+    /// successful one marks the brokers reachable.
+    fn refresh(&self, consumer: &BaseConsumer<EngineContext>, broker: &BrokerState) {
         let keys: Vec<(String, i32)> = self
             .parts
             .lock()
@@ -111,10 +160,19 @@ impl PartitionProgress {
         for (topic, p) in keys {
             let owned = assigned.as_ref().is_some_and(|a| a.find_partition(&topic, p).is_some());
             let high = if owned {
-                consumer
-                    .fetch_watermarks(&topic, p, Duration::from_millis(500))
-                    .map(|(_, h)| h)
-                    .ok()
+                match consumer.fetch_watermarks(&topic, p, Duration::from_millis(500)) {
+                    Ok((_, h)) => {
+                        broker.set_up();
+                        Some(h)
+                    }
+                    Err(e) => {
+                        if all_brokers_down(&e) {
+                            broker.set_down(&e.to_string());
+                        }
+                        // Unknown: keep the last value (no false "caught up").
+                        continue;
+                    }
+                }
             } else {
                 None
             };
@@ -162,10 +220,14 @@ pub struct EngineContext {
     drain_timeout: Duration,
     assigned: Arc<AtomicUsize>,
     rebalances: Arc<AtomicU64>,
+    broker: Arc<BrokerState>,
 }
 
 impl ClientContext for EngineContext {
     fn error(&self, error: KafkaError, reason: &str) {
+        if all_brokers_down(&error) {
+            self.broker.set_down(reason);
+        }
         // End of partition is an event, not an error: the poll loop backs off
         // (enable.partition.eof is on for that alone).
         if !matches!(
@@ -238,6 +300,7 @@ pub struct KafkaSource {
     thread: Mutex<Option<JoinHandle<()>>>,
     assigned: Arc<AtomicUsize>,
     rebalances: Arc<AtomicU64>,
+    broker: Arc<BrokerState>,
 }
 
 impl KafkaSource {
@@ -251,11 +314,13 @@ impl KafkaSource {
         let progress = Arc::new(Progress::default());
         let assigned = Arc::new(AtomicUsize::new(0));
         let rebalances = Arc::new(AtomicU64::new(0));
+        let broker = Arc::new(BrokerState::default());
         let ctx = EngineContext {
             progress: progress.clone(),
             drain_timeout,
             assigned: assigned.clone(),
             rebalances: rebalances.clone(),
+            broker: broker.clone(),
         };
         let mut c = ClientConfig::new();
         c.set("bootstrap.servers", &cfg.brokers)
@@ -285,11 +350,27 @@ impl KafkaSource {
         let partitions = Arc::new(PartitionProgress::default());
         let (tx, rx) = mpsc::channel(capacity);
         let thread = {
-            let (consumer, stop, progress, parts) =
-                (consumer.clone(), stop.clone(), progress.clone(), partitions.clone());
+            let (consumer, stop, progress, parts, broker) = (
+                consumer.clone(),
+                stop.clone(),
+                progress.clone(),
+                partitions.clone(),
+                broker.clone(),
+            );
+            let topic = cfg.topics.first().cloned().unwrap_or_default();
             std::thread::Builder::new()
                 .name("earshot-kafka".into())
-                .spawn(move || poll_loop(&consumer, &stop, &progress, &parts, tx))
+                .spawn(move || {
+                    let io = PollIo {
+                        consumer: &consumer,
+                        stop: &stop,
+                        progress: &progress,
+                        parts: &parts,
+                        broker: &broker,
+                        probe_topic: &topic,
+                    };
+                    poll_loop(&io, tx)
+                })
                 .map_err(|e| IngestError::Io {
                     path: "kafka consumer thread".into(),
                     source: e,
@@ -304,6 +385,7 @@ impl KafkaSource {
                 thread: Mutex::new(Some(thread)),
                 assigned,
                 rebalances,
+                broker,
             },
             rx,
         ))
@@ -338,6 +420,12 @@ impl KafkaSource {
     /// join completes): readiness.
     pub fn assigned_partitions(&self) -> usize {
         self.assigned.load(Ordering::Acquire)
+    }
+
+    /// Since when and why no broker is reachable (librdkafka reported all
+    /// brokers down and none has answered since); `None` while one is.
+    pub fn broker_down(&self) -> Option<(Duration, String)> {
+        self.broker.down()
     }
 
     pub fn rebalances(&self) -> u64 {
@@ -393,18 +481,42 @@ fn raw_message<M: Message>(m: &M) -> RawMessage {
     }
 }
 
-fn poll_loop(
-    consumer: &BaseConsumer<EngineContext>,
-    stop: &AtomicBool,
-    progress: &Progress,
-    parts: &PartitionProgress,
-    tx: mpsc::Sender<RawMessage>,
-) {
+/// What the poll thread works with.
+struct PollIo<'a> {
+    consumer: &'a BaseConsumer<EngineContext>,
+    stop: &'a AtomicBool,
+    progress: &'a Progress,
+    parts: &'a PartitionProgress,
+    broker: &'a BrokerState,
+    /// A subscribed topic, for the reachability probe while brokers are down.
+    probe_topic: &'a str,
+}
+
+fn poll_loop(io: &PollIo<'_>, tx: mpsc::Sender<RawMessage>) {
+    let PollIo {
+        consumer,
+        stop,
+        progress,
+        parts,
+        broker,
+        ..
+    } = *io;
     let mut refreshed = Instant::now();
     let mut eof = EofBackoff::default();
     while !stop.load(Ordering::Acquire) {
         if refreshed.elapsed() >= Duration::from_millis(250) {
-            parts.refresh(consumer);
+            if broker.down().is_some() {
+                // One bounded probe instead of a watermark query per
+                // partition (each would wait out its timeout).
+                if consumer
+                    .fetch_metadata(Some(io.probe_topic), Duration::from_millis(500))
+                    .is_ok()
+                {
+                    broker.set_up();
+                }
+            } else {
+                parts.refresh(consumer, broker);
+            }
             refreshed = Instant::now();
         }
         eof.resume_due(consumer);
@@ -434,7 +546,12 @@ fn poll_loop(
                     }
                 }
             }
-            Some(Err(e)) => tracing::warn!(error = %e, "kafka consumer error"),
+            Some(Err(e)) => {
+                if all_brokers_down(&e) {
+                    broker.set_down(&e.to_string());
+                }
+                tracing::warn!(error = %e, "kafka consumer error")
+            }
         }
     }
 }
