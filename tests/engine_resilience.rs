@@ -20,8 +20,18 @@ use rdkafka::consumer::{BaseConsumer, Consumer};
 
 use crate::{kafka_util as k, util};
 
+/// The binary under test: `EARSHOT_TEST_BIN` (a private copy, when other
+/// checkouts share the target dir) or cargo's.
+fn bin() -> String {
+    std::env::var("EARSHOT_TEST_BIN").unwrap_or_else(|_| env!("CARGO_BIN_EXE_earshot").to_string())
+}
+
 fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
 }
 
 fn write_config(dir: &Path, brokers: &str, group: &str, topic: &str, extra_kafka: &str) -> std::path::PathBuf {
@@ -38,7 +48,7 @@ fn write_config(dir: &Path, brokers: &str, group: &str, topic: &str, extra_kafka
 }
 
 fn earshot(args: &[&str], log: &Path) -> Child {
-    Command::new(env!("CARGO_BIN_EXE_earshot"))
+    Command::new(bin())
         .args(args)
         .env("RUST_LOG", "info")
         .env_remove("EARSHOT_UNTIL_IDLE")
@@ -136,7 +146,7 @@ fn produce(brokers: &str, topic: &str, partitions: usize, n: usize, dir: &Path) 
         })
         .collect();
     std::fs::write(&file, lines.join("\n") + "\n").unwrap();
-    let st = Command::new(env!("CARGO_BIN_EXE_earshot"))
+    let st = Command::new(bin())
         .args(["produce", "--brokers", brokers, "--topic", topic, "--partitions"])
         .arg(partitions.to_string())
         .arg(&file)
@@ -180,7 +190,13 @@ fn until_idle_does_not_succeed_when_no_partition_is_ever_assigned() {
             holder.unsubscribe();
         })
     };
-    let cfg = write_config(dir.path(), &k::brokers(), &group, &topic, "properties = { \"client.id\" = \"zzzz-earshot\" }\n");
+    let cfg = write_config(
+        dir.path(),
+        &k::brokers(),
+        &group,
+        &topic,
+        "properties = { \"client.id\" = \"zzzz-earshot\" }\n",
+    );
     let log = dir.path().join("run.log");
     let start = Instant::now();
     let mut child = earshot(
@@ -206,7 +222,10 @@ fn until_idle_does_not_succeed_when_no_partition_is_ever_assigned() {
         panic!("earshot run did not stop\n{text}")
     });
     assert_eq!(status.code(), Some(5), "expected exit 5 (Kafka)\n{text}");
-    assert!(start.elapsed() >= Duration::from_secs(20), "stopped before the assignment timeout");
+    assert!(
+        start.elapsed() >= Duration::from_secs(20),
+        "stopped before the assignment timeout"
+    );
     assert!(
         text.contains("waiting for the group to assign partitions"),
         "no waiting line\n{text}"
@@ -228,7 +247,13 @@ fn readyz_follows_the_broker_and_sigterm_exits_within_the_drain_bound_while_it_i
     let http = free_port();
     let log = dir.path().join("run.log");
     let mut child = earshot(
-        &["run", "--config", cfg.to_str().unwrap(), "--http-addr", &format!("127.0.0.1:{http}")],
+        &[
+            "run",
+            "--config",
+            cfg.to_str().unwrap(),
+            "--http-addr",
+            &format!("127.0.0.1:{http}"),
+        ],
         &log,
     );
     struct Kill<'a>(&'a mut Child);

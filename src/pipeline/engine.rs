@@ -298,13 +298,14 @@ pub async fn run_kafka_live(
     );
     let acker = source.clone();
     let (fatal_tx, mut fatal_rx) = tokio::sync::oneshot::channel::<String>();
-    let monitor = tokio::spawn(monitor(
+    // Aborted on every way out (it holds the source).
+    let monitor = AbortOnDrop(tokio::spawn(monitor(
         health.clone(),
         sink.clone(),
         source.clone(),
         stats.clone(),
         fatal_tx,
-    ));
+    )));
     let fatal_sink = sink.clone();
     let parts = Parts {
         tokenizer: loaded.tokenizer,
@@ -326,7 +327,7 @@ pub async fn run_kafka_live(
     tokio::select! {
         r = &mut pipe => explain(r).context("pipeline failed")?,
         Ok(reason) = &mut fatal_rx => {
-            monitor.abort();
+            drop(monitor);
             source.stop();
             tracing::error!(%reason, "kafka producer failed fatally; stopping (uncommitted messages are redelivered after a restart)");
             return Err(PipelineError::ProducerFatal { reason }).context("pipeline failed");
@@ -344,7 +345,7 @@ pub async fn run_kafka_live(
         }
     }
     progress.abort();
-    monitor.abort();
+    drop(monitor);
     let started_drain = Instant::now();
     if drained {
         // Blocking (a synchronous commit): off the async workers.
@@ -413,6 +414,14 @@ async fn create_output_topics(cfg: &Config) {
         }
         Ok(Err(e)) => tracing::warn!(error = %e, "output topics not created"),
         Err(_) => tracing::warn!("output topics not created: the broker did not answer within 15 s"),
+    }
+}
+
+struct AbortOnDrop(tokio::task::JoinHandle<()>);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        self.0.abort();
     }
 }
 

@@ -1,8 +1,9 @@
 //! Kafka source and producers (rdkafka).
 //!
 //! The consumer runs on its own thread (`BaseConsumer::poll`) and hands
-//! messages to the pipeline through a bounded channel, so a full pipeline
-//! stops polling (backpressure) instead of growing memory. At-least-once:
+//! messages to the pipeline through a bounded channel; a full pipeline pauses
+//! the assigned partitions (backpressure) while polling goes on, so memory
+//! stays bounded and the member stays in its group. At-least-once:
 //! `enable.auto.offset.store=false`; the pipeline calls [`KafkaSource::ack`]
 //! in order once a message's effects are durable, which stores the offset;
 //! librdkafka commits stored offsets every `commit_interval_ms`, and we commit
@@ -81,6 +82,9 @@ fn all_brokers_down(e: &KafkaError) -> bool {
 pub struct Progress {
     issued: AtomicU64,
     acked: AtomicU64,
+    /// Issued but still held by the poll thread (the pipeline was full):
+    /// they cannot finish while a revoke waits, so a drain does not wait for them.
+    held: AtomicU64,
     lock: Mutex<()>,
     cv: Condvar,
 }
@@ -104,7 +108,7 @@ impl Progress {
     pub fn wait_drained(&self, timeout: Duration) -> bool {
         let deadline = Instant::now() + timeout;
         let mut g = self.lock.lock().unwrap_or_else(|e| e.into_inner());
-        while self.in_flight() > 0 {
+        while self.in_flight().saturating_sub(self.held.load(Ordering::Acquire)) > 0 {
             let now = Instant::now();
             if now >= deadline {
                 return false;
@@ -492,6 +496,42 @@ struct PollIo<'a> {
     probe_topic: &'a str,
 }
 
+/// Backpressure without leaving the group: while the pipeline is full, every
+/// assigned partition is paused and `poll()` keeps running (a consumer that
+/// stops polling for `max.poll.interval.ms` is evicted from the group and its
+/// partitions rebalanced). Messages polled meanwhile (librdkafka drops the
+/// prefetched ones of a paused partition, so at most a few) wait in order in
+/// `held`; once they are all handed over, the assignment is resumed.
+struct Backpressure {
+    held: std::collections::VecDeque<RawMessage>,
+    paused: bool,
+    /// When the assignment was last paused (re-paused periodically: a
+    /// rebalance while paused assigns partitions unpaused).
+    paused_at: Instant,
+}
+
+impl Backpressure {
+    fn set_paused(&mut self, consumer: &BaseConsumer<EngineContext>, pause: bool) {
+        let Ok(tpl) = consumer.assignment() else { return };
+        let r = if pause {
+            consumer.pause(&tpl)
+        } else {
+            consumer.resume(&tpl)
+        };
+        if let Err(e) = r {
+            tracing::debug!(error = %e, pause, "pause/resume of the assignment failed");
+        }
+        if pause && !self.paused {
+            tracing::debug!(
+                partitions = tpl.count(),
+                "pipeline full: partitions paused, still polling"
+            );
+        }
+        self.paused = pause;
+        self.paused_at = Instant::now();
+    }
+}
+
 fn poll_loop(io: &PollIo<'_>, tx: mpsc::Sender<RawMessage>) {
     let PollIo {
         consumer,
@@ -503,7 +543,34 @@ fn poll_loop(io: &PollIo<'_>, tx: mpsc::Sender<RawMessage>) {
     } = *io;
     let mut refreshed = Instant::now();
     let mut eof = EofBackoff::default();
-    while !stop.load(Ordering::Acquire) {
+    let mut bp = Backpressure {
+        held: Default::default(),
+        paused: false,
+        paused_at: Instant::now(),
+    };
+    'run: while !stop.load(Ordering::Acquire) {
+        // Hand over what is held, in order.
+        while let Some(r) = bp.held.pop_front() {
+            match tx.try_send(r) {
+                Ok(()) => {
+                    progress.held.fetch_sub(1, Ordering::AcqRel);
+                }
+                Err(mpsc::error::TrySendError::Full(r)) => {
+                    bp.held.push_front(r);
+                    break;
+                }
+                Err(mpsc::error::TrySendError::Closed(_)) => break 'run,
+            }
+        }
+        if bp.held.is_empty() {
+            if bp.paused {
+                bp.set_paused(consumer, false);
+                // Resuming the assignment also ended every EOF pause.
+                eof.paused.clear();
+            }
+        } else if !bp.paused || bp.paused_at.elapsed() >= Duration::from_secs(1) {
+            bp.set_paused(consumer, true);
+        }
         if refreshed.elapsed() >= Duration::from_millis(250) {
             if broker.down().is_some() {
                 // One bounded probe instead of a watermark query per
@@ -519,32 +586,26 @@ fn poll_loop(io: &PollIo<'_>, tx: mpsc::Sender<RawMessage>) {
             }
             refreshed = Instant::now();
         }
-        eof.resume_due(consumer);
-        match consumer.poll(Duration::from_millis(100)) {
+        if !bp.paused {
+            eof.resume_due(consumer);
+        }
+        // Short polls while holding messages, so they move on soon after the
+        // pipeline has room.
+        let wait = if bp.held.is_empty() { 100 } else { 5 };
+        match consumer.poll(Duration::from_millis(wait)) {
             None => {}
-            Some(Err(KafkaError::PartitionEOF(partition))) => eof.pause(consumer, partition),
+            Some(Err(KafkaError::PartitionEOF(partition))) => {
+                if !bp.paused {
+                    eof.pause(consumer, partition)
+                }
+            }
             Some(Ok(m)) => {
                 let raw = raw_message(&m);
                 drop(m);
                 progress.issued.fetch_add(1, Ordering::AcqRel);
                 parts.handed(&raw.pos.source, raw.pos.partition, raw.pos.offset);
-                // Blocks while the pipeline is full: consumption pauses.
-                let mut raw = Some(raw);
-                while let Some(r) = raw.take() {
-                    match tx.try_send(r) {
-                        Ok(()) => {}
-                        Err(mpsc::error::TrySendError::Full(r)) => {
-                            if stop.load(Ordering::Acquire) {
-                                progress.issued.fetch_sub(1, Ordering::AcqRel);
-                                return;
-                            }
-                            // No poll while waiting: a polled message would be lost.
-                            std::thread::sleep(Duration::from_millis(5));
-                            raw = Some(r);
-                        }
-                        Err(mpsc::error::TrySendError::Closed(_)) => return,
-                    }
-                }
+                progress.held.fetch_add(1, Ordering::AcqRel);
+                bp.held.push_back(raw);
             }
             Some(Err(e)) => {
                 if all_brokers_down(&e) {
@@ -554,6 +615,10 @@ fn poll_loop(io: &PollIo<'_>, tx: mpsc::Sender<RawMessage>) {
             }
         }
     }
+    // Held messages never reached the pipeline: not in flight (redelivered).
+    let n = bp.held.len() as u64;
+    progress.issued.fetch_sub(n, Ordering::AcqRel);
+    progress.held.fetch_sub(n, Ordering::AcqRel);
 }
 
 /// Pauses a partition that reached its end for [`EofBackoff::PAUSE`], then
