@@ -594,11 +594,8 @@ fn poll_loop(io: &PollIo<'_>, tx: mpsc::Sender<RawMessage>) {
         let wait = if bp.held.is_empty() { 100 } else { 5 };
         match consumer.poll(Duration::from_millis(wait)) {
             None => {}
-            Some(Err(KafkaError::PartitionEOF(partition))) => {
-                if !bp.paused {
-                    eof.pause(consumer, partition)
-                }
-            }
+            Some(Err(KafkaError::PartitionEOF(partition))) if !bp.paused => eof.pause(consumer, partition),
+            Some(Err(KafkaError::PartitionEOF(_))) => {}
             Some(Ok(m)) => {
                 let raw = raw_message(&m);
                 drop(m);
