@@ -19,8 +19,8 @@ mod time;
 
 use serde::{Deserialize, Deserializer};
 use serde_json::Value;
-use time::read_time;
 pub use time::{parse_time, EpochUnit};
+use time::read_time;
 
 use crate::types::{Event, EventTime, KeyDims, SourcePos};
 
