@@ -235,14 +235,62 @@ fn error(code: StatusCode, msg: impl Into<String>) -> Response {
     (code, Json(json!({ "error": msg.into() }))).into_response()
 }
 
-/// Model loaded and partitions assigned.
+/// Why the engine is not ready, in the order checked (the `reason` label
+/// values of `earshot_not_ready`, [`crate::pipeline::health::REASONS`]).
+fn not_ready_reasons(live: &Live) -> Vec<(&'static str, String)> {
+    let mut out = Vec::new();
+    if live.model.get().is_none() {
+        out.push(("model_loading", "the model is not loaded yet".to_string()));
+    }
+    match live.source.get() {
+        None => out.push(("no_partitions", "the consumer is not started yet".to_string())),
+        Some(src) => {
+            if let Some((since, why)) = src.broker_down() {
+                out.push((
+                    "broker_unreachable",
+                    format!("no Kafka broker reachable for {} s ({why})", since.as_secs()),
+                ));
+            }
+            if src.assigned_partitions() == 0 {
+                out.push((
+                    "no_partitions",
+                    "the consumer group has assigned no partitions to this member".to_string(),
+                ));
+            }
+        }
+    }
+    if let Some(h) = live.health.get() {
+        if let Some(why) = h.producer_fatal() {
+            out.push(("producer_failed", format!("the Kafka producer failed fatally ({why})")));
+        }
+        if h.stalled() {
+            out.push((
+                "stalled",
+                "work is waiting (in flight or consumer lag) but nothing was acknowledged within pipeline.stall_timeout_ms"
+                    .to_string(),
+            ));
+        }
+    }
+    out
+}
+
+/// Model loaded, partitions assigned, a broker reachable, the producer
+/// working and the pipeline not stalled.
 fn readiness(live: &Live) -> (bool, Value) {
     let model = live.model.get().is_some();
     let assigned = live.source.get().map_or(0, |s| s.assigned_partitions());
-    let ready = model && assigned > 0;
+    let reasons = not_ready_reasons(live);
+    let ready = reasons.is_empty();
+    let reason = reasons
+        .iter()
+        .map(|(_, text)| text.as_str())
+        .collect::<Vec<_>>()
+        .join("; ");
+    let codes: Vec<&str> = reasons.iter().map(|(code, _)| *code).collect();
     (
         ready,
-        json!({"ready": ready, "model_loaded": model, "partitions_assigned": assigned}),
+        json!({"ready": ready, "model_loaded": model, "partitions_assigned": assigned,
+               "reasons": codes, "reason": reason}),
     )
 }
 
@@ -263,7 +311,15 @@ pub fn render_metrics(live: &Live) -> String {
     stats.export();
     let r = &stats.metrics;
     r.set(&m::BUILD_INFO, &[env!("CARGO_PKG_VERSION")], 1.0);
-    r.set(&m::READY, &[], if readiness(live).0 { 1.0 } else { 0.0 });
+    let reasons = not_ready_reasons(live);
+    r.set(&m::READY, &[], if reasons.is_empty() { 1.0 } else { 0.0 });
+    r.set_all(
+        &m::NOT_READY,
+        crate::pipeline::health::REASONS.iter().map(|code| {
+            let on = reasons.iter().any(|(c, _)| c == code);
+            (vec![code.to_string()], if on { 1.0 } else { 0.0 })
+        }),
+    );
     if let Some(model) = live.model.get() {
         r.set_all(
             &m::MODEL_INFO,

@@ -15,6 +15,7 @@ mod detect;
 mod detect_bank;
 mod engine;
 mod engine_kafka;
+mod engine_resilience;
 mod golden;
 mod heads;
 mod observability;

@@ -64,7 +64,7 @@ pub fn classify(err: &anyhow::Error) -> Exit {
         }
         if let Some(e) = cause.downcast_ref::<PipelineError>() {
             return match e {
-                PipelineError::Delivery { .. } => Exit::Broker,
+                PipelineError::Delivery { .. } | PipelineError::ProducerFatal { .. } => Exit::Broker,
                 _ => Exit::Internal,
             };
         }
@@ -118,6 +118,13 @@ mod tests {
         assert_eq!(classify(&model), Exit::Model);
         let kafka = anyhow::Error::new(IngestError::Topic("no partitions".into())).context("consumer");
         assert_eq!(classify(&kafka), Exit::Broker);
+        let fatal = anyhow::Error::new(PipelineError::ProducerFatal {
+            reason: "OutOfOrderSequenceNumber".into(),
+        })
+        .context("pipeline failed");
+        assert_eq!(classify(&fatal), Exit::Broker);
+        assert!(render(&fatal).contains("producer failed fatally"));
+        assert!(render(&fatal).contains("redelivers from the last committed offset"));
         let file: anyhow::Result<()> = Err(io()).context("cannot read input.jsonl");
         assert_eq!(classify(&file.unwrap_err()), Exit::Io);
         assert_eq!(classify(&anyhow::anyhow!("something odd")), Exit::Internal);

@@ -1,7 +1,8 @@
 //! `earshot run`: the long-running engine on a Kafka consumer group.
 
 use std::process::ExitCode;
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
+use std::time::{Duration, Instant};
 
 use clap::Args;
 use earshot::pipeline::{engine, PipelineStats};
@@ -13,11 +14,17 @@ use super::ModelArgs;
 pub struct RunArgs {
     #[command(flatten)]
     model: ModelArgs,
-    /// Stop (drain and commit) once no message has arrived for this many
-    /// seconds after the first one: for demos and batch back-fills. Without
+    /// Stop (drain and commit) once partitions are assigned, every message
+    /// up to the end of them is acknowledged (lag 0) and no message has
+    /// arrived for this many seconds: for demos and batch back-fills. Without
     /// it the engine runs until SIGTERM / Ctrl-C.
     #[arg(long, env = "EARSHOT_UNTIL_IDLE")]
     until_idle: Option<u64>,
+    /// With --until-idle: fail (exit 5) when the consumer group has assigned
+    /// no partition to this member for this many seconds (e.g. other members
+    /// hold them all, or a killed member is not evicted yet).
+    #[arg(long, env = "EARSHOT_ASSIGNMENT_TIMEOUT", default_value_t = 300)]
+    assignment_timeout: u64,
     /// Override `kafka.group_id`.
     #[arg(long, env = "EARSHOT_GROUP_ID")]
     group_id: Option<String>,
@@ -49,24 +56,119 @@ pub struct RunArgs {
     insecure_http: bool,
 }
 
-async fn idle_for(stats: Arc<PipelineStats>, secs: u64) {
+/// Why `--until-idle` ended the run.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum IdleEnd {
+    /// Assigned, caught up (lag 0, nothing in flight) and quiet.
+    Idle,
+    /// No partition assigned within --assignment-timeout.
+    NeverAssigned,
+}
+
+/// What `--until-idle` looks at, once a second-fraction.
+#[derive(Debug, Clone, Copy)]
+struct IdleView {
+    assigned: usize,
+    received: u64,
+    acked: u64,
+    lag: i64,
+}
+
+/// The `--until-idle` state machine, clock passed in (unit-tested).
+struct IdleWatch {
+    idle: Duration,
+    assignment_timeout: Duration,
+    /// Since when no partition is assigned (None while assigned).
+    unassigned_since: Option<Instant>,
+    /// When partitions were last (re)assigned.
+    assigned_at: Option<Instant>,
+    /// Last received count and when it changed.
+    last: (u64, Instant),
+    waiting_logged: Option<Instant>,
+}
+
+impl IdleWatch {
+    fn new(idle: Duration, assignment_timeout: Duration, now: Instant) -> Self {
+        Self {
+            idle,
+            assignment_timeout,
+            unassigned_since: Some(now),
+            assigned_at: None,
+            last: (0, now),
+            waiting_logged: None,
+        }
+    }
+
+    fn step(&mut self, v: IdleView, now: Instant) -> Option<IdleEnd> {
+        if v.assigned == 0 {
+            self.assigned_at = None;
+            let since = *self.unassigned_since.get_or_insert(now);
+            if self
+                .waiting_logged
+                .is_none_or(|t| now.duration_since(t) >= Duration::from_secs(10))
+            {
+                tracing::info!(
+                    waited_s = now.duration_since(since).as_secs(),
+                    timeout_s = self.assignment_timeout.as_secs(),
+                    "--until-idle: waiting for the group to assign partitions to this member"
+                );
+                self.waiting_logged = Some(now);
+            }
+            if now.duration_since(since) >= self.assignment_timeout {
+                return Some(IdleEnd::NeverAssigned);
+            }
+            return None;
+        }
+        self.unassigned_since = None;
+        let assigned_at = *self.assigned_at.get_or_insert_with(|| {
+            self.last.1 = now;
+            now
+        });
+        if v.received != self.last.0 {
+            self.last = (v.received, now);
+        }
+        let caught_up = v.lag == 0 && v.acked >= v.received;
+        let quiet = now.duration_since(self.last.1) >= self.idle;
+        // Nothing read yet: give the first fetch time to arrive (a topic
+        // that is empty, or already consumed by this group, then ends the run).
+        let settled = v.received > 0 || now.duration_since(assigned_at) >= self.idle.max(Duration::from_secs(15));
+        (caught_up && quiet && settled).then_some(IdleEnd::Idle)
+    }
+}
+
+async fn idle_for(live: Arc<engine::Live>, secs: u64, assignment_timeout: u64) -> IdleEnd {
     use std::sync::atomic::Ordering;
-    let start = std::time::Instant::now();
-    let mut last = (0u64, start);
+    let mut watch = IdleWatch::new(
+        Duration::from_secs(secs),
+        Duration::from_secs(assignment_timeout),
+        Instant::now(),
+    );
     loop {
-        tokio::time::sleep(std::time::Duration::from_millis(250)).await;
-        let now = stats.received.load(Ordering::Relaxed);
-        let acked = stats.acked.load(Ordering::Relaxed);
-        if now != last.0 {
-            last = (now, std::time::Instant::now());
-        } else if now > 0 && acked >= now && last.1.elapsed().as_secs() >= secs {
-            tracing::info!(idle_s = secs, "no new messages; stopping");
-            return;
-        } else if now == 0 && start.elapsed().as_secs() >= secs.max(15) {
-            // Joining a group takes a few seconds on a real cluster; after
-            // that, an empty topic (or one this group has fully consumed) ends the run.
-            tracing::warn!("no messages arrived (topic empty or already consumed by this group); stopping");
-            return;
+        tokio::time::sleep(Duration::from_millis(250)).await;
+        let src = live.source.get();
+        let view = IdleView {
+            assigned: src.map_or(0, |s| s.assigned_partitions()),
+            received: live.stats.received.load(Ordering::Relaxed),
+            acked: live.stats.acked.load(Ordering::Relaxed),
+            lag: src.map_or(0, |s| s.lag().iter().map(|(_, l)| *l).sum()),
+        };
+        match watch.step(view, Instant::now()) {
+            Some(IdleEnd::Idle) => {
+                if view.received == 0 {
+                    tracing::warn!("no messages arrived (topic empty or already consumed by this group); stopping");
+                } else {
+                    tracing::info!(idle_s = secs, "caught up and no new messages; stopping");
+                }
+                return IdleEnd::Idle;
+            }
+            Some(IdleEnd::NeverAssigned) => {
+                tracing::error!(
+                    timeout_s = assignment_timeout,
+                    "--until-idle: the group assigned no partitions to this member; stopping"
+                );
+                return IdleEnd::NeverAssigned;
+            }
+            None => {}
         }
     }
 }
@@ -126,14 +228,39 @@ pub fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
         _ => None,
     };
     let until_idle = args.until_idle;
-    let idle_stats = stats.clone();
+    let assignment_timeout = args.assignment_timeout;
+    // SIGTERM / Ctrl-C is honoured in every state: past the drain bound (plus
+    // a few seconds for the final commit) the process exits with code 3,
+    // whatever it is waiting on (an unreachable broker, a full pipeline).
+    let hard_stop = Duration::from_millis(cfg.pipeline.drain_timeout_ms) + Duration::from_secs(5);
+    let signalled = Arc::new(tokio::sync::Notify::new());
+    {
+        let signalled = signalled.clone();
+        rt.spawn(async move {
+            shutdown_signal().await;
+            tracing::info!(bound_s = hard_stop.as_secs(), "shutdown requested");
+            std::thread::spawn(move || {
+                std::thread::sleep(hard_stop);
+                tracing::error!(
+                    bound_s = hard_stop.as_secs(),
+                    "shutdown did not finish within pipeline.drain_timeout_ms + 5 s; exiting (unacknowledged messages are redelivered)"
+                );
+                std::process::exit(super::exit::Exit::NotDrained as i32);
+            });
+            signalled.notify_one();
+        });
+    }
+    let idle_end: Arc<OnceLock<IdleEnd>> = Arc::new(OnceLock::new());
+    let (idle_live, idle_out) = (live.clone(), idle_end.clone());
     let shutdown = async move {
         match until_idle {
             Some(s) => tokio::select! {
-                _ = shutdown_signal() => {}
-                _ = idle_for(idle_stats, s) => {}
+                _ = signalled.notified() => {}
+                end = idle_for(idle_live, s, assignment_timeout) => {
+                    let _ = idle_out.set(end);
+                }
             },
-            None => shutdown_signal().await,
+            None => signalled.notified().await,
         }
     };
     let device = args.model.device.clone();
@@ -151,14 +278,76 @@ pub fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
             alerts,
         )
         .await
-    })?;
+    });
     if let Some(t) = http {
         t.abort();
     }
+    // Tasks still blocked on the broker must not hold the exit.
+    rt.shutdown_timeout(Duration::from_secs(2));
+    let summary = summary?;
     tracing::info!(?summary, "stopped");
+    if idle_end.get() == Some(&IdleEnd::NeverAssigned) {
+        return Err(anyhow::Error::new(earshot::ingest::IngestError::Topic(format!(
+            "--until-idle: the consumer group assigned no partitions to this member within {assignment_timeout} s \
+             (--assignment-timeout); other members may hold them all, or a stopped member is not evicted yet"
+        ))));
+    }
     Ok(if summary.drained {
         ExitCode::SUCCESS
     } else {
         super::exit::Exit::NotDrained.into()
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn view(assigned: usize, received: u64, acked: u64, lag: i64) -> IdleView {
+        IdleView {
+            assigned,
+            received,
+            acked,
+            lag,
+        }
+    }
+
+    #[test]
+    fn never_idle_before_an_assignment_and_fails_after_the_bound() {
+        let t0 = Instant::now();
+        let s = Duration::from_secs;
+        let mut w = IdleWatch::new(s(10), s(300), t0);
+        // Nothing assigned, nothing read: the old code stopped with success here.
+        for t in [1, 26, 60, 299] {
+            assert_eq!(w.step(view(0, 0, 0, 0), t0 + s(t)), None, "at {t} s");
+        }
+        assert_eq!(w.step(view(0, 0, 0, 0), t0 + s(300)), Some(IdleEnd::NeverAssigned));
+    }
+
+    #[test]
+    fn idle_only_once_assigned_caught_up_and_quiet() {
+        let t0 = Instant::now();
+        let s = Duration::from_secs;
+        let mut w = IdleWatch::new(s(10), s(300), t0);
+        assert_eq!(w.step(view(0, 0, 0, 0), t0 + s(100)), None);
+        // Assigned at 100 s: idle time counts from there.
+        assert_eq!(w.step(view(3, 50, 50, 13_000), t0 + s(101)), None);
+        // Quiet for long but lag is not 0 (e.g. backpressure): not idle.
+        assert_eq!(w.step(view(3, 50, 50, 13_000), t0 + s(200)), None);
+        assert_eq!(w.step(view(3, 13_050, 13_000, 0), t0 + s(210)), None);
+        // Caught up but in flight: not idle.
+        assert_eq!(w.step(view(3, 13_050, 13_000, 0), t0 + s(215)), None);
+        assert_eq!(w.step(view(3, 13_050, 13_050, 0), t0 + s(219)), None);
+        assert_eq!(w.step(view(3, 13_050, 13_050, 0), t0 + s(221)), Some(IdleEnd::Idle));
+    }
+
+    #[test]
+    fn an_empty_topic_ends_the_run_after_the_settle_time() {
+        let t0 = Instant::now();
+        let s = Duration::from_secs;
+        let mut w = IdleWatch::new(s(5), s(300), t0);
+        assert_eq!(w.step(view(2, 0, 0, 0), t0 + s(20)), None);
+        assert_eq!(w.step(view(2, 0, 0, 0), t0 + s(34)), None);
+        assert_eq!(w.step(view(2, 0, 0, 0), t0 + s(35)), Some(IdleEnd::Idle));
+    }
 }

@@ -161,6 +161,14 @@ pub struct OutputConfig {
     pub alerts_topic: String,
     /// Messages that could not be processed, with reason headers.
     pub dead_letter_topic: String,
+    /// Create the output topics (scored, alerts, dead letter) at start-up
+    /// when missing, instead of relying on broker auto-creation (1 partition).
+    pub create_topics: bool,
+    /// Partitions of output topics created at start-up.
+    pub topic_partitions: i32,
+    /// Replication factor of output topics created at start-up
+    /// (-1: the broker's `default.replication.factor`).
+    pub topic_replication: i32,
 }
 
 impl Default for OutputConfig {
@@ -170,6 +178,9 @@ impl Default for OutputConfig {
             scored_embedding: false,
             alerts_topic: "earshot.alerts".into(),
             dead_letter_topic: "earshot.dead-letter".into(),
+            create_topics: true,
+            topic_partitions: 6,
+            topic_replication: -1,
         }
     }
 }
@@ -194,6 +205,14 @@ pub struct PipelineConfig {
     pub merge_buffer: usize,
     /// On shutdown or partition revoke, in-flight work gets this long to finish.
     pub drain_timeout_ms: u64,
+    /// `/readyz` answers 503 (reason `stalled`) once work has waited (in
+    /// flight or consumer lag) this long without any message acknowledged.
+    pub stall_timeout_ms: u64,
+    /// A single write to an output topic (queueing plus broker
+    /// acknowledgement) fails after this long; the run then stops with exit
+    /// code 5 and the message is redelivered after a restart. Sets the
+    /// producer's `message.timeout.ms` unless kafka.properties gives it.
+    pub send_timeout_ms: u64,
 }
 
 impl Default for PipelineConfig {
@@ -206,6 +225,8 @@ impl Default for PipelineConfig {
             partition_idle_ms: 1000,
             merge_buffer: 20_000,
             drain_timeout_ms: 30_000,
+            stall_timeout_ms: 60_000,
+            send_timeout_ms: 120_000,
         }
     }
 }
@@ -216,6 +237,8 @@ impl PipelineConfig {
             ("pipeline.channel_capacity", self.channel_capacity),
             ("pipeline.tokenizer_threads", self.tokenizer_threads),
             ("pipeline.max_in_flight", self.max_in_flight),
+            ("pipeline.stall_timeout_ms", self.stall_timeout_ms as usize),
+            ("pipeline.send_timeout_ms", self.send_timeout_ms as usize),
         ] {
             if v == 0 {
                 return Err(ConfigError::Invalid {

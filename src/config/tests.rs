@@ -51,6 +51,9 @@ properties_file = {}
 scored_embedding = false
 alerts_topic = "earshot.alerts"
 dead_letter_topic = "earshot.dead-letter"
+create_topics = true
+topic_partitions = 6
+topic_replication = -1
 [pipeline]
 channel_capacity = 2048
 batch_max_wait_ms = 20
@@ -59,6 +62,8 @@ max_in_flight = 4096
 partition_idle_ms = 1000
 merge_buffer = 20000
 drain_timeout_ms = 30000
+stall_timeout_ms = 60000
+send_timeout_ms = 120000
 [detect]
 preset = "balanced"
 rollups = [["brand"], ["brand", "product"], ["brand", "product", "category"], ["brand", "region"], ["region"], ["region", "category"]]

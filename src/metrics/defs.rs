@@ -298,8 +298,13 @@ pub static MODEL_INFO: Def = gauge(
 pub static BUILD_INFO: Def = gauge("earshot_build_info", "earshot version (value 1).", &["version"]);
 pub static READY: Def = gauge(
     "earshot_ready",
-    "1 when the model is loaded and the consumer has partitions assigned.",
+    "1 when /readyz answers 200: model loaded, partitions assigned, a broker reachable, the producer working, the pipeline not stalled.",
     &[],
+);
+pub static NOT_READY: Def = gauge(
+    "earshot_not_ready",
+    "1 for each reason /readyz answers 503 (model_loading, no_partitions, broker_unreachable, producer_failed, stalled), else 0.",
+    &["reason"],
 );
 pub static HTTP_REQUESTS: Def = counter(
     "earshot_http_requests_total",
@@ -378,6 +383,7 @@ pub static ALL: &[&Def] = &[
     &MODEL_INFO,
     &BUILD_INFO,
     &READY,
+    &NOT_READY,
     &HTTP_REQUESTS,
     &PROCESS_CPU,
     &PROCESS_RSS,

@@ -16,7 +16,8 @@ use std::time::{Duration, Instant};
 
 use anyhow::Context;
 
-use super::{Detected, Parts, PipelineStats, Sink};
+use super::health::Health;
+use super::{Detected, Parts, PipelineError, PipelineStats, Sink};
 use crate::alert::api::AlertApi;
 use crate::alert::lifecycle::Lifecycle;
 use crate::alert::service::AlertService;
@@ -36,6 +37,8 @@ pub struct Live {
     pub model: OnceLock<LiveModel>,
     pub source: OnceLock<Arc<KafkaSource>>,
     pub alerts: OnceLock<Arc<dyn AlertApi>>,
+    /// Broker, producer and progress health (readiness), once running.
+    pub health: OnceLock<Arc<Health>>,
 }
 
 impl Live {
@@ -45,6 +48,7 @@ impl Live {
             model: OnceLock::new(),
             source: OnceLock::new(),
             alerts: OnceLock::new(),
+            health: OnceLock::new(),
         }
     }
 }
@@ -257,12 +261,24 @@ pub async fn run_kafka_live(
         device: device_spec.to_string(),
         matmul,
     });
-    let producer = kafka::producer(&cfg.kafka).context("failed to create kafka producer")?;
+    if cfg.output.create_topics {
+        create_output_topics(&cfg).await;
+    }
+    let send_timeout = Duration::from_millis(cfg.pipeline.send_timeout_ms);
+    let mut producer_cfg = cfg.kafka.clone();
+    producer_cfg
+        .properties
+        .entry("message.timeout.ms".into())
+        .or_insert_with(|| cfg.pipeline.send_timeout_ms.to_string());
+    let producer = kafka::producer(&producer_cfg).context("failed to create kafka producer")?;
     let sink = Sink::Kafka {
         producer,
         output: cfg.output.clone(),
+        send_timeout,
         outbox: alerts.outbox(),
     };
+    let health = Arc::new(Health::new(Duration::from_millis(cfg.pipeline.stall_timeout_ms)));
+    let _ = live.health.set(health.clone());
     let drain = Duration::from_millis(cfg.pipeline.drain_timeout_ms);
     let (source, rx) = KafkaSource::start(&cfg.kafka, drain, cfg.pipeline.channel_capacity)
         .context("failed to create kafka consumer")?;
@@ -281,6 +297,16 @@ pub async fn run_kafka_live(
         Some(stats.clone()),
     );
     let acker = source.clone();
+    let (fatal_tx, mut fatal_rx) = tokio::sync::oneshot::channel::<String>();
+    // Aborted on every way out (it holds the source).
+    let monitor = AbortOnDrop(tokio::spawn(monitor(
+        health.clone(),
+        sink.clone(),
+        source.clone(),
+        stats.clone(),
+        fatal_tx,
+    )));
+    let fatal_sink = sink.clone();
     let parts = Parts {
         tokenizer: loaded.tokenizer,
         classifier,
@@ -292,13 +318,25 @@ pub async fn run_kafka_live(
     let pipe = super::run(&cfg, rx, parts, detect, move |pos| acker.ack(pos));
     tokio::pin!(pipe);
     let mut drained = true;
+    // A fatal producer error explains a delivery failure better than the
+    // failed delivery itself (every queued write fails with it).
+    let explain = |r: Result<(), PipelineError>| match (r, fatal_sink.producer_fatal()) {
+        (Err(PipelineError::Delivery { .. }), Some(reason)) => Err(PipelineError::ProducerFatal { reason }),
+        (r, _) => r,
+    };
     tokio::select! {
-        r = &mut pipe => r.context("pipeline failed")?,
+        r = &mut pipe => explain(r).context("pipeline failed")?,
+        Ok(reason) = &mut fatal_rx => {
+            drop(monitor);
+            source.stop();
+            tracing::error!(%reason, "kafka producer failed fatally; stopping (uncommitted messages are redelivered after a restart)");
+            return Err(PipelineError::ProducerFatal { reason }).context("pipeline failed");
+        }
         _ = shutdown => {
             tracing::info!(in_flight = source.in_flight(), "shutting down: draining in-flight work");
             source.stop();
             match tokio::time::timeout(drain, &mut pipe).await {
-                Ok(r) => r.context("pipeline failed while draining")?,
+                Ok(r) => explain(r).context("pipeline failed while draining")?,
                 Err(_) => {
                     drained = false;
                     tracing::warn!("drain timeout: unfinished messages stay uncommitted and will be redelivered");
@@ -307,11 +345,109 @@ pub async fn run_kafka_live(
         }
     }
     progress.abort();
+    drop(monitor);
+    let started_drain = Instant::now();
     if drained {
-        source.close().context("final offset commit failed")?;
+        // Blocking (a synchronous commit): off the async workers.
+        let closing = source.clone();
+        tokio::task::spawn_blocking(move || closing.close())
+            .await
+            .context("consumer close panicked")?
+            .context("final offset commit failed")?;
     }
-    alerts.flush(drain).await;
+    // Whatever is left of the drain bound (at least a second) for the outbox;
+    // undelivered notifications are sent after the next start.
+    alerts
+        .flush(
+            drain
+                .saturating_sub(started_drain.elapsed())
+                .max(Duration::from_secs(1)),
+        )
+        .await;
     Ok(RunSummary::from_stats(&stats, drained))
+}
+
+/// Creates the output topics (scored, alerts, dead letter) that do not exist
+/// yet with `output.topic_partitions` partitions, so broker auto-creation (one
+/// partition) never decides. Failures (no permission, broker down) are logged:
+/// the topics may exist already or be created by an operator.
+async fn create_output_topics(cfg: &Config) {
+    use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
+    let names: Vec<&str> = cfg
+        .output
+        .scored_topic
+        .iter()
+        .chain([&cfg.output.alerts_topic, &cfg.output.dead_letter_topic])
+        .map(String::as_str)
+        .collect();
+    let admin: AdminClient<_> = match kafka::client_config(&cfg.kafka).create() {
+        Ok(a) => a,
+        Err(e) => {
+            tracing::warn!(error = %e, "cannot create a kafka admin client; output topics not created");
+            return;
+        }
+    };
+    let topics: Vec<NewTopic<'_>> = names
+        .iter()
+        .map(|t| {
+            NewTopic::new(
+                t,
+                cfg.output.topic_partitions,
+                TopicReplication::Fixed(cfg.output.topic_replication),
+            )
+        })
+        .collect();
+    let opts = AdminOptions::new()
+        .operation_timeout(Some(Duration::from_secs(10)))
+        .request_timeout(Some(Duration::from_secs(10)));
+    match tokio::time::timeout(Duration::from_secs(15), admin.create_topics(&topics, &opts)).await {
+        Ok(Ok(results)) => {
+            for r in results {
+                match r {
+                    Ok(t) => {
+                        tracing::info!(topic = %t, partitions = cfg.output.topic_partitions, "output topic created")
+                    }
+                    Err((_, rdkafka::types::RDKafkaErrorCode::TopicAlreadyExists)) => {}
+                    Err((t, e)) => tracing::warn!(topic = %t, error = %e, "output topic not created"),
+                }
+            }
+        }
+        Ok(Err(e)) => tracing::warn!(error = %e, "output topics not created"),
+        Err(_) => tracing::warn!("output topics not created: the broker did not answer within 15 s"),
+    }
+}
+
+struct AbortOnDrop(tokio::task::JoinHandle<()>);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
+}
+
+/// Every 500 ms: the producer's fatal error (reported once on `fatal`) and
+/// whether the pipeline is stalled, into `health` (readiness).
+async fn monitor(
+    health: Arc<Health>,
+    sink: Sink,
+    source: Arc<KafkaSource>,
+    stats: Arc<PipelineStats>,
+    fatal: tokio::sync::oneshot::Sender<String>,
+) {
+    let mut fatal = Some(fatal);
+    let mut tick = tokio::time::interval(Duration::from_millis(500));
+    loop {
+        tick.tick().await;
+        if let Some(reason) = sink.producer_fatal() {
+            health.set_producer_fatal(reason.clone());
+            if let Some(tx) = fatal.take() {
+                let _ = tx.send(reason);
+            }
+        }
+        let lag: i64 = source.lag().iter().map(|(_, l)| l).sum();
+        let waiting = source.in_flight() > 0 || lag > 0;
+        health.observe(stats.acked.load(Ordering::Relaxed), waiting, Instant::now());
+    }
 }
 
 async fn log_progress(stats: Arc<PipelineStats>) {

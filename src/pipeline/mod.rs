@@ -11,6 +11,7 @@
 
 mod batch;
 pub mod engine;
+pub mod health;
 pub mod merge;
 mod output;
 pub mod sink;
@@ -217,6 +218,10 @@ pub enum PipelineError {
     Detector(String),
     #[error("the {stage} stage panicked: {message}")]
     Panicked { stage: &'static str, message: String },
+    #[error(
+        "the Kafka producer failed fatally ({reason}); stopping: a restart redelivers from the last committed offset"
+    )]
+    ProducerFatal { reason: String },
     #[error("pipeline closed with {count} messages out of sequence (expected #{expected})")]
     OutOfSequence { count: usize, expected: u64 },
 }

@@ -28,6 +28,9 @@ pub enum Sink {
     Kafka {
         producer: FutureProducer,
         output: OutputConfig,
+        /// Bound on one write: queueing (a full producer queue) plus broker
+        /// acknowledgement (`message.timeout.ms`, set to the same value).
+        send_timeout: Duration,
         /// The durable alert outbox (when delivery endpoints are configured).
         outbox: Option<Arc<crate::alert::outbox::Outbox>>,
     },
@@ -55,6 +58,7 @@ pub fn scored_json(se: &ScoredEvent, with_embedding: bool) -> serde_json::Value 
 
 async fn send(
     producer: FutureProducer,
+    timeout: Duration,
     topic: String,
     key: Option<Vec<u8>>,
     payload: Vec<u8>,
@@ -68,7 +72,7 @@ async fn send(
         rec = rec.headers(h);
     }
     producer
-        .send(rec, Timeout::Never)
+        .send(rec, Timeout::After(timeout))
         .await
         .map(|_| ())
         .map_err(|(e, _)| PipelineError::Delivery {
@@ -106,6 +110,7 @@ impl Sink {
             Sink::Kafka {
                 producer,
                 output,
+                send_timeout,
                 outbox,
             } => {
                 let mut sends = Vec::new();
@@ -113,6 +118,7 @@ impl Sink {
                     let payload = serde_json::to_vec(&scored_json(se, with_embedding)).unwrap_or_default();
                     sends.push(send(
                         producer.clone(),
+                        *send_timeout,
                         topic.clone(),
                         Some(se.event.id.clone().into_bytes()),
                         payload,
@@ -133,6 +139,7 @@ impl Sink {
                         "ALERT {}", a.summary);
                     sends.push(send(
                         producer.clone(),
+                        *send_timeout,
                         output.alerts_topic.clone(),
                         Some(a.fingerprint.clone().into_bytes()),
                         serde_json::to_vec(&a.payload).unwrap_or_default(),
@@ -165,7 +172,12 @@ impl Sink {
                 c.lock().unwrap_or_else(|e| e.into_inner()).dead.push(dead.clone());
                 Box::pin(async { Ok(()) })
             }
-            Sink::Kafka { producer, output, .. } => {
+            Sink::Kafka {
+                producer,
+                output,
+                send_timeout,
+                ..
+            } => {
                 let partition = dead.pos.partition.to_string();
                 let offset = dead.pos.offset.to_string();
                 let headers = OwnedHeaders::new()
@@ -191,12 +203,26 @@ impl Sink {
                     });
                 Box::pin(send(
                     producer.clone(),
+                    *send_timeout,
                     output.dead_letter_topic.clone(),
                     dead.key.clone(),
                     dead.payload.clone().unwrap_or_default(),
                     Some(headers),
                 ))
             }
+        }
+    }
+
+    /// The producer's fatal error, if it had one (e.g. an idempotent
+    /// producer's `OutOfOrderSequenceNumber` after a broker lost acknowledged
+    /// writes): it cannot send anymore.
+    pub fn producer_fatal(&self) -> Option<String> {
+        match self {
+            Sink::Kafka { producer, .. } => producer
+                .client()
+                .fatal_error()
+                .map(|(code, reason)| format!("{code:?}: {reason}")),
+            _ => None,
         }
     }
 

@@ -1,8 +1,9 @@
 //! Kafka source and producers (rdkafka).
 //!
 //! The consumer runs on its own thread (`BaseConsumer::poll`) and hands
-//! messages to the pipeline through a bounded channel, so a full pipeline
-//! stops polling (backpressure) instead of growing memory. At-least-once:
+//! messages to the pipeline through a bounded channel; a full pipeline pauses
+//! the assigned partitions (backpressure) while polling goes on, so memory
+//! stays bounded and the member stays in its group. At-least-once:
 //! `enable.auto.offset.store=false`; the pipeline calls [`KafkaSource::ack`]
 //! in order once a message's effects are durable, which stores the offset;
 //! librdkafka commits stored offsets every `commit_interval_ms`, and we commit
@@ -30,11 +31,60 @@ use super::{IngestError, PartitionKey, PartitionStatus, RawMessage};
 use crate::config::KafkaConfig;
 use crate::types::SourcePos;
 
+/// Whether the brokers are reachable as the consumer sees them: set by
+/// librdkafka's "all brokers down" error (every broker connection failed),
+/// cleared by the next successful round trip (a message, a watermark query
+/// or a metadata probe from the poll thread). Readiness reads it.
+#[derive(Default)]
+pub struct BrokerState {
+    down: Mutex<Option<(Instant, String)>>,
+}
+
+impl BrokerState {
+    /// Records that no broker is reachable (the first report wins).
+    pub fn set_down(&self, reason: &str) {
+        let mut d = self.down.lock().unwrap_or_else(|e| e.into_inner());
+        if d.is_none() {
+            tracing::warn!(reason, "kafka: all brokers are down; not ready until one answers again");
+            *d = Some((Instant::now(), reason.to_string()));
+        }
+    }
+
+    /// Records a successful round trip to a broker.
+    pub fn set_up(&self) {
+        let was = self.down.lock().unwrap_or_else(|e| e.into_inner()).take();
+        if let Some((since, _)) = was {
+            tracing::info!(down_s = since.elapsed().as_secs(), "kafka: brokers reachable again");
+        }
+    }
+
+    /// Since when and why no broker is reachable; `None` while one is.
+    pub fn down(&self) -> Option<(Duration, String)> {
+        self.down
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .as_ref()
+            .map(|(since, reason)| (since.elapsed(), reason.clone()))
+    }
+}
+
+/// True for librdkafka's report that every broker connection is down.
+fn all_brokers_down(e: &KafkaError) -> bool {
+    matches!(
+        e,
+        KafkaError::Global(RDKafkaErrorCode::AllBrokersDown)
+            | KafkaError::MessageConsumption(RDKafkaErrorCode::AllBrokersDown)
+    )
+}
+
 /// Messages handed out vs acknowledged, so a revoke can wait for a drain.
 #[derive(Default)]
 pub struct Progress {
     issued: AtomicU64,
     acked: AtomicU64,
+    /// Issued but still held by the poll thread (the pipeline was full):
+    /// they cannot finish while a revoke waits, so a drain does not wait for them.
+    held: AtomicU64,
     lock: Mutex<()>,
     cv: Condvar,
 }
@@ -58,7 +108,7 @@ impl Progress {
     pub fn wait_drained(&self, timeout: Duration) -> bool {
         let deadline = Instant::now() + timeout;
         let mut g = self.lock.lock().unwrap_or_else(|e| e.into_inner());
-        while self.in_flight() > 0 {
+        while self.in_flight().saturating_sub(self.held.load(Ordering::Acquire)) > 0 {
             let now = Instant::now();
             if now >= deadline {
                 return false;
@@ -99,7 +149,10 @@ impl PartitionProgress {
         e.next_offset = offset + 1;
     }
 
-    fn refresh(&self, consumer: &BaseConsumer<EngineContext>) {
+    /// Updates high watermarks (lag). A failed query keeps the last known
+    /// value, so lag does not read 0 while the broker is unreachable; a
+    /// successful one marks the brokers reachable.
+    fn refresh(&self, consumer: &BaseConsumer<EngineContext>, broker: &BrokerState) {
         let keys: Vec<(String, i32)> = self
             .parts
             .lock()
@@ -111,10 +164,19 @@ impl PartitionProgress {
         for (topic, p) in keys {
             let owned = assigned.as_ref().is_some_and(|a| a.find_partition(&topic, p).is_some());
             let high = if owned {
-                consumer
-                    .fetch_watermarks(&topic, p, Duration::from_millis(500))
-                    .map(|(_, h)| h)
-                    .ok()
+                match consumer.fetch_watermarks(&topic, p, Duration::from_millis(500)) {
+                    Ok((_, h)) => {
+                        broker.set_up();
+                        Some(h)
+                    }
+                    Err(e) => {
+                        if all_brokers_down(&e) {
+                            broker.set_down(&e.to_string());
+                        }
+                        // Unknown: keep the last value (no false "caught up").
+                        continue;
+                    }
+                }
             } else {
                 None
             };
@@ -162,10 +224,14 @@ pub struct EngineContext {
     drain_timeout: Duration,
     assigned: Arc<AtomicUsize>,
     rebalances: Arc<AtomicU64>,
+    broker: Arc<BrokerState>,
 }
 
 impl ClientContext for EngineContext {
     fn error(&self, error: KafkaError, reason: &str) {
+        if all_brokers_down(&error) {
+            self.broker.set_down(reason);
+        }
         // End of partition is an event, not an error: the poll loop backs off
         // (enable.partition.eof is on for that alone).
         if !matches!(
@@ -238,6 +304,7 @@ pub struct KafkaSource {
     thread: Mutex<Option<JoinHandle<()>>>,
     assigned: Arc<AtomicUsize>,
     rebalances: Arc<AtomicU64>,
+    broker: Arc<BrokerState>,
 }
 
 impl KafkaSource {
@@ -251,11 +318,13 @@ impl KafkaSource {
         let progress = Arc::new(Progress::default());
         let assigned = Arc::new(AtomicUsize::new(0));
         let rebalances = Arc::new(AtomicU64::new(0));
+        let broker = Arc::new(BrokerState::default());
         let ctx = EngineContext {
             progress: progress.clone(),
             drain_timeout,
             assigned: assigned.clone(),
             rebalances: rebalances.clone(),
+            broker: broker.clone(),
         };
         let mut c = ClientConfig::new();
         c.set("bootstrap.servers", &cfg.brokers)
@@ -285,11 +354,27 @@ impl KafkaSource {
         let partitions = Arc::new(PartitionProgress::default());
         let (tx, rx) = mpsc::channel(capacity);
         let thread = {
-            let (consumer, stop, progress, parts) =
-                (consumer.clone(), stop.clone(), progress.clone(), partitions.clone());
+            let (consumer, stop, progress, parts, broker) = (
+                consumer.clone(),
+                stop.clone(),
+                progress.clone(),
+                partitions.clone(),
+                broker.clone(),
+            );
+            let topic = cfg.topics.first().cloned().unwrap_or_default();
             std::thread::Builder::new()
                 .name("earshot-kafka".into())
-                .spawn(move || poll_loop(&consumer, &stop, &progress, &parts, tx))
+                .spawn(move || {
+                    let io = PollIo {
+                        consumer: &consumer,
+                        stop: &stop,
+                        progress: &progress,
+                        parts: &parts,
+                        broker: &broker,
+                        probe_topic: &topic,
+                    };
+                    poll_loop(&io, tx)
+                })
                 .map_err(|e| IngestError::Io {
                     path: "kafka consumer thread".into(),
                     source: e,
@@ -304,6 +389,7 @@ impl KafkaSource {
                 thread: Mutex::new(Some(thread)),
                 assigned,
                 rebalances,
+                broker,
             },
             rx,
         ))
@@ -338,6 +424,12 @@ impl KafkaSource {
     /// join completes): readiness.
     pub fn assigned_partitions(&self) -> usize {
         self.assigned.load(Ordering::Acquire)
+    }
+
+    /// Since when and why no broker is reachable (librdkafka reported all
+    /// brokers down and none has answered since); `None` while one is.
+    pub fn broker_down(&self) -> Option<(Duration, String)> {
+        self.broker.down()
     }
 
     pub fn rebalances(&self) -> u64 {
@@ -393,50 +485,137 @@ fn raw_message<M: Message>(m: &M) -> RawMessage {
     }
 }
 
-fn poll_loop(
-    consumer: &BaseConsumer<EngineContext>,
-    stop: &AtomicBool,
-    progress: &Progress,
-    parts: &PartitionProgress,
-    tx: mpsc::Sender<RawMessage>,
-) {
+/// What the poll thread works with.
+struct PollIo<'a> {
+    consumer: &'a BaseConsumer<EngineContext>,
+    stop: &'a AtomicBool,
+    progress: &'a Progress,
+    parts: &'a PartitionProgress,
+    broker: &'a BrokerState,
+    /// A subscribed topic, for the reachability probe while brokers are down.
+    probe_topic: &'a str,
+}
+
+/// Backpressure without leaving the group: while the pipeline is full, every
+/// assigned partition is paused and `poll()` keeps running (a consumer that
+/// stops polling for `max.poll.interval.ms` is evicted from the group and its
+/// partitions rebalanced). Messages polled meanwhile (librdkafka drops the
+/// prefetched ones of a paused partition, so at most a few) wait in order in
+/// `held`; once they are all handed over, the assignment is resumed.
+struct Backpressure {
+    held: std::collections::VecDeque<RawMessage>,
+    paused: bool,
+    /// When the assignment was last paused (re-paused periodically: a
+    /// rebalance while paused assigns partitions unpaused).
+    paused_at: Instant,
+}
+
+impl Backpressure {
+    fn set_paused(&mut self, consumer: &BaseConsumer<EngineContext>, pause: bool) {
+        let Ok(tpl) = consumer.assignment() else { return };
+        let r = if pause {
+            consumer.pause(&tpl)
+        } else {
+            consumer.resume(&tpl)
+        };
+        if let Err(e) = r {
+            tracing::debug!(error = %e, pause, "pause/resume of the assignment failed");
+        }
+        if pause && !self.paused {
+            tracing::debug!(
+                partitions = tpl.count(),
+                "pipeline full: partitions paused, still polling"
+            );
+        }
+        self.paused = pause;
+        self.paused_at = Instant::now();
+    }
+}
+
+fn poll_loop(io: &PollIo<'_>, tx: mpsc::Sender<RawMessage>) {
+    let PollIo {
+        consumer,
+        stop,
+        progress,
+        parts,
+        broker,
+        ..
+    } = *io;
     let mut refreshed = Instant::now();
     let mut eof = EofBackoff::default();
-    while !stop.load(Ordering::Acquire) {
+    let mut bp = Backpressure {
+        held: Default::default(),
+        paused: false,
+        paused_at: Instant::now(),
+    };
+    'run: while !stop.load(Ordering::Acquire) {
+        // Hand over what is held, in order.
+        while let Some(r) = bp.held.pop_front() {
+            match tx.try_send(r) {
+                Ok(()) => {
+                    progress.held.fetch_sub(1, Ordering::AcqRel);
+                }
+                Err(mpsc::error::TrySendError::Full(r)) => {
+                    bp.held.push_front(r);
+                    break;
+                }
+                Err(mpsc::error::TrySendError::Closed(_)) => break 'run,
+            }
+        }
+        if bp.held.is_empty() {
+            if bp.paused {
+                bp.set_paused(consumer, false);
+                // Resuming the assignment also ended every EOF pause.
+                eof.paused.clear();
+            }
+        } else if !bp.paused || bp.paused_at.elapsed() >= Duration::from_secs(1) {
+            bp.set_paused(consumer, true);
+        }
         if refreshed.elapsed() >= Duration::from_millis(250) {
-            parts.refresh(consumer);
+            if broker.down().is_some() {
+                // One bounded probe instead of a watermark query per
+                // partition (each would wait out its timeout).
+                if consumer
+                    .fetch_metadata(Some(io.probe_topic), Duration::from_millis(500))
+                    .is_ok()
+                {
+                    broker.set_up();
+                }
+            } else {
+                parts.refresh(consumer, broker);
+            }
             refreshed = Instant::now();
         }
-        eof.resume_due(consumer);
-        match consumer.poll(Duration::from_millis(100)) {
+        if !bp.paused {
+            eof.resume_due(consumer);
+        }
+        // Short polls while holding messages, so they move on soon after the
+        // pipeline has room.
+        let wait = if bp.held.is_empty() { 100 } else { 5 };
+        match consumer.poll(Duration::from_millis(wait)) {
             None => {}
-            Some(Err(KafkaError::PartitionEOF(partition))) => eof.pause(consumer, partition),
+            Some(Err(KafkaError::PartitionEOF(partition))) if !bp.paused => eof.pause(consumer, partition),
+            Some(Err(KafkaError::PartitionEOF(_))) => {}
             Some(Ok(m)) => {
                 let raw = raw_message(&m);
                 drop(m);
                 progress.issued.fetch_add(1, Ordering::AcqRel);
                 parts.handed(&raw.pos.source, raw.pos.partition, raw.pos.offset);
-                // Blocks while the pipeline is full: consumption pauses.
-                let mut raw = Some(raw);
-                while let Some(r) = raw.take() {
-                    match tx.try_send(r) {
-                        Ok(()) => {}
-                        Err(mpsc::error::TrySendError::Full(r)) => {
-                            if stop.load(Ordering::Acquire) {
-                                progress.issued.fetch_sub(1, Ordering::AcqRel);
-                                return;
-                            }
-                            // No poll while waiting: a polled message would be lost.
-                            std::thread::sleep(Duration::from_millis(5));
-                            raw = Some(r);
-                        }
-                        Err(mpsc::error::TrySendError::Closed(_)) => return,
-                    }
-                }
+                progress.held.fetch_add(1, Ordering::AcqRel);
+                bp.held.push_back(raw);
             }
-            Some(Err(e)) => tracing::warn!(error = %e, "kafka consumer error"),
+            Some(Err(e)) => {
+                if all_brokers_down(&e) {
+                    broker.set_down(&e.to_string());
+                }
+                tracing::warn!(error = %e, "kafka consumer error")
+            }
         }
     }
+    // Held messages never reached the pipeline: not in flight (redelivered).
+    let n = bp.held.len() as u64;
+    progress.issued.fetch_sub(n, Ordering::AcqRel);
+    progress.held.fetch_sub(n, Ordering::AcqRel);
 }
 
 /// Pauses a partition that reached its end for [`EofBackoff::PAUSE`], then
