@@ -179,7 +179,7 @@ pub(crate) fn now_ms() -> i64 {
     k::now_ms()
 }
 
-fn signal(kind: SignalKind, brand: &str, product: &str, end: i64) -> Signal {
+pub(crate) fn signal(kind: SignalKind, brand: &str, product: &str, end: i64) -> Signal {
     Signal {
         kind,
         key: SignalKey(vec![(Dim::Brand, brand.into()), (Dim::Product, product.into())]),
@@ -214,7 +214,7 @@ fn signal(kind: SignalKind, brand: &str, product: &str, end: i64) -> Signal {
     }
 }
 
-fn cleared(kind: SignalKind, brand: &str, product: &str, at: i64) -> Cleared {
+pub(crate) fn cleared(kind: SignalKind, brand: &str, product: &str, at: i64) -> Cleared {
     Cleared {
         kind,
         key: SignalKey(vec![(Dim::Brand, brand.into()), (Dim::Product, product.into())]),
@@ -227,7 +227,7 @@ pub(crate) fn lifecycle(cfg: &Config) -> Lifecycle {
     Lifecycle::new(LifecycleConfig::from(&cfg.alert), Silences::default())
 }
 
-fn alert_config(dir: &Path, sinks: &str) -> Config {
+pub(crate) fn alert_config(dir: &Path, sinks: &str) -> Config {
     std::fs::write(dir.join("secret"), SECRET).unwrap();
     let toml = format!(
         "[alert]\ngrafana_url = \"http://grafana.test:3000\"\noutbox_path = \"outbox.redb\"\n\
@@ -236,7 +236,7 @@ fn alert_config(dir: &Path, sinks: &str) -> Config {
     Config::from_toml(&toml, "test", dir).unwrap()
 }
 
-async fn wait_for(what: &str, timeout: Duration, mut f: impl FnMut() -> bool) {
+pub(crate) async fn wait_for(what: &str, timeout: Duration, mut f: impl FnMut() -> bool) {
     let start = Instant::now();
     while !f() {
         assert!(start.elapsed() < timeout, "timed out waiting for {what}");
@@ -244,7 +244,7 @@ async fn wait_for(what: &str, timeout: Duration, mut f: impl FnMut() -> bool) {
     }
 }
 
-fn entries(v: &[AlertOut]) -> Vec<Entry> {
+pub(crate) fn entries(v: &[AlertOut]) -> Vec<Entry> {
     v.iter().map(Entry::from).collect()
 }
 

@@ -220,6 +220,150 @@ async fn sigkill_while_alerts_are_pending_loses_none() {
     );
 }
 
+// ---------------------------------------------------------------- 4b. restart state
+
+/// Starts the alert stage on `cfg`, waiting while the previous one's
+/// delivery tasks (aborted on drop) still hold the outbox file.
+async fn restart(cfg: &Config) -> std::sync::Arc<earshot::alert::service::AlertService> {
+    let start = Instant::now();
+    loop {
+        match earshot::alert::service::AlertService::start(&cfg.alert) {
+            Ok(s) => return s,
+            Err(e) if start.elapsed() < Duration::from_secs(10) => {
+                let _ = e;
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+            Err(e) => panic!("the alert stage did not start again: {e}"),
+        }
+    }
+}
+
+/// Alerts firing at a restart resolve afterwards (when the detector clears
+/// the condition again, or `resolve_after` after their last change), and a
+/// silence added through the API is still there after the restart (and
+/// gone after it is expired and the stage restarts once more).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn alerts_firing_at_a_restart_resolve_and_api_silences_survive() {
+    use earshot::alert::api::{AlertApi, Silence};
+    use earshot::alert::Status;
+    use earshot::types::SignalKind;
+    let rx = Receiver::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = alert_config(
+        dir.path(),
+        &format!(
+            "[[alert.sinks]]\nname = \"gen\"\nkind = \"generic\"\nurl = \"{}/gen\"\nsecret_file = \"secret\"\n",
+            rx.url
+        ),
+    );
+    let t0 = now_ms() - 120 * MIN;
+    let svc = restart(&cfg).await;
+    let mut lc = svc.lifecycle();
+    let fired = lc.step(
+        &[
+            signal(SignalKind::VolumeSpike, "Voltra", "X2", t0),
+            signal(SignalKind::SentimentShift, "Nimbus", "N1", t0),
+        ],
+        &[],
+        Some(t0),
+    );
+    assert_eq!(fired.len(), 2);
+    svc.outbox().unwrap().insert(entries(&fired)).await.unwrap();
+    let silence = svc
+        .add_silence(Silence {
+            id: String::new(),
+            matchers: [("brand".to_string(), "Quiet".to_string())].into(),
+            starts_at: earshot::alert::rfc3339(t0 - MIN),
+            ends_at: earshot::alert::rfc3339(now_ms() + 24 * 60 * MIN),
+            comment: "known".into(),
+            created_by: "test".into(),
+        })
+        .unwrap();
+    wait_for("the firing deliveries", Duration::from_secs(30), || {
+        svc.outbox_depth() == 0
+    })
+    .await;
+    // What an uninterrupted run would send next, for comparison.
+    let mut ref_lc = lifecycle(&cfg);
+    ref_lc.step(
+        &[
+            signal(SignalKind::VolumeSpike, "Voltra", "X2", t0),
+            signal(SignalKind::SentimentShift, "Nimbus", "N1", t0),
+        ],
+        &[],
+        Some(t0),
+    );
+    drop(lc);
+    drop(svc);
+
+    // Restart: both alerts are firing again, the silence is back.
+    let svc = restart(&cfg).await;
+    let mut lc = svc.lifecycle();
+    let fps: BTreeSet<String> = fired.iter().map(|a| a.fingerprint.clone()).collect();
+    assert_eq!(lc.firing().into_iter().collect::<BTreeSet<_>>(), fps);
+    let active: BTreeSet<String> = svc
+        .active()
+        .iter()
+        .map(|v| v["fingerprint"].as_str().unwrap().to_string())
+        .collect();
+    assert_eq!(
+        active, fps,
+        "the active list starts with the alerts firing before the restart"
+    );
+    assert!(
+        svc.silences().iter().any(|s| s.id == silence.id),
+        "{:?}",
+        svc.silences()
+    );
+    let quiet = lc.step(&[signal(SignalKind::VolumeSpike, "Quiet", "Q", t0 + MIN)], &[], None);
+    assert!(quiet[0].silenced, "the restored silence applies");
+    // The restarted detector sees X2 again, then the condition clear.
+    let again = [signal(SignalKind::VolumeSpike, "Voltra", "X2", t0 + 5 * MIN)];
+    assert!(lc.step(&again, &[], Some(t0 + 5 * MIN)).is_empty(), "deduplicated");
+    let clear = [cleared(SignalKind::VolumeSpike, "Voltra", "X2", t0 + 20 * MIN)];
+    let mut out = lc.step(&[], &clear, Some(t0 + 20 * MIN));
+    ref_lc.step(&again, &[], Some(t0 + 5 * MIN));
+    let want = ref_lc.step(&[], &clear, Some(t0 + 20 * MIN));
+    assert_eq!(out.len(), 1);
+    assert_eq!(out[0].status, Status::Resolved);
+    assert_eq!(
+        out[0].idempotency_key, want[0].idempotency_key,
+        "the key an uninterrupted run gives"
+    );
+    // N1 is not confirmed by the new detector: resolved once resolve_after
+    // (60 min) of event time has passed since its firing.
+    let later = lc.step(&[], &[], Some(t0 + 61 * MIN));
+    let resolved: Vec<_> = later.iter().filter(|a| a.status == Status::Resolved).collect();
+    assert_eq!(resolved.len(), 1, "{later:?}");
+    assert_eq!(resolved[0].at, t0 + 60 * MIN);
+    out.extend(later);
+    let to_send: Vec<_> = out.iter().filter(|a| !a.silenced).cloned().collect();
+    svc.outbox().unwrap().insert(entries(&to_send)).await.unwrap();
+    wait_for("the resolutions", Duration::from_secs(30), || {
+        rx.ok("/gen")
+            .iter()
+            .filter(|r| r.json()["type"] == "alert.resolved")
+            .count()
+            == 2
+    })
+    .await;
+    let resolved_fps: BTreeSet<String> = rx
+        .ok("/gen")
+        .iter()
+        .filter(|r| r.json()["type"] == "alert.resolved")
+        .map(|r| r.json()["data"]["fingerprint"].as_str().unwrap().to_string())
+        .collect();
+    assert_eq!(resolved_fps, fps, "both alerts firing before the restart were resolved");
+    assert!(svc.outbox().unwrap().latest_firing().unwrap().is_empty());
+    // Expired through the API: gone after the next restart.
+    assert!(svc.expire_silence(&silence.id));
+    drop(lc);
+    drop(svc);
+    let svc = restart(&cfg).await;
+    assert!(svc.silences().is_empty(), "{:?}", svc.silences());
+    assert!(svc.lifecycle().firing().is_empty());
+}
+
 // ---------------------------------------------------------------- 5. detector → lifecycle
 
 /// The detector's cleared conditions resolve the alerts its signals opened,

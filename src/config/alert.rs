@@ -28,6 +28,10 @@ pub struct RawAlert {
     pub group_by: Vec<String>,
     /// The durable outbox (redb); relative to the config file's directory.
     pub outbox_path: PathBuf,
+    /// Outbox entries delivered to every sink (or given up on) are deleted
+    /// this long after they were stored; also how long a re-derived change
+    /// is recognised as already sent.
+    pub outbox_retention_hours: u64,
     pub silences: Vec<crate::alert::api::Silence>,
     pub sinks: Vec<RawSink>,
 }
@@ -40,6 +44,7 @@ impl Default for RawAlert {
             repeat_interval_minutes: 240,
             group_by: vec!["brand".into()],
             outbox_path: PathBuf::from("earshot-data/outbox.redb"),
+            outbox_retention_hours: 168,
             silences: Vec::new(),
             sinks: Vec::new(),
         }
@@ -183,6 +188,9 @@ impl RawAlert {
         }
         if self.resolve_after_minutes == 0 {
             return Err(inv("alert.resolve_after_minutes", "must be at least 1".into()));
+        }
+        if self.outbox_retention_hours == 0 {
+            return Err(inv("alert.outbox_retention_hours", "must be at least 1".into()));
         }
         let group_by = dims("alert.group_by", &self.group_by)?;
         for s in &self.silences {
@@ -334,6 +342,7 @@ impl RawAlert {
             } else {
                 base.join(self.outbox_path)
             },
+            outbox_retention: Duration::from_secs(self.outbox_retention_hours.saturating_mul(3600)),
             silences: self.silences,
             sinks,
         };

@@ -97,6 +97,7 @@ resolve_after_minutes = 120
 repeat_interval_minutes = 240
 group_by = ["brand"]
 outbox_path = "earshot-data/outbox.redb"
+outbox_retention_hours = 168
 silences = []
 sinks = []
 "#;

@@ -188,6 +188,7 @@ fn export_detector(r: &m::Registry, d: &Detector) {
         ("keys_created", c.keys_created),
         ("keys_expired", c.keys_expired),
         ("keys_over_cap", c.keys_over_cap),
+        ("keys_evicted", c.keys_evicted),
         ("windows_evaluated", c.windows_evaluated),
         ("replies", c.replies),
         ("signals", c.signals),

@@ -119,6 +119,8 @@ pub struct AlertConfig {
     pub repeat_interval: i64,
     pub group_by: Vec<earshot_core::types::Dim>,
     pub outbox_path: PathBuf,
+    /// Delivered outbox entries older than this (wall clock) are deleted.
+    pub outbox_retention: std::time::Duration,
     pub silences: Vec<crate::api::Silence>,
     pub sinks: Vec<SinkSpec>,
 }

@@ -12,9 +12,19 @@
 //! * Grouping: alerts sharing the `group_by` label values share a
 //!   `group_key`; each change carries how many of its group are firing.
 //! * Silences are checked at the event time of each change.
+//! * State survives a restart through [`Lifecycle::snapshot`] and
+//!   [`Lifecycle::restore`] (serde; the service keeps it in the outbox file,
+//!   the lifecycle does no I/O). A restored alert has lost the detector
+//!   conditions behind it (the detector starts cold): a signal for its
+//!   fingerprint adopts it again (and the detector's clear then resolves it);
+//!   without one it resolves after `resolve_after` of event time past its
+//!   latest signal or change, like a one-shot kind.
 
 use std::collections::{BTreeMap, BTreeSet};
 
+use serde::{Deserialize, Serialize};
+
+use super::outbox::Entry;
 use super::silence::Silences;
 use super::{dashboard_url, fingerprint_of, fnv_hex, phone_text, rfc3339, severity, summary, AlertOut, Status};
 use crate::config::{severity_rank, AlertConfig};
@@ -51,6 +61,61 @@ struct Tracked {
     /// Detector conditions behind the alert (cluster ids; None for volume).
     conds: BTreeSet<Option<u64>>,
     group_key: String,
+    /// Restored from a snapshot and not yet confirmed by a signal (no
+    /// detector condition stands behind it): its latest signal or change
+    /// before the restore, where its `resolve_after` deadline starts.
+    orphan: Option<EventTime>,
+}
+
+/// One firing alert in a [`LifecycleState`]: what resolving and repeating
+/// it needs.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct AlertState {
+    pub fingerprint: String,
+    /// The signal that opened the alert (its text, labels and key).
+    pub signal: Signal,
+    pub starts_at: EventTime,
+    /// Window end of the latest signal for it.
+    pub last_signal: EventTime,
+    /// Event time of its latest `firing` change (onset or repeat).
+    pub last_sent: EventTime,
+    pub repeat: u32,
+    pub group_key: String,
+}
+
+/// The firing alerts of a [`Lifecycle`], in fingerprint order.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct LifecycleState {
+    pub alerts: Vec<AlertState>,
+}
+
+impl LifecycleState {
+    /// The state behind the latest `firing` change of each alert (as stored
+    /// in the outbox); entries whose payload carries no readable signal are
+    /// skipped.
+    pub fn from_entries(entries: &[Entry]) -> Self {
+        let mut alerts: Vec<AlertState> = entries
+            .iter()
+            .filter(|e| e.status == Status::Firing)
+            .filter_map(|e| {
+                let signal: Signal = serde_json::from_value(e.payload.get("signal")?.clone()).ok()?;
+                // An alert starts at its opening signal's window start (the
+                // payload's `starts_at` is in whole seconds).
+                Some(AlertState {
+                    fingerprint: e.fingerprint.clone(),
+                    starts_at: signal.window_start,
+                    last_signal: signal.window_end,
+                    last_sent: e.at,
+                    repeat: e.repeat,
+                    group_key: e.group_key.clone(),
+                    signal,
+                })
+            })
+            .collect();
+        alerts.sort_by(|a, b| a.fingerprint.cmp(&b.fingerprint));
+        alerts.dedup_by(|a, b| a.fingerprint == b.fingerprint);
+        Self { alerts }
+    }
 }
 
 fn one_shot(kind: SignalKind) -> bool {
@@ -73,6 +138,45 @@ impl Lifecycle {
         }
     }
 
+    /// A lifecycle that continues from `state` (see the module docs: the
+    /// restored alerts wait for a signal or resolve after `resolve_after`).
+    pub fn restore(cfg: LifecycleConfig, silences: Silences, state: LifecycleState) -> Self {
+        let mut lc = Self::new(cfg, silences);
+        for a in state.alerts {
+            let t = Tracked {
+                signal: a.signal,
+                starts_at: a.starts_at,
+                last_signal: a.last_signal,
+                last_sent: a.last_sent,
+                repeat: a.repeat,
+                conds: BTreeSet::new(),
+                group_key: a.group_key,
+                orphan: Some(a.last_signal.max(a.last_sent)),
+            };
+            lc.firing.insert(a.fingerprint, t);
+        }
+        lc
+    }
+
+    /// The firing alerts, for [`Lifecycle::restore`].
+    pub fn snapshot(&self) -> LifecycleState {
+        LifecycleState {
+            alerts: self
+                .firing
+                .iter()
+                .map(|(fp, t)| AlertState {
+                    fingerprint: fp.clone(),
+                    signal: t.signal.clone(),
+                    starts_at: t.starts_at,
+                    last_signal: t.last_signal,
+                    last_sent: t.last_sent,
+                    repeat: t.repeat,
+                    group_key: t.group_key.clone(),
+                })
+                .collect(),
+        }
+    }
+
     /// Fingerprints currently firing.
     pub fn firing(&self) -> Vec<String> {
         self.firing.keys().cloned().collect()
@@ -88,6 +192,7 @@ impl Lifecycle {
                 Some(t) => {
                     t.last_signal = t.last_signal.max(s.window_end);
                     t.conds.insert(s.cluster);
+                    t.orphan = None;
                 }
                 None => {
                     let group_key = self.group_key(s);
@@ -99,6 +204,7 @@ impl Lifecycle {
                         repeat: 0,
                         conds: BTreeSet::from([s.cluster]),
                         group_key,
+                        orphan: None,
                     };
                     self.firing.insert(fp.clone(), t);
                     out.push(self.change(&fp, Status::Firing, s.window_end));
@@ -123,11 +229,13 @@ impl Lifecycle {
             let due: Vec<String> = self
                 .firing
                 .iter()
-                .filter(|(_, t)| one_shot(t.signal.kind) && w - t.last_signal >= self.cfg.resolve_after)
+                .filter(|(_, t)| w.saturating_sub(self.resolve_from(t)) >= self.cfg.resolve_after)
                 .map(|(fp, _)| fp.clone())
                 .collect();
             for fp in due {
-                let at = self.firing[&fp].last_signal + self.cfg.resolve_after;
+                let at = self
+                    .resolve_from(&self.firing[&fp])
+                    .saturating_add(self.cfg.resolve_after);
                 out.push(self.change(&fp, Status::Resolved, at));
                 self.firing.remove(&fp);
             }
@@ -147,6 +255,20 @@ impl Lifecycle {
             }
         }
         out
+    }
+
+    /// Where the `resolve_after` deadline of an alert starts: its latest
+    /// signal for one-shot kinds, its latest signal or change for a restored
+    /// alert no signal has confirmed (repeats after the restore do not
+    /// move it); `i64::MAX` (never) otherwise.
+    fn resolve_from(&self, t: &Tracked) -> EventTime {
+        if let Some(since) = t.orphan {
+            since
+        } else if one_shot(t.signal.kind) {
+            t.last_signal
+        } else {
+            i64::MAX
+        }
     }
 
     fn group_key(&self, s: &Signal) -> String {
@@ -433,6 +555,67 @@ mod tests {
             )
             .unwrap_err();
         assert!(e.starts_with("matchers"), "{e}");
+    }
+
+    #[test]
+    fn restored_alerts_resolve_on_a_new_clear_or_after_resolve_after() {
+        let k1 = key("Voltra", "X2");
+        let k2 = key("Nimbus", "N1");
+        let mut lc = Lifecycle::new(cfg(), Silences::default());
+        let fired = lc.step(
+            &[
+                signal(SignalKind::VolumeSpike, k1.clone(), T0, None),
+                signal(SignalKind::EmergingIssue, k2.clone(), T0, Some(4)),
+            ],
+            &[],
+            Some(T0),
+        );
+        assert_eq!(fired.len(), 2);
+        let r = lc.step(&[], &[], Some(T0 + 30 * MIN));
+        assert_eq!(statuses(&r), vec![("firing", 1), ("firing", 1)]);
+        // Through serde, as the service stores it.
+        let snap: LifecycleState = serde_json::from_value(serde_json::to_value(lc.snapshot()).unwrap()).unwrap();
+        assert_eq!(snap, lc.snapshot());
+        let mut back = Lifecycle::restore(cfg(), Silences::default(), snap);
+        assert_eq!(back.firing(), lc.firing());
+        // The new detector fires X2 again (deduplicated) and later clears it:
+        // resolved with the same key the uninterrupted lifecycle gives.
+        let again = signal(SignalKind::VolumeSpike, k1.clone(), T0 + 35 * MIN, None);
+        assert!(back
+            .step(std::slice::from_ref(&again), &[], Some(T0 + 35 * MIN))
+            .is_empty());
+        assert!(lc.step(&[again], &[], Some(T0 + 35 * MIN)).is_empty());
+        let c = cleared(SignalKind::VolumeSpike, k1, T0 + 50 * MIN, None);
+        let a = back.step(&[], std::slice::from_ref(&c), Some(T0 + 50 * MIN));
+        let b = lc.step(&[], &[c], Some(T0 + 50 * MIN));
+        assert_eq!(statuses(&a), vec![("resolved", 1)]);
+        assert_eq!(a[0].idempotency_key, b[0].idempotency_key);
+        // N1's cluster condition is gone with the old detector: it resolves
+        // `resolve_after` (60 min) after its latest change before the
+        // restore (the repeat at 30), repeats since then notwithstanding.
+        assert_eq!(statuses(&back.step(&[], &[], Some(T0 + 60 * MIN))), vec![("firing", 2)]);
+        assert!(back.step(&[], &[], Some(T0 + 89 * MIN)).is_empty());
+        let r = back.step(&[], &[], Some(T0 + 200 * MIN));
+        assert_eq!(statuses(&r), vec![("resolved", 2)]);
+        assert_eq!(r[0].at, T0 + 90 * MIN);
+        assert!(back.firing().is_empty());
+        // The uninterrupted lifecycle still waits for the detector's clear.
+        assert_eq!(lc.firing().len(), 1);
+    }
+
+    #[test]
+    fn state_from_outbox_entries_matches_the_snapshot() {
+        // Milliseconds too (the payload's times are whole seconds).
+        let t = T0 + 123;
+        let mut lc = Lifecycle::new(cfg(), Silences::default());
+        let mut out = lc.step(
+            &[signal(SignalKind::VolumeSpike, key("Voltra", "X2"), t, None)],
+            &[],
+            Some(t),
+        );
+        out.extend(lc.step(&[], &[], Some(t + 31 * MIN)));
+        let latest: Vec<Entry> = out.iter().rev().take(1).map(Entry::from).collect();
+        assert_eq!(LifecycleState::from_entries(&latest), lc.snapshot());
     }
 
     #[test]

@@ -4,6 +4,14 @@
 //! [`AlertService::lifecycle`] to the detection path and
 //! [`AlertService::outbox`] to the sink, and `Arc<AlertService>` (as
 //! `Arc<dyn AlertApi>`) to the server.
+//!
+//! State across restarts (when the outbox is open, i.e. endpoints are
+//! configured): [`AlertService::lifecycle`] continues from the alerts whose
+//! latest stored change is `firing` (so they repeat and resolve after a
+//! restart), the active list starts with them, and silences added through
+//! the API are kept in the outbox file. The outbox is compacted at start and
+//! every hour (`alert.outbox_retention_hours`). Without endpoints nothing is
+//! stored: the lifecycle starts empty, as in `earshot replay`.
 
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
@@ -11,7 +19,7 @@ use std::time::Duration;
 
 use super::api::{AlertApi, Silence, SinkStats};
 use super::deliver::{run_sink, SinkCounters};
-use super::lifecycle::{Lifecycle, LifecycleConfig};
+use super::lifecycle::{Lifecycle, LifecycleConfig, LifecycleState};
 use super::outbox::Outbox;
 use super::silence::Silences;
 use super::{AlertError, AlertOut, Status};
@@ -24,7 +32,31 @@ pub struct AlertService {
     active: Mutex<BTreeMap<String, serde_json::Value>>,
     counters: Vec<Arc<SinkCounters>>,
     outbox: Option<Arc<Outbox>>,
+    /// The lifecycle state found in the outbox at start.
+    restored: LifecycleState,
     workers: Mutex<Vec<tokio::task::JoinHandle<()>>>,
+}
+
+/// How often the outbox is compacted while running.
+const COMPACT_EVERY: Duration = Duration::from_secs(3600);
+
+fn wall_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as i64)
+}
+
+fn retention_ms(cfg: &AlertConfig) -> i64 {
+    i64::try_from(cfg.outbox_retention.as_millis()).unwrap_or(i64::MAX)
+}
+
+/// Deletes delivered entries older than the retention; logs what it did.
+fn compact(outbox: &Outbox, retention: i64) {
+    match outbox.compact(retention, wall_ms()) {
+        Ok(0) => {}
+        Ok(n) => tracing::info!(removed = n, "alert outbox compacted"),
+        Err(e) => tracing::warn!(error = %e, "alert outbox compaction failed"),
+    }
 }
 
 impl AlertService {
@@ -36,6 +68,7 @@ impl AlertService {
             active: Mutex::new(BTreeMap::new()),
             counters: Vec::new(),
             outbox: None,
+            restored: LifecycleState::default(),
             workers: Mutex::new(Vec::new()),
         })
     }
@@ -49,6 +82,18 @@ impl AlertService {
         }
         let names: Vec<String> = cfg.sinks.iter().map(|s| s.name.clone()).collect();
         let outbox = Outbox::open(&cfg.outbox_path, &names)?;
+        let retention = retention_ms(cfg);
+        compact(&outbox, retention);
+        let open = outbox.latest_firing()?;
+        let restored = LifecycleState::from_entries(&open);
+        let silences = Silences::from_config(&cfg.silences);
+        let now = wall_ms();
+        for s in outbox.silences()? {
+            let id = s.id.clone();
+            if let Err(e) = silences.add(s, now) {
+                tracing::warn!(id = %id, error = %e, "stored silence not restored");
+            }
+        }
         let client = super::deliver::client()?;
         let mut counters = Vec::new();
         let mut workers = Vec::new();
@@ -63,21 +108,37 @@ impl AlertService {
                 client.clone(),
             )));
         }
+        let ob = outbox.clone();
+        workers.push(tokio::spawn(async move {
+            loop {
+                tokio::time::sleep(COMPACT_EVERY).await;
+                let ob = ob.clone();
+                let _ = tokio::task::spawn_blocking(move || compact(&ob, retention)).await;
+            }
+        }));
         let pending = outbox.depth();
-        tracing::info!(path = %cfg.outbox_path.display(), sinks = names.len(), pending, "alert outbox open");
+        tracing::info!(path = %cfg.outbox_path.display(), sinks = names.len(), pending,
+            firing = restored.alerts.len(), "alert outbox open");
+        let active = open.into_iter().map(|e| (e.fingerprint, e.payload)).collect();
         Ok(Arc::new(Self {
             cfg: cfg.clone(),
-            silences: Silences::from_config(&cfg.silences),
-            active: Mutex::new(BTreeMap::new()),
+            silences,
+            active: Mutex::new(active),
             counters,
             outbox: Some(outbox),
+            restored,
             workers: Mutex::new(workers),
         }))
     }
 
-    /// A lifecycle sharing this service's silences.
+    /// A lifecycle sharing this service's silences, continuing from the
+    /// alerts that were firing when the outbox was last written.
     pub fn lifecycle(&self) -> Lifecycle {
-        Lifecycle::new(LifecycleConfig::from(&self.cfg), self.silences.clone())
+        Lifecycle::restore(
+            LifecycleConfig::from(&self.cfg),
+            self.silences.clone(),
+            self.restored.clone(),
+        )
     }
 
     pub fn outbox(&self) -> Option<Arc<Outbox>> {
@@ -167,14 +228,24 @@ impl AlertApi for AlertService {
     }
 
     fn add_silence(&self, silence: Silence) -> Result<Silence, String> {
-        let now = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map_or(0, |d| d.as_millis() as i64);
-        self.silences.add(silence, now)
+        let s = self.silences.add(silence, wall_ms())?;
+        if let Some(ob) = &self.outbox {
+            if let Err(e) = ob.put_silence(&s) {
+                self.silences.expire(&s.id);
+                return Err(format!("outbox: the silence could not be stored: {e}"));
+            }
+        }
+        Ok(s)
     }
 
     fn expire_silence(&self, id: &str) -> bool {
-        self.silences.expire(id)
+        let found = self.silences.expire(id);
+        if let Some(ob) = &self.outbox {
+            if let Err(e) = ob.remove_silence(id) {
+                tracing::warn!(id = %id, error = %e, "expired silence not removed from the outbox");
+            }
+        }
+        found
     }
 
     fn delivery(&self) -> Vec<SinkStats> {

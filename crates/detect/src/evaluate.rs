@@ -68,6 +68,14 @@ fn cleared_of(key: &SignalKey, cond: Cond, a: &Active, at: EventTime) -> Cleared
     }
 }
 
+/// Queues a [`Cleared`] for every open condition of a key that stops being
+/// tracked (expired or evicted).
+pub(crate) fn clear_all(key: &SignalKey, st: &KeyState, at: EventTime, cleared: &mut Vec<Cleared>) {
+    for (c, a) in &st.active {
+        cleared.push(cleared_of(key, *c, a, at));
+    }
+}
+
 /// One condition of one key, with the kind it fires as.
 struct Watched<'a> {
     key: &'a SignalKey,
@@ -369,9 +377,7 @@ impl Detector {
         let mut expired = Vec::new();
         for (key, st) in self.keys.iter_mut() {
             if st.last_seen < idle_before {
-                for (c, a) in &st.active {
-                    eval.cleared.push(cleared_of(key, *c, a, end));
-                }
+                clear_all(key, st, end, eval.cleared);
                 expired.push(key.clone());
                 continue;
             }

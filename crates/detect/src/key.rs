@@ -6,9 +6,11 @@
 //! and have not cleared yet, its complaint clusters and a ring of recent
 //! negatives to quote. The table gives every key a numeric id (so the spam
 //! ledger and the SLA tracker can refer to keys cheaply) and enforces
-//! `max_keys`: new keys beyond the cap are counted and not tracked.
+//! `max_keys`: a new key at the cap evicts the least recently seen key (in
+//! event time; the older id on a tie), so the table follows the keys that
+//! are active now. An evicted key that returns starts cold.
 
-use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
 use std::sync::Arc;
 
 use earshot_core::types::{Category, EventTime, SignalKey};
@@ -167,11 +169,14 @@ fn sum(b: &Buckets<Counts>, from: i64, to: i64) -> RangeCounts {
     RangeCounts { total, neg }
 }
 
-/// The tracked keys, by key (iterated in key order) and by id.
+/// The tracked keys, by key (iterated in key order), by id, and by when
+/// they were last seen (the eviction order).
 #[derive(Debug, Clone)]
 pub(crate) struct KeyTable {
     by_key: BTreeMap<SignalKey, KeyState>,
     by_id: HashMap<u64, SignalKey>,
+    /// `(last_seen, id)` of every tracked key: the first is evicted first.
+    by_seen: BTreeSet<(EventTime, u64)>,
     next_id: u64,
 }
 
@@ -180,9 +185,16 @@ impl Default for KeyTable {
         Self {
             by_key: BTreeMap::new(),
             by_id: HashMap::new(),
+            by_seen: BTreeSet::new(),
             next_id: 1,
         }
     }
+}
+
+/// A key evicted to make room for a new one.
+pub(crate) struct Evicted {
+    pub(crate) key: SignalKey,
+    pub(crate) state: KeyState,
 }
 
 impl KeyTable {
@@ -207,38 +219,57 @@ impl KeyTable {
         self.by_key.iter_mut()
     }
 
-    /// The state of `key`, created (first seen at `t`) unless `max_keys`
-    /// keys are tracked already; creations and refusals are counted.
+    /// The state of `key`, seen at `t` (its `last_seen` moves forward),
+    /// created (first seen at `t`) when it is not tracked. A creation with
+    /// `max_keys` keys tracked first evicts the least recently seen key,
+    /// which is returned (for its open conditions to clear). Creations and
+    /// evictions are counted.
     pub(crate) fn get_or_create(
         &mut self,
         key: &SignalKey,
         cfg: &DetectConfig,
         t: EventTime,
         counters: &mut Counters,
-    ) -> Option<&mut KeyState> {
+    ) -> (&mut KeyState, Option<Evicted>) {
+        let mut evicted = None;
         if !self.by_key.contains_key(key) {
-            if self.by_key.len() >= cfg.max_keys {
-                counters.keys_over_cap += 1;
-                return None;
+            if self.by_key.len() >= cfg.max_keys.max(1) {
+                if let Some(&(_, oldest)) = self.by_seen.first() {
+                    if let Some(k) = self.by_id.get(&oldest).cloned() {
+                        if let Some(state) = self.take(&k) {
+                            counters.keys_evicted += 1;
+                            evicted = Some(Evicted { key: k, state });
+                        }
+                    }
+                }
             }
             let kid = self.next_id;
             self.next_id += 1;
             self.by_id.insert(kid, key.clone());
+            self.by_seen.insert((t, kid));
             self.by_key.insert(key.clone(), KeyState::new(kid, cfg, t));
             counters.keys_created += 1;
         }
-        self.by_key.get_mut(key)
+        let st = self.by_key.get_mut(key).expect("key tracked above");
+        if t > st.last_seen {
+            self.by_seen.remove(&(st.last_seen, st.id));
+            self.by_seen.insert((t, st.id));
+            st.last_seen = t;
+        }
+        (st, evicted)
     }
 
     /// Stops tracking `key`; true when it was tracked.
     pub(crate) fn remove(&mut self, key: &SignalKey) -> bool {
-        match self.by_key.remove(key) {
-            Some(st) => {
-                self.by_id.remove(&st.id);
-                true
-            }
-            None => false,
-        }
+        self.take(key).is_some()
+    }
+
+    /// Stops tracking `key` and returns its state.
+    fn take(&mut self, key: &SignalKey) -> Option<KeyState> {
+        let st = self.by_key.remove(key)?;
+        self.by_id.remove(&st.id);
+        self.by_seen.remove(&(st.last_seen, st.id));
+        Some(st)
     }
 
     /// Takes the item `seq`, applied as `applied`, back out of every key's

@@ -14,7 +14,8 @@
 //!   returned as [`Lateness::TooLate`] (for the caller to dead-letter) and
 //!   counted. Nothing is dropped silently.
 //! * Bounded state: keys idle for `idle_ttl` expire; at most `max_keys` keys
-//!   are tracked (new keys beyond the cap are counted and not tracked);
+//!   are tracked (a new key at the cap evicts the least recently seen one in
+//!   event time, ties to the older key, and clears its open conditions);
 //!   clusters, recent-quote rings, spam groups and the term table are capped.
 //! * Suspected fakes (near-duplicate bursts, one author posting many,
 //!   rating/text contradictions) are kept out of every crisis statistic
@@ -84,8 +85,13 @@ pub struct Counters {
     pub no_embedding: u64,
     pub keys_created: u64,
     pub keys_expired: u64,
-    /// New keys not tracked because `max_keys` was reached.
+    /// Always 0: new keys at `max_keys` evict the least recently seen key
+    /// (see `keys_evicted`) instead of being refused. Kept so the exported
+    /// label set does not change.
     pub keys_over_cap: u64,
+    /// Keys evicted (least recently seen first) to make room for a new key
+    /// at `max_keys`; their open conditions are reported cleared.
+    pub keys_evicted: u64,
     pub windows_evaluated: u64,
     /// Replies recorded: a tracked negative event published again with
     /// `replied_at` (not counted twice), or [`Detector::reply`].
@@ -394,10 +400,11 @@ impl Detector {
             let Some(key) = key_for(ev, &self.cfg.rollups[r]) else {
                 continue;
             };
-            let Some(st) = self.keys.get_or_create(&key, &self.cfg, t, &mut self.counters) else {
-                continue;
-            };
-            st.last_seen = st.last_seen.max(t);
+            let (st, evicted) = self.keys.get_or_create(&key, &self.cfg, t, &mut self.counters);
+            if let Some(ev) = evicted {
+                let at = self.watermark.current().unwrap_or(t);
+                evaluate::clear_all(&ev.key, &ev.state, at, &mut self.cleared);
+            }
             if st.next_fold.is_none() {
                 st.next_fold = Some(hour_of(t));
             }

@@ -325,3 +325,97 @@ fn a_large_complaint_wave_is_not_taken_for_traffic_that_explains_a_smaller_one_a
     // wave had been taken for traffic that explains Anvil's volume away.
     assert_eq!(kind, SignalKind::VolumeSpike);
 }
+
+/// Keys named `p0`, `p1`, ... under one rollup (product), `max_keys` = 3.
+fn capped() -> Detector {
+    let cfg = DetectConfig {
+        rollups: vec![vec![Dim::Product]],
+        max_keys: 3,
+        ..DetectConfig::default()
+    };
+    Detector::new(cfg)
+}
+
+fn product_key(p: &str) -> SignalKey {
+    SignalKey(vec![(Dim::Product, p.to_string())])
+}
+
+#[test]
+fn at_max_keys_new_keys_evict_the_least_recently_seen() {
+    let mut rng = Rng::new(3);
+    let mut n = 0;
+    let mut det = capped();
+    // p0, p1, p2 fill the table; p0 is seen again, so p1 is the least recent.
+    for (i, p) in ["p0", "p1", "p2", "p0"].iter().enumerate() {
+        det.push(&event(&mut rng, &mut n, T0 + i as i64 * MINUTE, p, false))
+            .unwrap();
+    }
+    assert_eq!(det.tracked_keys(), 3);
+    // p1 has an open condition: evicting it reports it cleared.
+    det.keys.get_mut(&product_key("p1")).unwrap().active.insert(
+        evaluate::Cond::Volume,
+        evaluate::Active {
+            last_true: T0,
+            kind: SignalKind::VolumeSpike,
+        },
+    );
+    det.take_cleared();
+    det.push(&event(&mut rng, &mut n, T0 + 10 * MINUTE, "p3", false))
+        .unwrap();
+    let tracked = |d: &Detector| -> Vec<String> {
+        (0..20)
+            .map(|i| format!("p{i}"))
+            .filter(|p| d.keys.get(&product_key(p)).is_some())
+            .collect()
+    };
+    assert_eq!(tracked(&det), ["p0", "p2", "p3"]);
+    let cleared = det.take_cleared();
+    assert_eq!(cleared.len(), 1);
+    assert_eq!(cleared[0].key, product_key("p1"));
+    assert_eq!(det.counters().keys_evicted, 1);
+    assert_eq!(det.counters().keys_over_cap, 0);
+    // A stream of new keys keeps tracking the newest three.
+    for i in 4..20 {
+        det.push(&event(
+            &mut rng,
+            &mut n,
+            T0 + (10 + i) * MINUTE,
+            &format!("p{i}"),
+            false,
+        ))
+        .unwrap();
+        assert_eq!(det.tracked_keys(), 3);
+    }
+    assert_eq!(tracked(&det), ["p17", "p18", "p19"]);
+    assert_eq!(det.counters().keys_evicted, 17);
+    // An evicted key that returns starts cold: first seen now, no history.
+    let back = T0 + 40 * MINUTE;
+    det.push(&event(&mut rng, &mut n, back, "p0", false)).unwrap();
+    let st = det.keys.get(&product_key("p0")).unwrap();
+    assert_eq!(st.first_seen, back);
+    assert_eq!(
+        st.buckets.range(i64::MIN, i64::MAX).map(|(_, c)| c.total).sum::<u32>(),
+        1
+    );
+    assert_eq!(tracked(&det), ["p0", "p18", "p19"]);
+}
+
+#[test]
+fn eviction_ties_go_to_the_older_key_and_repeat_exactly() {
+    let run = || {
+        let mut rng = Rng::new(4);
+        let mut n = 0;
+        let mut det = capped();
+        // All at one event time: the order of creation breaks the tie.
+        for p in ["b", "a", "c", "d", "e"] {
+            det.push(&event(&mut rng, &mut n, T0, p, false)).unwrap();
+        }
+        ["a", "b", "c", "d", "e"]
+            .iter()
+            .filter(|p| det.keys.get(&product_key(p)).is_some())
+            .map(|p| p.to_string())
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(run(), ["c", "d", "e"]);
+    assert_eq!(run(), run());
+}
