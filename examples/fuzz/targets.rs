@@ -343,7 +343,11 @@ pub fn run_config(input: &[u8]) -> String {
             Err(e) => variant(format!("{e:?}")),
         };
     }
-    let env = |name: &str| (name.len() % 2 == 0).then(|| "https://example.invalid/hook".to_string());
+    let env = |name: &str| {
+        name.len()
+            .is_multiple_of(2)
+            .then(|| "https://example.invalid/hook".to_string())
+    };
     match Config::from_toml_with_env(&text, "fuzz.toml", base, env) {
         Ok(_) => "ok".into(),
         Err(e) => variant(format!("{e:?}")),
