@@ -7,7 +7,7 @@
 //! [`stream_file`] reads lazily into a bounded channel (constant memory for
 //! files of any size); [`read_jsonl`] collects a small file.
 
-use std::io::BufRead;
+use std::io::{BufRead, Read};
 use std::path::Path;
 use std::sync::atomic::{AtomicU64, Ordering};
 
@@ -45,24 +45,39 @@ fn is_csv(path: &Path) -> bool {
 /// channel is full; `bytes_read` counts progress. Returns the messages sent.
 /// Must run on a blocking thread.
 pub fn stream_file(path: &Path, tx: &mpsc::Sender<RawMessage>, bytes_read: &AtomicU64) -> Result<u64, IngestError> {
-    let io = |source| IngestError::Io {
+    let f = std::fs::File::open(path).map_err(|source| IngestError::Io {
         path: path.display().to_string(),
         source,
+    })?;
+    stream_reader(f, &path.display().to_string(), is_csv(path), tx, bytes_read)
+}
+
+/// [`stream_file`] over any reader: `name` is the message source (and names
+/// the file in errors), `csv` picks the CSV reader instead of JSONL. The fuzz
+/// harness (`examples/fuzz`) drives this with in-memory bytes.
+pub fn stream_reader(
+    f: impl Read,
+    name: &str,
+    csv: bool,
+    tx: &mpsc::Sender<RawMessage>,
+    bytes_read: &AtomicU64,
+) -> Result<u64, IngestError> {
+    let io = |source| IngestError::Io {
+        path: name.to_string(),
+        source,
     };
-    let f = std::fs::File::open(path).map_err(io)?;
-    let name = path.display().to_string();
     let msg = |payload: Vec<u8>, line: u64| RawMessage {
         payload: Some(payload),
         key: None,
         timestamp: None,
         pos: SourcePos {
-            source: name.clone(),
+            source: name.to_string(),
             partition: 0,
             offset: line as i64,
         },
     };
     let mut sent = 0u64;
-    if is_csv(path) {
+    if csv {
         let mut rdr = csv::ReaderBuilder::new().flexible(false).from_reader(f);
         let headers = rdr
             .headers()

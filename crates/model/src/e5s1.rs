@@ -144,7 +144,11 @@ impl E5s1 {
         let norm_bytes = c.u32()? as usize;
         c.take(norm_bytes)?;
         let count = c.dim("tensor_count")?;
-        let mut dir = HashMap::with_capacity(count);
+        // The count comes from the file: reserve no more entries than the
+        // remaining bytes can hold (23 bytes each at least), or a corrupt
+        // count aborts the process allocating a huge table.
+        const MIN_ENTRY_BYTES: usize = 2 + 1 + 4 + 8 + 8;
+        let mut dir = HashMap::with_capacity(count.min(data.len().saturating_sub(c.pos) / MIN_ENTRY_BYTES));
         for _ in 0..count {
             let len = c.u16()? as usize;
             let name = String::from_utf8_lossy(c.take(len)?).into_owned();
@@ -164,6 +168,12 @@ impl E5s1 {
                     bytes,
                 },
             );
+        }
+        // Every layer has tensors of its own: a header claiming more layers
+        // than the directory has entries is corrupt (and would make the
+        // loader reserve memory for 2^31 layers).
+        if layers > count {
+            return Err(E5s1Error::BadHeader("layers", layers as i64));
         }
         let header = Header {
             version,
@@ -282,5 +292,55 @@ mod tests {
         v.extend_from_slice(&1u32.to_le_bytes());
         v.extend_from_slice(&384i32.to_le_bytes());
         assert!(matches!(E5s1::parse(v), Err(E5s1Error::Truncated(_))));
+    }
+
+    /// Header (with `layers`) and empty SentencePiece and norm sections.
+    fn head(layers: i32) -> Vec<u8> {
+        let mut v = b"E5S1".to_vec();
+        v.extend_from_slice(&1u32.to_le_bytes());
+        for x in [32i32, layers, 2, 64, 16, 8, 2] {
+            v.extend_from_slice(&x.to_le_bytes());
+        }
+        v.extend_from_slice(&1e-12f32.to_le_bytes());
+        v.extend_from_slice(&32i32.to_le_bytes());
+        // SentencePiece: one piece (two offsets, one score), empty blob; empty norm map.
+        for x in [1i32, 0, 0, 0, 0] {
+            v.extend_from_slice(&x.to_le_bytes());
+        }
+        v.extend_from_slice(&0u64.to_le_bytes());
+        v.extend_from_slice(&[0; 8]);
+        v.extend_from_slice(&[0; 4]);
+        v.extend_from_slice(&0i32.to_le_bytes());
+        v.extend_from_slice(&0u32.to_le_bytes());
+        v
+    }
+
+    /// A file that claims 2^31-1 tensors is truncated, not an abort while
+    /// allocating the directory (found by `examples/fuzz`).
+    #[test]
+    fn huge_tensor_count_is_truncated_not_an_allocation() {
+        let mut v = head(1);
+        v.extend_from_slice(&i32::MAX.to_le_bytes());
+        assert!(matches!(E5s1::parse(v), Err(E5s1Error::Truncated(_))));
+    }
+
+    /// More layers than tensors is a bad header, not a 360 GB reservation in
+    /// the loader (found by `examples/fuzz`).
+    #[test]
+    fn more_layers_than_tensors_is_a_bad_header() {
+        let mut v = head(i32::MAX);
+        v.extend_from_slice(&1i32.to_le_bytes());
+        let offset = v.len() as u64 + 2 + 1 + 1 + 4 + 8 + 8;
+        v.extend_from_slice(&1u16.to_le_bytes());
+        v.push(b'x');
+        v.push(DTYPE_F32);
+        v.extend_from_slice(&1u32.to_le_bytes());
+        v.extend_from_slice(&offset.to_le_bytes());
+        v.extend_from_slice(&4u64.to_le_bytes());
+        v.extend_from_slice(&1f32.to_le_bytes());
+        assert!(matches!(
+            E5s1::parse(v),
+            Err(E5s1Error::BadHeader("layers", 2147483647))
+        ));
     }
 }
