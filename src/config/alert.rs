@@ -9,7 +9,7 @@ use std::time::Duration;
 use serde::Deserialize;
 
 use super::secrets::{SecretRef, SecretSlot, SecretSource, SecretTarget};
-use super::{dims, severity_rank, AlertConfig, ConfigError, SinkKind, SinkSpec, SinkUrl};
+use super::{dims, duration_ms, severity_rank, AlertConfig, ConfigError, SinkKind, SinkSpec, SinkUrl};
 
 const MINUTE_MS: i64 = 60_000;
 
@@ -324,18 +324,21 @@ impl RawAlert {
                 timeout: Duration::from_millis(r.timeout_ms),
                 max_concurrency: r.max_concurrency,
                 max_attempts: r.max_attempts,
-                max_retry: Duration::from_secs(r.max_retry_minutes * 60),
+                max_retry: Duration::from_secs(r.max_retry_minutes.saturating_mul(60)),
                 backoff_initial: Duration::from_millis(r.backoff_initial_ms),
                 backoff_max: Duration::from_millis(r.backoff_max_ms),
                 min_severity,
-                repeat_interval: r.repeat_interval_minutes.map(|m| m as i64 * MINUTE_MS),
+                repeat_interval: r
+                    .repeat_interval_minutes
+                    .map(|m| duration_ms("alert.sinks.repeat_interval_minutes", m, MINUTE_MS))
+                    .transpose()?,
                 resend_interval: Duration::from_secs(r.resend_interval_secs),
             });
         }
         let alert = AlertConfig {
             grafana_url: self.grafana_url.trim_end_matches('/').to_string(),
-            resolve_after: self.resolve_after_minutes as i64 * MINUTE_MS,
-            repeat_interval: self.repeat_interval_minutes as i64 * MINUTE_MS,
+            resolve_after: duration_ms("alert.resolve_after_minutes", self.resolve_after_minutes, MINUTE_MS)?,
+            repeat_interval: duration_ms("alert.repeat_interval_minutes", self.repeat_interval_minutes, MINUTE_MS)?,
             group_by,
             outbox_path: if self.outbox_path.is_absolute() {
                 self.outbox_path

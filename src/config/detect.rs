@@ -4,7 +4,7 @@
 
 use serde::Deserialize;
 
-use super::{dims, ConfigError};
+use super::{dims, duration_ms, ConfigError};
 use crate::detect::{stats::Seasonality, DetectConfig, Preset};
 
 /// `[detect]`: keys, windows, baselines and sensitivity of the detector.
@@ -174,7 +174,7 @@ impl RawDetect {
                 format!("{} must divide an hour", self.step_secs),
             ));
         }
-        let step = self.step_secs as i64 * 1000;
+        let step = duration_ms("detect.step_secs", self.step_secs, 1000)?;
         let windows = |field: &'static str, v: &[u64]| -> Result<Vec<i64>, ConfigError> {
             if v.is_empty() {
                 return Err(inv(field, "needs at least one window".into()));
@@ -187,7 +187,7 @@ impl RawDetect {
                             format!("{w} s is not a positive multiple of step_secs = {}", self.step_secs),
                         ))
                     } else {
-                        Ok(w as i64 * 1000)
+                        duration_ms(field, w, 1000)
                     }
                 })
                 .collect()
@@ -230,14 +230,14 @@ impl RawDetect {
             step,
             windows: windows("detect.windows_secs", &self.windows_secs)?,
             cluster_windows: windows("detect.cluster_windows_secs", &self.cluster_windows_secs)?,
-            out_of_orderness: self.out_of_orderness_secs as i64 * 1000,
-            allowed_lateness: self.allowed_lateness_secs as i64 * 1000,
+            out_of_orderness: duration_ms("detect.out_of_orderness_secs", self.out_of_orderness_secs, 1000)?,
+            allowed_lateness: duration_ms("detect.allowed_lateness_secs", self.allowed_lateness_secs, 1000)?,
             max_keys: self.max_keys.max(1),
-            idle_ttl: self.idle_ttl_hours.max(1) as i64 * hour,
+            idle_ttl: duration_ms("detect.idle_ttl_hours", self.idle_ttl_hours.max(1), hour)?,
             seasonality,
-            baseline_memory: self.baseline_memory_hours.max(1) as i64 * hour,
-            min_history: self.min_history_hours as i64 * hour,
-            clear_after: self.clear_after_minutes as i64 * 60_000,
+            baseline_memory: duration_ms("detect.baseline_memory_hours", self.baseline_memory_hours.max(1), hour)?,
+            min_history: duration_ms("detect.min_history_hours", self.min_history_hours, hour)?,
+            clear_after: duration_ms("detect.clear_after_minutes", self.clear_after_minutes, 60_000)?,
             thresholds: th,
             cluster_similarity: self.cluster_similarity,
             max_clusters: self.max_clusters.max(1),
@@ -245,13 +245,13 @@ impl RawDetect {
                 scope: dims("detect.spam.scope", &sp.scope)?,
                 near_dup_similarity: sp.near_dup_similarity,
                 burst_min: sp.burst_min.max(2),
-                window: sp.window_minutes.max(1) as i64 * 60_000,
+                window: duration_ms("detect.spam.window_minutes", sp.window_minutes.max(1), 60_000)?,
                 author_max: sp.author_max.max(2),
-                author_window: sp.author_window_hours.max(1) as i64 * hour,
+                author_window: duration_ms("detect.spam.author_window_hours", sp.author_window_hours.max(1), hour)?,
                 contradiction_prob: sp.contradiction_prob,
                 contradiction_min: sp.contradiction_min.max(1),
             },
-            sla: self.sla_hours as i64 * hour,
+            sla: duration_ms("detect.sla_hours", self.sla_hours, hour)?,
             ..d
         })
     }

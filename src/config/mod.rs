@@ -218,6 +218,25 @@ impl RawConfig {
 }
 
 /// Parses key dimensions (`brand`, `region`, ...); `field` names the key in errors.
+/// The longest duration a config field may give: 100 years.
+const MAX_DURATION_MS: i64 = 100 * 365 * 86_400_000;
+
+/// `value` in units of `unit_ms` milliseconds as event-time milliseconds,
+/// rejected (naming the field) beyond 100 years instead of overflowing.
+fn duration_ms(field: &'static str, value: u64, unit_ms: i64) -> Result<i64, ConfigError> {
+    i64::try_from(value)
+        .ok()
+        .and_then(|v| v.checked_mul(unit_ms))
+        .filter(|ms| *ms <= MAX_DURATION_MS)
+        .ok_or_else(|| ConfigError::Invalid {
+            field,
+            message: format!(
+                "{value} is too long: at most 100 years ({} in this unit)",
+                MAX_DURATION_MS / unit_ms
+            ),
+        })
+}
+
 fn dims(field: &'static str, names: &[String]) -> Result<Vec<crate::types::Dim>, ConfigError> {
     names
         .iter()

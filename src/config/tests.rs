@@ -288,3 +288,35 @@ fn shipped_example_config_is_valid_and_matches_the_defaults() {
     assert_eq!(example.alert, defaults.alert);
     assert_eq!(example.model.tokenizer, root.join("examples/../models/tokenizer.json"));
 }
+
+#[test]
+fn durations_too_long_are_rejected_naming_the_field_not_wrapped() {
+    // Found by scripts/fuzz.sh: `x as i64 * 1000` wrapped to a negative window.
+    for (toml, field) in [
+        (
+            format!("[detect]\nallowed_lateness_secs = {}\n", i64::MAX),
+            "detect.allowed_lateness_secs",
+        ),
+        (
+            format!("[detect]\nidle_ttl_hours = {}\n", 1u64 << 40),
+            "detect.idle_ttl_hours",
+        ),
+        (
+            format!("[detect.spam]\nwindow_minutes = {}\n", 1u64 << 50),
+            "detect.spam.window_minutes",
+        ),
+        (
+            format!("[alert]\nrepeat_interval_minutes = {}\n", 1u64 << 45),
+            "alert.repeat_interval_minutes",
+        ),
+    ] {
+        let e = Config::from_toml(&toml, "t.toml", Path::new(".")).unwrap_err();
+        let text = e.to_string();
+        assert!(
+            text.contains(field) && text.contains("at most 100 years"),
+            "{toml}: {text}"
+        );
+    }
+    // 10 years is fine.
+    Config::from_toml("[detect]\nidle_ttl_hours = 87600\n", "t.toml", Path::new(".")).unwrap();
+}
