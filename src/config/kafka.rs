@@ -169,6 +169,11 @@ pub struct OutputConfig {
     /// Replication factor of output topics created at start-up
     /// (-1: the broker's `default.replication.factor`).
     pub topic_replication: i32,
+    /// A dead letter's payload is cut to this many bytes (header
+    /// `earshot.truncated` = the original size) so that it always fits the
+    /// producer's `message.max.bytes` (librdkafka default 1,000,000); the
+    /// whole message stays in the source topic at the offset in the headers.
+    pub dead_letter_max_bytes: usize,
 }
 
 impl Default for OutputConfig {
@@ -181,6 +186,7 @@ impl Default for OutputConfig {
             create_topics: true,
             topic_partitions: 6,
             topic_replication: -1,
+            dead_letter_max_bytes: 900_000,
         }
     }
 }

@@ -168,6 +168,15 @@ impl RawConfig {
         let (alert, mut secrets) = self.alert.validate(base)?;
         secrets.extend(self.kafka.validate(base)?);
         self.pipeline.validate()?;
+        if self.output.dead_letter_max_bytes < 1024 {
+            return Err(ConfigError::Invalid {
+                field: "output.dead_letter_max_bytes",
+                message: format!(
+                    "{} is too small: at least 1024 (keep it under the producer's message.max.bytes)",
+                    self.output.dead_letter_max_bytes
+                ),
+            });
+        }
         if self.mapping.max_text_bytes == 0 {
             return Err(ConfigError::Invalid {
                 field: "mapping.max_text_bytes",

@@ -54,6 +54,7 @@ dead_letter_topic = "earshot.dead-letter"
 create_topics = true
 topic_partitions = 6
 topic_replication = -1
+dead_letter_max_bytes = 900000
 [pipeline]
 channel_capacity = 2048
 batch_max_wait_ms = 20

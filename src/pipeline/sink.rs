@@ -180,7 +180,8 @@ impl Sink {
             } => {
                 let partition = dead.pos.partition.to_string();
                 let offset = dead.pos.offset.to_string();
-                let headers = OwnedHeaders::new()
+                let (payload, cut) = bounded_payload(dead.payload.as_deref(), output.dead_letter_max_bytes);
+                let mut headers = OwnedHeaders::new()
                     .insert(Header {
                         key: "earshot.reason",
                         value: Some(dead.code),
@@ -201,12 +202,18 @@ impl Sink {
                         key: "earshot.source.offset",
                         value: Some(offset.as_str()),
                     });
+                if let Some(original) = cut {
+                    headers = headers.insert(Header {
+                        key: "earshot.truncated",
+                        value: Some(original.to_string().as_str()),
+                    });
+                }
                 Box::pin(send(
                     producer.clone(),
                     *send_timeout,
                     output.dead_letter_topic.clone(),
                     dead.key.clone(),
-                    dead.payload.clone().unwrap_or_default(),
+                    payload,
                     Some(headers),
                 ))
             }
@@ -232,5 +239,31 @@ impl Sink {
             let p = producer.clone();
             let _ = tokio::task::spawn_blocking(move || p.flush(Duration::from_secs(30))).await;
         }
+    }
+}
+
+/// A dead letter's payload cut to `max` bytes, and its original size when it
+/// was cut: an oversize message must not fail its own dead-lettering (it would
+/// stop the pipeline on the same offset after every restart).
+fn bounded_payload(payload: Option<&[u8]>, max: usize) -> (Vec<u8>, Option<usize>) {
+    let payload = payload.unwrap_or_default();
+    if payload.len() <= max {
+        (payload.to_vec(), None)
+    } else {
+        (payload[..max].to_vec(), Some(payload.len()))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::bounded_payload;
+
+    #[test]
+    fn dead_letter_payloads_are_cut_to_the_limit_with_the_original_size() {
+        assert_eq!(bounded_payload(Some(b"abc"), 3), (b"abc".to_vec(), None));
+        assert_eq!(bounded_payload(None, 3), (Vec::new(), None));
+        let big = vec![b'x'; 2_000_000];
+        let (cut, original) = bounded_payload(Some(&big), 900_000);
+        assert_eq!((cut.len(), original), (900_000, Some(2_000_000)));
     }
 }
