@@ -119,7 +119,7 @@ fn silence(body: &[u8]) -> String {
             return format!("400 invalid silence: {}", m.chars().take(80).collect::<String>());
         }
     };
-    match Silences::default().add(s, NOW) {
+    match Silences::default().add_from_api(s, NOW) {
         Ok(s) => format!("201 created (id `{}`)", s.id),
         Err(e) => format!("400 {e}"),
     }

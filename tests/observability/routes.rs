@@ -84,7 +84,13 @@ async fn routes_need_the_token_and_serve_alerts_and_silences() {
     let v: Value = serde_json::from_str(&body).unwrap();
     assert_eq!(v[0]["fingerprint"], "f1");
 
-    let silence = json!({"matchers": {"brand": "Voltra"}, "ends_at": "2026-11-22T00:00:00Z", "comment": "known"});
+    // API silences must end ahead of now and within 90 days.
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as i64;
+    let tomorrow = earshot::alert::rfc3339(now + 86_400_000);
+    let silence = json!({"matchers": {"brand": "Voltra"}, "ends_at": tomorrow, "comment": "known"});
     let (code, body) = call(&app, "POST", "/silences", tok, Some(silence)).await;
     assert_eq!(code, StatusCode::CREATED, "{body}");
     let id = serde_json::from_str::<Value>(&body).unwrap()["id"]

@@ -228,7 +228,7 @@ impl AlertApi for AlertService {
     }
 
     fn add_silence(&self, silence: Silence) -> Result<Silence, String> {
-        let s = self.silences.add(silence, wall_ms())?;
+        let s = self.silences.add_from_api(silence, wall_ms())?;
         if let Some(ob) = &self.outbox {
             if let Err(e) = ob.put_silence(&s) {
                 self.silences.expire(&s.id);

@@ -57,6 +57,9 @@ impl Matcher {
     }
 }
 
+/// The longest silence the HTTP API accepts, in days from now.
+pub const API_MAX_SILENCE_DAYS: i64 = 90;
+
 /// The shared set of silences.
 #[derive(Debug, Clone, Default)]
 pub struct Silences(Arc<RwLock<Vec<Matcher>>>);
@@ -115,11 +118,68 @@ impl Silences {
         Ok(s)
     }
 
+    /// Adds a silence from the HTTP API: as [`Silences::add`], and its end
+    /// must lie ahead of `now` and at most [`API_MAX_SILENCE_DAYS`] after it,
+    /// so that a typo cannot mute every crisis for years (config silences,
+    /// reviewed like code, have no such bound).
+    pub fn add_from_api(&self, s: Silence, now: EventTime) -> Result<Silence, String> {
+        let end = Matcher::parse(&s)?.end;
+        if end <= now {
+            return Err(format!(
+                "ends_at: `{}` is already past; give a time ahead of now",
+                s.ends_at
+            ));
+        }
+        let max = now.saturating_add(API_MAX_SILENCE_DAYS * 86_400_000);
+        if end > max {
+            return Err(format!(
+                "ends_at: `{}` is more than {API_MAX_SILENCE_DAYS} days ahead; silence for at most that long \
+                 (or add a reviewed silence to `alert.silences` in the config)",
+                s.ends_at
+            ));
+        }
+        self.add(s, now)
+    }
+
     /// Removes a silence; false when there is none with this id.
     pub fn expire(&self, id: &str) -> bool {
         let mut list = self.0.write().unwrap_or_else(|e| e.into_inner());
         let n = list.len();
         list.retain(|m| m.silence.id != id);
         list.len() < n
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn silence(ends_at: &str) -> Silence {
+        Silence {
+            id: String::new(),
+            matchers: [("brand".to_string(), "Voltra".to_string())].into_iter().collect(),
+            starts_at: String::new(),
+            ends_at: ends_at.into(),
+            comment: String::new(),
+            created_by: String::new(),
+        }
+    }
+
+    #[test]
+    fn api_silences_must_end_ahead_and_within_ninety_days() {
+        let now = parse_rfc3339("2026-12-01T00:00:00Z").unwrap();
+        let set = Silences::default();
+        for (ends_at, why) in [
+            ("1970-01-01T00:00:00Z", "already past"),
+            ("2026-11-30T23:59:59Z", "already past"),
+            ("9999-12-31T00:00:00Z", "more than 90 days"),
+            ("2027-03-02T00:00:01Z", "more than 90 days"),
+        ] {
+            let e = set.add_from_api(silence(ends_at), now).unwrap_err();
+            assert!(e.starts_with("ends_at:") && e.contains(why), "{ends_at}: {e}");
+        }
+        set.add_from_api(silence("2026-12-01T04:00:00Z"), now).unwrap();
+        set.add_from_api(silence("2027-03-01T00:00:00Z"), now).unwrap();
+        assert_eq!(set.list().len(), 2);
     }
 }
