@@ -146,14 +146,15 @@ pub async fn run(
         done_tx.clone(),
         parts.stats.clone(),
     );
-    let batcher = batch::spawn_batcher(
-        batch_rx,
-        parts.classifier.clone(),
-        cfg.batch,
-        Duration::from_millis(cfg.pipeline.batch_max_wait_ms),
+    let batcher = batch::BatchStage {
+        rx: batch_rx,
+        classifier: parts.classifier.clone(),
+        limits: cfg.batch,
+        max_wait: Duration::from_millis(cfg.pipeline.batch_max_wait_ms),
         done_tx,
-        parts.stats.clone(),
-    )
+        stats: parts.stats.clone(),
+    }
+    .spawn()
     .map_err(|e| PipelineError::Panicked {
         stage: "batch",
         message: format!("cannot start its thread: {e}"),
