@@ -342,6 +342,16 @@ pub fn render_metrics(live: &Live) -> String {
         );
         r.set(&m::KAFKA_ASSIGNED, &[], src.assigned_partitions() as f64);
         r.set(&m::KAFKA_REBALANCES, &[], src.rebalances() as f64);
+        let rv = src.revokes();
+        let g = |c: &std::sync::atomic::AtomicU64| c.load(std::sync::atomic::Ordering::Relaxed);
+        let undrained = g(&rv.undrained);
+        r.set(
+            &m::KAFKA_REVOKES,
+            &["true"],
+            g(&rv.revokes).saturating_sub(undrained) as f64,
+        );
+        r.set(&m::KAFKA_REVOKES, &["false"], undrained as f64);
+        r.set(&m::KAFKA_REVOKE_WAIT, &[], g(&rv.wait_ms) as f64 / 1000.0);
     }
     // Delivery counters and outbox gauges: refreshed by `serve`'s task.
     if let Some(api) = live.alerts.get() {

@@ -38,6 +38,14 @@ pub enum IngestError {
 pub trait SourceProgress: Send + Sync {
     /// Every partition the source has handed out at least one message from.
     fn progress(&self) -> Vec<PartitionStatus>;
+
+    /// True while the source is giving partitions back (a consumer-group
+    /// revoke): nothing more arrives until it finishes, and it waits for the
+    /// pipeline to drain, so the merge must release what it holds instead of
+    /// waiting for unread data.
+    fn revoking(&self) -> bool {
+        false
+    }
 }
 
 /// A partition of a source: topic (or file) name and partition number.

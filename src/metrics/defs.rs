@@ -288,6 +288,16 @@ pub static KAFKA_REBALANCES: Def = counter(
     "Consumer group rebalances seen by this consumer.",
     &[],
 );
+pub static KAFKA_REVOKES: Def = counter(
+    "earshot_kafka_revokes_total",
+    "Partition revokes, by whether in-flight work drained before the drain timeout (\"false\": it is redelivered).",
+    &["drained"],
+);
+pub static KAFKA_REVOKE_WAIT: Def = counter_seconds(
+    "earshot_kafka_revoke_wait_seconds_total",
+    "Time partition revokes spent waiting for in-flight work to drain.",
+    &[],
+);
 
 // --- engine --------------------------------------------------------------------
 pub static MODEL_INFO: Def = gauge(
@@ -380,6 +390,8 @@ pub static ALL: &[&Def] = &[
     &KAFKA_LAG,
     &KAFKA_ASSIGNED,
     &KAFKA_REBALANCES,
+    &KAFKA_REVOKES,
+    &KAFKA_REVOKE_WAIT,
     &MODEL_INFO,
     &BUILD_INFO,
     &READY,

@@ -82,6 +82,8 @@ pub struct RunSummary {
     pub padded_tokens: u64,
     /// False when shutdown hit the drain timeout (unacked work is redelivered).
     pub drained: bool,
+    /// Partition revokes (consumer-group rebalances) whose drain timed out.
+    pub revokes_undrained: u64,
 }
 
 impl RunSummary {
@@ -99,6 +101,7 @@ impl RunSummary {
             real_tokens: g(&stats.real_tokens),
             padded_tokens: g(&stats.padded_tokens),
             drained,
+            revokes_undrained: 0,
         }
     }
 }
@@ -365,7 +368,9 @@ pub async fn run_kafka_live(
                 .max(Duration::from_secs(1)),
         )
         .await;
-    Ok(RunSummary::from_stats(&stats, drained))
+    let mut summary = RunSummary::from_stats(&stats, drained);
+    summary.revokes_undrained = source.revokes().undrained.load(Ordering::Relaxed);
+    Ok(summary)
 }
 
 /// Creates the output topics (scored, alerts, dead letter) that do not exist

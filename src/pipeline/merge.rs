@@ -38,6 +38,7 @@ pub struct Merger<T> {
     /// merge holds everything for one idle period after the start.
     started: Option<Instant>,
     source: Option<std::sync::Arc<dyn SourceProgress>>,
+    last_wait_log: Instant,
 }
 
 impl<T: Timed> Merger<T> {
@@ -49,6 +50,7 @@ impl<T: Timed> Merger<T> {
             buffered: 0,
             started: None,
             source: None,
+            last_wait_log: Instant::now(),
         }
     }
 
@@ -84,6 +86,10 @@ impl<T: Timed> Merger<T> {
         if self.buffered == 0 {
             return None;
         }
+        // A revoke waits for the pipeline to drain while the source can
+        // deliver nothing: waiting for unread data would stall it to the
+        // drain timeout (and redeliver what was held).
+        let force = force || self.source.as_ref().is_some_and(|s| s.revoking());
         let over = self.buffered > self.max_buffered;
         let warming = self.started.is_some_and(|s| now.duration_since(s) < self.idle);
         if warming && !(force || over) {
@@ -96,6 +102,18 @@ impl<T: Timed> Merger<T> {
                     .get(&part.key)
                     .map_or((0, true), |l| (l.arrived, l.queue.is_empty()));
                 if empty && (part.handed_out > arrived || part.more_unread) {
+                    if now.duration_since(self.last_wait_log) >= Duration::from_secs(10) {
+                        self.last_wait_log = now;
+                        tracing::debug!(
+                            topic = %part.key.0,
+                            partition = part.key.1,
+                            handed_out = part.handed_out,
+                            arrived,
+                            more_unread = part.more_unread,
+                            buffered = self.buffered,
+                            "merge waiting for a partition"
+                        );
+                    }
                     return None;
                 }
             }
@@ -212,6 +230,33 @@ mod tests {
         assert_eq!(m.pop(later, false), Some(It(1, Some(35))));
         // Partition 1 is complete and has nothing unread: no more waiting.
         assert_eq!(m.pop(later, false), Some(It(0, Some(40))));
+    }
+
+    struct Revoking(Vec<PartitionStatus>, std::sync::atomic::AtomicBool);
+    impl SourceProgress for Revoking {
+        fn progress(&self) -> Vec<PartitionStatus> {
+            self.0.clone()
+        }
+        fn revoking(&self) -> bool {
+            self.1.load(std::sync::atomic::Ordering::Relaxed)
+        }
+    }
+
+    #[test]
+    fn a_revoke_releases_what_waits_for_unread_data() {
+        let t0 = Instant::now();
+        let later = t0 + Duration::from_secs(10);
+        // Partition 1 has unread data; while the source is revoking it cannot
+        // deliver any, and the revoke waits for the merge to drain.
+        let src = std::sync::Arc::new(Revoking(vec![status(0, 2, false), status(1, 0, true)], false.into()));
+        let mut m = Merger::new(Duration::from_secs(1), 100).with_source(Some(src.clone()));
+        m.push(It(0, Some(30)), t0);
+        m.push(It(0, Some(40)), t0);
+        assert_eq!(m.pop(later, false), None, "waits for partition 1");
+        src.1.store(true, std::sync::atomic::Ordering::Relaxed);
+        assert_eq!(m.pop(later, false), Some(It(0, Some(30))));
+        assert_eq!(m.pop(later, false), Some(It(0, Some(40))));
+        assert!(m.is_empty());
     }
 
     #[test]

@@ -130,6 +130,12 @@ impl Progress {
 #[derive(Default)]
 pub struct PartitionProgress {
     parts: Mutex<std::collections::BTreeMap<PartitionKey, PartState>>,
+    /// Set by the rebalance callback while a revoke drains the pipeline.
+    revoking: AtomicBool,
+    /// Partitions revoked since the poll loop last looked: messages it still
+    /// holds from them must not enter the pipeline (their next owner, maybe
+    /// this consumer again, reads them from the committed offset).
+    revoked: Mutex<Vec<PartitionKey>>,
 }
 
 /// What the poll thread knows about one partition.
@@ -142,6 +148,30 @@ struct PartState {
 }
 
 impl PartitionProgress {
+    /// Takes back `n` messages handed out but dropped before they reached
+    /// the pipeline, the first of them at `first_offset`.
+    fn unhand(&self, key: &PartitionKey, first_offset: i64, n: u64) {
+        let mut m = self.parts.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(e) = m.get_mut(key) {
+            e.handed_out = e.handed_out.saturating_sub(n);
+            e.next_offset = e.next_offset.min(first_offset);
+        }
+    }
+
+    fn begin_revoke(&self, tpl: &rdkafka::TopicPartitionList) {
+        let mut r = self.revoked.lock().unwrap_or_else(|e| e.into_inner());
+        r.extend(tpl.elements().iter().map(|e| (e.topic().to_string(), e.partition())));
+        self.revoking.store(true, Ordering::Release);
+    }
+
+    fn end_revoke(&self) {
+        self.revoking.store(false, Ordering::Release);
+    }
+
+    fn take_revoked(&self) -> Vec<PartitionKey> {
+        std::mem::take(&mut *self.revoked.lock().unwrap_or_else(|e| e.into_inner()))
+    }
+
     fn handed(&self, topic: &str, partition: i32, offset: i64) {
         let mut m = self.parts.lock().unwrap_or_else(|e| e.into_inner());
         let e = m.entry((topic.to_string(), partition)).or_default();
@@ -216,15 +246,32 @@ impl super::SourceProgress for PartitionProgress {
             })
             .collect()
     }
+
+    fn revoking(&self) -> bool {
+        self.revoking.load(Ordering::Acquire)
+    }
 }
 
 /// Consumer context: drains and commits before partitions are taken away.
 pub struct EngineContext {
     progress: Arc<Progress>,
+    parts: Arc<PartitionProgress>,
     drain_timeout: Duration,
     assigned: Arc<AtomicUsize>,
     rebalances: Arc<AtomicU64>,
+    revokes: Arc<RevokeStats>,
     broker: Arc<BrokerState>,
+}
+
+/// How partition revokes went.
+#[derive(Debug, Default)]
+pub struct RevokeStats {
+    /// Revokes seen.
+    pub revokes: AtomicU64,
+    /// Revokes whose drain timed out (the work in flight is redelivered).
+    pub undrained: AtomicU64,
+    /// Time spent waiting for drains in revokes, in milliseconds.
+    pub wait_ms: AtomicU64,
 }
 
 impl ClientContext for EngineContext {
@@ -246,7 +293,18 @@ impl ClientContext for EngineContext {
 impl ConsumerContext for EngineContext {
     fn pre_rebalance(&self, consumer: &BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
         if let Rebalance::Revoke(tpl) = rebalance {
+            // The merge stops waiting for unread data (this thread cannot
+            // read any until the revoke returns) so the drain can finish.
+            self.parts.begin_revoke(tpl);
+            let t0 = Instant::now();
             let drained = self.progress.wait_drained(self.drain_timeout);
+            self.parts.end_revoke();
+            let r = &self.revokes;
+            r.revokes.fetch_add(1, Ordering::Relaxed);
+            r.wait_ms.fetch_add(t0.elapsed().as_millis() as u64, Ordering::Relaxed);
+            if !drained {
+                r.undrained.fetch_add(1, Ordering::Relaxed);
+            }
             if !drained {
                 tracing::warn!(
                     in_flight = self.progress.in_flight(),
@@ -304,6 +362,7 @@ pub struct KafkaSource {
     thread: Mutex<Option<JoinHandle<()>>>,
     assigned: Arc<AtomicUsize>,
     rebalances: Arc<AtomicU64>,
+    revokes: Arc<RevokeStats>,
     broker: Arc<BrokerState>,
 }
 
@@ -319,8 +378,12 @@ impl KafkaSource {
         let assigned = Arc::new(AtomicUsize::new(0));
         let rebalances = Arc::new(AtomicU64::new(0));
         let broker = Arc::new(BrokerState::default());
+        let partitions = Arc::new(PartitionProgress::default());
+        let revokes = Arc::new(RevokeStats::default());
         let ctx = EngineContext {
             progress: progress.clone(),
+            parts: partitions.clone(),
+            revokes: revokes.clone(),
             drain_timeout,
             assigned: assigned.clone(),
             rebalances: rebalances.clone(),
@@ -351,7 +414,6 @@ impl KafkaSource {
         consumer.subscribe(&topics)?;
         let consumer = Arc::new(consumer);
         let stop = Arc::new(AtomicBool::new(false));
-        let partitions = Arc::new(PartitionProgress::default());
         let (tx, rx) = mpsc::channel(capacity);
         let thread = {
             let (consumer, stop, progress, parts, broker) = (
@@ -389,6 +451,7 @@ impl KafkaSource {
                 thread: Mutex::new(Some(thread)),
                 assigned,
                 rebalances,
+                revokes,
                 broker,
             },
             rx,
@@ -434,6 +497,11 @@ impl KafkaSource {
 
     pub fn rebalances(&self) -> u64 {
         self.rebalances.load(Ordering::Relaxed)
+    }
+
+    /// How the partition revokes so far went (drained or timed out).
+    pub fn revokes(&self) -> &RevokeStats {
+        &self.revokes
     }
 
     /// Stops polling (the channel closes once the thread exits).
@@ -592,7 +660,15 @@ fn poll_loop(io: &PollIo<'_>, tx: mpsc::Sender<RawMessage>) {
         // Short polls while holding messages, so they move on soon after the
         // pipeline has room.
         let wait = if bp.held.is_empty() { 100 } else { 5 };
-        match consumer.poll(Duration::from_millis(wait)) {
+        let polled = consumer.poll(Duration::from_millis(wait));
+        // A revoke ran inside that poll: what is held from those partitions
+        // never entered the pipeline and is past the commit; their next owner
+        // (this consumer again, maybe) reads it from the committed offset.
+        let revoked = parts.take_revoked();
+        if !revoked.is_empty() {
+            drop_revoked(&mut bp.held, &revoked, progress, parts);
+        }
+        match polled {
             None => {}
             Some(Err(KafkaError::PartitionEOF(partition))) if !bp.paused => eof.pause(consumer, partition),
             Some(Err(KafkaError::PartitionEOF(_))) => {}
@@ -616,6 +692,42 @@ fn poll_loop(io: &PollIo<'_>, tx: mpsc::Sender<RawMessage>) {
     let n = bp.held.len() as u64;
     progress.issued.fetch_sub(n, Ordering::AcqRel);
     progress.held.fetch_sub(n, Ordering::AcqRel);
+}
+
+/// Removes the held messages of `revoked` partitions, taking them back from
+/// the in-flight and handed-out counts.
+fn drop_revoked(
+    held: &mut std::collections::VecDeque<RawMessage>,
+    revoked: &[PartitionKey],
+    progress: &Progress,
+    parts: &PartitionProgress,
+) {
+    let is_revoked = |r: &RawMessage| revoked.iter().any(|(t, p)| *t == r.pos.source && *p == r.pos.partition);
+    let mut first: std::collections::BTreeMap<PartitionKey, (i64, u64)> = Default::default();
+    held.retain(|r| {
+        if !is_revoked(r) {
+            return true;
+        }
+        let e = first
+            .entry((r.pos.source.clone(), r.pos.partition))
+            .or_insert((r.pos.offset, 0));
+        e.0 = e.0.min(r.pos.offset);
+        e.1 += 1;
+        false
+    });
+    let n: u64 = first.values().map(|(_, n)| n).sum();
+    if n == 0 {
+        return;
+    }
+    progress.issued.fetch_sub(n, Ordering::AcqRel);
+    progress.held.fetch_sub(n, Ordering::AcqRel);
+    for (key, (offset, k)) in &first {
+        parts.unhand(key, *offset, *k);
+    }
+    tracing::info!(
+        dropped = n,
+        "held messages of revoked partitions dropped (re-read by their next owner)"
+    );
 }
 
 /// Pauses a partition that reached its end for [`EofBackoff::PAUSE`], then
