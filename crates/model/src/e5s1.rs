@@ -32,6 +32,11 @@ pub enum E5s1Error {
     },
     #[error("E5S1 header field `{0}` has an impossible value {1}")]
     BadHeader(&'static str, i64),
+    #[error(
+        "E5S1 tensor `{name}` holds a non-finite value (NaN or infinity) at element {index}: \
+         the file is corrupt; fetch it again with scripts/fetch-models.sh"
+    )]
+    NonFinite { name: String, index: usize },
 }
 
 /// Architecture numbers read from the E5S1 header.
@@ -123,6 +128,10 @@ impl E5s1 {
         let max_positions = c.dim("max_positions")?;
         let type_vocab = c.dim("type_vocab")?;
         let layer_norm_eps = c.f32()? as f64;
+        if !(layer_norm_eps.is_finite() && layer_norm_eps > 0.0) {
+            // Cast for the message only: NaN shows as 0.
+            return Err(E5s1Error::BadHeader("layer_norm_eps", layer_norm_eps as i64));
+        }
         let quant_block = c.dim("quant_block")?;
         if quant_block != 32 {
             return Err(E5s1Error::BadHeader("quant_block", quant_block as i64));
@@ -221,10 +230,19 @@ impl E5s1 {
             });
         }
         let raw = &self.data[e.offset..e.offset + e.bytes];
-        Ok(raw
+        let values: Vec<f32> = raw
             .chunks_exact(4)
             .map(|b| f32::from_le_bytes(b.try_into().unwrap()))
-            .collect())
+            .collect();
+        // A non-finite weight turns every activation it touches into NaN/inf
+        // (and the int8 kernels' quantisation into garbage): refuse the file.
+        if let Some(index) = values.iter().position(|v| !v.is_finite()) {
+            return Err(E5s1Error::NonFinite {
+                name: name.to_string(),
+                index,
+            });
+        }
+        Ok(values)
     }
 
     /// Raw Q4_0 blocks of a `[rows, cols]` matrix (row-major, blocks along `cols`).
@@ -239,7 +257,18 @@ impl E5s1 {
                 expected: format!("q4_0 [{rows}, {cols}] ({expected_bytes} bytes)"),
             });
         }
-        Ok(&self.data[e.offset..e.offset + e.bytes])
+        let blocks = &self.data[e.offset..e.offset + e.bytes];
+        // Each block starts with its f16 scale; exponent all ones = NaN/inf.
+        let bad = blocks
+            .chunks_exact(Q4_0_BLOCK_BYTES)
+            .position(|b| u16::from_le_bytes([b[0], b[1]]) & 0x7c00 == 0x7c00);
+        if let Some(block) = bad {
+            return Err(E5s1Error::NonFinite {
+                name: name.to_string(),
+                index: block * 32,
+            });
+        }
+        Ok(blocks)
     }
 
     /// Like [`Self::q4_0`], but a handle that keeps the file image alive
@@ -313,6 +342,38 @@ mod tests {
         v.extend_from_slice(&0i32.to_le_bytes());
         v.extend_from_slice(&0u32.to_le_bytes());
         v
+    }
+
+    /// A file with one f32 tensor `t` of the given values.
+    fn with_f32_tensor(values: &[f32]) -> Vec<u8> {
+        let mut v = head(1);
+        v.extend_from_slice(&1i32.to_le_bytes());
+        v.extend_from_slice(&1u16.to_le_bytes());
+        v.push(b't');
+        v.push(DTYPE_F32);
+        v.extend_from_slice(&(values.len() as u32).to_le_bytes());
+        let offset = v.len() + 16;
+        v.extend_from_slice(&(offset as u64).to_le_bytes());
+        v.extend_from_slice(&(values.len() as u64 * 4).to_le_bytes());
+        for x in values {
+            v.extend_from_slice(&x.to_le_bytes());
+        }
+        v
+    }
+
+    #[test]
+    fn non_finite_weights_are_refused_with_the_tensor_name() {
+        let ok = E5s1::parse(with_f32_tensor(&[1.0, -2.0, 3.0])).unwrap();
+        assert_eq!(ok.f32s("t", 3).unwrap(), vec![1.0, -2.0, 3.0]);
+        for bad in [f32::NAN, f32::INFINITY, f32::NEG_INFINITY] {
+            let m = E5s1::parse(with_f32_tensor(&[1.0, bad, 3.0])).unwrap();
+            let e = m.f32s("t", 3).unwrap_err();
+            assert!(
+                matches!(&e, E5s1Error::NonFinite { name, index: 1 } if name == "t"),
+                "{e}"
+            );
+            assert!(e.to_string().contains("fetch-models.sh"), "{e}");
+        }
     }
 
     /// A file that claims 2^31-1 tensors is truncated, not an abort while
