@@ -139,7 +139,29 @@ impl Config {
         env: impl Fn(&str) -> Option<String>,
     ) -> Result<Self, ConfigError> {
         let raw = RawConfig::parse(text, origin)?;
-        secrets::resolve(raw.validate(base)?, env)
+        let config = secrets::resolve(raw.validate(base)?, env)?;
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_millis() as i64);
+        config.check_clock(now)?;
+        Ok(config)
+    }
+
+    /// Settings that only make sense against the wall clock `now` (ms):
+    /// a `mapping.min_event_time` in the future would dead-letter every event.
+    pub fn check_clock(&self, now: i64) -> Result<(), ConfigError> {
+        if self.mapping.min_event_time > now {
+            return Err(ConfigError::Invalid {
+                field: "mapping.min_event_time",
+                message: format!(
+                    "{} is later than the clock ({}): every event would be dead-lettered as `bad_time`; \
+                     give a time in the past (default 2000-01-01T00:00:00Z)",
+                    earshot_core::time::rfc3339(self.mapping.min_event_time),
+                    earshot_core::time::rfc3339(now),
+                ),
+            });
+        }
+        Ok(())
     }
 
     /// The built-in default: the real model from `./models`.

@@ -321,3 +321,21 @@ fn durations_too_long_are_rejected_naming_the_field_not_wrapped() {
     // 10 years is fine.
     Config::from_toml("[detect]\nidle_ttl_hours = 87600\n", "t.toml", Path::new(".")).unwrap();
 }
+
+#[test]
+fn a_min_event_time_after_the_clock_is_refused_at_start_up() {
+    let base = Path::new(".");
+    let past = "[mapping]\nmin_event_time = \"2020-01-01T00:00:00Z\"\n";
+    let c = Config::from_toml(past, "t.toml", base).unwrap();
+    assert_eq!(c.mapping.min_event_time, 1_577_836_800_000);
+    let future = "[mapping]\nmin_event_time = \"2300-01-01T00:00:00Z\"\n";
+    let e = Config::from_toml(future, "t.toml", base).unwrap_err();
+    assert!(
+        msg(&e).contains("mapping.min_event_time") && msg(&e).contains("later than the clock"),
+        "{}",
+        msg(&e)
+    );
+    // The rule itself, against a given clock.
+    assert!(c.check_clock(1_577_836_800_000).is_ok());
+    assert!(c.check_clock(1_577_836_799_999).is_err());
+}

@@ -415,6 +415,15 @@ impl Mapping {
                 })
             }
         };
+        // "NaN", "inf" or 1e300 (infinite as f32) would poison every average
+        // the rating enters.
+        if rating.is_some_and(|r| !r.is_finite()) {
+            return Err(DeadLetter::WrongType {
+                path: self.rating.clone(),
+                expected: "a finite number",
+                found: "NaN or a number out of range",
+            });
+        }
         let event_time = match time_of(&self.event_time)? {
             Some(t) => Some(t),
             None => fallback(&self.event_time)?,

@@ -97,6 +97,9 @@ fn every_bad_message_has_a_reason() {
         (br#"{"text": "  "}"#, "empty_text"),
         (br#"{"text": "ok", "event_time": "yesterday"}"#, "bad_time"),
         (br#"{"text": "ok", "rating": "five"}"#, "wrong_type"),
+        (br#"{"text": "ok", "rating": "NaN"}"#, "wrong_type"),
+        (br#"{"text": "ok", "rating": "-inf"}"#, "wrong_type"),
+        (br#"{"text": "ok", "rating": 1e300}"#, "wrong_type"),
         (b"", "no_payload"),
         (b" \r\n", "no_payload"),
     ];
