@@ -9,6 +9,8 @@ log "cargo fmt --check"
 cargo fmt --all -- --check
 log "cargo clippy (workspace, all targets, warnings are errors)"
 cargo clippy --release --locked --workspace --all-targets --quiet -- -D warnings
+log "dependency policy (cargo-deny: licences, bans, sources)"
+bash scripts/deny.sh
 log "local Kafka broker for the integration tests (fresh data dir each run)"
 bash scripts/broker.sh wipe
 bash scripts/broker.sh start
