@@ -80,6 +80,11 @@ impl<T: Timed> Merger<T> {
         self.buffered == 0
     }
 
+    /// Items held.
+    pub fn len(&self) -> usize {
+        self.buffered
+    }
+
     /// The next item to release, if the merge allows one now. With `force`
     /// (end of input) nothing waits.
     pub fn pop(&mut self, now: Instant, force: bool) -> Option<T> {

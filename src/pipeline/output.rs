@@ -125,6 +125,7 @@ pub(super) async fn output_stage(
     let mut reorder: BTreeMap<u64, Done> = BTreeMap::new();
     let mut merger = merge::Merger::new(partition_idle, opts.merge_buffer).with_source(source_progress);
     let mut tick = tokio::time::interval(Duration::from_millis(100));
+    let mut last_state_log = Instant::now();
     let mut next = 1u64;
     let mut in_flight: FuturesOrdered<Delivery> = FuturesOrdered::new();
     let mut open = true;
@@ -262,7 +263,20 @@ pub(super) async fn output_stage(
             to_detector = None;
         }
         tokio::select! {
-            _ = tick.tick(), if !merger.is_empty() => {}
+            _ = tick.tick(), if !merger.is_empty() => {
+                if last_state_log.elapsed() >= Duration::from_secs(10) {
+                    last_state_log = Instant::now();
+                    tracing::debug!(
+                        merge = merger.len(),
+                        reorder = reorder.len(),
+                        next_seq = next,
+                        first_waiting = reorder.keys().next().copied(),
+                        at_detector,
+                        deliveries = in_flight.len(),
+                        "output stage holding events"
+                    );
+                }
+            }
             got = done_rx.recv(), if open && at_detector <= max_in_flight => match got {
                 Some(items) => {
                     for d in items {

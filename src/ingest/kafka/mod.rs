@@ -158,6 +158,20 @@ impl PartitionProgress {
         }
     }
 
+    /// librdkafka reported the end of partition number `partition` (of a
+    /// subscribed topic): nothing is unread there up to the last known high
+    /// watermark. Without this, a partition given back after another member
+    /// read it to the end keeps the offset this consumer last handed out, and
+    /// the merge would wait forever for data that was consumed elsewhere.
+    fn at_end(&self, partition: i32) {
+        let mut m = self.parts.lock().unwrap_or_else(|e| e.into_inner());
+        for ((_, p), e) in m.iter_mut() {
+            if *p == partition {
+                e.next_offset = e.next_offset.max(e.high_watermark);
+            }
+        }
+    }
+
     fn begin_revoke(&self, tpl: &rdkafka::TopicPartitionList) {
         let mut r = self.revoked.lock().unwrap_or_else(|e| e.into_inner());
         r.extend(tpl.elements().iter().map(|e| (e.topic().to_string(), e.partition())));
@@ -324,6 +338,14 @@ impl ConsumerContext for EngineContext {
         let n = consumer.assignment().map(|a| a.count()).unwrap_or(0);
         self.assigned.store(n, Ordering::Release);
         if let Rebalance::Assign(tpl) = rebalance {
+            // librdkafka keeps an application pause across a revoke: a
+            // partition paused for backpressure or at its end, taken away and
+            // given back later, would otherwise never be fetched again (the
+            // merge then waits for it forever). The poll loop re-pauses within
+            // a second if the pipeline is still full.
+            if let Err(e) = consumer.resume(tpl) {
+                tracing::debug!(error = %e, "resume of newly assigned partitions failed");
+            }
             tracing::info!(assigned = tpl.count(), total = n, "partitions assigned");
         }
     }
@@ -670,8 +692,12 @@ fn poll_loop(io: &PollIo<'_>, tx: mpsc::Sender<RawMessage>) {
         }
         match polled {
             None => {}
-            Some(Err(KafkaError::PartitionEOF(partition))) if !bp.paused => eof.pause(consumer, partition),
-            Some(Err(KafkaError::PartitionEOF(_))) => {}
+            Some(Err(KafkaError::PartitionEOF(partition))) => {
+                parts.at_end(partition);
+                if !bp.paused {
+                    eof.pause(consumer, partition)
+                }
+            }
             Some(Ok(m)) => {
                 let raw = raw_message(&m);
                 drop(m);
@@ -797,5 +823,32 @@ mod tests {
             // Not refreshed yet (high 0): no negative lag.
         }
         assert_eq!(p.lag(), vec![(("t".to_string(), 0), 15), (("t".to_string(), 1), 0)]);
+    }
+
+    #[test]
+    fn end_of_partition_clears_unread_data_read_by_another_member() {
+        use crate::ingest::SourceProgress;
+        let p = PartitionProgress::default();
+        // This consumer handed out offset 64 of partition 3, lost it to
+        // another member that read it to the end (2,000), and got it back.
+        p.handed("t", 3, 64);
+        p.parts
+            .lock()
+            .unwrap()
+            .get_mut(&("t".to_string(), 3))
+            .unwrap()
+            .high_watermark = 2000;
+        assert!(p.progress()[0].more_unread);
+        p.at_end(3);
+        assert!(!p.progress()[0].more_unread, "caught up at the end of the partition");
+        assert_eq!(p.lag(), vec![(("t".to_string(), 3), 0)]);
+        // New data after that is unread again.
+        p.parts
+            .lock()
+            .unwrap()
+            .get_mut(&("t".to_string(), 3))
+            .unwrap()
+            .high_watermark = 2005;
+        assert!(p.progress()[0].more_unread);
     }
 }
