@@ -22,6 +22,9 @@ pub struct RawDetect {
     pub out_of_orderness_secs: u64,
     pub allowed_lateness_secs: u64,
     pub max_keys: usize,
+    /// Ids of the most recent events remembered, so a Kafka redelivery is
+    /// not counted twice (0: off).
+    pub dedup_ids: usize,
     pub idle_ttl_hours: u64,
     /// `hour_of_day` or `hour_of_week`.
     pub seasonality: String,
@@ -34,6 +37,9 @@ pub struct RawDetect {
     pub thresholds: RawThresholds,
     pub spam: RawSpam,
 }
+
+/// Largest `detect.dedup_ids`: 16 M ids, 256 MB.
+const MAX_DEDUP_IDS: usize = 1 << 24;
 
 impl Default for RawDetect {
     fn default() -> Self {
@@ -57,6 +63,7 @@ impl Default for RawDetect {
             out_of_orderness_secs: 60,
             allowed_lateness_secs: 600,
             max_keys: 50_000,
+            dedup_ids: 262_144,
             idle_ttl_hours: 336,
             seasonality: "hour_of_day".into(),
             baseline_memory_hours: 168,
@@ -233,6 +240,17 @@ impl RawDetect {
             out_of_orderness: duration_ms("detect.out_of_orderness_secs", self.out_of_orderness_secs, 1000)?,
             allowed_lateness: duration_ms("detect.allowed_lateness_secs", self.allowed_lateness_secs, 1000)?,
             max_keys: self.max_keys.max(1),
+            dedup_ids: if self.dedup_ids > MAX_DEDUP_IDS {
+                return Err(ConfigError::Invalid {
+                    field: "detect.dedup_ids",
+                    message: format!(
+                        "{} is too large: give 0 (off) to {MAX_DEDUP_IDS} (16 bytes each; default 262144)",
+                        self.dedup_ids
+                    ),
+                });
+            } else {
+                self.dedup_ids
+            },
             idle_ttl: duration_ms("detect.idle_ttl_hours", self.idle_ttl_hours.max(1), hour)?,
             seasonality,
             baseline_memory: duration_ms("detect.baseline_memory_hours", self.baseline_memory_hours.max(1), hour)?,

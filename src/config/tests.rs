@@ -74,6 +74,7 @@ cluster_windows_secs = [900, 3600]
 out_of_orderness_secs = 60
 allowed_lateness_secs = 600
 max_keys = 50000
+dedup_ids = 262144
 idle_ttl_hours = 336
 seasonality = "hour_of_day"
 baseline_memory_hours = 168

@@ -195,6 +195,7 @@ fn export_detector(r: &m::Registry, d: &Detector) {
         ("windows_evaluated", c.windows_evaluated),
         ("replies", c.replies),
         ("signals", c.signals),
+        ("duplicates", c.duplicates),
     ] {
         r.set(&m::DETECTOR_ITEMS, &[kind], v as f64);
     }

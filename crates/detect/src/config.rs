@@ -139,6 +139,8 @@ pub struct DetectConfig {
     pub sla: i64,
     /// Quotes kept per key for explanations.
     pub recent_per_key: usize,
+    /// Ids of the most recent events remembered to skip redeliveries (0: off).
+    pub dedup_ids: usize,
 }
 
 impl Default for DetectConfig {
@@ -181,6 +183,7 @@ impl Default for DetectConfig {
             },
             sla: 24 * HOUR,
             recent_per_key: 96,
+            dedup_ids: 262_144,
         }
     }
 }

@@ -31,6 +31,7 @@
 mod baseline;
 pub mod cluster;
 mod config;
+mod dedup;
 mod evaluate;
 mod explain;
 mod key;
@@ -99,6 +100,8 @@ pub struct Counters {
     /// Evaluation steps skipped over a gap in event time.
     pub steps_skipped: u64,
     pub signals: u64,
+    /// Events whose id was counted already (a Kafka redelivery): not counted again.
+    pub duplicates: u64,
 }
 
 /// Why an event was kept out of the crisis statistics.
@@ -151,6 +154,8 @@ pub struct Detector {
     seq: u64,
     spam: SpamFilter,
     sla: SlaTracker,
+    /// Ids of the events counted most recently (redeliveries are skipped).
+    recent: dedup::RecentIds,
     counters: Counters,
     /// Conditions cleared since the last [`Detector::take_cleared`].
     cleared: Vec<Cleared>,
@@ -197,6 +202,7 @@ impl Detector {
             seq: 0,
             spam: SpamFilter::default(),
             sla: SlaTracker::default(),
+            recent: dedup::RecentIds::new(cfg.dedup_ids),
             counters: Counters::default(),
             cleared: Vec::new(),
             cfg,
@@ -236,6 +242,12 @@ impl Detector {
         // is not counted a second time.
         if e.replied_at.is_some() && self.sla.close(&e.id) {
             self.counters.replies += 1;
+            return Ok(Pushed::nothing(Lateness::OnTime));
+        }
+        // The same review delivered again (Kafka redelivers after a failed
+        // commit or a rebalance): counted once.
+        if self.recent.seen(&e.id) {
+            self.counters.duplicates += 1;
             return Ok(Pushed::nothing(Lateness::OnTime));
         }
         let t = e.event_time;

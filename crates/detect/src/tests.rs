@@ -419,3 +419,47 @@ fn eviction_ties_go_to_the_older_key_and_repeat_exactly() {
     assert_eq!(run(), ["c", "d", "e"]);
     assert_eq!(run(), run());
 }
+
+/// Negatives and items in the global key's buckets (all keys' statistics).
+fn global_counts(d: &Detector) -> (u64, u64) {
+    let b = &d.global.buckets;
+    let (lo, hi) = (bucket_of(T0 - DAY, d.cfg.step), bucket_of(T0 + 2 * DAY, d.cfg.step));
+    (lo..hi)
+        .filter_map(|i| b.get(i))
+        .fold((0, 0), |(n, t), c| (n + c.neg as u64, t + c.total as u64))
+}
+
+/// A Kafka redelivery (the last minutes' events again, as after a failed
+/// commit) is not counted twice; with `dedup_ids = 0` it is.
+#[test]
+fn redelivered_events_are_counted_once() {
+    let mut rng = Rng::new(5);
+    let mut n = 0u64;
+    let events: Vec<ScoredEvent> = (0..600)
+        .map(|i| event(&mut rng, &mut n, T0 + i * 6_000, "Rocket", i % 3 == 0))
+        .collect();
+    let feed = |cfg: DetectConfig| {
+        let mut d = Detector::new(cfg);
+        for e in &events {
+            d.push(e).unwrap();
+        }
+        // The last 100 events (10 minutes) delivered again.
+        for e in &events[500..] {
+            d.push(e).unwrap();
+        }
+        d
+    };
+    let on = feed(DetectConfig::default());
+    assert_eq!(on.counters().duplicates, 100);
+    assert_eq!(global_counts(&on), (200, 600), "each event counted once");
+    let off = feed(DetectConfig {
+        dedup_ids: 0,
+        ..DetectConfig::default()
+    });
+    assert_eq!(off.counters().duplicates, 0);
+    assert!(
+        global_counts(&off).1 > 600,
+        "without it the redelivery inflates the counts: {:?}",
+        global_counts(&off)
+    );
+}
