@@ -330,18 +330,29 @@ pub async fn run_kafka_live(
         (r, _) => r,
     };
     tokio::select! {
-        r = &mut pipe => explain(r).context("pipeline failed")?,
+        r = &mut pipe => {
+            if let Err(e) = explain(r) {
+                leave_group(&source).await;
+                return Err(e).context("pipeline failed");
+            }
+        }
         Ok(reason) = &mut fatal_rx => {
             drop(monitor);
             source.stop();
             tracing::error!(%reason, "kafka producer failed fatally; stopping (uncommitted messages are redelivered after a restart)");
+            leave_group(&source).await;
             return Err(PipelineError::ProducerFatal { reason }).context("pipeline failed");
         }
         _ = shutdown => {
             tracing::info!(in_flight = source.in_flight(), "shutting down: draining in-flight work");
             source.stop();
             match tokio::time::timeout(drain, &mut pipe).await {
-                Ok(r) => explain(r).context("pipeline failed while draining")?,
+                Ok(r) => {
+                    if let Err(e) = explain(r) {
+                        leave_group(&source).await;
+                        return Err(e).context("pipeline failed while draining");
+                    }
+                }
                 Err(_) => {
                     drained = false;
                     tracing::warn!("drain timeout: unfinished messages stay uncommitted and will be redelivered");
@@ -372,6 +383,23 @@ pub async fn run_kafka_live(
     let mut summary = RunSummary::from_stats(&stats, drained);
     summary.revokes_undrained = source.revokes().undrained.load(Ordering::Relaxed);
     Ok(summary)
+}
+
+/// On a failed run: commits what was fully processed (offsets are stored
+/// only for those) and leaves the consumer group, so a replacement gets the
+/// partitions at once instead of after `session.timeout.ms` (or never, with a
+/// broker that does not evict dead members). Bounded: a broker in trouble
+/// must not keep a failing process alive.
+async fn leave_group(source: &Arc<KafkaSource>) {
+    const WITHIN: Duration = Duration::from_secs(10);
+    let closing = source.clone();
+    let leave = tokio::task::spawn_blocking(move || closing.abandon(Duration::from_secs(5)));
+    match tokio::time::timeout(WITHIN, leave).await {
+        Ok(Ok(Ok(()))) => {}
+        Ok(Ok(Err(e))) => tracing::warn!(error = %e, "leaving the consumer group after a failure: commit failed"),
+        Ok(Err(e)) => tracing::warn!(error = %e, "leaving the consumer group after a failure panicked"),
+        Err(_) => tracing::warn!("leaving the consumer group after a failure took over 10 s; exiting without it"),
+    }
 }
 
 /// Creates the output topics (scored, alerts, dead letter) that do not exist

@@ -85,6 +85,8 @@ pub struct Progress {
     /// Issued but still held by the poll thread (the pipeline was full):
     /// they cannot finish while a revoke waits, so a drain does not wait for them.
     held: AtomicU64,
+    /// Set after a failure: nothing in flight will finish, revokes do not wait.
+    abandoned: AtomicBool,
     lock: Mutex<()>,
     cv: Condvar,
 }
@@ -108,7 +110,9 @@ impl Progress {
     pub fn wait_drained(&self, timeout: Duration) -> bool {
         let deadline = Instant::now() + timeout;
         let mut g = self.lock.lock().unwrap_or_else(|e| e.into_inner());
-        while self.in_flight().saturating_sub(self.held.load(Ordering::Acquire)) > 0 {
+        while self.in_flight().saturating_sub(self.held.load(Ordering::Acquire)) > 0
+            && !self.abandoned.load(Ordering::Acquire)
+        {
             let now = Instant::now();
             if now >= deadline {
                 return false;
@@ -543,15 +547,35 @@ impl KafkaSource {
     /// group. Call after the pipeline has drained.
     pub fn close(&self) -> Result<(), IngestError> {
         self.join();
-        match self.consumer.commit_consumer_state(CommitMode::Sync) {
-            Ok(()) | Err(KafkaError::ConsumerCommit(RDKafkaErrorCode::NoOffset)) => {}
-            Err(e) => return Err(e.into()),
+        let committed = match self.consumer.commit_consumer_state(CommitMode::Sync) {
+            Ok(()) | Err(KafkaError::ConsumerCommit(RDKafkaErrorCode::NoOffset)) => Ok(()),
+            Err(e) => Err(e.into()),
+        };
+        if committed.is_ok() {
+            if let Ok(pos) = self.consumer.position() {
+                tracing::info!(positions = ?pos.to_topic_map(), "committed and leaving the group");
+            }
         }
-        if let Ok(pos) = self.consumer.position() {
-            tracing::info!(positions = ?pos.to_topic_map(), "committed and leaving the group");
-        }
+        // Leave even when the commit failed: the next owner re-reads from
+        // the last successful commit either way.
         self.consumer.unsubscribe();
-        Ok(())
+        committed
+    }
+
+    /// After a failure: work in flight will never be acknowledged, so the
+    /// revoke does not wait for it; commits what was acknowledged, leaves the
+    /// group, and serves the resulting revoke here (the poll thread is gone)
+    /// for up to `within`, so the group reassigns at once.
+    pub fn abandon(&self, within: Duration) -> Result<(), IngestError> {
+        self.progress.abandoned.store(true, Ordering::Release);
+        let r = self.close();
+        let deadline = Instant::now() + within;
+        while Instant::now() < deadline && self.consumer.assignment().is_ok_and(|a| a.count() > 0) {
+            // Messages polled now are not handed out: redelivered.
+            let _ = self.consumer.poll(Duration::from_millis(100));
+        }
+        tracing::info!("left the consumer group after the failure");
+        r
     }
 }
 
