@@ -104,7 +104,7 @@ silences = []
 sinks = []
 "#;
 
-const SINK_DEFAULTS: &str = "timeout_ms = 10000\nmax_concurrency = 4\nmax_attempts = 20\nmax_retry_minutes = 60\n\
+const SINK_DEFAULTS: &str = "timeout_ms = 10000\nmax_concurrency = 4\nmax_attempts = 10000\nmax_retry_minutes = 1440\n\
     backoff_initial_ms = 500\nbackoff_max_ms = 30000\nmin_severity = \"info\"\nresend_interval_secs = 60\n";
 
 #[test]

@@ -5,7 +5,7 @@
 //! given up on.
 //!
 //! Retries: 5xx, 429, timeouts and connection errors are retried with
-//! exponential backoff and full jitter (`Retry-After` seconds honoured), until
+//! exponential backoff, each wait drawn from [half, all] of it (`Retry-After` seconds honoured), until
 //! `max_attempts` or `max_retry_minutes`; other 4xx are dropped at once.
 //! Redirects are never followed ([`client`]): a 3xx answer is a failed
 //! delivery that is not retried (a signed body must reach only the configured
