@@ -294,3 +294,63 @@ fn readyz_follows_the_broker_and_sigterm_exits_within_the_drain_bound_while_it_i
     );
     drop(broker);
 }
+
+/// A run that fails (here: its dead-letter topic name is invalid, so the
+/// first malformed message cannot be delivered) exits 5 and leaves the
+/// consumer group, so another member gets the partitions at once. Before,
+/// the process exited without leaving: with the bundled broker (which never
+/// evicts a vanished member) the group stayed blocked for good, on a real
+/// cluster for `session.timeout.ms`.
+#[test]
+fn a_failed_run_leaves_the_consumer_group() {
+    k::require_broker();
+    util::require_models();
+    let dir = tempfile::tempdir().unwrap();
+    let topic = k::unique("resil-fail");
+    let group = k::unique("resil-fail-group");
+    produce(&k::brokers(), &topic, 2, 20, dir.path());
+    // One malformed message: it must go to the (unwritable) dead-letter topic.
+    k::block_on(k::produce_json_many(
+        &topic,
+        vec![("b0".to_string(), serde_json::json!({"id": "bad"}))],
+    ));
+    let cfg = write_config(
+        dir.path(),
+        &k::brokers(),
+        &group,
+        &topic,
+        "properties = { \"session.timeout.ms\" = \"60000\" }\n",
+    );
+    let text = std::fs::read_to_string(&cfg).unwrap().replace(
+        &format!("dead_letter_topic = \"{topic}.dlq\""),
+        "dead_letter_topic = \"no such/topic!\"",
+    );
+    std::fs::write(&cfg, text).unwrap();
+    let log = dir.path().join("run.log");
+    let mut child = earshot(&["run", "--config", cfg.to_str().unwrap(), "--http-addr", "off"], &log);
+    let status = wait_exit(&mut child, Duration::from_secs(90));
+    let text = std::fs::read_to_string(&log).unwrap_or_default();
+    let status = status.unwrap_or_else(|| {
+        let _ = child.kill();
+        panic!("earshot run did not stop\n{text}")
+    });
+    assert_eq!(status.code(), Some(5), "expected exit 5 (Kafka)\n{text}");
+    assert!(text.contains("left the consumer group"), "{text}");
+    // Another member is assigned both partitions well within the failed
+    // member's 60 s session timeout.
+    let next: BaseConsumer = k::client_config()
+        .set("group.id", &group)
+        .set("session.timeout.ms", "10000")
+        .set("enable.auto.commit", "false")
+        .create()
+        .unwrap();
+    next.subscribe(&[&topic]).unwrap();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while next.assignment().map_or(0, |a| a.count()) < 2 {
+        assert!(
+            Instant::now() < deadline,
+            "the group still holds the failed member's partitions after 30 s\n{text}"
+        );
+        let _ = next.poll(Duration::from_millis(100));
+    }
+}
