@@ -318,21 +318,25 @@ TOML
 
 # ------------------------------------------------------------------ engine control
 
-# engine_start TAG [run args...]: one earshot process in the background; its
-# pid goes to TAG.pid, its exit code to events.txt ("exit TAG RC").
-engine_start() {
+# engine_once TAG [run args...]: runs one earshot process (in the caller's
+# subshell), publishing its pid in TAG.pid and its start and exit code in
+# events.txt ("start TAG PID", "exit TAG RC"); sets rc.
+engine_once() {
   local tag=$1; shift
   local port; port=$(cat "$FDIR/$tag.port")
+  "$EARSHOT_BIN" run --config "$FDIR/$tag.toml" --http-addr "127.0.0.1:$port" "$@" >>"$FDIR/$tag.log" 2>&1 &
+  local pid=$!
+  echo "$pid" >"$FDIR/$tag.pid.tmp"; mv "$FDIR/$tag.pid.tmp" "$FDIR/$tag.pid"
+  echo "$(stamp) start $tag $pid" >>"$FDIR/events.txt"
+  wait "$pid"; rc=$?
+  echo "$(stamp) exit $tag $rc" >>"$FDIR/events.txt"
+}
+
+# engine_start TAG [run args...]: one earshot process in the background.
+engine_start() {
+  local tag=$1
   rm -f "$FDIR/$tag.pid"
-  (
-    set +e
-    "$EARSHOT_BIN" run --config "$FDIR/$tag.toml" --http-addr "127.0.0.1:$port" "$@" >>"$FDIR/$tag.log" 2>&1 &
-    pid=$!
-    echo "$pid" >"$FDIR/$tag.pid.tmp"; mv "$FDIR/$tag.pid.tmp" "$FDIR/$tag.pid"
-    echo "$(stamp) start $tag $pid" >>"$FDIR/events.txt"
-    wait "$pid"; rc=$?
-    echo "$(stamp) exit $tag $rc" >>"$FDIR/events.txt"
-  ) 2>>"$FDIR/$tag.log" &
+  ( set +e; engine_once "$@" ) 2>>"$FDIR/$tag.log" &
   track $! "engine-subshell-$tag"
   while [ ! -s "$FDIR/$tag.pid" ]; do sleep 0.05; done
 }
@@ -340,19 +344,13 @@ engine_start() {
 # engine_supervise TAG [run args...]: like engine_start, but restarts the
 # engine (after 2 s) whenever it exits, until engine_stop TAG.
 engine_supervise() {
-  local tag=$1; shift
-  local port; port=$(cat "$FDIR/$tag.port")
+  local tag=$1
   rm -f "$FDIR/$tag.pid" "$FDIR/$tag.stop"
   touch "$FDIR/$tag.stopme"
   (
     set +e
     while :; do
-      "$EARSHOT_BIN" run --config "$FDIR/$tag.toml" --http-addr "127.0.0.1:$port" "$@" >>"$FDIR/$tag.log" 2>&1 &
-      pid=$!
-      echo "$pid" >"$FDIR/$tag.pid.tmp"; mv "$FDIR/$tag.pid.tmp" "$FDIR/$tag.pid"
-      echo "$(stamp) start $tag $pid" >>"$FDIR/events.txt"
-      wait "$pid"; rc=$?
-      echo "$(stamp) exit $tag $rc" >>"$FDIR/events.txt"
+      engine_once "$@"
       [ -e "$FDIR/$tag.stop" ] && break
       echo "$(stamp) restart $tag after exit $rc" >>"$FDIR/events.txt"
       sleep 2
