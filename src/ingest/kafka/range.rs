@@ -6,7 +6,8 @@ use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::Message;
 use tokio::sync::mpsc;
 
-use super::{client_config, raw_message};
+use super::client_config;
+use super::poll::raw_message;
 use crate::config::KafkaConfig;
 use crate::ingest::{IngestError, RawMessage};
 
