@@ -319,6 +319,19 @@ pub struct Explanation {
     pub languages: Vec<(String, u32)>,
     /// Complaint category of the window's items, most frequent first.
     pub categories: Vec<(Category, u32)>,
+    /// Region of the window's items, most frequent first (items without one
+    /// are not listed).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub regions: Vec<(String, u32)>,
+    /// Channel of the window's items, most frequent first.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub channels: Vec<(String, u32)>,
+    /// The events behind the signal (FNV-1a 64 of their ids, at most the
+    /// key's recent negatives), sorted: signals on different keys or rules
+    /// that share members are about the same thing (the alert stage
+    /// correlates them into one incident).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub members: Vec<u64>,
 }
 
 /// A detector finding: the input of the alert stage.

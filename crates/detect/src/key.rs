@@ -38,6 +38,8 @@ pub(crate) struct Recent {
     pub(crate) text: Arc<str>,
     pub(crate) author: Option<Arc<str>>,
     pub(crate) lang: Arc<str>,
+    pub(crate) region: Option<Arc<str>>,
+    pub(crate) channel: Option<Arc<str>>,
     pub(crate) category: Category,
     pub(crate) cluster: Option<u64>,
     pub(crate) sim: f32,

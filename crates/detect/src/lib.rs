@@ -403,6 +403,8 @@ impl Detector {
         let text: Arc<str> = ev.event.text.as_str().into();
         let lang: Arc<str> = lang_of(ev).into();
         let author: Option<Arc<str>> = ev.event.author.as_deref().map(Into::into);
+        let region: Option<Arc<str>> = ev.event.key.region.as_deref().map(Into::into);
+        let channel: Option<Arc<str>> = ev.event.key.channel.as_deref().map(Into::into);
         let mut applied = Applied {
             t,
             neg,
@@ -438,6 +440,8 @@ impl Detector {
                     text: text.clone(),
                     author: author.clone(),
                     lang: lang.clone(),
+                    region: region.clone(),
+                    channel: channel.clone(),
                     category: ev.scored.category,
                     cluster: cl,
                     sim,
