@@ -312,8 +312,9 @@ pub struct Quote {
 pub struct Explanation {
     /// 3–5 representative texts (fewer only when fewer exist).
     pub quotes: Vec<Quote>,
-    /// Most distinctive terms of the window's items (words; character
-    /// bigrams for Chinese and Japanese), best first, with counts.
+    /// Most distinctive terms of the window's items (words; jieba words for
+    /// Chinese, kanji and katakana runs for Japanese; stop words dropped),
+    /// best first, with counts.
     pub top_terms: Vec<(String, u32)>,
     /// Language of the window's items, most frequent first.
     pub languages: Vec<(String, u32)>,
