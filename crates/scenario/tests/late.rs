@@ -8,7 +8,7 @@
 //! prints the table.
 
 use earshot_core::rng::Rng;
-use earshot_core::types::{Category, Scored, Sentiment, SentimentProbs};
+use earshot_core::types::{Category, Scored, Sentiment, SentimentProbs, SignalKind};
 use earshot_detect::{Counters, DetectConfig};
 use earshot_scenario::{self as scenario, Bank, BankText, Incident, LateDelivery, Role, Scenario};
 
@@ -197,4 +197,39 @@ fn late_delivery_changes_the_order_not_the_events() {
         .filter(|(a, b)| a.event.id != b.event.id)
         .count();
     assert!(moved > 0);
+}
+
+/// Without late events the longer lateness changes no signal: the same
+/// kinds on the same keys and windows at the same times. Only a slow drift
+/// whose run is longer than the buckets kept at 10 minutes (24 h + 10 min +
+/// 2 h) now reports the items of its whole window.
+#[test]
+fn on_time_streams_give_the_same_signals_with_six_hours_of_lateness() {
+    let bank = synthetic_bank();
+    let after = DetectConfig::default();
+    let before = DetectConfig {
+        allowed_lateness: 10 * 60_000,
+        ..DetectConfig::default()
+    };
+    let kept_before = 26 * 3_600_000 + 10 * 60_000;
+    for incident in [
+        Incident::BatteryWave,
+        Incident::LogisticsDrift,
+        Incident::SpamWave,
+        Incident::MaskedWave,
+    ] {
+        let sc = Scenario::new(1, incident);
+        let a = scenario::run(&sc, &bank, &before).expect("run").emitted;
+        let b = scenario::run(&sc, &bank, &after).expect("run").emitted;
+        assert_eq!(a.len(), b.len(), "{}", incident.name());
+        for (x, y) in a.iter().zip(&b) {
+            let (s, t) = (&x.signal, &y.signal);
+            let same_place = (x.at, s.kind, &s.key, s.window_start, s.window_end, &s.explanation)
+                == (y.at, t.kind, &t.key, t.window_start, t.window_end, &t.explanation);
+            assert!(same_place, "{}: {s:?} vs {t:?}", incident.name());
+            if s.kind != SignalKind::SlowDrift || s.window_end - s.window_start <= kept_before {
+                assert_eq!(s, t, "{}", incident.name());
+            }
+        }
+    }
 }
