@@ -365,6 +365,15 @@ impl Detector {
         fold_global(&mut self.global, &mut self.global_hour_factor, fold_until, cfg);
         let global_factor = global_factor(&self.global, end, step);
         let max_len = cfg.windows.iter().copied().max().unwrap_or(step);
+        // Clusters are tested on the cluster windows only: their counts
+        // need those, the lateness and the hours still to fold.
+        let max_cluster_len = cfg.cluster_windows.iter().copied().max().unwrap_or(step);
+        let keep_clusters_from = bucket_of(
+            end.saturating_sub(max_cluster_len)
+                .saturating_sub(cfg.allowed_lateness)
+                .saturating_sub(2 * HOUR),
+            step,
+        );
         let keep_from = bucket_of(
             end.saturating_sub(max_len)
                 .saturating_sub(cfg.allowed_lateness)
@@ -407,8 +416,13 @@ impl Detector {
             }
             if st.next_fold.is_some_and(|h| h.saturating_mul(per_hour) > keep_from) {
                 st.buckets.trim_before(keep_from);
+            }
+            if st
+                .next_fold
+                .is_some_and(|h| h.saturating_mul(per_hour) > keep_clusters_from)
+            {
                 for c in st.clusters.items.iter_mut() {
-                    c.counts.trim_before(keep_from);
+                    c.counts.trim_before(keep_clusters_from);
                 }
             }
         }

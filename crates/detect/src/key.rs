@@ -322,7 +322,9 @@ impl KeyTable {
             };
             st.uncount(b, applied.neg);
             if let Some(cid) = to.cluster {
-                if let Some(c) = st.clusters.get_mut(cid) {
+                // Only a bucket still kept (`get_mut` would grow the ring
+                // back to one already trimmed).
+                if let Some(c) = st.clusters.get_mut(cid).filter(|c| c.counts.get(b).is_some()) {
                     if let Some(n) = c.counts.get_mut(b) {
                         *n = n.saturating_sub(1);
                     }

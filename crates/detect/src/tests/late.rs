@@ -202,15 +202,27 @@ fn bucket_rings_hold_the_longest_window_plus_the_lateness() {
     let mut det = Detector::new(DetectConfig::default());
     let (mut rng, mut n) = (Rng::new(2), 0);
     for m in 0..2 * 24 * 60 {
-        let e = event(&mut rng, &mut n, T0 + m * MINUTE, "Rocket", false);
+        let neg = rng.uniform() < 0.3;
+        let mut e = event(&mut rng, &mut n, T0 + m * MINUTE, "Rocket", neg);
+        e.scored.embedding = (0..4).map(|_| rng.normal() as f32).collect();
         det.push(&e).expect("push");
-        let len = det.keys.get(&brand_key()).expect("key").buckets.len();
+        let st = det.keys.get(&brand_key()).expect("key");
         // (24 h + 6 h + 2 h) / 5 min = 384, plus the steps ahead of the
         // evaluation (the config docs state the cost from this).
+        let len = st.buckets.len();
         assert!(len <= 386, "{len} buckets at minute {m}");
+        // Clusters: (1 h + 6 h + 2 h) / 5 min = 108, plus those steps.
+        for c in &st.clusters.items {
+            assert!(c.counts.len() <= 110, "cluster {}: {} buckets", c.id, c.counts.len());
+        }
     }
-    let len = det.keys.get(&brand_key()).expect("key").buckets.len();
-    assert!(len >= 384, "{len}");
+    let st = det.keys.get(&brand_key()).expect("key");
+    assert!(st.buckets.len() >= 384, "{}", st.buckets.len());
+    assert!(
+        st.clusters.items.iter().any(|c| c.counts.len() >= 108),
+        "{:?}",
+        st.clusters.items.iter().map(|c| c.counts.len()).collect::<Vec<_>>()
+    );
 }
 
 proptest! {
