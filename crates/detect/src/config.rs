@@ -128,14 +128,17 @@ pub struct DetectConfig {
     /// [`Lateness::TooLate`](crate::Lateness::TooLate).
     ///
     /// Memory: every key keeps its step buckets for the longest window plus
-    /// this plus 2 h (default: 24 h + 6 h + 2 h = 384 buckets of 5 min, about
-    /// 386 with the buckets ahead of the watermark, at 8 bytes: 3.1 KB per key,
-    /// 4 KB allocated as the ring's capacity is a power of two; it was 316
-    /// buckets, 2.5 KB, 4 KB allocated, at 10 min). Each cluster's counts use
-    /// the same span at 4 bytes a bucket (1.5 KB, up to `max_clusters` per
-    /// key). The spam ledger keeps accepted events for
-    /// `max(spam.window, allowed_lateness) + 1 h` of event time, so a late
-    /// member of a fake wave can still be taken back out.
+    /// this plus 2 h (default: 24 h + 6 h + 2 h = 384 buckets of 5 min, at
+    /// most 386 with the steps ahead of the evaluation, at 8 bytes: 3.1 KB
+    /// per key, 4 KB allocated as the ring's capacity is a power of two; at
+    /// 10 min it was 316 buckets, 2.5 KB, also 4 KB allocated). Each of a
+    /// key's clusters (up to `max_clusters`) counts its members for the
+    /// longest cluster window plus this plus 2 h (default: 110 buckets at 4
+    /// bytes, 440 B, 512 B allocated; it was the 24 h window's 316 buckets,
+    /// 2 KB allocated). The spam ledger keeps accepted events for
+    /// `max(spam.window, allowed_lateness) + 1 h` of event time (about 250
+    /// bytes each, at most 2 million), so a late member of a fake wave can
+    /// still be taken back out. All of these grow linearly with this value.
     pub allowed_lateness: i64,
     /// How long an hour waits for late events before it is folded into the
     /// baselines and drift CUSUMs (default 10 min, at most
