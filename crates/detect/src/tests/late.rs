@@ -288,3 +288,29 @@ proptest! {
         prop_assert!(late_share < 0.05 || late_in_later_windows > 0);
     }
 }
+
+#[test]
+fn a_late_near_duplicate_joins_only_a_burst_of_its_own_time() {
+    let mut det = Detector::new(DetectConfig::default());
+    let (mut rng, mut n) = (Rng::new(4), 0);
+    steady(&mut det, &mut rng, &mut n, 0, 30 * 60);
+    let w = det.watermark().expect("watermark");
+    let dup = |rng: &mut Rng, n: &mut u64, t: EventTime| {
+        let mut e = event(rng, n, t, "Rocket", true);
+        e.event.text = format!("worst kettle ever do not buy it broke after one day {n}");
+        e
+    };
+    for i in 0..3 {
+        let e = dup(&mut rng, &mut n, w + i * MINUTE);
+        assert_eq!(det.push(&e).expect("push").suspect, None);
+    }
+    // A fourth copy posted five hours earlier is not part of this burst.
+    let e = dup(&mut rng, &mut n, w - 5 * HOUR);
+    let p = det.push(&e).expect("push");
+    assert_eq!((p.lateness, p.suspect), (Lateness::Late, None));
+    // A fourth copy now is: the three on-time copies are taken back out.
+    let e = dup(&mut rng, &mut n, w + 4 * MINUTE);
+    let p = det.push(&e).expect("push");
+    assert_eq!(p.suspect, Some(Suspect::NearDuplicate));
+    assert_eq!(det.counters().retracted, 3);
+}
