@@ -11,12 +11,12 @@
 //!   evaluated once, when the watermark passes `end`, and never again.
 //!   Events behind the watermark by more than `allowed_lateness` (6 h) are
 //!   returned as [`Lateness::TooLate`] (for the caller to dead-letter),
-//!   counted (`too_late`) and kept out of every statistic. Nothing is dropped
-//!   silently.
+//!   counted (`too_late`) and kept out of every statistic, at the cost of
+//!   one comparison however late they are. Nothing is dropped silently.
 //! * Late events (behind the watermark, within `allowed_lateness`) count as
 //!   if on time wherever the result is not out yet (`late_accepted`):
 //!   - step buckets: counted in their own step (the rings hold the longest
-//!     window plus the lateness), so every window evaluated after the event
+//!     window plus the lateness plus 2 h), so every window evaluated after the event
 //!     arrived includes it, e.g. the 24 h window for up to a day; windows
 //!     evaluated before keep their result and their signals
 //!     (`late_after_evaluation` counts events that missed one);
@@ -27,13 +27,17 @@
 //!   - drift CUSUMs (share and volume): such an item is added to the next
 //!     hour folded (the CUSUM moves by about what it would have on time; a
 //!     drift signal already out, or not raised, stays so);
-//!   - clusters: the item joins a cluster on arrival and counts in its own
-//!     step, so cluster windows evaluated later include it; the clusters'
-//!     usual shares of folded hours are not revised;
+//!   - clusters: the item joins a cluster on arrival (the centroid moves in
+//!     arrival order) and counts in its own step (the cluster rings hold the
+//!     longest cluster window plus the lateness plus 2 h), so cluster windows
+//!     evaluated later include it; the clusters' usual shares of folded
+//!     hours are not revised;
 //!   - recent quotes: kept in arrival order, quoted by windows holding them;
-//!   - spam filter: screened like any event, at its own event time (a late
-//!     near-duplicate joins a burst only with members within `spam.window`
-//!     of it; a recognised wave takes it back out of the buckets);
+//!   - spam filter: screened like any event, at its own event time: a
+//!     near-duplicate burst, an author's run or a contradiction burst counts
+//!     only members within its window of that time, so a late copy does not
+//!     complete a burst of copies hours away; a recognised wave takes it
+//!     back out of the counts (the ledger keeps `allowed_lateness` + 1 h);
 //!   - SLA tracker: an unreplied late negative is tracked from its posting
 //!     time, so it may be overdue on arrival;
 //!   - redelivery dedup: ids are remembered in arrival order whatever the
