@@ -37,7 +37,8 @@
 //!     near-duplicate burst, an author's run or a contradiction burst counts
 //!     only members within its window of that time, so a late copy does not
 //!     complete a burst of copies hours away; a recognised wave takes it
-//!     back out of the counts (the ledger keeps `allowed_lateness` + 1 h);
+//!     back out of the counts (the ledger keeps `max(spam.window,
+//!     allowed_lateness) + 1 h` of events);
 //!   - SLA tracker: an unreplied late negative is tracked from its posting
 //!     time, so it may be overdue on arrival;
 //!   - redelivery dedup: ids are remembered in arrival order whatever the
