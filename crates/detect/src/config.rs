@@ -120,7 +120,33 @@ pub struct DetectConfig {
     /// Windows on which cluster growth is tested.
     pub cluster_windows: Vec<i64>,
     pub out_of_orderness: i64,
+    /// How far behind the watermark an event may be and still count
+    /// (default 6 h): into every window evaluated after it arrives (the
+    /// 24 h window for most of a day), the step buckets, the baselines
+    /// (directly, or as a correction once its hour was folded, see
+    /// `fold_lateness`) and the drift CUSUMs. Later events are
+    /// [`Lateness::TooLate`](crate::Lateness::TooLate).
+    ///
+    /// Memory: every key keeps its step buckets for the longest window plus
+    /// this plus 2 h (default: 24 h + 6 h + 2 h = 384 buckets of 5 min, at
+    /// most 386 with the steps ahead of the evaluation, at 8 bytes: 3.1 KB
+    /// per key, 4 KB allocated as the ring's capacity is a power of two; at
+    /// 10 min it was 316 buckets, 2.5 KB, also 4 KB allocated). Each of a
+    /// key's clusters (up to `max_clusters`) counts its members for the
+    /// longest cluster window plus this plus 2 h (default: 110 buckets at 4
+    /// bytes, 440 B, 512 B allocated; it was the 24 h window's 316 buckets,
+    /// 2 KB allocated). The spam ledger keeps accepted events for
+    /// `max(spam.window, allowed_lateness) + 1 h` of event time (about 250
+    /// bytes each, at most 2 million), so a late member of a fake wave can
+    /// still be taken back out. All of these grow linearly with this value.
     pub allowed_lateness: i64,
+    /// How long an hour waits for late events before it is folded into the
+    /// baselines and drift CUSUMs (default 10 min, at most
+    /// `allowed_lateness`). An event that arrives later (within
+    /// `allowed_lateness`) corrects the folded hour's baseline level and
+    /// enters the drift CUSUMs with the next hour folded, so the baselines
+    /// do not lag the stream by the whole lateness horizon.
+    pub fold_lateness: i64,
     pub max_keys: usize,
     pub idle_ttl: i64,
     pub seasonality: Seasonality,
@@ -143,6 +169,14 @@ pub struct DetectConfig {
     pub dedup_ids: usize,
 }
 
+impl DetectConfig {
+    /// The lateness an hour waits for before it is folded: `fold_lateness`,
+    /// at most `allowed_lateness`.
+    pub(crate) fn fold_lag(&self) -> i64 {
+        self.fold_lateness.clamp(0, self.allowed_lateness.max(0))
+    }
+}
+
 impl Default for DetectConfig {
     fn default() -> Self {
         use Dim::*;
@@ -159,7 +193,8 @@ impl Default for DetectConfig {
             windows: vec![15 * MINUTE, HOUR, 24 * HOUR],
             cluster_windows: vec![15 * MINUTE, HOUR],
             out_of_orderness: MINUTE,
-            allowed_lateness: 10 * MINUTE,
+            allowed_lateness: 6 * HOUR,
+            fold_lateness: 10 * MINUTE,
             max_keys: 50_000,
             idle_ttl: 14 * 24 * HOUR,
             seasonality: Seasonality::HourOfDay,

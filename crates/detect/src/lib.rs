@@ -7,12 +7,43 @@
 //!   events in the same order yields the same signals as the live run.
 //!   Iteration that affects output goes through `BTreeMap`s or sorted lists.
 //! * Event time only. The watermark is the maximum event time seen minus a
-//!   bounded out-of-orderness. A hopping window `[end - len, end)` is
-//!   evaluated once, when the watermark passes `end`. Events behind the
-//!   watermark but within the allowed lateness still count into every window
-//!   not yet evaluated and into baselines; events later than that are
-//!   returned as [`Lateness::TooLate`] (for the caller to dead-letter) and
-//!   counted. Nothing is dropped silently.
+//!   bounded out-of-orderness (1 min). A hopping window `[end - len, end)` is
+//!   evaluated once, when the watermark passes `end`, and never again.
+//!   Events behind the watermark by more than `allowed_lateness` (6 h) are
+//!   returned as [`Lateness::TooLate`] (for the caller to dead-letter),
+//!   counted (`too_late`) and kept out of every statistic, at the cost of
+//!   one comparison however late they are. Nothing is dropped silently.
+//! * Late events (behind the watermark, within `allowed_lateness`) count as
+//!   if on time wherever the result is not out yet (`late_accepted`):
+//!   - step buckets: counted in their own step (the rings hold the longest
+//!     window plus the lateness plus 2 h), so every window evaluated after the event
+//!     arrived includes it, e.g. the 24 h window for up to a day; windows
+//!     evaluated before keep their result and their signals
+//!     (`late_after_evaluation` counts events that missed one);
+//!   - baselines: an hour is folded `fold_lateness` (10 min) after it ends;
+//!     an item of an hour folded already corrects the level of the key's and
+//!     the global baseline as if the fold had held it (`late_corrected`);
+//!     the seasonal shape and past global traffic factors are not revised;
+//!   - drift CUSUMs (share and volume): such an item is added to the next
+//!     hour folded (the CUSUM moves by about what it would have on time; a
+//!     drift signal already out, or not raised, stays so);
+//!   - clusters: the item joins a cluster on arrival (the centroid moves in
+//!     arrival order) and counts in its own step (the cluster rings hold the
+//!     longest cluster window plus the lateness plus 2 h), so cluster windows
+//!     evaluated later include it; the clusters' usual shares of folded
+//!     hours are not revised;
+//!   - recent quotes: kept in arrival order, quoted by windows holding them;
+//!   - spam filter: screened like any event, at its own event time: a
+//!     near-duplicate burst, an author's run or a contradiction burst counts
+//!     only members within its window of that time, so a late copy does not
+//!     complete a burst of copies hours away; a recognised wave takes it
+//!     back out of the counts (the ledger keeps `max(spam.window,
+//!     allowed_lateness) + 1 h` of events);
+//!   - SLA tracker: an unreplied late negative is tracked from its posting
+//!     time, so it may be overdue on arrival;
+//!   - redelivery dedup: ids are remembered in arrival order whatever the
+//!     lateness, so a redelivered too-late event counts as a duplicate, not
+//!     twice as too late.
 //! * Bounded state: keys idle for `idle_ttl` expire; at most `max_keys` keys
 //!   are tracked (a new key at the cap evicts the least recently seen one in
 //!   event time, ties to the older key, and clears its open conditions);
@@ -76,7 +107,20 @@ pub enum DetectError {
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct Counters {
     pub events: u64,
+    /// Events behind the watermark but within `allowed_lateness`: counted.
     pub late_accepted: u64,
+    /// Of `late_accepted`: events that arrived after a window holding them
+    /// was evaluated (the window ending at the end of their step, at least).
+    /// Those windows keep their result; the event counts in every window
+    /// evaluated after it arrived (the 24 h one for up to a day), in the
+    /// baselines and in the drift CUSUMs.
+    pub late_after_evaluation: u64,
+    /// Of `late_accepted` (suspected fakes excepted, as they stay out of the
+    /// statistics): events whose hour was already folded into the baselines. They corrected the baseline levels and entered the drift
+    /// CUSUMs with the next hour folded.
+    pub late_corrected: u64,
+    /// Events behind the watermark by more than `allowed_lateness`: returned
+    /// as [`Lateness::TooLate`] and kept out of every statistic.
     pub too_late: u64,
     pub spam_near_duplicate: u64,
     pub spam_author: u64,
@@ -159,6 +203,8 @@ pub struct Detector {
     counters: Counters,
     /// Conditions cleared since the last [`Detector::take_cleared`].
     cleared: Vec<Cleared>,
+    #[cfg(test)]
+    eval_log: evaluate::EvalLog,
 }
 
 /// The key of an event under one rollup (`None` when the event lacks a dimension).
@@ -205,6 +251,8 @@ impl Detector {
             recent: dedup::RecentIds::new(cfg.dedup_ids),
             counters: Counters::default(),
             cleared: Vec::new(),
+            #[cfg(test)]
+            eval_log: Default::default(),
             cfg,
         }
     }
@@ -258,6 +306,9 @@ impl Detector {
         }
         if lateness == Lateness::Late {
             self.counters.late_accepted += 1;
+            if self.next_eval.is_some_and(|n| window::bucket_end(t, self.cfg.step) < n) {
+                self.counters.late_after_evaluation += 1;
+            }
         }
         self.seq += 1;
         let seq = self.seq;
@@ -386,6 +437,10 @@ impl Detector {
         if self.global.next_fold.is_none() {
             self.global.next_fold = Some(hour_of(t));
         }
+        // A late item whose hour was folded already corrects the baselines.
+        if self.global.correct_late(t, neg, &self.cfg, None) {
+            self.counters.late_corrected += 1;
+        }
         let terms: Arc<[String]> = terms::terms(&ev.event.text).into();
         self.terms.add(&terms);
         let centred = self.centring.centre(&ev.scored.embedding);
@@ -425,6 +480,7 @@ impl Detector {
             if !st.count(b, neg) {
                 continue;
             }
+            st.correct_late(t, neg, &self.cfg, Some(&self.global.baseline));
             let mut cl = None;
             if neg {
                 let mut sim = 0.0;

@@ -173,6 +173,15 @@ struct Member {
     seq: u64,
 }
 
+/// The members within `window` of `t`, either side. Members are kept in
+/// arrival order and pruned from the front, so a late member sits among
+/// newer ones: a burst counts only the members of its own stretch of event
+/// time (in a stream without late events, every member kept).
+fn around(members: &VecDeque<Member>, t: EventTime, window: i64) -> impl Iterator<Item = &Member> + '_ {
+    let (lo, hi) = (t.saturating_sub(window), t.saturating_add(window));
+    members.iter().filter(move |m| m.t >= lo && m.t <= hi)
+}
+
 #[derive(Debug, Clone, Default)]
 struct Author {
     items: VecDeque<Member>,
@@ -278,10 +287,11 @@ impl SpamFilter {
         while c.quotes.len() > 5 {
             c.quotes.pop_front();
         }
-        if c.times.len() as u32 >= sc.contradiction_min && t >= c.active_until {
+        let hi = t.saturating_add(sc.window);
+        let n = c.times.iter().filter(|&&x| x >= from && x <= hi).count() as u32;
+        if n >= sc.contradiction_min && t >= c.active_until {
             c.active_until = t.saturating_add(sc.window);
             let quotes: Vec<Quote> = c.quotes.iter().cloned().collect();
-            let n = c.times.len() as u32;
             let span = Span { start: from, end: t };
             return Some(spam_signal(scope.clone(), span, n, quotes, "contradictions", terms));
         }
@@ -363,11 +373,11 @@ impl SpamFilter {
                 signal: None,
             };
         }
-        if grp.members.len() as u32 >= sc.burst_min {
+        let n = around(&grp.members, t, sc.window).count() as u32;
+        if n >= sc.burst_min {
             grp.flagged = true;
-            retract.extend(grp.members.iter().map(|m| m.seq));
-            let start = grp.members.front().map_or(t, |f| f.t);
-            let n = grp.members.len() as u32;
+            retract.extend(around(&grp.members, t, sc.window).map(|m| m.seq));
+            let start = around(&grp.members, t, sc.window).next().map_or(t, |f| f.t);
             let span = Span { start, end: t };
             let signal = spam_signal(
                 grp.scope.clone(),
@@ -405,7 +415,9 @@ impl SpamFilter {
         while a.items.front().is_some_and(|f| f.t < from) {
             a.items.pop_front();
         }
-        if a.items.len() as u32 >= sc.author_max {
+        let window = sc.author_window;
+        let n = around(&a.items, t, window).count() as u32;
+        if n >= sc.author_max {
             if a.flagged {
                 return Noted {
                     suspect: true,
@@ -413,9 +425,8 @@ impl SpamFilter {
                 };
             }
             a.flagged = true;
-            retract.extend(a.items.iter().map(|m| m.seq));
-            let start = a.items.front().map_or(t, |f| f.t);
-            let n = a.items.len() as u32;
+            retract.extend(around(&a.items, t, window).map(|m| m.seq));
+            let start = around(&a.items, t, window).next().map_or(t, |f| f.t);
             let span = Span { start, end: t };
             let signal = spam_signal(scope.clone(), span, n, vec![q], "author", ctx.terms);
             return Noted {
@@ -423,7 +434,12 @@ impl SpamFilter {
                 signal: Some(signal),
             };
         }
-        a.flagged = false;
+        // The flag ends once the author's recent items are below the limit;
+        // a late item with few others around it says nothing about now.
+        let newest = a.items.iter().map(|m| m.t).max().unwrap_or(t);
+        if newest <= t || (around(&a.items, newest, window).count() as u32) < sc.author_max {
+            a.flagged = false;
+        }
         Noted {
             suspect: false,
             signal: None,
@@ -450,11 +466,9 @@ impl SpamFilter {
             }
         }
         let author_from = end.saturating_sub(sc.author_window);
-        self.authors
-            .retain(|_, a| a.items.back().is_some_and(|m| m.t >= author_from));
+        self.authors.retain(|_, a| a.items.iter().any(|m| m.t >= author_from));
         self.last_signal.retain(|_, t| *t >= from);
-        self.contradictions
-            .retain(|_, c| c.times.back().is_some_and(|&t| t >= from));
+        self.contradictions.retain(|_, c| c.times.iter().any(|&t| t >= from));
     }
 }
 

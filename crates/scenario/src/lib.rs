@@ -5,7 +5,9 @@
 //! returns the same event stream every time. The background has several
 //! brands, products and regions (each region writes in its language), a
 //! daily rhythm in local time, per-product negative shares, occasional
-//! neutral texts, replies, and small arrival jitter (out-of-order events).
+//! neutral texts, replies, and small arrival jitter (out-of-order events);
+//! optionally a share of events is delivered minutes to hours late
+//! ([`LateDelivery`]).
 //! Incidents are injected on top; [`score`](fn@score) compares the detector's signals
 //! with the injected truth.
 
@@ -18,7 +20,7 @@ use earshot_core::types::EventTime;
 
 pub use bank::{Bank, BankText, Role};
 pub use generate::{generate, Generated};
-pub use incident::{Expect, Incident, Scenario, Truth};
+pub use incident::{Expect, Incident, LateDelivery, Scenario, Truth};
 pub use score::{score, Emitted, Report};
 
 const MINUTE: i64 = 60_000;
