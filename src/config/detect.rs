@@ -61,7 +61,7 @@ impl Default for RawDetect {
             windows_secs: vec![900, 3600, 86_400],
             cluster_windows_secs: vec![900, 3600],
             out_of_orderness_secs: 60,
-            allowed_lateness_secs: 600,
+            allowed_lateness_secs: 21_600,
             max_keys: 50_000,
             dedup_ids: 262_144,
             idle_ttl_hours: 336,
