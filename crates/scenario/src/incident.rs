@@ -118,6 +118,13 @@ impl LateDelivery {
     };
 }
 
+impl Truth {
+    /// A crisis is expected (alone or with spam).
+    pub fn expect_crisis(&self) -> bool {
+        self.expect.is_crisis()
+    }
+}
+
 /// Scenario parameters.
 #[derive(Debug, Clone)]
 pub struct Scenario {
