@@ -119,6 +119,12 @@ pub struct Pushed {
     pub suspect: Option<Suspect>,
     /// Signals that became due with this event (watermark advance or a spam burst).
     pub signals: Vec<Signal>,
+    /// Sequence number the event was accepted under (0: not accepted: a
+    /// reply, a redelivery or too late).
+    pub seq: u64,
+    /// Sequence numbers of earlier events taken back out of the statistics
+    /// now (members of a wave recognised with this event).
+    pub retracted: Vec<u64>,
 }
 
 impl Pushed {
@@ -127,6 +133,8 @@ impl Pushed {
             lateness,
             suspect: None,
             signals: Vec::new(),
+            seq: 0,
+            retracted: Vec::new(),
         }
     }
 }
@@ -278,8 +286,11 @@ impl Detector {
             counters: &mut self.counters,
         };
         let screened = self.spam.screen(ev, &scope, seq, quote, ctx);
+        let mut retracted = Vec::new();
         for s in screened.retract {
-            self.retract(s);
+            if self.retract(s) {
+                retracted.push(s);
+            }
         }
         let mut signals = screened.signals;
         if screened.suspect.is_none() {
@@ -299,6 +310,8 @@ impl Detector {
             lateness,
             suspect: screened.suspect,
             signals,
+            seq,
+            retracted,
         })
     }
 
@@ -366,14 +379,16 @@ impl Detector {
         self.sla.track(&ev.event.id, ev.event.event_time, ids, cap);
     }
 
-    /// Takes an accepted event back out of every statistic it entered.
-    fn retract(&mut self, seq: u64) {
+    /// Takes an accepted event back out of every statistic it entered
+    /// (false: it was not counted, or was retracted already).
+    fn retract(&mut self, seq: u64) -> bool {
         let Some(a) = self.spam.ledger.take(seq) else {
-            return;
+            return false;
         };
         self.counters.retracted += 1;
         self.keys.retract(seq, &a, self.cfg.step);
         self.global.uncount(bucket_of(a.t, self.cfg.step), a.neg);
+        true
     }
 
     /// Counts an accepted event into the global and every rollup key's
