@@ -17,8 +17,9 @@
 //!   are tracked (a new key at the cap evicts the least recently seen one in
 //!   event time, ties to the older key, and clears its open conditions);
 //!   clusters, recent-quote rings, spam groups and the term table are capped.
-//! * Suspected fakes (near-duplicate bursts, one author posting many,
-//!   rating/text contradictions) are kept out of every crisis statistic
+//! * Suspected fakes (coordinated near-duplicate bursts, one author posting
+//!   many, rating/text contradictions; identical texts alone are not
+//!   suspect, see [`spam`]) are kept out of every crisis statistic
 //!   (retroactively for the members seen before a burst was recognised) and
 //!   reported as [`SignalKind::ReviewBombing`](earshot_core::types::SignalKind::ReviewBombing) instead.
 //! * Event times are untrusted input: arithmetic on them saturates, and the

@@ -6,6 +6,7 @@
 //! so only the volume/share statistics are exercised.
 
 mod extreme_times;
+mod spam_rules;
 
 use super::*;
 use earshot_core::rng::Rng;
