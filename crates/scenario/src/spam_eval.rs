@@ -27,7 +27,7 @@ use earshot_core::rng::Rng;
 use earshot_core::types::{
     Category, Dim, Event, EventTime, KeyDims, Scored, ScoredEvent, Sentiment, SentimentProbs, Signal, SignalKind,
 };
-use earshot_detect::{DetectConfig, DetectError, Detector};
+use earshot_detect::{DetectConfig, DetectError, Detector, Suspect};
 
 use crate::{DAY, HOUR, MINUTE, T0};
 
@@ -220,6 +220,8 @@ pub struct ShapeRow {
     pub items: u64,
     /// Items kept out of the statistics when they arrived.
     pub suspected: u64,
+    /// ... of which as contradictions (each on its own, without a wave).
+    pub contradictions: u64,
     /// Items taken back out later.
     pub retracted: u64,
     pub waves: u32,
@@ -255,6 +257,7 @@ impl SpamEvalReport {
             let row = self.rows.entry(*s).or_default();
             row.items += r.items;
             row.suspected += r.suspected;
+            row.contradictions += r.contradictions;
             row.retracted += r.retracted;
             row.waves += r.waves;
             row.flagged += r.flagged;
@@ -746,6 +749,9 @@ pub fn run_spam_eval(corpus: &Corpus, seed: u64, cfg: &DetectConfig) -> Result<S
         if p.suspect.is_some() {
             row.suspected += 1;
         }
+        if p.suspect == Some(Suspect::Contradiction) {
+            row.contradictions += 1;
+        }
         if p.seq != 0 {
             seq_item.insert(p.seq, i);
         }
@@ -806,8 +812,8 @@ pub fn run_spam_eval(corpus: &Corpus, seed: u64, cfg: &DetectConfig) -> Result<S
 pub fn format_report(r: &SpamEvalReport, runs: usize) -> String {
     let mut out = String::new();
     out.push_str(&format!(
-        "{:<40} {:>6} {:>6} {:>6} {:>9} {:>9} {:>9}\n",
-        "shape", "waves", "rb", "caught", "crisis", "suspect", "retract"
+        "{:<40} {:>6} {:>6} {:>6} {:>7} {:>8} {:>8} {:>8}\n",
+        "shape", "waves", "rb", "caught", "crisis", "suspect", "(contra)", "retract"
     ));
     for (s, row) in &r.rows {
         let crisis = if s.is_fake() || s.expects_crisis() {
@@ -821,13 +827,14 @@ pub fn format_report(r: &SpamEvalReport, runs: usize) -> String {
             "-".into()
         };
         out.push_str(&format!(
-            "{:<40} {:>6} {:>6} {:>6} {:>9} {:>9} {:>9}   of {} items\n",
+            "{:<40} {:>6} {:>6} {:>6} {:>7} {:>8} {:>8} {:>8}   of {} items\n",
             s.name(),
             row.waves,
             row.rb_signals,
             caught,
             crisis,
             row.suspected,
+            row.contradictions,
             row.retracted,
             row.items
         ));
@@ -843,21 +850,18 @@ pub fn format_report(r: &SpamEvalReport, runs: usize) -> String {
     }
     let fake_rows = r.rows.iter().filter(|(s, _)| s.is_fake());
     let (waves, caught) = fake_rows.fold((0, 0), |(a, b), (_, row)| (a + row.waves, b + row.flagged));
-    let genuine: u64 = r
-        .rows
-        .iter()
-        .filter(|(s, _)| !s.is_fake())
-        .map(|(_, row)| row.suspected + row.retracted)
-        .sum();
-    let genuine_items: u64 = r
-        .rows
-        .iter()
-        .filter(|(s, _)| !s.is_fake())
-        .map(|(_, row)| row.items)
-        .sum();
+    let genuine = r.rows.iter().filter(|(s, _)| !s.is_fake()).map(|(_, row)| row);
+    let (items, retracted, suspected, contra) = genuine.fold((0, 0, 0, 0), |acc, row| {
+        (
+            acc.0 + row.items,
+            acc.1 + row.retracted,
+            acc.2 + row.suspected - row.contradictions,
+            acc.3 + row.contradictions,
+        )
+    });
     out.push_str(&format!(
-        "fake waves caught: {caught}/{waves}; genuine items out of the statistics: {genuine} of {genuine_items} ({:.3}%)\n",
-        100.0 * genuine as f64 / genuine_items.max(1) as f64
+        "fake waves caught: {caught}/{waves}; genuine items: {items}, retracted {retracted}, \
+         suspect as near-duplicate or author {suspected}, as single contradictions {contra}\n"
     ));
     out
 }
