@@ -99,16 +99,58 @@ pub struct SpamConfig {
     pub scope: Vec<Dim>,
     /// Estimated Jaccard similarity (3-shingles) for a near-duplicate.
     pub near_dup_similarity: f64,
-    /// Near-duplicates within `window` that make a burst.
+    /// Near-duplicates within `window` that make a burst (when they also
+    /// show coordination, see `dup_items_per_author` and `dup_variants`).
     pub burst_min: u32,
     pub window: i64,
-    /// Items by one author within `author_window` that make them suspect.
+    /// Texts with fewer character 3-shingles (after normalisation) are
+    /// never judged as near-duplicates: short stock phrases ("太差了",
+    /// "great product") repeat among genuine customers.
+    pub min_shingles: u32,
+    /// A near-duplicate burst is coordinated when its members that carry an
+    /// author id number at least `burst_min` and come from so few accounts
+    /// that each posted this many on average (copy-paste from few accounts).
+    pub dup_items_per_author: f64,
+    /// ... or when its members with author ids use at least this many
+    /// different texts (a template varied to evade exact matching). The
+    /// same text from many authors, or from items without author ids
+    /// (retweets, a shared complaint), is not evidence by itself.
+    pub dup_variants: u32,
+    /// Items by one author within `author_window` in one scope that make
+    /// them suspect.
     pub author_max: u32,
+    /// Items by one author within `author_window` over all scopes that make
+    /// them suspect (a regular reviewing several products a day is not).
+    pub author_max_spread: u32,
     pub author_window: i64,
     /// Probability of the opposite sentiment for a rating/text contradiction.
     pub contradiction_prob: f32,
-    /// Contradictions within `window` in one scope that raise a signal.
+    /// Contradictions within `window` in one scope that raise a signal ...
     pub contradiction_min: u32,
+    /// ... when they are also at least this share of the scope's items in
+    /// that window (a busy product has a few classifier errors every hour).
+    pub contradiction_share: f64,
+}
+
+impl Default for SpamConfig {
+    fn default() -> Self {
+        use Dim::*;
+        Self {
+            scope: vec![Brand, Product],
+            near_dup_similarity: 0.75,
+            burst_min: 4,
+            window: HOUR,
+            min_shingles: 8,
+            dup_items_per_author: 1.5,
+            dup_variants: 3,
+            author_max: 4,
+            author_max_spread: 12,
+            author_window: 24 * HOUR,
+            contradiction_prob: 0.8,
+            contradiction_min: 5,
+            contradiction_share: 0.2,
+        }
+    }
 }
 
 /// Validated detector configuration (built by the root crate's `config` module).
@@ -206,16 +248,7 @@ impl Default for DetectConfig {
             max_clusters: 24,
             cluster_half_life: 24 * HOUR,
             cluster_prior_share: 0.05,
-            spam: SpamConfig {
-                scope: vec![Brand, Product],
-                near_dup_similarity: 0.75,
-                burst_min: 4,
-                window: HOUR,
-                author_max: 4,
-                author_window: 24 * HOUR,
-                contradiction_prob: 0.8,
-                contradiction_min: 5,
-            },
+            spam: SpamConfig::default(),
             sla: 24 * HOUR,
             recent_per_key: 96,
             dedup_ids: 262_144,

@@ -48,8 +48,9 @@
 //!   are tracked (a new key at the cap evicts the least recently seen one in
 //!   event time, ties to the older key, and clears its open conditions);
 //!   clusters, recent-quote rings, spam groups and the term table are capped.
-//! * Suspected fakes (near-duplicate bursts, one author posting many,
-//!   rating/text contradictions) are kept out of every crisis statistic
+//! * Suspected fakes (coordinated near-duplicate bursts, one author posting
+//!   many, rating/text contradictions; identical texts alone are not
+//!   suspect, see [`spam`]) are kept out of every crisis statistic
 //!   (retroactively for the members seen before a burst was recognised) and
 //!   reported as [`SignalKind::ReviewBombing`](earshot_core::types::SignalKind::ReviewBombing) instead.
 //! * Event times are untrusted input: arithmetic on them saturates, and the
@@ -163,6 +164,12 @@ pub struct Pushed {
     pub suspect: Option<Suspect>,
     /// Signals that became due with this event (watermark advance or a spam burst).
     pub signals: Vec<Signal>,
+    /// Sequence number the event was accepted under (0: not accepted: a
+    /// reply, a redelivery or too late).
+    pub seq: u64,
+    /// Sequence numbers of earlier events taken back out of the statistics
+    /// now (members of a wave recognised with this event).
+    pub retracted: Vec<u64>,
 }
 
 impl Pushed {
@@ -171,6 +178,8 @@ impl Pushed {
             lateness,
             suspect: None,
             signals: Vec::new(),
+            seq: 0,
+            retracted: Vec::new(),
         }
     }
 }
@@ -329,8 +338,11 @@ impl Detector {
             counters: &mut self.counters,
         };
         let screened = self.spam.screen(ev, &scope, seq, quote, ctx);
+        let mut retracted = Vec::new();
         for s in screened.retract {
-            self.retract(s);
+            if self.retract(s) {
+                retracted.push(s);
+            }
         }
         let mut signals = screened.signals;
         if screened.suspect.is_none() {
@@ -350,6 +362,8 @@ impl Detector {
             lateness,
             suspect: screened.suspect,
             signals,
+            seq,
+            retracted,
         })
     }
 
@@ -417,14 +431,16 @@ impl Detector {
         self.sla.track(&ev.event.id, ev.event.event_time, ids, cap);
     }
 
-    /// Takes an accepted event back out of every statistic it entered.
-    fn retract(&mut self, seq: u64) {
+    /// Takes an accepted event back out of every statistic it entered
+    /// (false: it was not counted, or was retracted already).
+    fn retract(&mut self, seq: u64) -> bool {
         let Some(a) = self.spam.ledger.take(seq) else {
-            return;
+            return false;
         };
         self.counters.retracted += 1;
         self.keys.retract(seq, &a, self.cfg.step);
         self.global.uncount(bucket_of(a.t, self.cfg.step), a.neg);
+        true
     }
 
     /// Counts an accepted event into the global and every rollup key's

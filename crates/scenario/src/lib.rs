@@ -15,6 +15,7 @@ mod bank;
 mod generate;
 mod incident;
 mod score;
+pub mod spam_eval;
 
 use earshot_core::types::EventTime;
 

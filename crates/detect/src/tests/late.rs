@@ -298,6 +298,9 @@ fn a_late_near_duplicate_joins_only_a_burst_of_its_own_time() {
     let dup = |rng: &mut Rng, n: &mut u64, t: EventTime| {
         let mut e = event(rng, n, t, "Rocket", true);
         e.event.text = format!("worst kettle ever do not buy it broke after one day {n}");
+        // Two accounts take turns: coordinated copies (identical texts from
+        // many authors would not be a wave at all).
+        e.event.author = Some(format!("bot-{}", *n % 2));
         e
     };
     for i in 0..3 {
