@@ -74,6 +74,7 @@ pub fn pages(o: &scenario::Outcome, correlate: bool) -> Pages {
     let eval_from = scenario::T0 + scenario::WARMUP_DAYS * DAY;
     let mut p = Pages::default();
     let mut on_incident_ids = std::collections::BTreeSet::new();
+    let mut seen_topics: Vec<Vec<i8>> = Vec::new();
     for a in &notifications(o, correlate) {
         if a.status != Status::Firing {
             continue;
@@ -87,6 +88,29 @@ pub fn pages(o: &scenario::Outcome, correlate: bool) -> Pages {
         if !crisis {
             p.spam_pages += u32::from(opening);
             continue;
+        }
+        if opening && std::env::var_os("EARSHOT_PAGES_VERBOSE").is_some() {
+            eprintln!(
+                "page {} at +{:.2}h {} {} members {:?} terms {:?}",
+                a.fingerprint,
+                (a.at - scenario::T0) as f64 / HOUR as f64,
+                a.payload["rule"],
+                a.payload["key"],
+                a.payload["signal"]["explanation"]["members"].as_array().map(Vec::len),
+                a.payload["top_terms"]
+            );
+            let topic: Vec<i8> =
+                serde_json::from_value(a.payload["signal"]["explanation"]["topic"].clone()).unwrap_or_default();
+            let sims: Vec<String> = seen_topics
+                .iter()
+                .map(|t| format!("{:.2}", earshot::types::topic_similarity(t, &topic)))
+                .collect();
+            eprintln!(
+                "  topic {} dims; similarity to earlier pages: {}",
+                topic.len(),
+                sims.join(" ")
+            );
+            seen_topics.push(topic);
         }
         if opening {
             if explained {
@@ -114,12 +138,17 @@ fn incidents_page_once() {
         .ok()
         .map(|v| v.split(',').filter_map(|x| x.trim().parse().ok()).collect())
         .unwrap_or_else(|| vec![1, 2, 3]);
+    // EARSHOT_DETECT_SCENARIOS=battery_wave runs a subset (no acceptance).
+    let only = std::env::var("EARSHOT_DETECT_SCENARIOS").ok();
     let mut rows = String::from(
         "| scenario | seed | pages on incident (alerts before) | updates | false pages (alerts before) | spam pages |\n|---|---|---|---|---|---|\n",
     );
     let (mut on, mut on0, mut crises, mut false_pages, mut false0, mut weeks) = (0, 0, 0, 0, 0, 0.0);
     for &seed in &seeds {
         for inc in Incident::ALL {
+            if only.as_ref().is_some_and(|o| !o.split(',').any(|x| x == inc.name())) {
+                continue;
+            }
             let sc = Scenario::new(seed, inc);
             let o = scenario::run(&sc, &bank, &cfg).expect("run");
             let p = pages(&o, true);
@@ -139,7 +168,11 @@ fn incidents_page_once() {
                 on += p.on_incident;
                 on0 += p0.on_incident;
                 // A crisis is paged at least once.
-                assert!(p.on_incident >= 1, "{} seed {seed}: the incident was not paged", inc.name());
+                assert!(
+                    p.on_incident >= 1,
+                    "{} seed {seed}: the incident was not paged",
+                    inc.name()
+                );
             }
             false_pages += p.false_pages;
             false0 += p0.false_pages;
@@ -154,10 +187,16 @@ fn incidents_page_once() {
         f64::from(false_pages) / weeks,
         f64::from(false0) / weeks,
     );
+    if only.is_some() {
+        return;
+    }
     assert!(on <= on0, "correlation never adds pages");
     assert!(
         f64::from(on) / f64::from(crises.max(1)) <= 1.5,
         "one page per incident: {on} pages for {crises} crises"
     );
-    assert!(f64::from(false_pages) / weeks <= 1.0, "false pages per week: {false_pages} in {weeks:.1} weeks");
+    assert!(
+        f64::from(false_pages) / weeks <= 1.0,
+        "false pages per week: {false_pages} in {weeks:.1} weeks"
+    );
 }

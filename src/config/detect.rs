@@ -242,7 +242,10 @@ impl RawDetect {
         if !(sp.dup_items_per_author.is_finite() && sp.dup_items_per_author >= 1.0) {
             return Err(inv(
                 "detect.spam.dup_items_per_author",
-                format!("{}: use a number of items per account of at least 1, e.g. 1.5", sp.dup_items_per_author),
+                format!(
+                    "{}: use a number of items per account of at least 1, e.g. 1.5",
+                    sp.dup_items_per_author
+                ),
             ));
         }
         if !(0.0..=1.0).contains(&sp.contradiction_share) {

@@ -191,7 +191,11 @@ mod tests {
         let p = SignalKey(vec![(Dim::Brand, "V".into()), (Dim::Product, "X2".into())]);
         let r = SignalKey(vec![(Dim::Region, "DE".into())]);
         let mut out = lc.step(&[sig(SignalKind::VolumeSpike, p.clone(), T0, 0..20)], &[], Some(T0));
-        out.extend(lc.step(&[sig(SignalKind::EmergingIssue, r, T0 + 5 * MIN, 5..30)], &[], Some(T0 + 40 * MIN)));
+        out.extend(lc.step(
+            &[sig(SignalKind::EmergingIssue, r, T0 + 5 * MIN, 5..30)],
+            &[],
+            Some(T0 + 40 * MIN),
+        ));
         out.extend(lc.step(&[], &[], Some(T0 + 200 * MIN)));
         let incs = incidents(&out);
         assert_eq!(incs.len(), 1);

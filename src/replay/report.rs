@@ -283,7 +283,11 @@ fn incident_sections(h: &mut String, incs: &[super::incidents::IncidentView], ob
         let _ = write!(
             h,
             "<p><b>top terms:</b> {}</p>",
-            esc(&if terms.is_empty() { "–".into() } else { terms.join(", ") })
+            esc(&if terms.is_empty() {
+                "–".into()
+            } else {
+                terms.join(", ")
+            })
         );
         if let Some(r) = p["signal"]["reason"].as_str() {
             let _ = write!(h, "<p><b>reason:</b> {}</p>", esc(r));

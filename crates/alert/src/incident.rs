@@ -16,7 +16,7 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use earshot_core::types::{Dim, Signal, SignalKey};
+use earshot_core::types::{topic_similarity, Dim, Signal, SignalKey};
 
 /// Events remembered per incident for correlation.
 pub(crate) const MAX_IDS: usize = 8192;
@@ -34,6 +34,11 @@ pub struct CorrelateConfig {
     /// part of the incident (with at least `min_shared` events).
     pub min_overlap: f64,
     pub min_shared: usize,
+    /// Cosine of two signals' topics (centred sentence embeddings of the
+    /// clusters that grew) from which they are about the same thing, when
+    /// their keys do not contradict each other (no dimension with two
+    /// different values).
+    pub min_topic_similarity: f64,
     /// Event time between two update notifications of one incident.
     pub update_interval: i64,
 }
@@ -44,6 +49,7 @@ impl Default for CorrelateConfig {
             enabled: true,
             min_overlap: 0.2,
             min_shared: 2,
+            min_topic_similarity: 0.6,
             update_interval: 30 * 60_000,
         }
     }
@@ -55,6 +61,8 @@ pub(crate) struct Footprint {
     pub ids: BTreeSet<u64>,
     pub terms: BTreeSet<String>,
     pub keys: BTreeSet<SignalKey>,
+    /// Every member signal's key and topic.
+    pub topics: Vec<(SignalKey, Vec<i8>)>,
     pub rules: BTreeSet<&'static str>,
     pub regions: BTreeSet<String>,
     pub channels: BTreeSet<String>,
@@ -73,6 +81,9 @@ impl Footprint {
         }
         for (t, _) in s.explanation.top_terms.iter().take(5) {
             self.terms.insert(t.clone());
+        }
+        if !s.explanation.topic.is_empty() && self.topics.len() < 256 {
+            self.topics.push((s.key.clone(), s.explanation.topic.clone()));
         }
         let mut grew = self.keys.insert(s.key.clone());
         grew |= self.rules.insert(s.kind.as_str());
@@ -112,6 +123,12 @@ impl Footprint {
         if shared >= cfg.min_shared && shared as f64 >= cfg.min_overlap * members.len() as f64 {
             return true;
         }
+        let same_topic = self.topics.iter().any(|(k, t)| {
+            compatible(k, &s.key) && topic_similarity(t, &s.explanation.topic) >= cfg.min_topic_similarity
+        });
+        if same_topic {
+            return true;
+        }
         let nested = self.keys.iter().any(|k| nests(k, &s.key));
         if !nested {
             return false;
@@ -135,6 +152,12 @@ impl Footprint {
             "events": self.ids.len(),
         })
     }
+}
+
+/// No dimension has two different values in the two keys (`region=de` and
+/// `brand=V/product=X2` are compatible, `product=X2` and `product=X3` not).
+pub(crate) fn compatible(a: &SignalKey, b: &SignalKey) -> bool {
+    a.0.iter().all(|(d, v)| b.get(*d).is_none_or(|w| w == v))
 }
 
 /// One key is the other plus more dimensions (or equal).
@@ -229,6 +252,44 @@ mod tests {
         // A sibling product is not nested.
         let sibling = k(&[(Dim::Brand, "V"), (Dim::Product, "X3")]);
         assert!(!f.relates(&sig(sibling, (500..600).collect(), &["hot"]), &cfg));
+    }
+
+    #[test]
+    fn the_same_topic_relates_compatible_keys_in_any_language() {
+        let cfg = CorrelateConfig::default();
+        let mut f = Footprint::default();
+        let topic = |v: &[i8]| v.to_vec();
+        let mut de = sig(
+            k(&[(Dim::Brand, "V"), (Dim::Region, "de")]),
+            (0..10).collect(),
+            &["akku"],
+        );
+        de.explanation.topic = topic(&[100, 20, -5, 0]);
+        f.add(&de);
+        // Only region=de so far: region=jp contradicts it.
+        let mut jp = sig(k(&[(Dim::Region, "jp")]), (50..60).collect(), &["熱"]);
+        jp.explanation.topic = topic(&[90, 30, 0, 10]);
+        assert!(!f.relates(&jp, &cfg));
+        let mut product = sig(
+            k(&[(Dim::Brand, "V"), (Dim::Product, "X2")]),
+            (0..10).collect(),
+            &["akku"],
+        );
+        product.explanation.topic = topic(&[100, 20, -5, 0]);
+        f.add(&product);
+        // Japanese complaints about the same thing, no shared reviews or terms.
+        assert!(f.relates(&jp, &cfg));
+        // Another topic is not.
+        jp.explanation.topic = topic(&[0, -10, 100, 40]);
+        assert!(!f.relates(&jp, &cfg));
+        // The same topic on another brand: keys contradict.
+        let mut other = sig(k(&[(Dim::Brand, "W")]), (70..80).collect(), &["x"]);
+        other.explanation.topic = topic(&[100, 20, -5, 0]);
+        assert!(!f.relates(&other, &cfg));
+        assert!(compatible(
+            &k(&[(Dim::Region, "jp")]),
+            &k(&[(Dim::Brand, "V"), (Dim::Product, "X2")])
+        ));
     }
 
     #[test]

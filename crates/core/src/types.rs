@@ -333,6 +333,30 @@ pub struct Explanation {
     /// correlates them into one incident).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub members: Vec<u64>,
+    /// What the signal is about, language-independently: the direction of
+    /// the semantic clusters that grew in the window (centred embeddings,
+    /// weighted by their excess), quantised to i8. Empty without embeddings.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub topic: Vec<i8>,
+}
+
+/// Cosine similarity of two quantised topic vectors (0 when either is empty
+/// or they differ in length).
+pub fn topic_similarity(a: &[i8], b: &[i8]) -> f64 {
+    if a.is_empty() || a.len() != b.len() {
+        return 0.0;
+    }
+    let (mut ab, mut aa, mut bb) = (0i64, 0i64, 0i64);
+    for (&x, &y) in a.iter().zip(b) {
+        let (x, y) = (i64::from(x), i64::from(y));
+        ab += x * y;
+        aa += x * x;
+        bb += y * y;
+    }
+    if aa == 0 || bb == 0 {
+        return 0.0;
+    }
+    ab as f64 / ((aa as f64).sqrt() * (bb as f64).sqrt())
 }
 
 /// A detector finding: the input of the alert stage.

@@ -53,6 +53,14 @@ pub struct ClusterParams {
 }
 
 impl Clusters {
+    /// The (unnormalised) centroid of a live cluster.
+    pub fn centroid(&self, id: u64) -> Option<&[f32]> {
+        self.items
+            .iter()
+            .find(|c| c.id == id && c.norm > 0.0)
+            .map(|c| c.centroid.as_slice())
+    }
+
     /// Assigns a centred, normalised embedding to a cluster.
     pub fn assign(&mut self, x: &[f32], t: EventTime, p: &ClusterParams) -> Assignment {
         let mut best: Option<(usize, f32)> = None;

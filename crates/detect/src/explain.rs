@@ -44,7 +44,9 @@ pub(crate) fn build_signal(
         .filter(|r| !r.retracted && r.t >= start && r.t < end)
         .filter(|r| cluster.is_none() || r.cluster == cluster)
         .collect();
-    let ranked = rank_for_quotes(st, &items, start);
+    let excess = cluster_excess(st, &items, start);
+    let ranked = rank_for_quotes(&items, &excess);
+    let topic = topic_of(st, &excess);
     // One quote per language first, then fill up to five; distinct texts.
     let mut quotes: Vec<&Recent> = Vec::new();
     for pass in 0..2 {
@@ -104,15 +106,15 @@ pub(crate) fn build_signal(
             regions: sorted_counts(regions),
             channels: sorted_counts(channels),
             members,
+            topic,
         },
     }
 }
 
-/// The window's items in quoting order: the clusters that grew most against
-/// their share among the key's earlier recent negatives first (the wave's
-/// texts, not the key's usual complaints), then the most typical members,
-/// newest first.
-fn rank_for_quotes<'a>(st: &KeyState, items: &[&'a Recent], start: i64) -> Vec<&'a Recent> {
+/// Per cluster of the window's items: how many more it has than its share
+/// among the key's earlier recent negatives predicts (add-one smoothed). The
+/// clusters that grew are the wave's.
+fn cluster_excess(st: &KeyState, items: &[&Recent], start: i64) -> BTreeMap<Option<u64>, f64> {
     let mut in_window: BTreeMap<Option<u64>, f64> = BTreeMap::new();
     for r in items {
         *in_window.entry(r.cluster).or_insert(0.0) += 1.0;
@@ -124,22 +126,62 @@ fn rank_for_quotes<'a>(st: &KeyState, items: &[&'a Recent], start: i64) -> Vec<&
         n_before += 1.0;
     }
     let n_window = items.len() as f64;
-    let groups = (in_window.len() + before.len()).max(1) as f64;
-    // Excess over the count the earlier share predicts (add-one smoothed).
-    let excess = |c: &Option<u64>| {
-        let w = in_window.get(c).copied().unwrap_or(0.0);
-        let b = before.get(c).copied().unwrap_or(0.0);
-        w - n_window * (b + 1.0) / (n_before + groups)
-    };
+    let mut groups = in_window.len() as f64;
+    groups += before.keys().filter(|c| !in_window.contains_key(c)).count() as f64;
+    in_window
+        .iter()
+        .map(|(c, &w)| {
+            let b = before.get(c).copied().unwrap_or(0.0);
+            (*c, w - n_window * (b + 1.0) / (n_before + groups.max(1.0)))
+        })
+        .collect()
+}
+
+/// The window's items in quoting order: the clusters that grew most first
+/// (the wave's texts, not the key's usual complaints), then the most typical
+/// members, newest first.
+fn rank_for_quotes<'a>(items: &[&'a Recent], excess: &BTreeMap<Option<u64>, f64>) -> Vec<&'a Recent> {
+    let ex = |c: &Option<u64>| excess.get(c).copied().unwrap_or(0.0);
     let mut ranked = items.to_vec();
     ranked.sort_by(|a, b| {
-        excess(&b.cluster)
-            .total_cmp(&excess(&a.cluster))
+        ex(&b.cluster)
+            .total_cmp(&ex(&a.cluster))
             .then(b.sim.total_cmp(&a.sim))
             .then(b.t.cmp(&a.t))
             .then(b.seq.cmp(&a.seq))
     });
     ranked
+}
+
+/// The signal's topic: the mean direction of the clusters that grew,
+/// weighted by their excess (by their size when none grew), quantised.
+fn topic_of(st: &KeyState, excess: &BTreeMap<Option<u64>, f64>) -> Vec<i8> {
+    let grew = excess.iter().any(|(c, &e)| c.is_some() && e > 0.0);
+    let mut sum: Vec<f32> = Vec::new();
+    for (c, &e) in excess {
+        let Some(centroid) = c.and_then(|id| st.clusters.centroid(id)) else {
+            continue;
+        };
+        let w = if grew { e.max(0.0) } else { 1.0 } as f32;
+        if w <= 0.0 {
+            continue;
+        }
+        let n = centroid.iter().map(|x| x * x).sum::<f32>().sqrt();
+        if !(n.is_finite() && n > 0.0) {
+            continue;
+        }
+        if sum.is_empty() {
+            sum = vec![0.0; centroid.len()];
+        }
+        for (s, x) in sum.iter_mut().zip(centroid) {
+            *s += w * x / n;
+        }
+    }
+    let max = sum.iter().fold(0.0f32, |m, x| m.max(x.abs()));
+    if !(max.is_finite() && max > 0.0) {
+        return Vec::new();
+    }
+    sum.iter().map(|x| (x / max * 127.0).round() as i8).collect()
 }
 
 /// Sorted, distinct FNV-1a hashes of event ids (the signal's members).
