@@ -1,0 +1,61 @@
+//! Real bursty count series through the detector (issue 15): per series and
+//! overall, signals by kind, labelled anomaly windows hit and false pages
+//! per key per month, once with the spam filter as configured and once with
+//! its near-duplicate bursts off.
+//!
+//! `cargo run --release -p earshot-scenario --example bursty -- DIR [on|off|both]`
+//! where DIR holds what `scripts/fetch-bursty-data.py` writes.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::Instant;
+
+use earshot_detect::DetectConfig;
+use earshot_scenario::bursty;
+
+fn main() -> ExitCode {
+    let mut args = std::env::args().skip(1);
+    let Some(dir) = args.next().map(PathBuf::from) else {
+        eprintln!("usage: bursty DIR [on|off|both]");
+        return ExitCode::from(2);
+    };
+    let modes: &[bool] = match args.next().as_deref() {
+        None | Some("both") => &[true, false],
+        Some("on") => &[true],
+        Some("off") => &[false],
+        Some(m) => {
+            eprintln!("error: spam mode {m:?}: expected on, off or both");
+            return ExitCode::from(2);
+        }
+    };
+    let (series, labels) = match bursty::load(&dir) {
+        Ok(x) => x,
+        Err(e) => {
+            eprintln!("error: reading {}: {e}", dir.display());
+            return ExitCode::FAILURE;
+        }
+    };
+    for &spam in modes {
+        let mut cfg = DetectConfig::default();
+        if !spam {
+            cfg.spam.burst_min = u32::MAX;
+        }
+        let t0 = Instant::now();
+        let emitted = match bursty::run(&series, &cfg) {
+            Ok(x) => x,
+            Err(e) => {
+                eprintln!("error: {e}");
+                return ExitCode::FAILURE;
+            }
+        };
+        let reports = bursty::score(&series, &labels, &emitted);
+        println!(
+            "\nspam filter {} (default DetectConfig{}), {:.1} s\n",
+            if spam { "on" } else { "off" },
+            if spam { "" } else { ", spam.burst_min = u32::MAX" },
+            t0.elapsed().as_secs_f64()
+        );
+        print!("{}", bursty::table(&reports));
+    }
+    ExitCode::SUCCESS
+}
