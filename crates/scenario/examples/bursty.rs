@@ -56,6 +56,25 @@ fn main() -> ExitCode {
             t0.elapsed().as_secs_f64()
         );
         print!("{}", bursty::table(&reports));
+        if std::env::var_os("BURSTY_VERBOSE").is_some() {
+            for e in &emitted {
+                let s = &series[e.series];
+                let inside = labels
+                    .iter()
+                    .any(|l| l.name == s.name && l.start <= e.at && e.at <= l.end);
+                println!(
+                    "{} {} {:>15} at {} window {:>5} min observed {:>6} expected {:>9.1} {}",
+                    s.name,
+                    if inside { "in " } else { "out" },
+                    e.kind.as_str(),
+                    e.at,
+                    (e.window.1 - e.window.0) / 60_000,
+                    e.observed,
+                    e.expected,
+                    (e.at - s.counts.first().map_or(0, |c| c.0)) / 3_600_000,
+                );
+            }
+        }
     }
     ExitCode::SUCCESS
 }

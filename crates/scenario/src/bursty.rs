@@ -200,6 +200,10 @@ pub struct Emitted {
     pub kind: SignalKind,
     /// Index into the series.
     pub series: usize,
+    /// The signal's window, observed and expected negatives.
+    pub window: (EventTime, EventTime),
+    pub observed: u32,
+    pub expected: f64,
 }
 
 /// Runs all series through one detector; returns every signal of a series key.
@@ -215,6 +219,9 @@ pub fn run(series: &[Series], cfg: &DetectConfig) -> Result<Vec<Emitted>, Detect
                 at,
                 kind: s.kind,
                 series: i,
+                window: (s.window_start, s.window_end),
+                observed: s.observed,
+                expected: s.expected,
             });
         }
     };
@@ -428,7 +435,14 @@ mod tests {
             start: DAY,
             end: 2 * DAY,
         }];
-        let em = |at, kind| Emitted { at, kind, series: 0 };
+        let em = |at, kind| Emitted {
+            at,
+            kind,
+            series: 0,
+            window: (at - HOUR, at),
+            observed: 0,
+            expected: 0.0,
+        };
         let e = [
             em(DAY + HOUR, SignalKind::VolumeSpike),
             em(5 * DAY, SignalKind::SlowDrift),
