@@ -41,7 +41,7 @@ fn main() -> ExitCode {
             cfg.spam.burst_min = u32::MAX;
         }
         let t0 = Instant::now();
-        let emitted = match bursty::run(&series, &cfg) {
+        let bursty::Run { emitted, unkeyed } = match bursty::run(&series, &cfg) {
             Ok(x) => x,
             Err(e) => {
                 eprintln!("error: {e}");
@@ -56,6 +56,10 @@ fn main() -> ExitCode {
             t0.elapsed().as_secs_f64()
         );
         print!("{}", bursty::table(&reports));
+        if !unkeyed.is_empty() {
+            let kinds: Vec<String> = unkeyed.iter().map(|(k, n)| format!("{} {n}", k.as_str())).collect();
+            println!("\nsignals on no series key: {}", kinds.join(", "));
+        }
         if std::env::var_os("BURSTY_VERBOSE").is_some() {
             for e in &emitted {
                 let s = &series[e.series];

@@ -206,24 +206,35 @@ pub struct Emitted {
     pub expected: f64,
 }
 
-/// Runs all series through one detector; returns every signal of a series key.
-pub fn run(series: &[Series], cfg: &DetectConfig) -> Result<Vec<Emitted>, DetectError> {
+/// Every signal of a run: those of a series key, and how many of each kind
+/// named no series (a spam scope the events lack, e.g. `brand, product`
+/// when only the brand is set).
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Run {
+    pub emitted: Vec<Emitted>,
+    pub unkeyed: BTreeMap<SignalKind, u32>,
+}
+
+/// Runs all series through one detector.
+pub fn run(series: &[Series], cfg: &DetectConfig) -> Result<Run, DetectError> {
     let mut det = Detector::new(cfg.clone());
     let index: BTreeMap<&str, usize> = series.iter().enumerate().map(|(i, s)| (s.name.as_str(), i)).collect();
-    let mut out = Vec::new();
+    let mut out = Run::default();
     let mut max_seen = i64::MIN;
-    let keep = |at: EventTime, s: earshot_core::types::Signal, out: &mut Vec<Emitted>| {
+    let keep = |at: EventTime, s: earshot_core::types::Signal, out: &mut Run| {
         let brand = s.key.get(earshot_core::types::Dim::Brand);
-        if let Some(&i) = brand.and_then(|b| index.get(b)) {
-            out.push(Emitted {
-                at,
-                kind: s.kind,
-                series: i,
-                window: (s.window_start, s.window_end),
-                observed: s.observed,
-                expected: s.expected,
-            });
-        }
+        let Some(&i) = brand.and_then(|b| index.get(b)) else {
+            *out.unkeyed.entry(s.kind).or_insert(0) += 1;
+            return;
+        };
+        out.emitted.push(Emitted {
+            at,
+            kind: s.kind,
+            series: i,
+            window: (s.window_start, s.window_end),
+            observed: s.observed,
+            expected: s.expected,
+        });
     };
     for_each_event(series, |_, ev| {
         max_seen = max_seen.max(ev.event.event_time);
