@@ -21,6 +21,7 @@ use std::collections::BTreeMap;
 
 use earshot_core::types::{EventTime, Signal, SignalKey, SignalKind};
 
+use crate::evaluate::Cond;
 use crate::explain::{build_signal, Evidence};
 use crate::key::{hour_counts, range_counts, Counts, KeyState};
 use crate::stats::{self, Baseline, Expected};
@@ -281,7 +282,9 @@ fn share_cusum(
 /// traffic factor, negative binomial with the key's hourly dispersion and
 /// multiplied by what an hour's evidence is worth given their
 /// autocorrelation (Poisson and 1 on Poisson traffic), so a bursty key's
-/// news day is not a drift while a sustained level shift still is. While a run builds up, the baseline does not learn
+/// news day is not a drift while a sustained level shift still is. A run
+/// that crosses while the key's volume spike still fires is spent silently
+/// (that excess is reported already). While a run builds up, the baseline does not learn
 /// the excess (for at most three days), so a drift is not absorbed before it
 /// is detected. Returns the negatives to fold into the baseline.
 #[allow(clippy::too_many_arguments)]
@@ -333,7 +336,9 @@ fn volume_cusum(
     let w_end = hour_end(h);
     if st.vcusum > th.drift_h && !st.vfired {
         st.vfired = true;
-        if drift_cooled(st, w_end) {
+        // A volume spike of this key still firing is this excess already
+        // reported: the drift run is spent without a second alert.
+        if drift_cooled(st, w_end) && !st.active.contains_key(&Cond::Volume) {
             st.last_drift = Some(w_end);
             let window = Span {
                 start: st.vdrift_from.saturating_mul(HOUR),

@@ -99,3 +99,19 @@ fn a_sustained_3x_level_shift_still_fires_on_overdispersed_traffic() {
         .count();
     assert!(drifts <= 1, "{drifts} slow drifts for one level shift");
 }
+
+#[test]
+fn a_wave_already_firing_as_a_spike_is_not_reported_again_as_a_drift() {
+    // Five times the level for four hours on Poisson traffic: the spike
+    // fires at once; the volume CUSUM crosses in the first hour's fold,
+    // while the spike still fires, and stays silent.
+    let (from, to) = (8 * 24 + 10, 8 * 24 + 14);
+    let (_, signals) = all_negative(9, 0.0, 0.0, |h| if (from..to).contains(&h) { 200.0 } else { 40.0 });
+    let key = acme("Rocket");
+    let kinds: Vec<SignalKind> = crises(&signals, T0 + from * HOUR)
+        .into_iter()
+        .filter(|(_, s)| s.key == key)
+        .map(|(_, s)| s.kind)
+        .collect();
+    assert_eq!(kinds, vec![SignalKind::VolumeSpike]);
+}
