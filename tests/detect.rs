@@ -75,6 +75,7 @@ fn scenario_table() {
                 report: r,
                 emitted,
                 counters,
+                ..
             } = scenario::run(&Scenario::new(seed, inc), &bank, &cfg).expect("run");
             for e in &emitted {
                 verbose.push_str(&format!(

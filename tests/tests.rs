@@ -18,5 +18,6 @@ mod engine_kafka;
 mod engine_resilience;
 mod golden;
 mod heads;
+mod incident_pages;
 mod observability;
 mod replay;

@@ -26,6 +26,15 @@ pub struct RawAlert {
     pub repeat_interval_minutes: u64,
     /// Labels that group related alerts into one notification.
     pub group_by: Vec<String>,
+    /// Correlate alerts that share events (or a nested key and events or
+    /// terms) into one incident: one page per incident, plus updates as it
+    /// spreads. `false`: one notification stream per rule and key.
+    pub correlate: bool,
+    /// Least event time between two update notifications of one incident.
+    pub incident_update_minutes: u64,
+    /// Share of a new alert's events already in an incident that makes it
+    /// part of that incident (0 < x ≤ 1).
+    pub correlate_min_overlap: f64,
     /// The durable outbox (redb); relative to the config file's directory.
     pub outbox_path: PathBuf,
     /// Outbox entries delivered to every sink (or given up on) are deleted
@@ -43,6 +52,9 @@ impl Default for RawAlert {
             resolve_after_minutes: 120,
             repeat_interval_minutes: 240,
             group_by: vec!["brand".into()],
+            correlate: true,
+            incident_update_minutes: 30,
+            correlate_min_overlap: 0.2,
             outbox_path: PathBuf::from("earshot-data/outbox.redb"),
             outbox_retention_hours: 168,
             silences: Vec::new(),
@@ -193,6 +205,18 @@ impl RawAlert {
             return Err(inv("alert.outbox_retention_hours", "must be at least 1".into()));
         }
         let group_by = dims("alert.group_by", &self.group_by)?;
+        if !(self.correlate_min_overlap > 0.0 && self.correlate_min_overlap <= 1.0) {
+            return Err(inv(
+                "alert.correlate_min_overlap",
+                format!("{}: use a share in (0, 1], e.g. 0.2", self.correlate_min_overlap),
+            ));
+        }
+        let correlate = crate::alert::incident::CorrelateConfig {
+            enabled: self.correlate,
+            min_overlap: self.correlate_min_overlap,
+            update_interval: duration_ms("alert.incident_update_minutes", self.incident_update_minutes, MINUTE_MS)?,
+            ..Default::default()
+        };
         for s in &self.silences {
             crate::alert::silence::Matcher::parse(s).map_err(|m| inv("alert.silences", m))?;
         }
@@ -340,6 +364,7 @@ impl RawAlert {
             resolve_after: duration_ms("alert.resolve_after_minutes", self.resolve_after_minutes, MINUTE_MS)?,
             repeat_interval: duration_ms("alert.repeat_interval_minutes", self.repeat_interval_minutes, MINUTE_MS)?,
             group_by,
+            correlate,
             outbox_path: if self.outbox_path.is_absolute() {
                 self.outbox_path
             } else {

@@ -61,7 +61,7 @@ impl Default for RawDetect {
             windows_secs: vec![900, 3600, 86_400],
             cluster_windows_secs: vec![900, 3600],
             out_of_orderness_secs: 60,
-            allowed_lateness_secs: 600,
+            allowed_lateness_secs: 21_600,
             max_keys: 50_000,
             dedup_ids: 262_144,
             idle_ttl_hours: 336,
@@ -109,6 +109,16 @@ pub struct RawSpam {
     pub author_window_hours: u64,
     pub contradiction_prob: f32,
     pub contradiction_min: u32,
+    /// Shortest text (in 3-shingles) judged as a near-duplicate (0: all).
+    pub min_shingles: u32,
+    /// Items per account that make a near-duplicate burst coordinated.
+    pub dup_items_per_author: f64,
+    /// Distinct texts that make a near-duplicate burst a varied template (0: any burst).
+    pub dup_variants: u32,
+    /// Items by one author across all products that make them suspect.
+    pub author_max_spread: u32,
+    /// Share of the scope's items a contradiction wave needs (0: any count).
+    pub contradiction_share: f64,
 }
 
 impl Default for RawSpam {
@@ -122,6 +132,11 @@ impl Default for RawSpam {
             author_window_hours: 24,
             contradiction_prob: 0.8,
             contradiction_min: 5,
+            min_shingles: 8,
+            dup_items_per_author: 1.5,
+            dup_variants: 3,
+            author_max_spread: 12,
+            contradiction_share: 0.2,
         }
     }
 }
@@ -224,6 +239,21 @@ impl RawDetect {
             ));
         }
         let sp = self.spam;
+        if !(sp.dup_items_per_author.is_finite() && sp.dup_items_per_author >= 1.0) {
+            return Err(inv(
+                "detect.spam.dup_items_per_author",
+                format!(
+                    "{}: use a number of items per account of at least 1, e.g. 1.5",
+                    sp.dup_items_per_author
+                ),
+            ));
+        }
+        if !(0.0..=1.0).contains(&sp.contradiction_share) {
+            return Err(inv(
+                "detect.spam.contradiction_share",
+                format!("{}: use a share in [0, 1], e.g. 0.2", sp.contradiction_share),
+            ));
+        }
         if !(0.0..=1.0).contains(&sp.near_dup_similarity) {
             return Err(inv(
                 "detect.spam.near_dup_similarity",
@@ -268,6 +298,11 @@ impl RawDetect {
                 author_window: duration_ms("detect.spam.author_window_hours", sp.author_window_hours.max(1), hour)?,
                 contradiction_prob: sp.contradiction_prob,
                 contradiction_min: sp.contradiction_min.max(1),
+                min_shingles: sp.min_shingles,
+                dup_items_per_author: sp.dup_items_per_author,
+                dup_variants: sp.dup_variants,
+                author_max_spread: sp.author_max_spread.max(2),
+                contradiction_share: sp.contradiction_share,
             },
             sla: duration_ms("detect.sla_hours", self.sla_hours, hour)?,
             ..d

@@ -216,7 +216,7 @@ pub static SLA_OVERDUE: Def = gauge(
 pub static DETECTOR_KEYS: Def = gauge("earshot_detector_tracked_keys", "Keys the detector tracks.", &[]);
 pub static DETECTOR_ITEMS: Def = counter(
     "earshot_detector_items_total",
-    "Detector counters by kind (events, late_accepted, too_late, spam_near_duplicate, spam_author, contradictions, retracted, keys_created, keys_expired, keys_over_cap (always 0: new keys at detect.max_keys evict), keys_evicted, windows_evaluated, replies, signals, duplicates).",
+    "Detector counters by kind (events, late_accepted, too_late, late_after_evaluation (late events that missed an already evaluated window but count in later ones), late_corrected (late events that corrected an already folded hour's baseline), spam_near_duplicate, spam_author, contradictions, retracted, keys_created, keys_expired, keys_over_cap (always 0: new keys at detect.max_keys evict), keys_evicted, windows_evaluated, replies, signals, duplicates).",
     &["kind"],
 );
 pub static DETECTOR_WATERMARK: Def = gauge(

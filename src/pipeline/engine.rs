@@ -184,6 +184,8 @@ fn export_detector(r: &m::Registry, d: &Detector) {
         ("events", c.events),
         ("late_accepted", c.late_accepted),
         ("too_late", c.too_late),
+        ("late_after_evaluation", c.late_after_evaluation),
+        ("late_corrected", c.late_corrected),
         ("spam_near_duplicate", c.spam_near_duplicate),
         ("spam_author", c.spam_author),
         ("contradictions", c.contradictions),

@@ -11,6 +11,7 @@
 //! detection). A replay never commits Kafka offsets and delivers alerts
 //! nowhere unless the caller asks for it.
 
+pub mod incidents;
 pub mod report;
 
 use std::collections::{BTreeMap, HashMap};

@@ -1,9 +1,10 @@
 //! The replay report: one self-contained HTML file (inline CSS and SVG made
 //! with plotters; no scripts, fonts or other files) for people: run summary,
-//! unreadable input with line numbers, alert table, per alerted key a
-//! timeline of volume and negative share with alert markers and the
-//! explanation, overall top terms, language and category mix, and detection
-//! quality against incident windows when given.
+//! the incidents first (a cross-key timeline of which keys lit up when, then
+//! one section per incident: title key, spread, member alerts, quotes, terms
+//! and the title key's volume and negative share), detection quality against
+//! incident windows when given, every notification, overall top terms,
+//! language and category mix, and unreadable input with line numbers.
 
 use std::collections::BTreeMap;
 use std::fmt::Write;
@@ -11,7 +12,6 @@ use std::fmt::Write;
 use plotters::prelude::*;
 
 use super::{AlertView, Incident, IncidentScore, Outcome};
-use crate::alert::AlertOut;
 use crate::types::EventTime;
 
 /// Facts about the run that the outcome does not hold.
@@ -70,29 +70,32 @@ pub fn html(out: &Outcome, info: &RunInfo, incidents: Option<(&[Incident], &Inci
         range
     );
     let rate = out.received as f64 / info.elapsed_s.max(1e-9);
-    let crisis = views.iter().filter(|a| a.crisis).count();
+    let incs = super::incidents::incidents(&out.alerts);
     let _ = write!(
         h,
         "<h2>Run</h2><div class=\"grid\"><div class=\"card\">events read<b>{}</b></div><div class=\"card\">scored<b>{}</b></div>\
          <div class=\"card\">unreadable / dead<b>{}</b></div><div class=\"card\">too late for statistics<b>{}</b></div>\
-         <div class=\"card\">alerts (crisis)<b>{} ({})</b></div><div class=\"card\">duration<b>{:.1} s</b></div>\
+         <div class=\"card\">incidents (crisis) / notifications<b>{} ({}) / {}</b></div><div class=\"card\">duration<b>{:.1} s</b></div>\
          <div class=\"card\">throughput<b>{:.0} events/s</b></div><div class=\"card\">keys tracked (top level)<b>{}</b></div></div>",
         out.received,
         out.scored,
         out.dead.len(),
         obs.too_late,
+        incs.len(),
+        incs.iter().filter(|i| i.crisis).count(),
         views.len(),
-        crisis,
         info.elapsed_s,
         rate,
         obs.top_keys().len()
     );
 
+    incident_sections(&mut h, &incs, obs);
+
     if let Some((incs, score)) = incidents {
         let pct = |x: Option<f64>| x.map_or("–".into(), |v| format!("{:.0} %", v * 100.0));
         let _ = write!(
             h,
-            "<h2>Incidents</h2><p>precision <b>{}</b> ({} of {} crisis alerts match an incident) · recall <b>{}</b> ({} of {} incidents detected)</p>\
+            "<h2>Detection quality (incident file)</h2><p>precision <b>{}</b> ({} of {} crisis notifications match an incident) · recall <b>{}</b> ({} of {} incidents detected)</p>\
              <table><tr><th>incident key</th><th>start</th><th>end</th><th>detected</th><th>delay</th></tr>",
             pct(score.precision),
             score.true_alerts,
@@ -115,7 +118,7 @@ pub fn html(out: &Outcome, info: &RunInfo, incidents: Option<(&[Incident], &Inci
         h.push_str("</table>");
     }
 
-    h.push_str("<h2>Alerts</h2>");
+    h.push_str("<h2>All notifications</h2>");
     if views.is_empty() {
         h.push_str("<p>No alerts were raised.</p>");
     } else {
@@ -144,62 +147,6 @@ pub fn html(out: &Outcome, info: &RunInfo, incidents: Option<(&[Incident], &Inci
             );
         }
         h.push_str("</table>");
-    }
-
-    // Per alerted key: timeline and explanation (first alert per key).
-    let mut by_key: BTreeMap<&str, Vec<(&AlertView, &AlertOut)>> = BTreeMap::new();
-    for (v, a) in views.iter().zip(&out.alerts) {
-        by_key.entry(v.key.as_str()).or_default().push((v, a));
-    }
-    if !by_key.is_empty() {
-        h.push_str("<h2>Alerted keys</h2><p class=\"muted\">Hourly volume (blue bars) and negative share (red line, right axis); vertical lines mark alerts (dark red: crisis, grey: info).</p>");
-    }
-    for (key, list) in by_key.iter().take(20) {
-        let _ = write!(h, "<div class=\"key\"><h3>{}</h3>", esc(key));
-        if let Some(series) = obs.series.get(*key) {
-            let marks: Vec<(EventTime, bool)> = list.iter().map(|(v, _)| (v.at, v.crisis)).collect();
-            h.push_str(&timeline_svg(
-                series,
-                obs.step,
-                &marks,
-                obs.first.unwrap_or(0),
-                obs.last.unwrap_or(0),
-            ));
-        }
-        let (_, first) = list[0];
-        let ex = &first.payload["signal"]["explanation"];
-        let terms: Vec<String> = ex["top_terms"]
-            .as_array()
-            .map(|a| {
-                a.iter()
-                    .filter_map(|t| Some(format!("{} ({})", t[0].as_str()?, t[1])))
-                    .take(10)
-                    .collect()
-            })
-            .unwrap_or_default();
-        let _ = write!(
-            h,
-            "<p><b>{} alert(s)</b>; first: {}<br><b>top terms:</b> {}</p>",
-            list.len(),
-            esc(&list[0].0.summary),
-            esc(&if terms.is_empty() {
-                "–".into()
-            } else {
-                terms.join(", ")
-            })
-        );
-        if let Some(r) = first.payload["signal"]["reason"].as_str() {
-            let _ = write!(h, "<p><b>cluster / reason:</b> {}</p>", esc(r));
-        }
-        for q in ex["quotes"].as_array().into_iter().flatten().take(4) {
-            let _ = write!(
-                h,
-                "<blockquote>[{}] {}</blockquote>",
-                esc(q["lang"].as_str().unwrap_or("")),
-                esc(q["text"].as_str().unwrap_or(""))
-            );
-        }
-        h.push_str("</div>");
     }
 
     // Overall top terms from the explanations.
@@ -262,6 +209,105 @@ pub fn html(out: &Outcome, info: &RunInfo, incidents: Option<(&[Incident], &Inci
     }
     h.push_str("</body></html>\n");
     h
+}
+
+/// The incidents first: the cross-key timeline, then one section per
+/// incident (title key, how it spread, its alerts, quotes and terms, the
+/// title key's volume).
+fn incident_sections(h: &mut String, incs: &[super::incidents::IncidentView], obs: &super::Observer) {
+    if incs.is_empty() {
+        h.push_str("<h2>Incidents</h2><p>No incidents.</p>");
+        return;
+    }
+    let (first, last) = (obs.first.unwrap_or(0), obs.last.unwrap_or(0));
+    let _ = write!(
+        h,
+        "<h2>Incidents ({} crisis, {} spam)</h2><p class=\"muted\">Which keys lit up when: one row per alert (rule · key), a bar from its first window to its latest signal, one colour per incident (numbered as below). Each incident paged once; updates followed as it spread.</p>",
+        incs.iter().filter(|i| i.crisis).count(),
+        incs.iter().filter(|i| !i.crisis).count()
+    );
+    h.push_str(&super::incidents::timeline_svg(incs, first, last, 80));
+    for (n, inc) in incs.iter().enumerate().take(30) {
+        let p = &inc.last;
+        let list = |f: &str| -> String {
+            let v: Vec<&str> = p["incident"][f]
+                .as_array()
+                .map(|a| a.iter().filter_map(|x| x.as_str()).collect())
+                .unwrap_or_default();
+            if v.is_empty() {
+                "–".into()
+            } else {
+                v.join(", ")
+            }
+        };
+        let _ = write!(
+            h,
+            "<div class=\"key\"><h3>#{} {} <span class=\"sev-{}\">{}</span></h3><p>{} → {} · {} notification(s): 1 page, {} update(s) · rules: {} · regions: {} · channels: {} · languages: {}</p><p>{}</p>",
+            n + 1,
+            esc(&inc.title),
+            esc(&inc.severity),
+            esc(&inc.severity),
+            rfc3339(inc.start),
+            inc.end.map_or("still firing".into(), rfc3339),
+            inc.notifications,
+            inc.updates,
+            esc(&list("rules")),
+            esc(&list("regions")),
+            esc(&list("channels")),
+            esc(&list("languages")),
+            esc(p["summary"].as_str().unwrap_or_default()),
+        );
+        h.push_str("<table><tr><th>rule</th><th>key</th><th>from</th><th>latest signal</th><th>state</th></tr>");
+        for m in &inc.members {
+            let _ = write!(
+                h,
+                "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
+                m.rule.as_str(),
+                esc(&m.key.to_string()),
+                rfc3339(m.starts_at),
+                rfc3339(m.last_signal),
+                if m.firing { "firing" } else { "resolved" }
+            );
+        }
+        h.push_str("</table>");
+        let ex = &p["signal"]["explanation"];
+        let terms: Vec<String> = ex["top_terms"]
+            .as_array()
+            .map(|a| {
+                a.iter()
+                    .filter_map(|t| Some(format!("{} ({})", t[0].as_str()?, t[1])))
+                    .take(10)
+                    .collect()
+            })
+            .unwrap_or_default();
+        let _ = write!(
+            h,
+            "<p><b>top terms:</b> {}</p>",
+            esc(&if terms.is_empty() {
+                "–".into()
+            } else {
+                terms.join(", ")
+            })
+        );
+        if let Some(r) = p["signal"]["reason"].as_str() {
+            let _ = write!(h, "<p><b>reason:</b> {}</p>", esc(r));
+        }
+        for q in ex["quotes"].as_array().into_iter().flatten().take(4) {
+            let _ = write!(
+                h,
+                "<blockquote>[{}] {}</blockquote>",
+                esc(q["lang"].as_str().unwrap_or("")),
+                esc(q["text"].as_str().unwrap_or(""))
+            );
+        }
+        if let Some(series) = obs.series.get(inc.title.as_str()) {
+            h.push_str(&timeline_svg(series, obs.step, &[(inc.start, inc.crisis)], first, last));
+        }
+        h.push_str("</div>");
+    }
+    if incs.len() > 30 {
+        let _ = write!(h, "<p>… {} more incidents in alerts.jsonl</p>", incs.len() - 30);
+    }
 }
 
 fn mix_table(h: &mut String, title: &str, mix: &BTreeMap<String, super::Cell>) {

@@ -118,6 +118,8 @@ pub struct AlertConfig {
     /// Event-time milliseconds; 0: no repeats.
     pub repeat_interval: i64,
     pub group_by: Vec<earshot_core::types::Dim>,
+    /// How alerts are correlated into incidents (one page per incident).
+    pub correlate: crate::incident::CorrelateConfig,
     pub outbox_path: PathBuf,
     /// Delivered outbox entries older than this (wall clock) are deleted.
     pub outbox_retention: std::time::Duration,

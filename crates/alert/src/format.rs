@@ -339,6 +339,7 @@ mod tests {
             resolve_after: 60 * MIN,
             repeat_interval: 30 * MIN,
             group_by: vec![Dim::Brand],
+            correlate: crate::incident::CorrelateConfig::default(),
         };
         let mut lc = Lifecycle::new(cfg, Silences::default());
         let signal = |product: &str| Signal {

@@ -20,6 +20,7 @@ pub mod api;
 pub mod config;
 pub mod deliver;
 pub mod format;
+pub mod incident;
 pub mod lifecycle;
 pub mod outbox;
 pub mod service;

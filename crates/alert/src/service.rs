@@ -118,7 +118,7 @@ impl AlertService {
         }));
         let pending = outbox.depth();
         tracing::info!(path = %cfg.outbox_path.display(), sinks = names.len(), pending,
-            firing = restored.alerts.len(), "alert outbox open");
+            firing = restored.len(), "alert outbox open");
         let active = open.into_iter().map(|e| (e.fingerprint, e.payload)).collect();
         Ok(Arc::new(Self {
             cfg: cfg.clone(),

@@ -312,13 +312,27 @@ pub struct Quote {
 pub struct Explanation {
     /// 3–5 representative texts (fewer only when fewer exist).
     pub quotes: Vec<Quote>,
-    /// Most distinctive terms of the window's items (words; character
-    /// bigrams for Chinese and Japanese), best first, with counts.
+    /// Most distinctive terms of the window's items (words; jieba words for
+    /// Chinese, kanji and katakana runs for Japanese; stop words dropped),
+    /// best first, with counts.
     pub top_terms: Vec<(String, u32)>,
     /// Language of the window's items, most frequent first.
     pub languages: Vec<(String, u32)>,
     /// Complaint category of the window's items, most frequent first.
     pub categories: Vec<(Category, u32)>,
+    /// Region of the window's items, most frequent first (items without one
+    /// are not listed).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub regions: Vec<(String, u32)>,
+    /// Channel of the window's items, most frequent first.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub channels: Vec<(String, u32)>,
+    /// The events behind the signal (FNV-1a 64 of their ids, at most the
+    /// key's recent negatives), sorted: signals on different keys or rules
+    /// that share members are about the same thing (the alert stage
+    /// correlates them into one incident).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub members: Vec<u64>,
 }
 
 /// A detector finding: the input of the alert stage.

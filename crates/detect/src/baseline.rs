@@ -1,8 +1,15 @@
 //! The hourly fold: closed hours of event time go into the baselines.
 //!
 //! An hour is closed once the window end being evaluated is past it by the
-//! allowed lateness plus the out-of-orderness (no accepted event can land in
-//! it any more). The global baseline (all keys) is folded first: every key
+//! fold lateness (`fold_lateness`, 10 min by default) plus the
+//! out-of-orderness. An accepted event that lands in a closed hour later
+//! (up to `allowed_lateness`, 6 h) does not reopen it: it corrects the
+//! baseline level as if the hour had held it ([`Baseline::correct`]) and
+//! is added to the next hour folded for the drift CUSUMs (their increments
+//! are sums over items, so an item counted an hour or a few late moves the
+//! statistic by about what it would have on time; cluster shares, the
+//! seasonal shape and the global traffic factors of past hours are not
+//! corrected). The global baseline (all keys) is folded first: every key
 //! falls back to its seasonal shape, and its traffic factor per hour scales
 //! the keys' expectations. Each key then folds, hour by hour: the share
 //! CUSUM (slow drifts of the negative share), its clusters' usual shares,
@@ -123,6 +130,10 @@ pub(crate) fn fold_global(
     let Some(mut h) = global.next_fold else {
         return;
     };
+    if h < fold_until {
+        // Late items corrected the global baseline already; it has no CUSUMs.
+        global.late_pending = Counts::default();
+    }
     while h < fold_until {
         h = resume_at(h, fold_until, &global.buckets, per_hour, max_idle);
         let c = hour_counts(&global.buckets, h, per_hour);
@@ -178,12 +189,16 @@ fn fold_hour(key: &SignalKey, st: &mut KeyState, h: i64, ctx: &FoldContext<'_>, 
     let cfg = ctx.cfg;
     let per_hour = HOUR / cfg.step;
     let c = hour_counts(&st.buckets, h, per_hour);
+    // The drift CUSUMs also take the items that arrived after their own
+    // hour was folded (the baseline was corrected for them already).
+    let late = std::mem::take(&mut st.late_pending);
+    let (n, k_all) = (c.total.saturating_add(late.total), c.neg.saturating_add(late.neg));
     // Residuals against the share's upper bound of one standard error, so
     // estimation noise does not drift.
     let p0 = stats::inflate_share(st.baseline.neg_share(), st.baseline.evidence_total(), 1.0);
     let warm = st.has_baseline_history(cfg);
-    if warm && c.total > 0 {
-        share_cusum(key, st, h, c.total, c.neg, p0, ctx, out);
+    if warm && n > 0 {
+        share_cusum(key, st, h, n, k_all, p0, ctx, out);
     }
     // Cluster shares.
     let k = c.neg;
@@ -200,11 +215,13 @@ fn fold_hour(key: &SignalKey, st: &mut KeyState, h: i64, ctx: &FoldContext<'_>, 
             cl.evidence = (cl.evidence + k as f64).min(2000.0);
         }
     }
-    let k_fold = volume_cusum(key, st, h, c.total, c.neg, p0, warm, ctx, out);
-    // What a drift run holds back is held back as items too: the excess
-    // negatives are not learned as traffic, and the share stays as it was.
-    let held = c.neg as f64 - k_fold;
-    st.baseline.fold(h, c.total as f64 - held, k_fold, Some(ctx.global));
+    let k_fold = volume_cusum(key, st, h, n, k_all, p0, warm, ctx, out);
+    // The fold learns this hour's own negatives, held to the expectation
+    // while a volume drift builds up; what is held back is held back as
+    // items too (not learned as traffic), so the share stays as it was.
+    let k_own = (c.neg as f64).min(k_fold);
+    let held = c.neg as f64 - k_own;
+    st.baseline.fold(h, c.total as f64 - held, k_own, Some(ctx.global));
 }
 
 /// Folds hour `h` into the key's dispersion estimates: its negatives

@@ -101,16 +101,58 @@ pub struct SpamConfig {
     pub scope: Vec<Dim>,
     /// Estimated Jaccard similarity (3-shingles) for a near-duplicate.
     pub near_dup_similarity: f64,
-    /// Near-duplicates within `window` that make a burst.
+    /// Near-duplicates within `window` that make a burst (when they also
+    /// show coordination, see `dup_items_per_author` and `dup_variants`).
     pub burst_min: u32,
     pub window: i64,
-    /// Items by one author within `author_window` that make them suspect.
+    /// Texts with fewer character 3-shingles (after normalisation) are
+    /// never judged as near-duplicates: short stock phrases ("太差了",
+    /// "great product") repeat among genuine customers.
+    pub min_shingles: u32,
+    /// A near-duplicate burst is coordinated when its members that carry an
+    /// author id number at least `burst_min` and come from so few accounts
+    /// that each posted this many on average (copy-paste from few accounts).
+    pub dup_items_per_author: f64,
+    /// ... or when its members with author ids use at least this many
+    /// different texts (a template varied to evade exact matching). The
+    /// same text from many authors, or from items without author ids
+    /// (retweets, a shared complaint), is not evidence by itself.
+    pub dup_variants: u32,
+    /// Items by one author within `author_window` in one scope that make
+    /// them suspect.
     pub author_max: u32,
+    /// Items by one author within `author_window` over all scopes that make
+    /// them suspect (a regular reviewing several products a day is not).
+    pub author_max_spread: u32,
     pub author_window: i64,
     /// Probability of the opposite sentiment for a rating/text contradiction.
     pub contradiction_prob: f32,
-    /// Contradictions within `window` in one scope that raise a signal.
+    /// Contradictions within `window` in one scope that raise a signal ...
     pub contradiction_min: u32,
+    /// ... when they are also at least this share of the scope's items in
+    /// that window (a busy product has a few classifier errors every hour).
+    pub contradiction_share: f64,
+}
+
+impl Default for SpamConfig {
+    fn default() -> Self {
+        use Dim::*;
+        Self {
+            scope: vec![Brand, Product],
+            near_dup_similarity: 0.75,
+            burst_min: 4,
+            window: HOUR,
+            min_shingles: 8,
+            dup_items_per_author: 1.5,
+            dup_variants: 3,
+            author_max: 4,
+            author_max_spread: 12,
+            author_window: 24 * HOUR,
+            contradiction_prob: 0.8,
+            contradiction_min: 5,
+            contradiction_share: 0.2,
+        }
+    }
 }
 
 /// Validated detector configuration (built by the root crate's `config` module).
@@ -122,7 +164,33 @@ pub struct DetectConfig {
     /// Windows on which cluster growth is tested.
     pub cluster_windows: Vec<i64>,
     pub out_of_orderness: i64,
+    /// How far behind the watermark an event may be and still count
+    /// (default 6 h): into every window evaluated after it arrives (the
+    /// 24 h window for most of a day), the step buckets, the baselines
+    /// (directly, or as a correction once its hour was folded, see
+    /// `fold_lateness`) and the drift CUSUMs. Later events are
+    /// [`Lateness::TooLate`](crate::Lateness::TooLate).
+    ///
+    /// Memory: every key keeps its step buckets for the longest window plus
+    /// this plus 2 h (default: 24 h + 6 h + 2 h = 384 buckets of 5 min, at
+    /// most 386 with the steps ahead of the evaluation, at 8 bytes: 3.1 KB
+    /// per key, 4 KB allocated as the ring's capacity is a power of two; at
+    /// 10 min it was 316 buckets, 2.5 KB, also 4 KB allocated). Each of a
+    /// key's clusters (up to `max_clusters`) counts its members for the
+    /// longest cluster window plus this plus 2 h (default: 110 buckets at 4
+    /// bytes, 440 B, 512 B allocated; it was the 24 h window's 316 buckets,
+    /// 2 KB allocated). The spam ledger keeps accepted events for
+    /// `max(spam.window, allowed_lateness) + 1 h` of event time (about 250
+    /// bytes each, at most 2 million), so a late member of a fake wave can
+    /// still be taken back out. All of these grow linearly with this value.
     pub allowed_lateness: i64,
+    /// How long an hour waits for late events before it is folded into the
+    /// baselines and drift CUSUMs (default 10 min, at most
+    /// `allowed_lateness`). An event that arrives later (within
+    /// `allowed_lateness`) corrects the folded hour's baseline level and
+    /// enters the drift CUSUMs with the next hour folded, so the baselines
+    /// do not lag the stream by the whole lateness horizon.
+    pub fold_lateness: i64,
     pub max_keys: usize,
     pub idle_ttl: i64,
     pub seasonality: Seasonality,
@@ -145,6 +213,14 @@ pub struct DetectConfig {
     pub dedup_ids: usize,
 }
 
+impl DetectConfig {
+    /// The lateness an hour waits for before it is folded: `fold_lateness`,
+    /// at most `allowed_lateness`.
+    pub(crate) fn fold_lag(&self) -> i64 {
+        self.fold_lateness.clamp(0, self.allowed_lateness.max(0))
+    }
+}
+
 impl Default for DetectConfig {
     fn default() -> Self {
         use Dim::*;
@@ -161,7 +237,8 @@ impl Default for DetectConfig {
             windows: vec![15 * MINUTE, HOUR, 24 * HOUR],
             cluster_windows: vec![15 * MINUTE, HOUR],
             out_of_orderness: MINUTE,
-            allowed_lateness: 10 * MINUTE,
+            allowed_lateness: 6 * HOUR,
+            fold_lateness: 10 * MINUTE,
             max_keys: 50_000,
             idle_ttl: 14 * 24 * HOUR,
             seasonality: Seasonality::HourOfDay,
@@ -173,16 +250,7 @@ impl Default for DetectConfig {
             max_clusters: 24,
             cluster_half_life: 24 * HOUR,
             cluster_prior_share: 0.05,
-            spam: SpamConfig {
-                scope: vec![Brand, Product],
-                near_dup_similarity: 0.75,
-                burst_min: 4,
-                window: HOUR,
-                author_max: 4,
-                author_window: 24 * HOUR,
-                contradiction_prob: 0.8,
-                contradiction_min: 5,
-            },
+            spam: SpamConfig::default(),
             sla: 24 * HOUR,
             recent_per_key: 96,
             dedup_ids: 262_144,

@@ -210,6 +210,17 @@ struct Eval<'a> {
     terms: &'a TermStats,
     cleared: &'a mut Vec<Cleared>,
     counters: &'a mut Counters,
+    #[cfg(test)]
+    log: &'a mut EvalLog,
+}
+
+/// Tests only: the counts every window evaluation saw, with the sequence
+/// number of the last accepted event at that time.
+#[cfg(test)]
+#[derive(Debug, Default)]
+pub(crate) struct EvalLog {
+    pub(crate) seq: u64,
+    pub(crate) windows: Vec<(SignalKey, Span, u64, crate::key::RangeCounts)>,
 }
 
 impl Eval<'_> {
@@ -221,6 +232,11 @@ impl Eval<'_> {
         for &len in &self.cfg.windows {
             self.counters.windows_evaluated += 1;
             let window = Span::ending_at(self.end, len);
+            #[cfg(test)]
+            {
+                let c = range_counts(&st.buckets, window.start, window.end, self.cfg.step);
+                self.log.windows.push((key.clone(), window, self.log.seq, c));
+            }
             if let Some(t) = window_test(st, self.global, window, self.cfg, self.global_factor) {
                 any = true;
                 if fired.is_none() {
@@ -352,13 +368,19 @@ impl Detector {
         let cfg = &self.cfg;
         let step = cfg.step;
         let per_hour = HOUR / step;
-        let fold_until = hour_of(
-            end.saturating_sub(cfg.allowed_lateness)
-                .saturating_sub(cfg.out_of_orderness),
-        );
+        let fold_until = hour_of(end.saturating_sub(cfg.fold_lag()).saturating_sub(cfg.out_of_orderness));
         fold_global(&mut self.global, &mut self.global_hour_factor, fold_until, cfg);
         let global_factor = global_factor(&self.global, end, step);
         let max_len = cfg.windows.iter().copied().max().unwrap_or(step);
+        // Clusters are tested on the cluster windows only: their counts
+        // need those, the lateness and the hours still to fold.
+        let max_cluster_len = cfg.cluster_windows.iter().copied().max().unwrap_or(step);
+        let keep_clusters_from = bucket_of(
+            end.saturating_sub(max_cluster_len)
+                .saturating_sub(cfg.allowed_lateness)
+                .saturating_sub(2 * HOUR),
+            step,
+        );
         let keep_from = bucket_of(
             end.saturating_sub(max_len)
                 .saturating_sub(cfg.allowed_lateness)
@@ -379,7 +401,13 @@ impl Detector {
             terms: &self.terms,
             cleared: &mut self.cleared,
             counters: &mut self.counters,
+            #[cfg(test)]
+            log: &mut self.eval_log,
         };
+        #[cfg(test)]
+        {
+            eval.log.seq = self.seq;
+        }
         let idle_before = end.saturating_sub(cfg.idle_ttl);
         let mut expired = Vec::new();
         for (key, st) in self.keys.iter_mut() {
@@ -395,8 +423,13 @@ impl Detector {
             }
             if st.next_fold.is_some_and(|h| h.saturating_mul(per_hour) > keep_from) {
                 st.buckets.trim_before(keep_from);
+            }
+            if st
+                .next_fold
+                .is_some_and(|h| h.saturating_mul(per_hour) > keep_clusters_from)
+            {
                 for c in st.clusters.items.iter_mut() {
-                    c.counts.trim_before(keep_from);
+                    c.counts.trim_before(keep_clusters_from);
                 }
             }
         }

@@ -44,20 +44,7 @@ pub(crate) fn build_signal(
         .filter(|r| !r.retracted && r.t >= start && r.t < end)
         .filter(|r| cluster.is_none() || r.cluster == cluster)
         .collect();
-    // Cluster sizes in the window, to quote the dominant complaints first.
-    let mut sizes: BTreeMap<Option<u64>, u32> = BTreeMap::new();
-    for r in &items {
-        *sizes.entry(r.cluster).or_insert(0) += 1;
-    }
-    let mut ranked = items.clone();
-    ranked.sort_by(|a, b| {
-        let sa = sizes.get(&a.cluster).copied().unwrap_or(0);
-        let sb = sizes.get(&b.cluster).copied().unwrap_or(0);
-        sb.cmp(&sa)
-            .then(b.sim.total_cmp(&a.sim))
-            .then(a.t.cmp(&b.t))
-            .then(a.seq.cmp(&b.seq))
-    });
+    let ranked = rank_for_quotes(st, &items, start);
     // One quote per language first, then fill up to five; distinct texts.
     let mut quotes: Vec<&Recent> = Vec::new();
     for pass in 0..2 {
@@ -76,10 +63,19 @@ pub(crate) fn build_signal(
     }
     let mut languages: BTreeMap<String, u32> = BTreeMap::new();
     let mut categories: BTreeMap<Category, u32> = BTreeMap::new();
+    let mut regions: BTreeMap<String, u32> = BTreeMap::new();
+    let mut channels: BTreeMap<String, u32> = BTreeMap::new();
     for r in &items {
         *languages.entry(r.lang.to_string()).or_insert(0) += 1;
         *categories.entry(r.category).or_insert(0) += 1;
+        if let Some(x) = &r.region {
+            *regions.entry(x.to_string()).or_insert(0) += 1;
+        }
+        if let Some(x) = &r.channel {
+            *channels.entry(x.to_string()).or_insert(0) += 1;
+        }
     }
+    let members = member_hashes(items.iter().map(|r| &*r.id));
     Signal {
         kind,
         key: key.clone(),
@@ -105,8 +101,53 @@ pub(crate) fn build_signal(
             top_terms: terms.top(items.iter().map(|r| &r.terms[..]), 8),
             languages: sorted_counts(languages),
             categories: sorted_counts(categories),
+            regions: sorted_counts(regions),
+            channels: sorted_counts(channels),
+            members,
         },
     }
+}
+
+/// The window's items in quoting order: the clusters that grew most against
+/// their share among the key's earlier recent negatives first (the wave's
+/// texts, not the key's usual complaints), then the most typical members,
+/// newest first.
+fn rank_for_quotes<'a>(st: &KeyState, items: &[&'a Recent], start: i64) -> Vec<&'a Recent> {
+    let mut in_window: BTreeMap<Option<u64>, f64> = BTreeMap::new();
+    for r in items {
+        *in_window.entry(r.cluster).or_insert(0.0) += 1.0;
+    }
+    let mut before: BTreeMap<Option<u64>, f64> = BTreeMap::new();
+    let mut n_before = 0.0;
+    for r in st.recent.iter().filter(|r| !r.retracted && r.t < start) {
+        *before.entry(r.cluster).or_insert(0.0) += 1.0;
+        n_before += 1.0;
+    }
+    let n_window = items.len() as f64;
+    let groups = (in_window.len() + before.len()).max(1) as f64;
+    // Excess over the count the earlier share predicts (add-one smoothed).
+    let excess = |c: &Option<u64>| {
+        let w = in_window.get(c).copied().unwrap_or(0.0);
+        let b = before.get(c).copied().unwrap_or(0.0);
+        w - n_window * (b + 1.0) / (n_before + groups)
+    };
+    let mut ranked = items.to_vec();
+    ranked.sort_by(|a, b| {
+        excess(&b.cluster)
+            .total_cmp(&excess(&a.cluster))
+            .then(b.sim.total_cmp(&a.sim))
+            .then(b.t.cmp(&a.t))
+            .then(b.seq.cmp(&a.seq))
+    });
+    ranked
+}
+
+/// Sorted, distinct FNV-1a hashes of event ids (the signal's members).
+fn member_hashes<'a>(ids: impl Iterator<Item = &'a str>) -> Vec<u64> {
+    let mut v: Vec<u64> = ids.map(|id| earshot_core::hash::fnv1a(id.as_bytes())).collect();
+    v.sort_unstable();
+    v.dedup();
+    v
 }
 
 /// A review-bombing signal: `n` suspect items in `window` of scope `key`,
@@ -124,6 +165,7 @@ pub(crate) fn spam_signal(
         *languages.entry(q.lang.clone()).or_insert(0) += 1;
     }
     let docs: Vec<Vec<String>> = quotes.iter().map(|q| terms::terms(&q.text)).collect();
+    let quotes_ids: Vec<String> = quotes.iter().map(|q| q.id.clone()).collect();
     Signal {
         kind: SignalKind::ReviewBombing,
         key,
@@ -141,6 +183,8 @@ pub(crate) fn spam_signal(
             top_terms: terms.top(docs.iter().map(|d| d.as_slice()), 8),
             languages: sorted_counts(languages),
             categories: Vec::new(),
+            members: member_hashes(quotes_ids.iter().map(String::as_str)),
+            ..Default::default()
         },
     }
 }

@@ -38,6 +38,8 @@ pub(crate) struct Recent {
     pub(crate) text: Arc<str>,
     pub(crate) author: Option<Arc<str>>,
     pub(crate) lang: Arc<str>,
+    pub(crate) region: Option<Arc<str>>,
+    pub(crate) channel: Option<Arc<str>>,
     pub(crate) category: Category,
     pub(crate) cluster: Option<u64>,
     pub(crate) sim: f32,
@@ -66,6 +68,10 @@ pub(crate) struct KeyState {
     pub(crate) baseline: Baseline,
     /// Next hour (index since epoch) to fold into the baseline.
     pub(crate) next_fold: Option<i64>,
+    /// Items that arrived after their hour was folded: they entered the
+    /// baseline as a correction and wait here for the drift CUSUMs of the
+    /// next hour folded.
+    pub(crate) late_pending: Counts,
     pub(crate) first_seen: EventTime,
     pub(crate) last_seen: EventTime,
     pub(crate) cusum: Cusum,
@@ -98,6 +104,7 @@ impl KeyState {
             buckets: Buckets::default(),
             baseline: Baseline::new(cfg.seasonality, (cfg.baseline_memory / HOUR) as f64, 10.0),
             next_fold: None,
+            late_pending: Counts::default(),
             first_seen: t,
             last_seen: t,
             cusum: Cusum::default(),
@@ -125,6 +132,38 @@ impl KeyState {
         };
         c.total += 1;
         c.neg += neg as u32;
+        true
+    }
+
+    /// An item at `t` that arrived after its hour was folded: corrects the
+    /// baseline (negatives not while a volume drift is building, as the
+    /// fold would not have learned them either) and queues the item for the
+    /// drift CUSUMs of the next fold. False (nothing done) when its hour is
+    /// not folded yet: the fold will read it from the buckets.
+    /// `fallback` is the shape the baseline falls back to (the global one
+    /// for a key, none for the global baseline itself).
+    pub(crate) fn correct_late(
+        &mut self,
+        t: EventTime,
+        neg: bool,
+        cfg: &DetectConfig,
+        fallback: Option<&Baseline>,
+    ) -> bool {
+        let h = t.div_euclid(HOUR);
+        let Some(next) = self.next_fold.filter(|&n| h < n) else {
+            return false;
+        };
+        let since = u64::try_from(next.saturating_sub(h).saturating_sub(1)).unwrap_or(0);
+        let drifting = self.vcusum > cfg.thresholds.drift_h / 2.0 && next.saturating_sub(self.vdrift_from) < 72;
+        let k = (neg && !drifting) as u32;
+        // The buckets hold the item already.
+        let now = hour_counts(&self.buckets, h, HOUR / cfg.step);
+        let after = (f64::from(now.total), f64::from(now.neg));
+        let before = (after.0 - 1.0, after.1 - f64::from(neg as u32));
+        let after = (after.0, before.1 + f64::from(k));
+        self.baseline.correct(h, since, before, after, fallback);
+        self.late_pending.total = self.late_pending.total.saturating_add(1);
+        self.late_pending.neg = self.late_pending.neg.saturating_add(neg as u32);
         true
     }
 
@@ -312,7 +351,9 @@ impl KeyTable {
             };
             st.uncount(b, applied.neg);
             if let Some(cid) = to.cluster {
-                if let Some(c) = st.clusters.get_mut(cid) {
+                // Only a bucket still kept (`get_mut` would grow the ring
+                // back to one already trimmed).
+                if let Some(c) = st.clusters.get_mut(cid).filter(|c| c.counts.get(b).is_some()) {
                     if let Some(n) = c.counts.get_mut(b) {
                         *n = n.saturating_sub(1);
                     }

@@ -7,18 +7,50 @@
 //!   events in the same order yields the same signals as the live run.
 //!   Iteration that affects output goes through `BTreeMap`s or sorted lists.
 //! * Event time only. The watermark is the maximum event time seen minus a
-//!   bounded out-of-orderness. A hopping window `[end - len, end)` is
-//!   evaluated once, when the watermark passes `end`. Events behind the
-//!   watermark but within the allowed lateness still count into every window
-//!   not yet evaluated and into baselines; events later than that are
-//!   returned as [`Lateness::TooLate`] (for the caller to dead-letter) and
-//!   counted. Nothing is dropped silently.
+//!   bounded out-of-orderness (1 min). A hopping window `[end - len, end)` is
+//!   evaluated once, when the watermark passes `end`, and never again.
+//!   Events behind the watermark by more than `allowed_lateness` (6 h) are
+//!   returned as [`Lateness::TooLate`] (for the caller to dead-letter),
+//!   counted (`too_late`) and kept out of every statistic, at the cost of
+//!   one comparison however late they are. Nothing is dropped silently.
+//! * Late events (behind the watermark, within `allowed_lateness`) count as
+//!   if on time wherever the result is not out yet (`late_accepted`):
+//!   - step buckets: counted in their own step (the rings hold the longest
+//!     window plus the lateness plus 2 h), so every window evaluated after the event
+//!     arrived includes it, e.g. the 24 h window for up to a day; windows
+//!     evaluated before keep their result and their signals
+//!     (`late_after_evaluation` counts events that missed one);
+//!   - baselines: an hour is folded `fold_lateness` (10 min) after it ends;
+//!     an item of an hour folded already corrects the level of the key's and
+//!     the global baseline as if the fold had held it (`late_corrected`);
+//!     the seasonal shape and past global traffic factors are not revised;
+//!   - drift CUSUMs (share and volume): such an item is added to the next
+//!     hour folded (the CUSUM moves by about what it would have on time; a
+//!     drift signal already out, or not raised, stays so);
+//!   - clusters: the item joins a cluster on arrival (the centroid moves in
+//!     arrival order) and counts in its own step (the cluster rings hold the
+//!     longest cluster window plus the lateness plus 2 h), so cluster windows
+//!     evaluated later include it; the clusters' usual shares of folded
+//!     hours are not revised;
+//!   - recent quotes: kept in arrival order, quoted by windows holding them;
+//!   - spam filter: screened like any event, at its own event time: a
+//!     near-duplicate burst, an author's run or a contradiction burst counts
+//!     only members within its window of that time, so a late copy does not
+//!     complete a burst of copies hours away; a recognised wave takes it
+//!     back out of the counts (the ledger keeps `max(spam.window,
+//!     allowed_lateness) + 1 h` of events);
+//!   - SLA tracker: an unreplied late negative is tracked from its posting
+//!     time, so it may be overdue on arrival;
+//!   - redelivery dedup: ids are remembered in arrival order whatever the
+//!     lateness, so a redelivered too-late event counts as a duplicate, not
+//!     twice as too late.
 //! * Bounded state: keys idle for `idle_ttl` expire; at most `max_keys` keys
 //!   are tracked (a new key at the cap evicts the least recently seen one in
 //!   event time, ties to the older key, and clears its open conditions);
 //!   clusters, recent-quote rings, spam groups and the term table are capped.
-//! * Suspected fakes (near-duplicate bursts, one author posting many,
-//!   rating/text contradictions) are kept out of every crisis statistic
+//! * Suspected fakes (coordinated near-duplicate bursts, one author posting
+//!   many, rating/text contradictions; identical texts alone are not
+//!   suspect, see [`spam`]) are kept out of every crisis statistic
 //!   (retroactively for the members seen before a burst was recognised) and
 //!   reported as [`SignalKind::ReviewBombing`](earshot_core::types::SignalKind::ReviewBombing) instead.
 //! * Event times are untrusted input: arithmetic on them saturates, and the
@@ -76,7 +108,20 @@ pub enum DetectError {
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct Counters {
     pub events: u64,
+    /// Events behind the watermark but within `allowed_lateness`: counted.
     pub late_accepted: u64,
+    /// Of `late_accepted`: events that arrived after a window holding them
+    /// was evaluated (the window ending at the end of their step, at least).
+    /// Those windows keep their result; the event counts in every window
+    /// evaluated after it arrived (the 24 h one for up to a day), in the
+    /// baselines and in the drift CUSUMs.
+    pub late_after_evaluation: u64,
+    /// Of `late_accepted` (suspected fakes excepted, as they stay out of the
+    /// statistics): events whose hour was already folded into the baselines. They corrected the baseline levels and entered the drift
+    /// CUSUMs with the next hour folded.
+    pub late_corrected: u64,
+    /// Events behind the watermark by more than `allowed_lateness`: returned
+    /// as [`Lateness::TooLate`] and kept out of every statistic.
     pub too_late: u64,
     pub spam_near_duplicate: u64,
     pub spam_author: u64,
@@ -119,6 +164,12 @@ pub struct Pushed {
     pub suspect: Option<Suspect>,
     /// Signals that became due with this event (watermark advance or a spam burst).
     pub signals: Vec<Signal>,
+    /// Sequence number the event was accepted under (0: not accepted: a
+    /// reply, a redelivery or too late).
+    pub seq: u64,
+    /// Sequence numbers of earlier events taken back out of the statistics
+    /// now (members of a wave recognised with this event).
+    pub retracted: Vec<u64>,
 }
 
 impl Pushed {
@@ -127,6 +178,8 @@ impl Pushed {
             lateness,
             suspect: None,
             signals: Vec::new(),
+            seq: 0,
+            retracted: Vec::new(),
         }
     }
 }
@@ -159,6 +212,8 @@ pub struct Detector {
     counters: Counters,
     /// Conditions cleared since the last [`Detector::take_cleared`].
     cleared: Vec<Cleared>,
+    #[cfg(test)]
+    eval_log: evaluate::EvalLog,
 }
 
 /// The key of an event under one rollup (`None` when the event lacks a dimension).
@@ -205,6 +260,8 @@ impl Detector {
             recent: dedup::RecentIds::new(cfg.dedup_ids),
             counters: Counters::default(),
             cleared: Vec::new(),
+            #[cfg(test)]
+            eval_log: Default::default(),
             cfg,
         }
     }
@@ -258,6 +315,9 @@ impl Detector {
         }
         if lateness == Lateness::Late {
             self.counters.late_accepted += 1;
+            if self.next_eval.is_some_and(|n| window::bucket_end(t, self.cfg.step) < n) {
+                self.counters.late_after_evaluation += 1;
+            }
         }
         self.seq += 1;
         let seq = self.seq;
@@ -278,8 +338,11 @@ impl Detector {
             counters: &mut self.counters,
         };
         let screened = self.spam.screen(ev, &scope, seq, quote, ctx);
+        let mut retracted = Vec::new();
         for s in screened.retract {
-            self.retract(s);
+            if self.retract(s) {
+                retracted.push(s);
+            }
         }
         let mut signals = screened.signals;
         if screened.suspect.is_none() {
@@ -299,6 +362,8 @@ impl Detector {
             lateness,
             suspect: screened.suspect,
             signals,
+            seq,
+            retracted,
         })
     }
 
@@ -366,14 +431,16 @@ impl Detector {
         self.sla.track(&ev.event.id, ev.event.event_time, ids, cap);
     }
 
-    /// Takes an accepted event back out of every statistic it entered.
-    fn retract(&mut self, seq: u64) {
+    /// Takes an accepted event back out of every statistic it entered
+    /// (false: it was not counted, or was retracted already).
+    fn retract(&mut self, seq: u64) -> bool {
         let Some(a) = self.spam.ledger.take(seq) else {
-            return;
+            return false;
         };
         self.counters.retracted += 1;
         self.keys.retract(seq, &a, self.cfg.step);
         self.global.uncount(bucket_of(a.t, self.cfg.step), a.neg);
+        true
     }
 
     /// Counts an accepted event into the global and every rollup key's
@@ -385,6 +452,10 @@ impl Detector {
         self.global.count(b, neg);
         if self.global.next_fold.is_none() {
             self.global.next_fold = Some(hour_of(t));
+        }
+        // A late item whose hour was folded already corrects the baselines.
+        if self.global.correct_late(t, neg, &self.cfg, None) {
+            self.counters.late_corrected += 1;
         }
         let terms: Arc<[String]> = terms::terms(&ev.event.text).into();
         self.terms.add(&terms);
@@ -403,6 +474,8 @@ impl Detector {
         let text: Arc<str> = ev.event.text.as_str().into();
         let lang: Arc<str> = lang_of(ev).into();
         let author: Option<Arc<str>> = ev.event.author.as_deref().map(Into::into);
+        let region: Option<Arc<str>> = ev.event.key.region.as_deref().map(Into::into);
+        let channel: Option<Arc<str>> = ev.event.key.channel.as_deref().map(Into::into);
         let mut applied = Applied {
             t,
             neg,
@@ -423,6 +496,7 @@ impl Detector {
             if !st.count(b, neg) {
                 continue;
             }
+            st.correct_late(t, neg, &self.cfg, Some(&self.global.baseline));
             let mut cl = None;
             if neg {
                 let mut sim = 0.0;
@@ -438,6 +512,8 @@ impl Detector {
                     text: text.clone(),
                     author: author.clone(),
                     lang: lang.clone(),
+                    region: region.clone(),
+                    channel: channel.clone(),
                     category: ev.scored.category,
                     cluster: cl,
                     sim,

@@ -7,6 +7,8 @@
 
 mod dispersion;
 mod extreme_times;
+mod late;
+mod spam_rules;
 
 use super::*;
 use earshot_core::rng::Rng;

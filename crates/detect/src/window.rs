@@ -22,7 +22,9 @@ pub enum Lateness {
     /// At or after the watermark.
     OnTime,
     /// Behind the watermark but within the allowed lateness: counted into
-    /// every window that is still open and into the baseline.
+    /// every window evaluated after it arrives and into the baselines (as a
+    /// correction when its hour was folded already); windows evaluated
+    /// before keep their result.
     Late,
     /// Behind the watermark by more than the allowed lateness: reported back
     /// to the caller (who dead-letters it), not counted into windows.

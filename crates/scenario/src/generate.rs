@@ -1,7 +1,8 @@
 //! The event stream of a scenario: background traffic over several brands,
 //! products and regions (each region writes in its language) with a daily
 //! rhythm in local time, per-product negative shares, occasional neutral
-//! texts, replies and arrival jitter, plus the injected incident's traffic.
+//! texts, replies and arrival jitter, plus the injected incident's traffic;
+//! optionally a share of events arrives minutes to hours late.
 //! Seeded: the same scenario and bank give the same stream every time.
 
 use earshot_core::rng::Rng;
@@ -131,6 +132,27 @@ impl Gen<'_> {
     }
 }
 
+/// Delays the arrival of a share of events (`sc.late`), with a random
+/// stream of its own so the events themselves do not change.
+fn delay(out: &mut [(EventTime, ScoredEvent)], sc: &Scenario) {
+    let late = sc.late;
+    if late.minutes_share <= 0.0 && late.hours_share <= 0.0 {
+        return;
+    }
+    let mut rng = Rng::new(sc.seed ^ 0x6c61_7465_6e65_7373);
+    for (arrival, _) in out.iter_mut() {
+        let u = rng.uniform();
+        let by = if u < late.minutes_share {
+            MINUTE + (rng.uniform() * (29 * MINUTE) as f64) as i64
+        } else if u < late.minutes_share + late.hours_share {
+            HOUR + (rng.uniform() * (5 * HOUR) as f64) as i64
+        } else {
+            continue;
+        };
+        *arrival += by;
+    }
+}
+
 /// A generated scenario stream.
 #[derive(Debug, Clone)]
 pub struct Generated {
@@ -247,6 +269,7 @@ pub fn generate(sc: &Scenario, bank: &Bank) -> Generated {
             }
         }
     }
+    delay(&mut g.out, sc);
     g.out
         .sort_by(|a, b| a.0.cmp(&b.0).then(a.1.event.id.cmp(&b.1.event.id)));
     let events = g.out.into_iter().map(|(_, e)| e).collect();

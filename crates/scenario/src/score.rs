@@ -40,8 +40,14 @@ impl Report {
 }
 
 fn matches(truth: &Truth, s: &Signal) -> bool {
+    matches_truth(truth, &s.key)
+}
+
+/// Whether a key is compatible with the incident's brand, product and
+/// region (every dimension both have agrees).
+pub fn matches_truth(truth: &Truth, key: &earshot_core::types::SignalKey) -> bool {
     use earshot_core::types::Dim;
-    let ok = |d: Dim, want: &Option<String>| match (s.key.get(d), want) {
+    let ok = |d: Dim, want: &Option<String>| match (key.get(d), want) {
         (Some(v), Some(w)) => v == w,
         _ => true,
     };
