@@ -265,8 +265,8 @@ pub enum SignalKind {
     /// A semantic complaint cluster grows abnormally fast.
     EmergingIssue,
     /// Negatives creep up over hours: their share (binomial CUSUM) or their
-    /// volume against the traffic-adjusted seasonal expectation (Poisson
-    /// CUSUM).
+    /// volume against the traffic-adjusted seasonal expectation (negative
+    /// binomial CUSUM; Poisson on Poisson-like traffic).
     SlowDrift,
     /// Suspected fake wave: near-duplicates, one author posting many, or
     /// rating/text contradictions. Never counted as a crisis.

@@ -13,8 +13,10 @@
 //! falls back to its seasonal shape, and its traffic factor per hour scales
 //! the keys' expectations. Each key then folds, hour by hour: the share
 //! CUSUM (slow drifts of the negative share), its clusters' usual shares,
-//! the Poisson CUSUM of negative volume (slow drifts of volume) and finally
-//! its own baseline.
+//! the dispersion estimates (how bursty its negatives are, per step and per
+//! hour, and how much one hour's excess carries into the next), the CUSUM
+//! of negative volume (slow drifts of volume, negative binomial with that
+//! dispersion) and finally its own baseline.
 //!
 //! Work per fold is bounded whatever the event times: over an idle stretch
 //! (no items at all) longer than [`max_idle_fold_hours`], only its last hours
@@ -26,6 +28,7 @@ use std::collections::BTreeMap;
 
 use earshot_core::types::{EventTime, Signal, SignalKey, SignalKind};
 
+use crate::evaluate::Cond;
 use crate::explain::{build_signal, Evidence};
 use crate::key::{hour_counts, range_counts, Counts, KeyState};
 use crate::stats::{self, Baseline, Expected};
@@ -214,9 +217,28 @@ fn fold_hour(key: &SignalKey, st: &mut KeyState, h: i64, ctx: &FoldContext<'_>, 
     }
     let k_fold = volume_cusum(key, st, h, n, k_all, p0, warm, ctx, out);
     // The fold learns this hour's own negatives, held to the expectation
-    // while a volume drift builds up.
+    // while a volume drift builds up; what is held back is held back as
+    // items too (not learned as traffic), so the share stays as it was.
     let k_own = (c.neg as f64).min(k_fold);
-    st.baseline.fold(h, c.total as f64, k_own, Some(ctx.global));
+    let held = c.neg as f64 - k_own;
+    st.baseline.fold(h, c.total as f64 - held, k_own, Some(ctx.global));
+}
+
+/// Folds hour `h` into the key's dispersion estimates: its negatives
+/// against `mu` (the traffic-adjusted seasonal expectation), and each
+/// step's against its part of `mu`.
+fn observe_dispersion(st: &mut KeyState, h: i64, k: u32, mu: f64, cfg: &DetectConfig) {
+    let per_hour = (HOUR / cfg.step).max(1);
+    let memory = (cfg.baseline_memory / HOUR).max(1) as f64;
+    let var = mu + st.disp_hour.estimate() * mu * mu;
+    st.persistence.observe((k as f64 - mu) / var.sqrt(), memory);
+    st.disp_hour.observe(k as f64, mu, memory);
+    let mu_step = mu / per_hour as f64;
+    let from = h.saturating_mul(per_hour);
+    for b in from..from.saturating_add(per_hour) {
+        let x = st.buckets.get(b).map_or(0, |c| c.neg);
+        st.disp_step.observe(x as f64, mu_step, memory * per_hour as f64);
+    }
 }
 
 /// The share CUSUM: items are batched (`cusum_batch`) into near-normal
@@ -272,9 +294,14 @@ fn share_cusum(
     }
 }
 
-/// Poisson CUSUM of negative volume (slow drifts): the log-likelihood ratio
-/// of rate `r × mu` against `mu`, with `mu` the seasonal expectation scaled
-/// by the traffic factor. While a run builds up, the baseline does not learn
+/// CUSUM of negative volume (slow drifts): the log-likelihood ratio of rate
+/// `r × mu` against `mu`, with `mu` the seasonal expectation scaled by the
+/// traffic factor, negative binomial with the key's hourly dispersion and
+/// multiplied by what an hour's evidence is worth given their
+/// autocorrelation (Poisson and 1 on Poisson traffic), so a bursty key's
+/// news day is not a drift while a sustained level shift still is. A run
+/// that crosses while the key's volume spike still fires is spent silently
+/// (that excess is reported already). While a run builds up, the baseline does not learn
 /// the excess (for at most three days), so a drift is not absorbed before it
 /// is detected. Returns the negatives to fold into the baseline.
 #[allow(clippy::too_many_arguments)]
@@ -298,6 +325,17 @@ fn volume_cusum(
     // towards "more negatives than expected".
     let mu = ek * shrunk_traffic_factor(n - k, e.total - ek, gf);
     let mut k_fold = k as f64;
+    // The dispersion learns from every hour once the expectation has a
+    // level, against the expectation without the estimation-error margin
+    // (its clipping bounds what one outburst teaches it). Its error is
+    // prediction error the tests face too: a profile still learning a
+    // strong daily rhythm counts, on a key busy enough to tell.
+    let c2 = st.disp_hour.c2(th.baseline_z);
+    let worth = st.persistence.evidence_factor(th.baseline_z);
+    let mu_plain = e.neg * shrunk_traffic_factor(n - k, e.non_negative(), gf);
+    if st.baseline.hours > 0 && mu_plain > 0.0 {
+        observe_dispersion(st, h, k, mu_plain, ctx.cfg);
+    }
     if !warm {
         return k_fold;
     }
@@ -307,13 +345,17 @@ fn volume_cusum(
         st.vfired = false;
     }
     let r = th.drift_ratio;
-    st.vcusum = (st.vcusum + k as f64 * r.ln() - (r - 1.0) * mu).clamp(0.0, 2.0 * th.drift_h);
+    // Negative-binomial evidence with the key's dispersion, discounted for
+    // hours that are not independent (both 1 on Poisson traffic).
+    st.vcusum = (st.vcusum + worth * stats::nb_llr(k as f64, mu, r, c2)).clamp(0.0, 2.0 * th.drift_h);
     st.vrun.observed += k;
     st.vrun.expected += mu;
     let w_end = hour_end(h);
     if st.vcusum > th.drift_h && !st.vfired {
         st.vfired = true;
-        if drift_cooled(st, w_end) {
+        // A volume spike of this key still firing is this excess already
+        // reported: the drift run is spent without a second alert.
+        if drift_cooled(st, w_end) && !st.active.contains_key(&Cond::Volume) {
             st.last_drift = Some(w_end);
             let window = Span {
                 start: st.vdrift_from.saturating_mul(HOUR),
@@ -326,7 +368,7 @@ fn volume_cusum(
                 expected: run.expected,
                 population: c.total,
                 baseline_share: p0,
-                p_value: stats::poisson_sf(run.observed as u64, run.expected),
+                p_value: stats::nb_sf(run.observed as u64, run.expected, c2),
             };
             out.push(build_signal(
                 SignalKind::SlowDrift,

@@ -54,7 +54,8 @@ impl Preset {
 /// Decision thresholds (a preset, optionally overridden field by field).
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct Thresholds {
-    /// Poisson tail below which negative volume is anomalous.
+    /// Tail (negative binomial with the key's overdispersion; Poisson on
+    /// Poisson-like traffic) below which negative volume is anomalous.
     pub p_volume: f64,
     /// Binomial tail below which the negative share is anomalous.
     pub p_share: f64,
@@ -82,7 +83,8 @@ pub struct Thresholds {
     pub cusum_h: f64,
     /// Items batched into one CUSUM residual (keeps residuals near-normal).
     pub cusum_batch: u32,
-    /// Poisson CUSUM of hourly negative volume: the rate ratio it is tuned
+    /// CUSUM of hourly negative volume (negative binomial, discounted for
+    /// autocorrelated hours; Poisson on Poisson-like traffic): the rate ratio it is tuned
     /// to detect and its decision interval (log-likelihood ratio units).
     pub drift_ratio: f64,
     pub drift_h: f64,

@@ -149,11 +149,18 @@ fn window_test(
     let mu_k = stats::inflate(mu.neg, st.baseline.evidence_neg(), th.baseline_z).max(floor) * f;
     let mu_n = stats::inflate(mu.total, st.baseline.evidence_total(), th.baseline_z).max(floor) * f;
     let p0 = stats::inflate_share(st.baseline.neg_share(), st.baseline.evidence_total(), th.baseline_z);
-    let p_vol = stats::poisson_sf(k as u64, mu_k);
+    // Negative-binomial tail with the key's own overdispersion (the Poisson
+    // tail on Poisson-like traffic).
+    let p_vol = stats::nb_sf(k as u64, mu_k, st.volume_c2(len, step, th.baseline_z));
     let p_share = stats::binomial_sf(k as u64, n as u64, p0);
     let total_up = stats::poisson_sf(n as u64, mu_n) < th.p_confirm;
     let share = k as f64 / n.max(1) as f64;
-    let (kind, p) = if p_vol < th.p_volume && p_share < th.p_confirm && k as f64 >= th.min_ratio * mu_k {
+    // The share confirms a spike only where it has something to go on:
+    // with less than one non-negative item expected among the window's
+    // (a key whose every item is negative), its rise cannot be seen, and
+    // the traffic factor alone tells a spike from a surge.
+    let share_confirms = p_share < th.p_confirm || (1.0 - p0) * (n as f64) < 1.0;
+    let (kind, p) = if p_vol < th.p_volume && share_confirms && k as f64 >= th.min_ratio * mu_k {
         (SignalKind::VolumeSpike, p_vol)
     } else if !total_up && p_share < th.p_share && share - p0 >= th.min_share_delta {
         (SignalKind::SentimentShift, p_share)

@@ -18,7 +18,7 @@ use earshot_core::types::{Category, EventTime, SignalKey};
 use crate::cluster::Clusters;
 use crate::evaluate::{Active, Cond};
 use crate::spam::Applied;
-use crate::stats::{Baseline, Cusum};
+use crate::stats::{Baseline, Cusum, Dispersion, Persistence};
 use crate::window::{bucket_of, Buckets};
 use crate::{Counters, DetectConfig, HOUR};
 
@@ -54,7 +54,7 @@ pub(crate) struct CusumBatch {
     pub(crate) neg: u32,
 }
 
-/// Observed and expected negatives of the current Poisson-CUSUM run.
+/// Observed and expected negatives of the current volume-CUSUM run.
 #[derive(Debug, Clone, Copy, Default)]
 pub(crate) struct VolumeRun {
     pub(crate) observed: u32,
@@ -77,7 +77,7 @@ pub(crate) struct KeyState {
     pub(crate) cusum: Cusum,
     pub(crate) cusum_acc: CusumBatch,
     pub(crate) drift_from: i64,
-    /// Poisson CUSUM of hourly negatives against the traffic-adjusted
+    /// CUSUM of hourly negatives against the traffic-adjusted
     /// seasonal expectation, and the hour its current run started.
     pub(crate) vcusum: f64,
     pub(crate) vdrift_from: i64,
@@ -86,6 +86,12 @@ pub(crate) struct KeyState {
     /// The CUSUM crossed its interval in the current run (re-armed at 0).
     pub(crate) vfired: bool,
     pub(crate) last_drift: Option<EventTime>,
+    /// Overdispersion of the negatives against their expectation, per hour
+    /// and per step (see [`KeyState::volume_c2`]).
+    pub(crate) disp_hour: Dispersion,
+    pub(crate) disp_step: Dispersion,
+    /// Autocorrelation of the hourly residuals (scales the drift CUSUM).
+    pub(crate) persistence: Persistence,
     pub(crate) active: BTreeMap<Cond, Active>,
     pub(crate) clusters: Clusters,
     pub(crate) recent: VecDeque<Recent>,
@@ -109,6 +115,9 @@ impl KeyState {
             vrun: VolumeRun::default(),
             vfired: false,
             last_drift: None,
+            disp_hour: Dispersion::default(),
+            disp_step: Dispersion::default(),
+            persistence: Persistence::default(),
             active: BTreeMap::new(),
             clusters: Clusters::default(),
             recent: VecDeque::new(),
@@ -172,6 +181,24 @@ impl KeyState {
     /// first seen at least `min_history` before `end`.
     pub(crate) fn is_warm(&self, cfg: &DetectConfig, end: EventTime) -> bool {
         self.has_baseline_history(cfg) && end.saturating_sub(self.first_seen) >= cfg.min_history
+    }
+
+    /// Squared coefficient of variation of the negatives over a window of
+    /// `len` (negative binomial `Var = mu + c2 mu²`): the step estimate for
+    /// a step, the hourly one for an hour or more, interpolated in `ln len`
+    /// between (bursts are larger on short scales and average out over an
+    /// hour). Lower confidence bounds at `z` standard errors: 0 on Poisson
+    /// traffic.
+    pub(crate) fn volume_c2(&self, len: i64, step: i64, z: f64) -> f64 {
+        let (cs, ch) = (self.disp_step.c2(z), self.disp_hour.c2(z));
+        if len >= HOUR || step >= HOUR {
+            return ch;
+        }
+        if len <= step {
+            return cs;
+        }
+        let lambda = ((len as f64) / (step as f64)).ln() / ((HOUR as f64) / (step.max(1) as f64)).ln();
+        cs + (ch - cs) * lambda.clamp(0.0, 1.0)
     }
 
     /// The baseline has `min_history` of hours folded in.

@@ -86,6 +86,229 @@ pub fn binomial_sf(k: u64, n: u64, p: f64) -> f64 {
     }
 }
 
+/// `ln Γ(x)` for `x > 0`: the Stirling series, after shifting `x` up to 10
+/// with the recurrence `Γ(x + 1) = x Γ(x)` (absolute error below 1e-12).
+pub fn ln_gamma(x: f64) -> f64 {
+    let mut z = x;
+    let mut shift = 0.0;
+    while z < 10.0 {
+        shift += z.ln();
+        z += 1.0;
+    }
+    let z2 = z * z;
+    let series =
+        1.0 / (12.0 * z) - 1.0 / (360.0 * z * z2) + 1.0 / (1260.0 * z * z2 * z2) - 1.0 / (1680.0 * z * z2 * z2 * z2);
+    (z - 0.5) * z.ln() - z + 0.5 * (2.0 * std::f64::consts::PI).ln() + series - shift
+}
+
+/// Regularised incomplete beta function `I_x(a, b)` for `a, b > 0`, from its
+/// continued fraction (modified Lentz), on the side of `x` where it
+/// converges fast; the other side through `I_x(a, b) = 1 - I_{1-x}(b, a)`.
+/// Upper tails (`x` below the mean `a / (a + b)`) are computed directly, so
+/// small values keep their relative precision.
+pub fn beta_inc(a: f64, b: f64, x: f64) -> f64 {
+    if x <= 0.0 {
+        return 0.0;
+    }
+    if x >= 1.0 {
+        return 1.0;
+    }
+    if x > (a + 1.0) / (a + b + 2.0) {
+        return (1.0 - beta_inc_cf(b, a, 1.0 - x, (1.0 - x).ln(), x.ln())).clamp(0.0, 1.0);
+    }
+    beta_inc_cf(a, b, x, x.ln(), (1.0 - x).ln()).clamp(0.0, 1.0)
+}
+
+/// `I_x(a, b)` by the continued fraction, given `ln x` and `ln(1 - x)`
+/// (callers that know them more precisely than `x` pass them).
+fn beta_inc_cf(a: f64, b: f64, x: f64, ln_x: f64, ln_1mx: f64) -> f64 {
+    const TINY: f64 = 1e-300;
+    const EPS: f64 = 1e-15;
+    let front = (a * ln_x + b * ln_1mx - ln_gamma(a) - ln_gamma(b) + ln_gamma(a + b)).exp() / a;
+    if front == 0.0 {
+        return 0.0;
+    }
+    // f = 1 / (1 + d1 / (1 + d2 / (1 + ...))), evaluated forwards.
+    let mut c = 1.0;
+    let mut d = 1.0 - (a + b) * x / (a + 1.0);
+    if d.abs() < TINY {
+        d = TINY;
+    }
+    d = 1.0 / d;
+    let mut f = d;
+    for m in 1..20_000 {
+        let m = m as f64;
+        let two_m = 2.0 * m;
+        // Even step: d_{2m}.
+        let num = m * (b - m) * x / ((a + two_m - 1.0) * (a + two_m));
+        d = 1.0 + num * d;
+        d = if d.abs() < TINY { 1.0 / TINY } else { 1.0 / d };
+        c = 1.0 + num / c;
+        if c.abs() < TINY {
+            c = TINY;
+        }
+        f *= d * c;
+        // Odd step: d_{2m+1}.
+        let num = -(a + m) * (a + b + m) * x / ((a + two_m) * (a + two_m + 1.0));
+        d = 1.0 + num * d;
+        d = if d.abs() < TINY { 1.0 / TINY } else { 1.0 / d };
+        c = 1.0 + num / c;
+        if c.abs() < TINY {
+            c = TINY;
+        }
+        let delta = d * c;
+        f *= delta;
+        if (delta - 1.0).abs() < EPS {
+            break;
+        }
+    }
+    front * f
+}
+
+/// `P(X >= k)` for a negative binomial (gamma-Poisson) count with mean `mu`
+/// and variance `mu + c2 mu²` (`c2`: squared coefficient of variation of
+/// the underlying rate). `c2 == 0` is the Poisson tail, bit for bit.
+pub fn nb_sf(k: u64, mu: f64, c2: f64) -> f64 {
+    if c2 <= 0.0 || !c2.is_finite() {
+        return poisson_sf(k, mu);
+    }
+    if k == 0 {
+        return 1.0;
+    }
+    if mu <= 0.0 {
+        return 0.0;
+    }
+    // Size r = 1 / c2; each item a failure with probability q = mu / (mu + r):
+    // P(X >= k) = I_q(k, r).
+    let r = 1.0 / c2;
+    let ln_den = (mu + r).ln();
+    let (ln_q, ln_p) = (mu.ln() - ln_den, r.ln() - ln_den);
+    let q = mu / (mu + r);
+    let (a, b) = (k as f64, r);
+    if q > (a + 1.0) / (a + b + 2.0) {
+        return (1.0 - beta_inc_cf(b, a, 1.0 - q, ln_p, ln_q)).clamp(0.0, 1.0);
+    }
+    beta_inc_cf(a, b, q, ln_q, ln_p).clamp(0.0, 1.0)
+}
+
+/// Per-hour log-likelihood ratio of `k` counts at mean `ratio × mu` against
+/// mean `mu`, negative binomial with squared coefficient of variation `c2`
+/// (the Poisson ratio `k ln r - (r - 1) mu` when `c2 == 0`).
+pub fn nb_llr(k: f64, mu: f64, ratio: f64, c2: f64) -> f64 {
+    if c2 <= 0.0 || !c2.is_finite() {
+        return k * ratio.ln() - (ratio - 1.0) * mu;
+    }
+    let s = 1.0 / c2;
+    k * (ratio * (mu + s) / (ratio * mu + s)).ln() + s * ((mu + s) / (ratio * mu + s)).ln()
+}
+
+/// Largest squared coefficient of variation a key is credited with.
+pub const MAX_C2: f64 = 25.0;
+
+/// Residuals beyond this many standard deviations (under the current
+/// estimate) are clipped before they enter the dispersion.
+const DISPERSION_CLIP: f64 = 10.0;
+
+/// Online estimate of how overdispersed counts are against their expected
+/// values: `c2` in `Var(X) = mu + c2 mu²` (a gamma-Poisson, i.e. negative
+/// binomial, model; 0 for Poisson counts).
+///
+/// Moment estimator: the mean of `(x - mu)² - x` (unbiased for `c2 mu²`)
+/// over the mean of `mu²`, both a plain mean over the first `memory`
+/// observations and an EWMA of that memory after. Each residual is clipped
+/// at a few standard deviations under the current estimate, so one outburst
+/// moves it a bounded amount (a run of them raises it step by step). What
+/// callers use is a lower confidence bound ([`Dispersion::c2`]): only
+/// overdispersion the evidence supports is credited, so Poisson traffic
+/// keeps Poisson tails. Three `f64`s of state.
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct Dispersion {
+    excess: f64,
+    mu2: f64,
+    n: f64,
+}
+
+impl Dispersion {
+    /// Folds in one count `x` whose expectation was `mu`.
+    pub fn observe(&mut self, x: f64, mu: f64, memory: f64) {
+        if !(mu > 0.0 && mu.is_finite() && x.is_finite()) {
+            return;
+        }
+        let sd = (mu + self.estimate() * mu * mu).sqrt();
+        let x = x.clamp((mu - DISPERSION_CLIP * sd).max(0.0), mu + DISPERSION_CLIP * sd);
+        self.n = (self.n + 1.0).min(memory.max(1.0));
+        let a = 1.0 / self.n;
+        self.excess += a * ((x - mu).powi(2) - x - self.excess);
+        self.mu2 += a * (mu * mu - self.mu2);
+    }
+
+    /// The point estimate of `c2` (0 to [`MAX_C2`]).
+    pub fn estimate(&self) -> f64 {
+        if self.mu2 > 0.0 {
+            (self.excess / self.mu2).clamp(0.0, MAX_C2)
+        } else {
+            0.0
+        }
+    }
+
+    /// `c2` less `z` standard errors of its estimate under Poisson counts
+    /// (`sqrt(2 / (n mean(mu²)))`), at least 0.
+    pub fn c2(&self, z: f64) -> f64 {
+        if self.mu2 <= 0.0 || self.n <= 0.0 {
+            return 0.0;
+        }
+        let se = (2.0 / (self.n * self.mu2)).sqrt();
+        (self.estimate() - z * se).max(0.0)
+    }
+}
+
+/// Online lag-1 autocorrelation of standardised hourly residuals: how much
+/// of one hour's excess carries into the next (a news day lasts hours). A
+/// CUSUM that adds hourly evidence treats hours as independent; with
+/// autocorrelation `rho` the variance of a sum of many hours is
+/// `(1 + rho) / (1 - rho)` times larger (AR(1)), so the evidence is worth
+/// that much less ([`Persistence::evidence_factor`]). Four `f64`s of state.
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct Persistence {
+    prev: Option<f64>,
+    cross: f64,
+    square: f64,
+    n: f64,
+}
+
+impl Persistence {
+    /// Folds in the next residual (clipped to ±10).
+    pub fn observe(&mut self, r: f64, memory: f64) {
+        if !r.is_finite() {
+            return;
+        }
+        let r = r.clamp(-10.0, 10.0);
+        if let Some(p) = self.prev {
+            self.n = (self.n + 1.0).min(memory.max(1.0));
+            let a = 1.0 / self.n;
+            self.cross += a * (r * p - self.cross);
+            self.square += a * (0.5 * (r * r + p * p) - self.square);
+        }
+        self.prev = Some(r);
+    }
+
+    /// The autocorrelation less `z` standard errors (`1 / sqrt(n)` under
+    /// independence), within [0, 0.9].
+    pub fn rho(&self, z: f64) -> f64 {
+        if self.square <= 0.0 || self.n <= 0.0 {
+            return 0.0;
+        }
+        (self.cross / self.square - z / self.n.sqrt()).clamp(0.0, 0.9)
+    }
+
+    /// What one hour of evidence is worth in a sum of many: `(1 - rho) /
+    /// (1 + rho)` (1 for independent hours).
+    pub fn evidence_factor(&self, z: f64) -> f64 {
+        let rho = self.rho(z);
+        (1.0 - rho) / (1.0 + rho)
+    }
+}
+
 /// How the seasonal profile is indexed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Seasonality {
@@ -293,9 +516,10 @@ pub fn inflate(mu: f64, evidence: f64, z: f64) -> f64 {
     mu * (1.0 + z / (evidence + 1.0).sqrt())
 }
 
-/// Upper confidence bound of a share estimated from `evidence` items.
+/// Upper confidence bound of a share estimated from `evidence` items (at
+/// most 1: a key whose every item is negative has no room to shift).
 pub fn inflate_share(p: f64, evidence: f64, z: f64) -> f64 {
-    (p + z * (p * (1.0 - p) / (evidence + 1.0)).sqrt()).min(0.999)
+    (p + z * (p * (1.0 - p) / (evidence + 1.0)).sqrt()).min(1.0)
 }
 
 /// One-sided upper CUSUM on standardised residuals: `S = max(0, S + z - k)`,
@@ -320,12 +544,16 @@ impl Cusum {
 }
 
 /// Standardised residual of `k` negatives out of `n` against share `p`.
+/// The share is taken at least 0.01 and, in the variance only, at most
+/// 0.99: a share at its expected value, 1 included, gives 0 (a key whose
+/// every item is negative does not drift by staying so).
 pub fn share_residual(k: f64, n: f64, p: f64) -> f64 {
     if n <= 0.0 {
         return 0.0;
     }
-    let p = p.clamp(0.01, 0.99);
-    (k - n * p) / (n * p * (1.0 - p)).sqrt()
+    let p = p.clamp(0.01, 1.0);
+    let v = p.min(0.99);
+    (k - n * p) / (n * v * (1.0 - v)).sqrt()
 }
 
 #[cfg(test)]
@@ -397,6 +625,159 @@ mod tests {
             })
             .count();
         assert!((rejects as f64 / trials as f64) < 0.0125, "{rejects}");
+    }
+
+    #[test]
+    fn ln_gamma_matches_factorials_and_half_integers() {
+        for n in 1..40u64 {
+            assert!((ln_gamma(n as f64 + 1.0) - ln_factorial(n)).abs() < 1e-10, "n = {n}");
+        }
+        // Γ(1/2) = sqrt(pi).
+        assert!((ln_gamma(0.5) - 0.5 * std::f64::consts::PI.ln()).abs() < 1e-12);
+    }
+
+    #[test]
+    fn incomplete_beta_matches_the_binomial_sum() {
+        // I_x(a, b) for integers is P(Binomial(a + b - 1, x) >= a).
+        for &(a, b, x) in &[(2u64, 3u64, 0.4), (1, 1, 0.3), (5, 2, 0.9), (7, 9, 0.2)] {
+            let n = a + b - 1;
+            let want = binomial_sf(a, n, x);
+            let got = beta_inc(a as f64, b as f64, x);
+            assert!(close(got, want, 1e-10), "I_{x}({a}, {b}) = {got}, want {want}");
+        }
+        assert!(close(beta_inc(2.0, 3.0, 0.4), 0.5248, 1e-12));
+    }
+
+    #[test]
+    fn negative_binomial_tail_matches_closed_forms() {
+        // Size 1 (c2 = 1) is geometric: P(X >= k) = q^k, q = mu / (mu + 1).
+        for &(k, mu) in &[(1u64, 0.5), (5, 3.0), (40, 20.0), (400, 20.0)] {
+            let q: f64 = mu / (mu + 1.0);
+            assert!(close(nb_sf(k, mu, 1.0), q.powi(k as i32), 1e-9), "k={k} mu={mu}");
+        }
+        // Size 2: pmf(j) = (j + 1) p² q^j, summed.
+        let (mu, r) = (7.0, 2.0);
+        let (p, q) = (r / (mu + r), mu / (mu + r));
+        for k in [1u64, 3, 10, 60] {
+            let lower: f64 = (0..k).map(|j| (j + 1) as f64 * p * p * q.powi(j as i32)).sum();
+            assert!(close(nb_sf(k, mu, 0.5), 1.0 - lower, 1e-9), "k={k}");
+        }
+        assert_eq!(nb_sf(0, 5.0, 0.3), 1.0);
+        assert_eq!(nb_sf(3, 0.0, 0.3), 0.0);
+    }
+
+    #[test]
+    fn negative_binomial_without_dispersion_is_the_poisson_tail_exactly() {
+        for &(k, mu) in &[(0u64, 1.0), (3, 0.2), (12, 3.5), (700, 500.0)] {
+            assert_eq!(nb_sf(k, mu, 0.0).to_bits(), poisson_sf(k, mu).to_bits());
+        }
+        let poisson = 30.0 * 3f64.ln() - 2.0 * 10.0;
+        assert_eq!(nb_llr(30.0, 10.0, 3.0, 0.0), poisson);
+        // A tiny dispersion is close to Poisson, a real one is far wider.
+        assert!(close(nb_sf(25, 10.0, 1e-6), poisson_sf(25, 10.0), 1e-3));
+        assert!(nb_sf(60, 20.0, 0.25) > 1e3 * poisson_sf(60, 20.0));
+        assert!((nb_llr(30.0, 10.0, 3.0, 1e-9) - poisson).abs() < 1e-5);
+    }
+
+    #[test]
+    fn negative_binomial_tail_is_calibrated_on_gamma_poisson_data() {
+        // Rate ~ mu * lognormal with c2 = e^(s²) - 1; counts Poisson given the rate.
+        let mut rng = Rng::new(21);
+        let (mu, s) = (40.0, 0.5f64);
+        let c2 = (s * s).exp() - 1.0;
+        let n = 20_000;
+        let draws: Vec<u64> = (0..n)
+            .map(|_| {
+                let rate = mu * (s * rng.normal() - s * s / 2.0).exp();
+                rng.poisson(rate)
+            })
+            .collect();
+        let nb = draws.iter().filter(|&&x| nb_sf(x, mu, c2) < 0.01).count();
+        let poisson = draws.iter().filter(|&&x| poisson_sf(x, mu) < 0.01).count();
+        // The lognormal's tail is a little heavier than the gamma's.
+        assert!((nb as f64) < 0.02 * n as f64, "nb rejects {nb}");
+        assert!((poisson as f64) > 0.15 * n as f64, "poisson rejects {poisson}");
+    }
+
+    #[test]
+    fn dispersion_is_zero_on_poisson_counts_and_found_on_bursty_ones() {
+        let mut rng = Rng::new(8);
+        for &mu in &[0.3, 3.0, 30.0, 300.0, 3000.0] {
+            let mut d = Dispersion::default();
+            for _ in 0..2000 {
+                d.observe(rng.poisson(mu) as f64, mu, 168.0);
+            }
+            assert_eq!(d.c2(1.5), 0.0, "mu={mu}: estimate {}", d.estimate());
+        }
+        for &(mu, s) in &[(30.0, 0.5f64), (300.0, 0.5), (3000.0, 0.3)] {
+            let want = (s * s).exp() - 1.0;
+            let mut d = Dispersion::default();
+            for _ in 0..2000 {
+                d.observe(
+                    {
+                        let rate = mu * (s * rng.normal() - s * s / 2.0).exp();
+                        rng.poisson(rate)
+                    } as f64,
+                    mu,
+                    168.0,
+                );
+            }
+            let got = d.c2(1.5);
+            assert!(got > 0.5 * want && got < 1.3 * want, "mu={mu}: c2 {got}, want {want}");
+        }
+    }
+
+    #[test]
+    fn one_outburst_moves_the_dispersion_a_bounded_amount() {
+        let mut rng = Rng::new(4);
+        let mut d = Dispersion::default();
+        for _ in 0..500 {
+            d.observe(rng.poisson(100.0) as f64, 100.0, 168.0);
+        }
+        let before = d.estimate();
+        d.observe(5000.0, 100.0, 168.0);
+        // Clipped at ten standard deviations: at most 100 variances over 168
+        // (unclipped, (4900² - 5000) / 100² / 168 = 14).
+        assert!(
+            d.estimate() - before < 100.0 * 1.1 / 100.0 / 168.0 * 1.5,
+            "{before} -> {}",
+            d.estimate()
+        );
+    }
+
+    #[test]
+    fn persistence_is_zero_on_independent_hours_and_found_on_runs() {
+        let mut rng = Rng::new(6);
+        let mut p = Persistence::default();
+        for _ in 0..2000 {
+            p.observe(rng.normal(), 168.0);
+        }
+        assert_eq!(p.rho(1.5), 0.0);
+        assert_eq!(p.evidence_factor(1.5), 1.0);
+        // AR(1) with coefficient 0.6: runs of high hours.
+        let mut p = Persistence::default();
+        let mut r = 0.0;
+        for _ in 0..2000 {
+            r = 0.6 * r + 0.8 * rng.normal();
+            p.observe(r, 168.0);
+        }
+        let rho = p.rho(0.0);
+        assert!((0.45..0.75).contains(&rho), "{rho}");
+        assert!(p.evidence_factor(0.0) < 0.4);
+    }
+
+    #[test]
+    fn a_saturated_share_has_no_residual() {
+        assert_eq!(share_residual(50.0, 50.0, 1.0), 0.0);
+        assert_eq!(inflate_share(1.0, 1e6, 1.5), 1.0);
+        // Below saturation, nothing changed: the variance floor still holds.
+        let z = share_residual(10.0, 20.0, 0.2);
+        assert!(close(z, (10.0 - 4.0) / (20.0f64 * 0.2 * 0.8).sqrt(), 1e-12));
+        assert!(close(
+            share_residual(3.0, 100.0, 0.001),
+            (3.0 - 1.0) / (100.0f64 * 0.01 * 0.99).sqrt(),
+            1e-12
+        ));
     }
 
     #[test]

@@ -5,6 +5,7 @@
 //! Texts are random word salads (never near-duplicates) without embeddings,
 //! so only the volume/share statistics are exercised.
 
+mod dispersion;
 mod extreme_times;
 mod late;
 mod spam_rules;

@@ -12,6 +12,7 @@
 //! with the injected truth.
 
 mod bank;
+pub mod bursty;
 mod generate;
 mod incident;
 mod score;
