@@ -82,8 +82,11 @@ pub fn pages(o: &scenario::Outcome, correlate: bool) -> Pages {
         let crisis = a.payload["severity"] != "info";
         let opening = a.repeat == 0 && a.payload["update"] == 0;
         let key: SignalKey = serde_json::from_value(a.payload["incident"]["labels_key"].clone()).unwrap_or_default();
+        // As the scenario scorer: on the incident's keys, emitted after its
+        // start, from a window that began before its end plus two hours.
+        let window_start = a.payload["signal"]["window_start"].as_i64().unwrap_or(a.at);
         let explained = o.truth.as_ref().is_some_and(|t| {
-            t.expect_crisis() && scenario::matches_truth(t, &key) && a.at >= t.start && a.at < t.end + 2 * HOUR
+            t.expect_crisis() && scenario::matches_truth(t, &key) && a.at >= t.start && window_start < t.end + 2 * HOUR
         });
         if !crisis {
             p.spam_pages += u32::from(opening);

@@ -41,6 +41,10 @@ pub struct CorrelateConfig {
     pub min_topic_similarity: f64,
     /// Event time between two update notifications of one incident.
     pub update_interval: i64,
+    /// How long a resolved incident is remembered: a new alert about it
+    /// whose window began before it resolved (a long window still holding
+    /// the wave) is an echo and notifies no one.
+    pub echo_window: i64,
 }
 
 impl Default for CorrelateConfig {
@@ -51,6 +55,7 @@ impl Default for CorrelateConfig {
             min_shared: 2,
             min_topic_similarity: 0.6,
             update_interval: 30 * 60_000,
+            echo_window: 24 * 3_600_000,
         }
     }
 }

@@ -203,6 +203,10 @@ pub struct Lifecycle {
     silences: Silences,
     alerts: BTreeMap<String, Tracked>,
     incidents: BTreeMap<String, Open>,
+    /// Recently resolved incidents (footprint, family, resolution time),
+    /// for recognising echoes.
+    closed: BTreeMap<String, (Footprint, bool, EventTime)>,
+    echoes: u64,
 }
 
 impl Lifecycle {
@@ -212,6 +216,8 @@ impl Lifecycle {
             silences,
             alerts: BTreeMap::new(),
             incidents: BTreeMap::new(),
+            closed: BTreeMap::new(),
+            echoes: 0,
         }
     }
 
@@ -277,6 +283,11 @@ impl Lifecycle {
         self.incidents.keys().cloned().collect()
     }
 
+    /// Alerts recognised as echoes of a resolved incident (not notified).
+    pub fn echoes(&self) -> u64 {
+        self.echoes
+    }
+
     /// Fingerprints of the firing alerts (rule + key), all incidents.
     pub fn firing_alerts(&self) -> Vec<String> {
         self.alerts.keys().cloned().collect()
@@ -316,6 +327,8 @@ impl Lifecycle {
                 self.resolve_alert(&fp, at, &mut out);
             }
             self.due_notifications(w, &mut out);
+            let keep = self.cfg.correlate.echo_window;
+            self.closed.retain(|_, (_, _, at)| w.saturating_sub(*at) < keep);
         }
         out
     }
@@ -356,6 +369,35 @@ impl Lifecycle {
         } else {
             None
         };
+        if joined.is_none() && self.cfg.correlate.enabled {
+            let echo_of = self
+                .closed
+                .iter()
+                .filter(|(_, (f, crisis, resolved))| {
+                    *crisis == s.kind.is_crisis() && s.window_start < *resolved && f.relates(s, &self.cfg.correlate)
+                })
+                .map(|(id, _)| id.clone())
+                .next();
+            if let Some(id) = echo_of {
+                // Tracked (its clear is expected) under the closed incident,
+                // which sends nothing.
+                self.echoes += 1;
+                if let Some((f, _, _)) = self.closed.get_mut(&id) {
+                    f.add(s);
+                }
+                self.alerts.insert(
+                    fp,
+                    Tracked {
+                        signal: s.clone(),
+                        last_signal: s.window_end,
+                        conds: BTreeSet::from([s.cluster]),
+                        orphan: None,
+                        incident: id,
+                    },
+                );
+                return;
+            }
+        }
         let id = match joined {
             Some(id) => {
                 let o = self.incidents.get_mut(&id).expect("joined incident is open");
@@ -422,7 +464,10 @@ impl Lifecycle {
         }
         if o.firing_members() == 0 {
             out.push(self.change(&t.incident, Change::Resolved, at));
-            self.incidents.remove(&t.incident);
+            if let Some(o) = self.incidents.remove(&t.incident) {
+                self.closed
+                    .insert(t.incident.clone(), (o.foot, o.state.rule.is_crisis(), at));
+            }
         }
     }
 
@@ -1030,5 +1075,39 @@ mod tests {
             "DE",
         );
         assert!(back.step(&[brand], &[], Some(T0 + MIN)).is_empty());
+    }
+
+    #[test]
+    fn a_long_window_echo_of_a_resolved_incident_pages_no_one() {
+        let mut lc = Lifecycle::new(cfg(), Silences::default());
+        let product = key("Voltra", "X2");
+        lc.step(
+            &[wave_signal(SignalKind::VolumeSpike, product.clone(), T0, 0..30, "DE")],
+            &[],
+            Some(T0),
+        );
+        let r = lc.step(
+            &[],
+            &[cleared(SignalKind::VolumeSpike, product.clone(), T0 + 120 * MIN, None)],
+            None,
+        );
+        assert_eq!(statuses(&r), vec![("resolved", 0)]);
+        // The 24 h window still holds the wave: its share shift is an echo.
+        let mut echo = wave_signal(
+            SignalKind::SentimentShift,
+            pairs(&[(Dim::Region, "DE")]),
+            T0 + 300 * MIN,
+            0..60,
+            "DE",
+        );
+        echo.window_start = T0 - 20 * 60 * MIN;
+        assert!(lc.step(&[echo], &[], Some(T0 + 300 * MIN)).is_empty());
+        assert_eq!(lc.echoes(), 1);
+        // A new wave on the same reviews' key after the resolution pages.
+        let again = wave_signal(SignalKind::VolumeSpike, product, T0 + 400 * MIN, 0..30, "DE");
+        assert_eq!(
+            statuses(&lc.step(&[again], &[], Some(T0 + 400 * MIN))),
+            vec![("firing", 0)]
+        );
     }
 }
