@@ -5,7 +5,10 @@
 //! most similar cluster at or above the threshold, else founds one; at the
 //! cap the lightest cluster (decayed weight, then lowest id) is replaced.
 //! Each cluster counts members per step and learns its usual share of the
-//! key's negatives, so growth is judged against its own history.
+//! key's negatives, so growth is judged against its own history. A young
+//! cluster (a new topic) also keeps a [`Run`] of a Poisson CUSUM of its
+//! members per step, which the evaluation advances; its share is not learned
+//! while that run is half way to an alarm.
 
 use super::window::{bucket_of, Buckets};
 use earshot_core::types::EventTime;

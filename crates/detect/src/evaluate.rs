@@ -4,8 +4,11 @@
 //! 1. fold the closed hours into the global baseline;
 //! 2. per key (in key order): expire it if idle for `idle_ttl`, else fold
 //!    its closed hours ([`crate::baseline`]), then, once warm, test every
-//!    window ending here for a volume spike or sentiment shift and every
-//!    cluster window for an emerging issue, and update each condition's
+//!    window ending here for a volume spike or sentiment shift, every
+//!    cluster window for an emerging issue and, for each young cluster, the
+//!    step that just closed in its Poisson CUSUM (a new topic on a busy key
+//!    is a small part of its negatives, and a window share test sees it
+//!    late), and update each condition's
 //!    onset / clear state (a condition fires once, at its onset, and clears
 //!    after `clear_after` of being false); finally trim its buckets;
 //! 3. trim the global buckets, drop expired keys, and sweep the spam and
@@ -15,7 +18,8 @@
 //! that can hold anything (the skipped steps are counted), and all grid
 //! arithmetic saturates, so an absurd event time cannot overflow or make
 //! the loop run for billions of steps. Early firing tests the shortest open
-//! window on each negative, before it closes.
+//! window on each negative, before it closes, and the CUSUM of the cluster
+//! the negative joined with the members of the open step.
 
 use std::collections::BTreeMap;
 
