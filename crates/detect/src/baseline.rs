@@ -39,6 +39,9 @@ use crate::{hour_of, DetectConfig, HOUR};
 /// Hours of global traffic factors kept for the keys' volume CUSUM.
 const GLOBAL_FACTOR_HOURS: usize = 48;
 
+/// Longest a cluster's share is held while its CUSUM runs.
+const CLUSTER_MAX_HOLD: i64 = 6 * HOUR;
+
 /// Hours of an idle stretch that are folded at most: four baseline
 /// memories, and at least four weeks (so every hour of the week is folded,
 /// and every short-lived state, like the last 48 global factors or a
@@ -200,20 +203,17 @@ fn fold_hour(key: &SignalKey, st: &mut KeyState, h: i64, ctx: &FoldContext<'_>, 
     if warm && n > 0 {
         share_cusum(key, st, h, n, k_all, p0, ctx, out);
     }
-    // Cluster shares.
+    // Cluster shares (not while a cluster's CUSUM is half way to an alarm).
     let k = c.neg;
+    let hold = cfg.thresholds.cluster_cusum_h / 2.0;
     for cl in st.clusters.items.iter_mut() {
-        if k > 0 {
-            let from = h.saturating_mul(per_hour);
-            let kc: u32 = cl
-                .counts
-                .range(from, h.saturating_add(1).saturating_mul(per_hour))
-                .map(|(_, x)| *x)
-                .sum();
-            let a = (1.0 / 48.0f64).max(1.0 / (cl.evidence / k as f64 + 2.0));
-            cl.share += a * (kc as f64 / k as f64 - cl.share);
-            cl.evidence = (cl.evidence + k as f64).min(2000.0);
-        }
+        let from = h.saturating_mul(per_hour);
+        let kc: u32 = cl
+            .counts
+            .range(from, h.saturating_add(1).saturating_mul(per_hour))
+            .map(|(_, x)| *x)
+            .sum();
+        cl.learn_share(kc, k, hour_end(h), hold, CLUSTER_MAX_HOLD);
     }
     let k_fold = volume_cusum(key, st, h, n, k_all, p0, warm, ctx, out);
     // The fold learns this hour's own negatives, held to the expectation

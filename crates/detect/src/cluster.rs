@@ -5,7 +5,10 @@
 //! most similar cluster at or above the threshold, else founds one; at the
 //! cap the lightest cluster (decayed weight, then lowest id) is replaced.
 //! Each cluster counts members per step and learns its usual share of the
-//! key's negatives, so growth is judged against its own history.
+//! key's negatives, so growth is judged against its own history. A young
+//! cluster (a new topic) also keeps a [`Run`] of a Poisson CUSUM of its
+//! members per step, which the evaluation advances; its share is not learned
+//! while that run is half way to an alarm.
 
 use super::window::{bucket_of, Buckets};
 use earshot_core::types::EventTime;
@@ -17,11 +20,55 @@ pub struct Cluster {
     norm: f32,
     weight: f64,
     last: EventTime,
+    /// Event time of the founding member.
+    pub founded: EventTime,
     pub counts: Buckets<u32>,
     /// Baseline share of the key's negatives that falls in this cluster.
     pub share: f64,
     /// Negatives the share estimate rests on.
     pub evidence: f64,
+    /// Sequential test of the cluster's members per step against its usual
+    /// rate (see [`Cluster::step`]).
+    pub run: Run,
+}
+
+/// The current run of a cluster's Poisson CUSUM: the log-likelihood ratio
+/// of "members arrive at `ratio` times the usual rate" against "at the usual
+/// rate", summed over steps and floored at 0; `from` is the start of the
+/// step where it last left 0, `observed` / `expected` its members since.
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct Run {
+    pub cusum: f64,
+    pub from: EventTime,
+    pub observed: u32,
+    pub expected: f64,
+}
+
+impl Run {
+    /// The run after one step `[start, start + step)` with `k` members
+    /// where `mu` were expected, for a CUSUM tuned to `ratio` times the
+    /// usual rate. The statistic is capped at `cap`, so that it falls back
+    /// below the decision interval soon after a wave ends.
+    pub fn advance(self, k: u32, mu: f64, ratio: f64, cap: f64, start: EventTime) -> Run {
+        let r = ratio.max(1.0 + 1e-9);
+        let mu = mu.max(0.0);
+        let mut run = if self.cusum > 0.0 {
+            self
+        } else {
+            Run {
+                from: start,
+                ..Run::default()
+            }
+        };
+        let next = run.cusum + k as f64 * r.ln() - (r - 1.0) * mu;
+        if next <= 0.0 {
+            return Run::default();
+        }
+        run.cusum = next.min(cap.max(0.0));
+        run.observed = run.observed.saturating_add(k);
+        run.expected += mu;
+        run
+    }
 }
 
 #[derive(Debug, Clone, Default)]
@@ -100,9 +147,11 @@ impl Clusters {
                     norm: dot(x, x).sqrt(),
                     weight: 1.0,
                     last: t,
+                    founded: t,
                     counts: Buckets::default(),
                     share: p.prior_share,
                     evidence: 0.0,
+                    run: Run::default(),
                 };
                 self.next_id += 1;
                 if self.items.len() < p.max_clusters.max(1) {
@@ -140,6 +189,47 @@ impl Clusters {
 
     pub fn get_mut(&mut self, id: u64) -> Option<&mut Cluster> {
         self.items.iter_mut().find(|c| c.id == id)
+    }
+}
+
+impl Cluster {
+    /// Whether the CUSUM watches this cluster at `now`: it was founded at
+    /// most `youth` ago (a new topic), or a run that began then goes on.
+    pub fn watched(&self, now: EventTime, youth: i64) -> bool {
+        self.run.cusum > 0.0 || now.saturating_sub(self.founded) <= youth
+    }
+
+    /// The usual share of the key's negatives to test this cluster against:
+    /// its learned share, floored, at its upper bound of `z` standard
+    /// errors. The prior share a cluster starts with counts as
+    /// `prior_items` negatives of evidence: a cluster is founded by an item
+    /// unlike every live cluster, so its topic was rare in this key until
+    /// now, and a fresh cluster must not be judged as if its share could be
+    /// anything (that hides every new topic in a busy key).
+    pub fn usual_share(&self, prior_items: f64, z: f64) -> f64 {
+        let n = self.evidence + prior_items.max(0.0);
+        (self.share.max(0.01) + z * (self.share * (1.0 - self.share) / (n + 1.0)).sqrt()).min(0.999)
+    }
+
+    /// One step of the cluster's Poisson CUSUM (see [`Run::advance`]).
+    pub fn step(&mut self, k: u32, mu: f64, ratio: f64, cap: f64, start: EventTime) -> Run {
+        self.run = self.run.advance(k, mu, ratio, cap, start);
+        self.run
+    }
+
+    /// Learns the cluster's usual share from one closed hour (`kc` of the
+    /// key's `k` negatives, the hour ending at `end`), unless a run of its
+    /// CUSUM is above `hold` and began less than `max_hold` before `end`: a
+    /// wave in progress is not learned as usual, but a cluster whose share
+    /// was simply wrong learns it after `max_hold`.
+    pub fn learn_share(&mut self, kc: u32, k: u32, end: EventTime, hold: f64, max_hold: i64) {
+        let held = self.run.cusum > hold && end.saturating_sub(self.run.from) < max_hold;
+        if k == 0 || held {
+            return;
+        }
+        let a = (1.0 / 48.0f64).max(1.0 / (self.evidence / k as f64 + 2.0));
+        self.share += a * (kc as f64 / k as f64 - self.share);
+        self.evidence = (self.evidence + k as f64).min(2000.0);
     }
 }
 
@@ -218,5 +308,53 @@ mod tests {
         assert_eq!(c.items.len(), 2);
         // The lighter cluster (d, one member) was replaced.
         assert!(c.items.iter().any(|x| x.id == a) && c.items.iter().any(|x| x.id == e));
+    }
+
+    #[test]
+    fn cusum_run_grows_with_members_falls_back_to_zero_and_is_capped() {
+        let (r, cap) = (10.0, 14.0);
+        // Nothing where 0.1 were expected: stays at 0, no run.
+        let quiet = Run::default().advance(0, 0.1, r, cap, 0);
+        assert_eq!(quiet, Run::default());
+        // Two members in a step where 0.1 were expected: 2 ln 10 - 0.9.
+        let run = Run::default().advance(2, 0.1, r, cap, 300);
+        assert!((run.cusum - (2.0 * 10f64.ln() - 0.9)).abs() < 1e-9);
+        assert_eq!((run.from, run.observed), (300, 2));
+        // The run keeps its start while it lasts.
+        let run = run.advance(1, 0.1, r, cap, 600);
+        assert_eq!((run.from, run.observed), (300, 3));
+        assert!((run.expected - 0.2).abs() < 1e-9);
+        // Capped, so that it clears soon after a wave ends.
+        let mut big = run;
+        for i in 0..10 {
+            big = big.advance(5, 0.1, r, cap, 900 + i * 300);
+        }
+        assert_eq!(big.cusum, cap);
+        // Quiet steps bring it back to 0 and end the run.
+        let mut after = big;
+        for i in 0..20 {
+            after = after.advance(0, 0.2, r, cap, 4000 + i * 300);
+        }
+        assert_eq!(after, Run::default());
+    }
+
+    #[test]
+    fn a_new_cluster_counts_its_prior_as_evidence() {
+        let mut c = Clusters::default();
+        let p = params();
+        let id = c.assign(&[1.0, 0.0, 0.0], 0, &p).cluster;
+        let cl = c.get_mut(id).expect("cluster");
+        // No evidence: the prior share is all there is, at 20 items' worth
+        // it is bounded well below the 0.38 of an unweighted prior.
+        let q = cl.usual_share(20.0, 1.5);
+        assert!(q > 0.05 && q < 0.13, "{q}");
+        assert!(cl.usual_share(0.0, 1.5) > 0.3);
+        // Learning is held while a young run is half way to an alarm.
+        cl.run.cusum = 5.0;
+        cl.learn_share(4, 10, 3_600_000, 3.5, 6 * 3_600_000);
+        assert_eq!(cl.evidence, 0.0);
+        cl.run = Run::default();
+        cl.learn_share(4, 10, 3_600_000, 3.5, 6 * 3_600_000);
+        assert!(cl.evidence > 0.0 && cl.share > 0.05);
     }
 }

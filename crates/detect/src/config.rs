@@ -26,10 +26,10 @@ impl Preset {
     }
 
     pub fn thresholds(self) -> Thresholds {
-        let (p, min_count, cusum_h, drift_h) = match self {
-            Preset::Fewer => (1e-8, 8, 10.0, 12.0),
-            Preset::Balanced => (1e-7, 5, 8.0, 10.0),
-            Preset::More => (1e-4, 3, 5.0, 6.0),
+        let (p, min_count, cusum_h, drift_h, cluster_cusum_h) = match self {
+            Preset::Fewer => (1e-8, 8, 10.0, 12.0, 10.0),
+            Preset::Balanced => (1e-7, 5, 8.0, 10.0, 7.0),
+            Preset::More => (1e-4, 3, 5.0, 6.0, 5.0),
         };
         Thresholds {
             p_volume: p,
@@ -45,6 +45,10 @@ impl Preset {
             cusum_batch: 10,
             drift_ratio: 3.0,
             drift_h,
+            cluster_cusum_ratio: 10.0,
+            cluster_cusum_h,
+            cluster_prior_items: 20.0,
+            cluster_cusum_youth: 24 * HOUR,
             baseline_z: 1.5,
             min_expected_per_hour: 0.1,
         }
@@ -88,6 +92,18 @@ pub struct Thresholds {
     /// to detect and its decision interval (log-likelihood ratio units).
     pub drift_ratio: f64,
     pub drift_h: f64,
+    /// Poisson CUSUM of each cluster's members per step (emerging issues
+    /// on busy keys, where a new topic is a small part of the negatives):
+    /// the ratio to the cluster's usual rate it is tuned to detect and its
+    /// decision interval (log-likelihood ratio units). It also needs
+    /// `min_cluster_count` distinct members in its run.
+    pub cluster_cusum_ratio: f64,
+    pub cluster_cusum_h: f64,
+    /// Negatives of evidence the prior share of a new cluster counts as.
+    pub cluster_prior_items: f64,
+    /// Clusters younger than this are watched by the CUSUM (a run that
+    /// began in time continues).
+    pub cluster_cusum_youth: i64,
     /// Standard errors by which baseline estimates are inflated.
     pub baseline_z: f64,
     /// Floor of the expected negatives per hour.

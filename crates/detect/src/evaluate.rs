@@ -4,8 +4,11 @@
 //! 1. fold the closed hours into the global baseline;
 //! 2. per key (in key order): expire it if idle for `idle_ttl`, else fold
 //!    its closed hours ([`crate::baseline`]), then, once warm, test every
-//!    window ending here for a volume spike or sentiment shift and every
-//!    cluster window for an emerging issue, and update each condition's
+//!    window ending here for a volume spike or sentiment shift, every
+//!    cluster window for an emerging issue and, for each young cluster, the
+//!    step that just closed in its Poisson CUSUM (a new topic on a busy key
+//!    is a small part of its negatives, and a window share test sees it
+//!    late), and update each condition's
 //!    onset / clear state (a condition fires once, at its onset, and clears
 //!    after `clear_after` of being false); finally trim its buckets;
 //! 3. trim the global buckets, drop expired keys, and sweep the spam and
@@ -15,7 +18,8 @@
 //! that can hold anything (the skipped steps are counted), and all grid
 //! arithmetic saturates, so an absurd event time cannot overflow or make
 //! the loop run for billions of steps. Early firing tests the shortest open
-//! window on each negative, before it closes.
+//! window on each negative, before it closes, and the CUSUM of the cluster
+//! the negative joined with the members of the open step.
 
 use std::collections::BTreeMap;
 
@@ -179,14 +183,35 @@ fn window_test(
     })
 }
 
+/// Expected negatives of a key in `window` for the cluster CUSUM: the
+/// seasonal expectation inflated by its uncertainty, floored, and scaled by
+/// the traffic factor (as the window tests do).
+fn expected_negatives(st: &KeyState, global: &Baseline, window: Span, cfg: &DetectConfig, global_factor: f64) -> f64 {
+    let th = cfg.thresholds;
+    let len = window.end.saturating_sub(window.start);
+    let mu = expected(&st.baseline, global, window);
+    let recent = Span::ending_at(window.end, len.max(HOUR));
+    let sc = range_counts(&st.buckets, recent.start, recent.end, cfg.step);
+    let se = expected(&st.baseline, global, recent);
+    let f = traffic_factor(sc.total - sc.neg, se.non_negative()).max(global_factor);
+    let floor = th.min_expected_per_hour * len as f64 / HOUR as f64;
+    stats::inflate(mu.neg, st.baseline.evidence_neg(), th.baseline_z).max(floor) * f
+}
+
 /// Negatives of a key in the window (from its recent ring) that share no
 /// author and no near-duplicate text with an earlier one.
 fn distinct_negatives(st: &KeyState, window: Span, near_dup: f64) -> u32 {
+    distinct_members(st, window, None, near_dup)
+}
+
+/// [`distinct_negatives`] of one cluster (`Some(id)`) or of all.
+fn distinct_members(st: &KeyState, window: Span, cluster: Option<u64>, near_dup: f64) -> u32 {
     let mut kept: Vec<(Option<&str>, spam::Signature)> = Vec::new();
     for r in st
         .recent
         .iter()
         .filter(|r| !r.retracted && r.t >= window.start && r.t < window.end)
+        .filter(|r| cluster.is_none() || r.cluster == cluster)
     {
         let sig = spam::signature(&r.text);
         let a = r.author.as_deref();
@@ -301,6 +326,51 @@ impl Eval<'_> {
                         ));
                     }
                 }
+            }
+        }
+        // The sequential rule: each cluster's members in the step that just
+        // closed, against its usual share of the key's expected negatives.
+        let last = Span::ending_at(end, step);
+        let m = expected_negatives(st, self.global, last, self.cfg, self.global_factor);
+        let mut runs = Vec::new();
+        for c in st.clusters.items.iter_mut() {
+            // Only new topics: young clusters (an established one is judged
+            // by the window tests above); a run that began in time goes on.
+            if !c.watched(end, th.cluster_cusum_youth) {
+                continue;
+            }
+            let k = c.counts.get(bucket_of(last.start, step)).copied().unwrap_or(0);
+            let q = c.usual_share(th.cluster_prior_items, th.baseline_z);
+            let run = c.step(k, q * m, th.cluster_cusum_ratio, 2.0 * th.cluster_cusum_h, last.start);
+            if run.cusum >= th.cluster_cusum_h && run.observed >= th.min_cluster_count {
+                runs.push((c.id, run, q));
+            }
+        }
+        for (id, run, q) in runs {
+            let window = Span { start: run.from, end };
+            // Members sharing an author or near-duplicate texts are a fake
+            // wave in the making, not an issue.
+            if distinct_members(st, window, Some(id), self.cfg.spam.near_dup_similarity) < th.min_cluster_count {
+                continue;
+            }
+            true_ids.push(id);
+            if let std::collections::btree_map::Entry::Vacant(v) = cluster_hits.entry(id) {
+                let evidence = Evidence {
+                    observed: run.observed,
+                    expected: run.expected,
+                    population: range_counts(&st.buckets, window.start, end, step).neg,
+                    baseline_share: q,
+                    p_value: stats::poisson_sf(run.observed as u64, run.expected),
+                };
+                v.insert(build_signal(
+                    SignalKind::EmergingIssue,
+                    key,
+                    st,
+                    window,
+                    evidence,
+                    Some(id),
+                    self.terms,
+                ));
             }
         }
         let ids: Vec<u64> = st.clusters.items.iter().map(|c| c.id).collect();
@@ -490,6 +560,97 @@ impl Detector {
                 );
                 out.push(build_signal(t.kind, &key, st, window, t.evidence, None, &self.terms));
             }
+        }
+    }
+}
+
+impl Detector {
+    /// Early firing of the cluster CUSUM: for the cluster each key put this
+    /// negative in, the members of the steps not evaluated yet are added to
+    /// its run, against a whole step's expectation; when that crosses the
+    /// decision interval (with enough distinct members) the emerging issue
+    /// is reported now rather than at the step's end. The onset / clear
+    /// logic dedups it with the evaluation at the end.
+    pub(crate) fn early_cluster(&mut self, ev: &ScoredEvent, seq: u64, out: &mut Vec<Signal>) {
+        let Some(next) = self.next_eval else {
+            return;
+        };
+        let cfg = &self.cfg;
+        let th = cfg.thresholds;
+        let step = cfg.step;
+        let open = Span {
+            start: next.saturating_sub(step),
+            end: next,
+        };
+        if ev.event.event_time < open.start {
+            return;
+        }
+        let gf = global_factor(&self.global, next, step);
+        for r in 0..cfg.rollups.len() {
+            let Some(key) = key_for(ev, &cfg.rollups[r]) else {
+                continue;
+            };
+            let Some(st) = self.keys.get_mut(&key) else {
+                continue;
+            };
+            if !st.is_warm(cfg, next) {
+                continue;
+            }
+            let Some(id) = st.recent.back().filter(|x| x.seq == seq).and_then(|x| x.cluster) else {
+                continue;
+            };
+            if st.active.contains_key(&Cond::Cluster(id)) {
+                continue;
+            }
+            let m = expected_negatives(st, &self.global.baseline, open, cfg, gf);
+            let Some(c) = st.clusters.items.iter().find(|c| c.id == id) else {
+                continue;
+            };
+            if !c.watched(next, th.cluster_cusum_youth) {
+                continue;
+            }
+            let k: u32 = c
+                .counts
+                .range(bucket_of(open.start, step), i64::MAX)
+                .map(|(_, x)| *x)
+                .sum();
+            let q = c.usual_share(th.cluster_prior_items, th.baseline_z);
+            let run = c
+                .run
+                .advance(k, q * m, th.cluster_cusum_ratio, 2.0 * th.cluster_cusum_h, open.start);
+            if run.cusum < th.cluster_cusum_h || run.observed < th.min_cluster_count {
+                continue;
+            }
+            let window = Span {
+                start: run.from,
+                end: ev.event.event_time.saturating_add(1).max(next),
+            };
+            if distinct_members(st, window, Some(id), cfg.spam.near_dup_similarity) < th.min_cluster_count {
+                continue;
+            }
+            let evidence = Evidence {
+                observed: run.observed,
+                expected: run.expected,
+                population: range_counts(&st.buckets, window.start, window.end, step).neg,
+                baseline_share: q,
+                p_value: stats::poisson_sf(run.observed as u64, run.expected),
+            };
+            st.active.insert(
+                Cond::Cluster(id),
+                Active {
+                    last_true: next,
+                    kind: SignalKind::EmergingIssue,
+                },
+            );
+            out.push(build_signal(
+                SignalKind::EmergingIssue,
+                &key,
+                st,
+                window,
+                evidence,
+                Some(id),
+                &self.terms,
+            ));
         }
     }
 }

@@ -349,6 +349,7 @@ impl Detector {
             self.apply(ev, seq, neg);
             if neg {
                 self.early(ev, &mut signals);
+                self.early_cluster(ev, seq, &mut signals);
             }
         }
         if neg && e.replied_at.is_none() {

@@ -466,3 +466,81 @@ fn redelivered_events_are_counted_once() {
         global_counts(&off)
     );
 }
+
+/// A unit vector in `DIM` dimensions: `topic` plus noise when given, else
+/// a random direction (background complaints about everything).
+fn embedding(rng: &mut Rng, topic: Option<&[f32]>) -> Vec<f32> {
+    const DIM: usize = 32;
+    let mut v: Vec<f32> = (0..DIM).map(|_| rng.normal() as f32).collect();
+    if let Some(u) = topic {
+        for (x, t) in v.iter_mut().zip(u) {
+            *x = t + 0.08 * *x;
+        }
+    }
+    let n = v.iter().map(|x| x * x).sum::<f32>().sqrt();
+    v.iter().map(|x| x / n).collect()
+}
+
+/// A busy key (16 negatives per hour of scattered complaints among 24
+/// positives) for three days, then a new topic ramps up linearly over 30
+/// min to 16 more negatives per hour (the negatives double). Returns the
+/// crisis signals and the wave's start.
+fn busy_key_with_a_new_topic(cfg: DetectConfig) -> (Vec<(EventTime, Signal)>, EventTime) {
+    let mut rng = Rng::new(5);
+    let mut n = 0u64;
+    let topic = embedding(&mut rng, None);
+    let start = T0 + 3 * DAY + 19 * HOUR;
+    let mut events = Vec::new();
+    let step = MINUTE;
+    for s in 0..(3 * DAY + 21 * HOUR) / step {
+        let t0 = T0 + s * step;
+        let ramp = ((t0 - start) as f64 / (30 * MINUTE) as f64).clamp(0.0, 1.0);
+        for (per_hour, neg, wave) in [(24.0, false, false), (16.0, true, false), (16.0 * ramp, true, true)] {
+            for _ in 0..rng.poisson(per_hour / 60.0) {
+                let t = t0 + (rng.uniform() * step as f64) as i64;
+                let mut e = event(&mut rng, &mut n, t, "Rocket", neg);
+                e.scored.embedding = embedding(&mut rng, wave.then_some(topic.as_slice()));
+                events.push(e);
+            }
+        }
+    }
+    events.sort_by_key(|e| e.event.event_time);
+    let mut det = Detector::new(cfg);
+    let mut out = Vec::new();
+    for e in &events {
+        let p = det.push(e).expect("push");
+        out.extend(
+            p.signals
+                .into_iter()
+                .filter(|s| s.kind.is_crisis())
+                .map(|s| (e.event.event_time, s)),
+        );
+    }
+    (out, start)
+}
+
+#[test]
+fn a_new_topic_on_a_busy_key_is_found_by_the_cluster_cusum_soon_after_its_ramp() {
+    let (signals, start) = busy_key_with_a_new_topic(DetectConfig::default());
+    let before: Vec<_> = signals.iter().filter(|(t, _)| *t >= T0 + DAY && *t < start).collect();
+    assert!(before.is_empty(), "false alerts on the busy background: {before:?}");
+    let first = signals
+        .iter()
+        .find(|(t, s)| *t >= start && s.kind == SignalKind::EmergingIssue && s.cluster.is_some())
+        .map(|(t, _)| *t);
+    let within = start + 45 * MINUTE;
+    assert!(
+        first.is_some_and(|t| t <= within),
+        "first emerging issue at {:?} min after the ramp began",
+        first.map(|t| (t - start) / MINUTE)
+    );
+    // Without the sequential rule the window tests see nothing that soon:
+    // the new topic is a small part of a busy key's negatives.
+    let mut off = DetectConfig::default();
+    off.thresholds.cluster_cusum_h = f64::INFINITY;
+    let (signals, _) = busy_key_with_a_new_topic(off);
+    assert!(
+        !signals.iter().any(|(t, _)| (start..=within).contains(t)),
+        "the window tests alone fired within 45 min: the test no longer shows the CUSUM's gain"
+    );
+}

@@ -3,7 +3,10 @@
 //! rhythm in local time, per-product negative shares, occasional neutral
 //! texts, replies and arrival jitter, plus the injected incident's traffic;
 //! optionally a share of events arrives minutes to hours late.
-//! Seeded: the same scenario and bank give the same stream every time.
+//! One busy product (a brand of its own, [`BUSY`]) is drawn from a random
+//! stream of its own, so adding it left every other product's events as
+//! they were. Seeded: the same scenario and bank give the same stream every
+//! time.
 
 use earshot_core::rng::Rng;
 use earshot_core::types::{Event, EventTime, KeyDims, ScoredEvent};
@@ -20,6 +23,17 @@ const PRODUCTS: [(&str, &str, f64, f64); 8] = [
     ("Kumo", "Drift Rain Jacket", 3.5, 0.17),
     ("Kumo", "Cloudstep Sneakers", 5.0, 0.20),
 ];
+
+/// The busy product (brand, product, items per hour, negative share): about
+/// 16 negatives per hour at its evening peak (19:00-21:00 UTC), 13 on
+/// average, where the products above see one or two.
+pub const BUSY: (&str, &str, f64, f64) = ("Helio", "Max Power Bank", 30.0, 0.42);
+
+/// Salt of the busy product's random stream.
+const BUSY_STREAM: u64 = 0xb05e_0000_0000_0001;
+
+/// Ramp of the busy waves to their full rate.
+const BUSY_RAMP: i64 = 30 * MINUTE;
 
 /// (region, language, weight, UTC offset in hours).
 const REGIONS: [(&str, &str, f64, i64); 6] = [
@@ -42,6 +56,8 @@ struct Gen<'a> {
     rng: Rng,
     out: Vec<(EventTime, ScoredEvent)>,
     n: u64,
+    /// Event id prefix (one per random stream, so ids stay unique).
+    prefix: &'static str,
     /// Texts used per (product, text) in the last hour (fakes excepted). Real
     /// customers do not post the same words again and again; the bank is
     /// small, so without this a traffic spike would repeat texts verbatim
@@ -90,7 +106,7 @@ impl Gen<'_> {
                 .push_back(t);
         }
         self.n += 1;
-        let id = format!("e{:07}", self.n);
+        let id = format!("{}{:07}", self.prefix, self.n);
         let neg = !matches!(role, Role::Positive | Role::Neutral | Role::FakePraise);
         let rating = rating.or_else(|| {
             Some(match role {
@@ -153,6 +169,57 @@ fn delay(out: &mut [(EventTime, ScoredEvent)], sc: &Scenario) {
     }
 }
 
+impl Gen<'_> {
+    /// Background items of one product in one region and slot: `mu` items
+    /// expected, each negative with probability `neg_share`, neutral with 5 %.
+    #[allow(clippy::too_many_arguments)]
+    fn background(
+        &mut self,
+        t0: EventTime,
+        step: i64,
+        mu: f64,
+        neg_share: f64,
+        brand: &str,
+        product: &str,
+        region: &str,
+        lang: &str,
+    ) {
+        for _ in 0..self.rng.poisson(mu) {
+            let t = t0 + (self.rng.uniform() * step as f64) as i64;
+            let u = self.rng.uniform();
+            let role = if u < neg_share {
+                Role::Negative
+            } else if u < neg_share + 0.05 {
+                Role::Neutral
+            } else {
+                Role::Positive
+            };
+            self.emit(t, brand, product, region, lang, role, None, None);
+        }
+    }
+
+    /// Incident items of one product in one region and slot, at `per_hour`;
+    /// their times go to `injected`.
+    #[allow(clippy::too_many_arguments)]
+    fn inject(
+        &mut self,
+        t0: EventTime,
+        step: i64,
+        (role, per_hour): (Role, f64),
+        brand: &str,
+        product: &str,
+        region: &str,
+        lang: &str,
+        injected: &mut Vec<EventTime>,
+    ) {
+        for _ in 0..self.rng.poisson(per_hour * step as f64 / HOUR as f64) {
+            let t = t0 + (self.rng.uniform() * step as f64) as i64;
+            self.emit(t, brand, product, region, lang, role, None, None);
+            injected.push(t);
+        }
+    }
+}
+
 /// A generated scenario stream.
 #[derive(Debug, Clone)]
 pub struct Generated {
@@ -169,6 +236,7 @@ pub fn generate(sc: &Scenario, bank: &Bank) -> Generated {
         rng: Rng::new(sc.seed),
         out: Vec::new(),
         n: 0,
+        prefix: "e",
         recent: Default::default(),
     };
     let start = T0 + sc.incident_day * DAY + sc.incident_hour * HOUR;
@@ -185,18 +253,7 @@ pub fn generate(sc: &Scenario, bank: &Bank) -> Generated {
                 if holiday(t0) {
                     mu *= 3.0;
                 }
-                for _ in 0..g.rng.poisson(mu) {
-                    let t = t0 + (g.rng.uniform() * step as f64) as i64;
-                    let u = g.rng.uniform();
-                    let role = if u < neg_share {
-                        Role::Negative
-                    } else if u < neg_share + 0.05 {
-                        Role::Neutral
-                    } else {
-                        Role::Positive
-                    };
-                    g.emit(t, brand, product, region, lang, role, None, None);
-                }
+                g.background(t0, step, mu, neg_share, brand, product, region, lang);
                 // Incident traffic in this slot.
                 let extra = match sc.incident {
                     Incident::BatteryWave | Incident::MaskedWave
@@ -222,12 +279,8 @@ pub fn generate(sc: &Scenario, bank: &Bank) -> Generated {
                     }
                     _ => None,
                 };
-                if let Some((role, per_hour)) = extra {
-                    for _ in 0..g.rng.poisson(per_hour * step as f64 / HOUR as f64) {
-                        let t = t0 + (g.rng.uniform() * step as f64) as i64;
-                        g.emit(t, brand, product, region, lang, role, None, None);
-                        injected.push(t);
-                    }
+                if let Some(extra) = extra {
+                    g.inject(t0, step, extra, brand, product, region, lang, &mut injected);
                 }
             }
         }
@@ -269,6 +322,45 @@ pub fn generate(sc: &Scenario, bank: &Bank) -> Generated {
             }
         }
     }
+
+    // The busy product, from its own random stream.
+    let mut b = Gen {
+        bank,
+        rng: Rng::new(sc.seed ^ BUSY_STREAM),
+        out: Vec::new(),
+        n: 0,
+        prefix: "b",
+        recent: Default::default(),
+    };
+    let (brand, product, rate, neg_share) = BUSY;
+    for s in 0..slots {
+        let t0 = T0 + s * step;
+        let ramp = ((t0 + step / 2 - start) as f64 / BUSY_RAMP as f64).clamp(0.0, 1.0);
+        let wave = t0 >= start && t0 < start + 4 * HOUR;
+        for &(region, lang, w, tz) in &REGIONS {
+            let local = ((t0 / MINUTE) as f64 / 60.0 + tz as f64).rem_euclid(24.0);
+            let usual = rate * w * daily(local);
+            let mut mu = usual * (step as f64 / HOUR as f64);
+            if holiday(t0) {
+                mu *= 3.0;
+            }
+            b.background(t0, step, mu, neg_share, brand, product, region, lang);
+            let extra = match sc.incident {
+                // The drift hits every product of the region alike.
+                Incident::LogisticsDrift if region == "de" && t0 >= start && t0 < start + 48 * HOUR => {
+                    let ramp = ((t0 - start) as f64 / DAY as f64).min(1.0);
+                    Some((Role::Logistics, usual * 0.6 * ramp))
+                }
+                Incident::BusyWaveDouble if wave => Some((Role::Battery, usual * neg_share * ramp)),
+                Incident::BusyWavePlus40 if wave => Some((Role::Battery, 40.0 * w * ramp)),
+                _ => None,
+            };
+            if let Some(extra) = extra {
+                b.inject(t0, step, extra, brand, product, region, lang, &mut injected);
+            }
+        }
+    }
+    g.out.extend(b.out);
     delay(&mut g.out, sc);
     g.out
         .sort_by(|a, b| a.0.cmp(&b.0).then(a.1.event.id.cmp(&b.1.event.id)));
@@ -289,6 +381,7 @@ pub fn generate(sc: &Scenario, bank: &Bank) -> Generated {
             product: Some("X2 Power Bank".into()),
             region: None,
             evidence_at,
+            full_at: None,
         }),
         Incident::LogisticsDrift => Some(Truth {
             expect: Expect::Crisis,
@@ -298,6 +391,7 @@ pub fn generate(sc: &Scenario, bank: &Bank) -> Generated {
             product: None,
             region: Some("de".into()),
             evidence_at,
+            full_at: None,
         }),
         Incident::AfterSalesWave => Some(Truth {
             expect: Expect::Crisis,
@@ -307,6 +401,7 @@ pub fn generate(sc: &Scenario, bank: &Bank) -> Generated {
             product: None,
             region: Some("fr".into()),
             evidence_at,
+            full_at: None,
         }),
         Incident::QualityWave => Some(Truth {
             expect: Expect::Crisis,
@@ -316,6 +411,7 @@ pub fn generate(sc: &Scenario, bank: &Bank) -> Generated {
             product: Some("Nova Watch".into()),
             region: None,
             evidence_at,
+            full_at: None,
         }),
         Incident::SpamWave => Some(Truth {
             expect: Expect::Spam,
@@ -325,6 +421,7 @@ pub fn generate(sc: &Scenario, bank: &Bank) -> Generated {
             product: Some("Cloudstep Sneakers".into()),
             region: None,
             evidence_at,
+            full_at: None,
         }),
         Incident::PositiveViral => Some(Truth {
             expect: Expect::Quiet,
@@ -334,6 +431,17 @@ pub fn generate(sc: &Scenario, bank: &Bank) -> Generated {
             product: Some("Pulse Earbuds".into()),
             region: None,
             evidence_at,
+            full_at: None,
+        }),
+        Incident::BusyWaveDouble | Incident::BusyWavePlus40 => Some(Truth {
+            expect: Expect::Crisis,
+            start,
+            end: start + 4 * HOUR,
+            brand: Some(BUSY.0.into()),
+            product: Some(BUSY.1.into()),
+            region: None,
+            evidence_at,
+            full_at: Some(start + BUSY_RAMP),
         }),
         Incident::HolidaySurge => Some(Truth {
             expect: Expect::Quiet,
@@ -343,6 +451,7 @@ pub fn generate(sc: &Scenario, bank: &Bank) -> Generated {
             product: None,
             region: None,
             evidence_at,
+            full_at: None,
         }),
     };
     Generated { events, truth }

@@ -29,10 +29,17 @@ pub enum Incident {
     /// (near-duplicates from 10 accounts) on the same product: the fakes
     /// must be reported and must not mask the crisis.
     MaskedWave,
+    /// A busy product (about 16 negatives per hour at the time) gets a
+    /// battery-overheating wave that ramps up linearly over 30 min to its
+    /// usual negative rate again (its negatives double), then stays 3.5 h.
+    BusyWaveDouble,
+    /// The same busy product, +40 battery complaints per hour after a
+    /// 30-min linear ramp, for 3.5 h at full rate.
+    BusyWavePlus40,
 }
 
 impl Incident {
-    pub const ALL: [Incident; 9] = [
+    pub const ALL: [Incident; 11] = [
         Incident::None,
         Incident::BatteryWave,
         Incident::LogisticsDrift,
@@ -42,6 +49,8 @@ impl Incident {
         Incident::PositiveViral,
         Incident::HolidaySurge,
         Incident::MaskedWave,
+        Incident::BusyWaveDouble,
+        Incident::BusyWavePlus40,
     ];
 
     pub fn name(self) -> &'static str {
@@ -55,6 +64,8 @@ impl Incident {
             Incident::PositiveViral => "positive_viral",
             Incident::HolidaySurge => "holiday_surge",
             Incident::MaskedWave => "masked_wave",
+            Incident::BusyWaveDouble => "busy_wave_double",
+            Incident::BusyWavePlus40 => "busy_wave_plus40",
         }
     }
 }
@@ -91,6 +102,8 @@ pub struct Truth {
     /// detector with the minimum-evidence floor can fire, whatever its
     /// statistics. For a ramp this is far later than `start`.
     pub evidence_at: Option<EventTime>,
+    /// When a ramped incident reaches its full rate (`None` for a sudden one).
+    pub full_at: Option<EventTime>,
 }
 
 /// Late delivery: shares of events handed to the detector later than their
@@ -142,12 +155,18 @@ pub struct Scenario {
 
 impl Scenario {
     pub fn new(seed: u64, incident: Incident) -> Self {
+        // The busy waves start at the busy product's evening peak (about 16
+        // negatives per hour then); the others at 10:00 UTC.
+        let incident_hour = match incident {
+            Incident::BusyWaveDouble | Incident::BusyWavePlus40 => 19,
+            _ => 10,
+        };
         Self {
             seed,
             days: 12,
             incident,
             incident_day: 9,
-            incident_hour: 10,
+            incident_hour,
             late: LateDelivery::NONE,
         }
     }

@@ -1,6 +1,6 @@
 //! Scoring: the detector's signals against the injected truth (detection
-//! delay, false alerts per key and week, crisis and spam signals on the
-//! incident).
+//! delay from the start and, for a ramp, from reaching the full rate; false
+//! alerts per key and week; crisis and spam signals on the incident).
 
 use earshot_core::types::{EventTime, Signal, SignalKind};
 
@@ -24,6 +24,9 @@ pub struct Report {
     pub delay_min: Option<f64>,
     /// Detection time after the `EVIDENCE_ITEMS`-th injected item.
     pub evidence_delay_min: Option<f64>,
+    /// Detection time after a ramped incident reached its full rate
+    /// (negative: detected during the ramp).
+    pub full_rate_delay_min: Option<f64>,
     /// Crisis signals on keys and times the incident does not explain.
     pub false_alerts: u32,
     /// Keys that could alert and days after warm-up (for the rate).
@@ -123,6 +126,10 @@ pub fn score(
         delay_min: delay,
         evidence_delay_min: truth
             .and_then(|t| t.evidence_at)
+            .zip(first)
+            .map(|(e, f)| (f - e) as f64 / MINUTE as f64),
+        full_rate_delay_min: truth
+            .and_then(|t| t.full_at)
             .zip(first)
             .map(|(e, f)| (f - e) as f64 / MINUTE as f64),
         false_alerts,
