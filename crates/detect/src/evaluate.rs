@@ -127,7 +127,7 @@ struct Tested {
 /// The volume-spike and sentiment-shift tests of one window `[start, end)`.
 /// Expected counts are scaled by the traffic factor: the larger of the
 /// key's non-negative traffic (over the window, at least its last hour) and
-/// `global_factor` (all keys' non-negative items, last hour).
+/// `global_factor` (all keys' non-negative items over the same span).
 fn window_test(
     st: &KeyState,
     global: &Baseline,
@@ -231,7 +231,8 @@ struct Eval<'a> {
     cfg: &'a DetectConfig,
     end: EventTime,
     global: &'a Baseline,
-    global_factor: f64,
+    /// All keys' traffic factor per span length (see [`global_factor`]).
+    global_factors: Vec<(i64, f64)>,
     terms: &'a TermStats,
     cleared: &'a mut Vec<Cleared>,
     counters: &'a mut Counters,
@@ -262,7 +263,8 @@ impl Eval<'_> {
                 let c = range_counts(&st.buckets, window.start, window.end, self.cfg.step);
                 self.log.windows.push((key.clone(), window, self.log.seq, c));
             }
-            if let Some(t) = window_test(st, self.global, window, self.cfg, self.global_factor) {
+            let gf = self.global_factor(window.end.saturating_sub(window.start));
+            if let Some(t) = window_test(st, self.global, window, self.cfg, gf) {
                 any = true;
                 if fired.is_none() {
                     fired = Some(build_signal(t.kind, key, st, window, t.evidence, None, self.terms));
@@ -331,7 +333,7 @@ impl Eval<'_> {
         // The sequential rule: each cluster's members in the step that just
         // closed, against its usual share of the key's expected negatives.
         let last = Span::ending_at(end, step);
-        let m = expected_negatives(st, self.global, last, self.cfg, self.global_factor);
+        let m = expected_negatives(st, self.global, last, self.cfg, self.global_factor(step));
         let mut runs = Vec::new();
         for c in st.clusters.items.iter_mut() {
             // Only new topics: young clusters (an established one is judged
@@ -440,7 +442,22 @@ impl Detector {
         let per_hour = HOUR / step;
         let fold_until = hour_of(end.saturating_sub(cfg.fold_lag()).saturating_sub(cfg.out_of_orderness));
         fold_global(&mut self.global, &mut self.global_hour_factor, fold_until, cfg);
-        let global_factor = global_factor(&self.global, end, step);
+        // All keys' traffic factor over each tested span (a window of at
+        // least an hour): a 24 h window that holds a day of surge is judged
+        // against that day's traffic, not the hour after it.
+        let mut spans: Vec<i64> = cfg
+            .windows
+            .iter()
+            .chain(&cfg.cluster_windows)
+            .chain(std::iter::once(&step))
+            .map(|l| (*l).max(HOUR))
+            .collect();
+        spans.sort_unstable();
+        spans.dedup();
+        let global_factors = spans
+            .into_iter()
+            .map(|len| (len, global_factor(&self.global, Span::ending_at(end, len), step)))
+            .collect();
         let max_len = cfg.windows.iter().copied().max().unwrap_or(step);
         // Clusters are tested on the cluster windows only: their counts
         // need those, the lateness and the hours still to fold.
@@ -467,7 +484,7 @@ impl Detector {
             cfg,
             end,
             global: &self.global.baseline,
-            global_factor,
+            global_factors,
             terms: &self.terms,
             cleared: &mut self.cleared,
             counters: &mut self.counters,
@@ -531,7 +548,7 @@ impl Detector {
         if ev.event.event_time < window.start || self.next_eval.is_some_and(|n| end < n) {
             return;
         }
-        let gf = global_factor(&self.global, end, self.cfg.step);
+        let gf = global_factor(&self.global, Span::ending_at(end, HOUR), self.cfg.step);
         for r in 0..self.cfg.rollups.len() {
             let Some(key) = key_for(ev, &self.cfg.rollups[r]) else {
                 continue;
@@ -585,7 +602,7 @@ impl Detector {
         if ev.event.event_time < open.start {
             return;
         }
-        let gf = global_factor(&self.global, next, step);
+        let gf = global_factor(&self.global, Span::ending_at(next, HOUR), step);
         for r in 0..cfg.rollups.len() {
             let Some(key) = key_for(ev, &cfg.rollups[r]) else {
                 continue;
@@ -655,15 +672,26 @@ impl Detector {
     }
 }
 
-/// Traffic factor of all keys over the hour before `end`, from the
-/// non-negative items only: a large complaint wave is itself traffic,
-/// and must not pass for a surge that explains it away.
-fn global_factor(g: &KeyState, end: EventTime, step: i64) -> f64 {
+/// Traffic factor of all keys over `span`, from the non-negative items
+/// only: a large complaint wave is itself traffic, and must not pass for a
+/// surge that explains it away.
+fn global_factor(g: &KeyState, span: Span, step: i64) -> f64 {
     if g.baseline.hours < 24 {
         return 1.0;
     }
-    let hour = Span::ending_at(end, HOUR);
-    let c = range_counts(&g.buckets, hour.start, hour.end, step);
-    let e = baseline::expected(&g.baseline, &g.baseline, hour);
+    let c = range_counts(&g.buckets, span.start, span.end, step);
+    let e = baseline::expected(&g.baseline, &g.baseline, span);
     traffic_factor_z(c.total - c.neg, e.non_negative(), 0.0)
+}
+
+impl Eval<'_> {
+    /// All keys' traffic factor over a span of `len` ending now (at least
+    /// an hour).
+    fn global_factor(&self, len: i64) -> f64 {
+        let len = len.max(HOUR);
+        self.global_factors
+            .iter()
+            .find(|(l, _)| *l == len)
+            .map_or(1.0, |(_, f)| *f)
+    }
 }
