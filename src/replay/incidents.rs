@@ -97,17 +97,23 @@ pub fn timeline_svg(incs: &[IncidentView], first: EventTime, last: EventTime, ma
         "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"{}\" height=\"{height}\" font-family=\"sans-serif\" font-size=\"11\">",
         label_w + chart_w + 10.0
     );
-    // Day ticks.
-    const DAY: i64 = 86_400_000;
-    let mut d = (first.div_euclid(DAY) + 1) * DAY;
+    // Ticks: days, or hours over a span of two days or less.
+    const HOUR: i64 = 3_600_000;
+    const DAY: i64 = 24 * HOUR;
+    let (tick, label): (i64, std::ops::Range<usize>) = if last - first <= 2 * DAY {
+        (HOUR * ((last - first) / (12 * HOUR)).max(1), 11..16)
+    } else {
+        (DAY, 5..10)
+    };
+    let mut d = (first.div_euclid(tick) + 1) * tick;
     while d < last {
         let _ = write!(
             s,
             "<line x1=\"{0:.1}\" x2=\"{0:.1}\" y1=\"{top}\" y2=\"{height}\" stroke=\"#e4e7ee\"/><text x=\"{0:.1}\" y=\"14\" fill=\"#667085\">{1}</text>",
             x(d),
-            &earshot_core::time::rfc3339(d)[5..10]
+            &earshot_core::time::rfc3339(d)[label.clone()]
         );
-        d += DAY;
+        d += tick;
     }
     for (row, (i, inc, m)) in rows.iter().enumerate() {
         let y = top + row as f64 * row_h;

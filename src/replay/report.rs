@@ -226,7 +226,24 @@ fn incident_sections(h: &mut String, incs: &[super::incidents::IncidentView], ob
         incs.iter().filter(|i| i.crisis).count(),
         incs.iter().filter(|i| !i.crisis).count()
     );
-    h.push_str(&super::incidents::timeline_svg(incs, first, last, 80));
+    // Zoomed to the incidents (an hour either side), within the run.
+    let from = incs
+        .iter()
+        .map(|i| i.start)
+        .min()
+        .unwrap_or(first)
+        .saturating_sub(3_600_000)
+        .max(first);
+    let to = incs
+        .iter()
+        .map(|i| i.end.unwrap_or(last))
+        .max()
+        .unwrap_or(last)
+        .saturating_add(3_600_000)
+        .min(last);
+    let (from, to) = if to > from { (from, to) } else { (first, last) };
+    let _ = write!(h, "<p class=\"muted\">{} → {}</p>", rfc3339(from), rfc3339(to));
+    h.push_str(&super::incidents::timeline_svg(incs, from, to, 80));
     for (n, inc) in incs.iter().enumerate().take(30) {
         let p = &inc.last;
         let list = |f: &str| -> String {
