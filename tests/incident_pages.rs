@@ -184,7 +184,7 @@ fn incidents_page_once() {
     }
     println!("{rows}");
     println!(
-        "pages per injected crisis: {:.2} (one per rule and key: {:.2}); false pages per week of background (~105 keys): {:.2} (before: {:.2}) over {weeks:.1} weeks",
+        "pages per injected crisis: {:.2} (one per rule and key: {:.2}); false pages per week of background: {:.2} (before: {:.2}) over {weeks:.1} weeks",
         f64::from(on) / f64::from(crises.max(1)),
         f64::from(on0) / f64::from(crises.max(1)),
         f64::from(false_pages) / weeks,
