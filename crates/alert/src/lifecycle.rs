@@ -86,6 +86,19 @@ struct Tracked {
     incident: String,
 }
 
+impl Tracked {
+    /// An alert opened by `s`, part of incident `incident`.
+    fn new(s: &Signal, incident: String) -> Self {
+        Self {
+            signal: s.clone(),
+            last_signal: s.window_end,
+            conds: BTreeSet::from([s.cluster]),
+            orphan: None,
+            incident,
+        }
+    }
+}
+
 /// One alert of an incident, firing or resolved.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct MemberState {
@@ -385,16 +398,7 @@ impl Lifecycle {
                 if let Some((f, _, _)) = self.closed.get_mut(&id) {
                     f.add(s);
                 }
-                self.alerts.insert(
-                    fp,
-                    Tracked {
-                        signal: s.clone(),
-                        last_signal: s.window_end,
-                        conds: BTreeSet::from([s.cluster]),
-                        orphan: None,
-                        incident: id,
-                    },
-                );
+                self.alerts.insert(fp, Tracked::new(s, id));
                 return;
             }
         }
@@ -439,16 +443,7 @@ impl Lifecycle {
                 id
             }
         };
-        self.alerts.insert(
-            fp,
-            Tracked {
-                signal: s.clone(),
-                last_signal: s.window_end,
-                conds: BTreeSet::from([s.cluster]),
-                orphan: None,
-                incident: id,
-            },
-        );
+        self.alerts.insert(fp, Tracked::new(s, id));
     }
 
     /// An alert resolved at `at`; its incident resolves with its last alert.
