@@ -95,6 +95,10 @@ pub struct RawThresholds {
     /// decision interval (log-likelihood units, > 0).
     pub drift_ratio: Option<f64>,
     pub drift_h: Option<f64>,
+    /// New-topic CUSUM of young clusters: the rate ratio it is tuned to
+    /// (> 1) and its decision interval (> 0).
+    pub cluster_cusum_ratio: Option<f64>,
+    pub cluster_cusum_h: Option<f64>,
 }
 
 /// `[detect.spam]`: the fake-wave filter.
@@ -190,6 +194,24 @@ impl RawDetect {
         }
         th.drift_ratio = t.drift_ratio.unwrap_or(th.drift_ratio);
         th.drift_h = t.drift_h.unwrap_or(th.drift_h);
+        if let Some(r) = t.cluster_cusum_ratio {
+            if !(r > 1.0 && r.is_finite()) {
+                return Err(inv(
+                    "detect.thresholds.cluster_cusum_ratio",
+                    format!("{r} must be a rate ratio above 1 (e.g. 10: a new topic at ten times its usual share)"),
+                ));
+            }
+        }
+        if let Some(h) = t.cluster_cusum_h {
+            if !(h > 0.0 && h.is_finite()) {
+                return Err(inv(
+                    "detect.thresholds.cluster_cusum_h",
+                    format!("{h} must be positive (e.g. 7; larger means fewer, later new-topic alerts)"),
+                ));
+            }
+        }
+        th.cluster_cusum_ratio = t.cluster_cusum_ratio.unwrap_or(th.cluster_cusum_ratio);
+        th.cluster_cusum_h = t.cluster_cusum_h.unwrap_or(th.cluster_cusum_h);
         if self.step_secs == 0 || 3600 % self.step_secs != 0 {
             return Err(inv(
                 "detect.step_secs",

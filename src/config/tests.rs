@@ -221,18 +221,21 @@ fn detect_defaults_match_the_detector_and_overrides_apply() {
     let e = Config::from_toml("[detect.spam]\nburst = 3\n", "t.toml", Path::new(".")).unwrap_err();
     assert!(msg(&e).contains("burst"), "{e}");
     let c = Config::from_toml(
-        "[detect.thresholds]\ndrift_ratio = 2.5\ndrift_h = 12\n",
+        "[detect.thresholds]\ndrift_ratio = 2.5\ndrift_h = 12\ncluster_cusum_ratio = 8\ncluster_cusum_h = 9\n",
         "t.toml",
         Path::new("."),
     )
     .unwrap();
+    let th = c.detect.thresholds;
     assert_eq!(
-        (c.detect.thresholds.drift_ratio, c.detect.thresholds.drift_h),
-        (2.5, 12.0)
+        (th.drift_ratio, th.drift_h, th.cluster_cusum_ratio, th.cluster_cusum_h),
+        (2.5, 12.0, 8.0, 9.0)
     );
     for (toml, field) in [
         ("drift_ratio = 1.0", "detect.thresholds.drift_ratio"),
         ("drift_h = -1.0", "detect.thresholds.drift_h"),
+        ("cluster_cusum_ratio = 0.5", "detect.thresholds.cluster_cusum_ratio"),
+        ("cluster_cusum_h = 0", "detect.thresholds.cluster_cusum_h"),
     ] {
         let e = Config::from_toml(&format!("[detect.thresholds]\n{toml}\n"), "t.toml", Path::new(".")).unwrap_err();
         assert!(msg(&e).contains(field), "{e}");
@@ -339,4 +342,27 @@ fn a_min_event_time_after_the_clock_is_refused_at_start_up() {
     // The rule itself, against a given clock.
     assert!(c.check_clock(1_577_836_800_000).is_ok());
     assert!(c.check_clock(1_577_836_799_999).is_err());
+}
+
+#[test]
+fn incident_correlation_is_configured_and_validated() {
+    let c = Config::from_toml(
+        "[alert]\ncorrelate = false\nincident_update_minutes = 45\ncorrelate_min_overlap = 0.5\n",
+        "t.toml",
+        Path::new("."),
+    )
+    .unwrap();
+    let k = c.alert.correlate;
+    assert_eq!((k.enabled, k.update_interval, k.min_overlap), (false, 45 * 60_000, 0.5));
+    let d = Config::from_toml("", "t.toml", Path::new(".")).unwrap().alert.correlate;
+    assert!(d.enabled, "incidents are on by default");
+    for bad in ["0", "1.5", "-0.1"] {
+        let e = Config::from_toml(
+            &format!("[alert]\ncorrelate_min_overlap = {bad}\n"),
+            "t.toml",
+            Path::new("."),
+        )
+        .unwrap_err();
+        assert!(msg(&e).contains("alert.correlate_min_overlap"), "{e}");
+    }
 }
