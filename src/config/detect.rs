@@ -176,42 +176,45 @@ impl RawDetect {
         th.min_share_delta = t.min_share_delta.unwrap_or(th.min_share_delta);
         th.cusum_k = t.cusum_k.unwrap_or(th.cusum_k);
         th.cusum_h = t.cusum_h.unwrap_or(th.cusum_h);
-        if let Some(r) = t.drift_ratio {
-            if !(r > 1.0 && r.is_finite()) {
-                return Err(inv(
-                    "detect.thresholds.drift_ratio",
-                    format!("{r} must be a rate ratio above 1 (e.g. 3 for a tripling)"),
-                ));
+        // The two CUSUMs on rates: the ratio they are tuned to (> 1) and
+        // their decision interval (> 0).
+        let ratio = |field: &'static str, v: Option<f64>, default: f64, example: &str| match v {
+            Some(r) if !(r > 1.0 && r.is_finite()) => {
+                Err(inv(field, format!("{r} must be a rate ratio above 1 ({example})")))
             }
-        }
-        if let Some(h) = t.drift_h {
-            if !(h > 0.0 && h.is_finite()) {
-                return Err(inv(
-                    "detect.thresholds.drift_h",
-                    format!("{h} must be positive (e.g. 10; larger means fewer, later drift alerts)"),
-                ));
-            }
-        }
-        th.drift_ratio = t.drift_ratio.unwrap_or(th.drift_ratio);
-        th.drift_h = t.drift_h.unwrap_or(th.drift_h);
-        if let Some(r) = t.cluster_cusum_ratio {
-            if !(r > 1.0 && r.is_finite()) {
-                return Err(inv(
-                    "detect.thresholds.cluster_cusum_ratio",
-                    format!("{r} must be a rate ratio above 1 (e.g. 10: a new topic at ten times its usual share)"),
-                ));
-            }
-        }
-        if let Some(h) = t.cluster_cusum_h {
-            if !(h > 0.0 && h.is_finite()) {
-                return Err(inv(
-                    "detect.thresholds.cluster_cusum_h",
-                    format!("{h} must be positive (e.g. 7; larger means fewer, later new-topic alerts)"),
-                ));
-            }
-        }
-        th.cluster_cusum_ratio = t.cluster_cusum_ratio.unwrap_or(th.cluster_cusum_ratio);
-        th.cluster_cusum_h = t.cluster_cusum_h.unwrap_or(th.cluster_cusum_h);
+            v => Ok(v.unwrap_or(default)),
+        };
+        let interval = |field: &'static str, v: Option<f64>, default: f64, what: &str| match v {
+            Some(h) if !(h > 0.0 && h.is_finite()) => Err(inv(
+                field,
+                format!("{h} must be positive ({what}; larger means fewer, later alerts)"),
+            )),
+            v => Ok(v.unwrap_or(default)),
+        };
+        th.drift_ratio = ratio(
+            "detect.thresholds.drift_ratio",
+            t.drift_ratio,
+            th.drift_ratio,
+            "e.g. 3 for a tripling",
+        )?;
+        th.drift_h = interval(
+            "detect.thresholds.drift_h",
+            t.drift_h,
+            th.drift_h,
+            "e.g. 10 for drift alerts",
+        )?;
+        th.cluster_cusum_ratio = ratio(
+            "detect.thresholds.cluster_cusum_ratio",
+            t.cluster_cusum_ratio,
+            th.cluster_cusum_ratio,
+            "e.g. 10: a new topic at ten times its usual share",
+        )?;
+        th.cluster_cusum_h = interval(
+            "detect.thresholds.cluster_cusum_h",
+            t.cluster_cusum_h,
+            th.cluster_cusum_h,
+            "e.g. 7 for new-topic alerts",
+        )?;
         if self.step_secs == 0 || 3600 % self.step_secs != 0 {
             return Err(inv(
                 "detect.step_secs",
