@@ -117,8 +117,9 @@ pub struct Counters {
     /// baselines and in the drift CUSUMs.
     pub late_after_evaluation: u64,
     /// Of `late_accepted` (suspected fakes excepted, as they stay out of the
-    /// statistics): events whose hour was already folded into the baselines. They corrected the baseline levels and entered the drift
-    /// CUSUMs with the next hour folded.
+    /// statistics): events whose hour was already folded into the baselines.
+    /// They corrected the baseline levels and entered the drift CUSUMs with
+    /// the next hour folded.
     pub late_corrected: u64,
     /// Events behind the watermark by more than `allowed_lateness`: returned
     /// as [`Lateness::TooLate`] and kept out of every statistic.
