@@ -144,12 +144,7 @@ fn window_test(
     if k < th.min_count {
         return None;
     }
-    let mu = expected(&st.baseline, global, window);
-    let recent = Span::ending_at(end, len.max(HOUR));
-    let sc = range_counts(&st.buckets, recent.start, recent.end, step);
-    let se = expected(&st.baseline, global, recent);
-    let f = traffic_factor(sc.total - sc.neg, se.non_negative()).max(global_factor);
-    let floor = th.min_expected_per_hour * len as f64 / HOUR as f64;
+    let TrafficScaled { mu, factor: f, floor } = traffic_scaled(st, global, window, cfg, global_factor);
     let mu_k = stats::inflate(mu.neg, st.baseline.evidence_neg(), th.baseline_z).max(floor) * f;
     let mu_n = stats::inflate(mu.total, st.baseline.evidence_total(), th.baseline_z).max(floor) * f;
     let p0 = stats::inflate_share(st.baseline.neg_share(), st.baseline.evidence_total(), th.baseline_z);
@@ -188,14 +183,36 @@ fn window_test(
 /// the traffic factor (as the window tests do).
 fn expected_negatives(st: &KeyState, global: &Baseline, window: Span, cfg: &DetectConfig, global_factor: f64) -> f64 {
     let th = cfg.thresholds;
+    let TrafficScaled { mu, factor, floor } = traffic_scaled(st, global, window, cfg, global_factor);
+    stats::inflate(mu.neg, st.baseline.evidence_neg(), th.baseline_z).max(floor) * factor
+}
+
+/// A key's seasonal expectation for a window, the traffic factor that
+/// scales it (the larger of the key's non-negative traffic over the window,
+/// at least its last hour, and `global_factor`) and the floor of expected
+/// items for the window's length.
+struct TrafficScaled {
+    mu: stats::Expected,
+    factor: f64,
+    floor: f64,
+}
+
+fn traffic_scaled(
+    st: &KeyState,
+    global: &Baseline,
+    window: Span,
+    cfg: &DetectConfig,
+    global_factor: f64,
+) -> TrafficScaled {
     let len = window.end.saturating_sub(window.start);
-    let mu = expected(&st.baseline, global, window);
     let recent = Span::ending_at(window.end, len.max(HOUR));
     let sc = range_counts(&st.buckets, recent.start, recent.end, cfg.step);
     let se = expected(&st.baseline, global, recent);
-    let f = traffic_factor(sc.total - sc.neg, se.non_negative()).max(global_factor);
-    let floor = th.min_expected_per_hour * len as f64 / HOUR as f64;
-    stats::inflate(mu.neg, st.baseline.evidence_neg(), th.baseline_z).max(floor) * f
+    TrafficScaled {
+        mu: expected(&st.baseline, global, window),
+        factor: traffic_factor(sc.total - sc.neg, se.non_negative()).max(global_factor),
+        floor: cfg.thresholds.min_expected_per_hour * len as f64 / HOUR as f64,
+    }
 }
 
 /// Negatives of a key in the window (from its recent ring) that share no
