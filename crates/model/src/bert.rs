@@ -16,6 +16,7 @@ use candle_core::{DType, Device, Module, Tensor, D};
 use std::borrow::Cow;
 use std::sync::Arc;
 
+use super::adapter::{AdaptedWeights, Adapter};
 use super::e5s1::E5s1;
 use super::ModelError;
 
@@ -155,6 +156,15 @@ struct CandleBert {
     layers: Vec<Layer>,
 }
 
+/// A linear layer's weight as a source hands it over.
+pub(super) enum Matrix<'a> {
+    /// Raw Q4_0 blocks, row-major (as stored in the file).
+    Q4(Cow<'a, [u8]>),
+    /// Dense row-major f32 values: the file's weight merged with an adapter
+    /// update ([`super::adapter`]); backends keep these at 8 bits or more.
+    F32(Vec<f32>),
+}
+
 /// Where weights come from.
 pub(super) trait Weights {
     /// The device candle tensors are built on.
@@ -168,6 +178,11 @@ pub(super) trait Weights {
         let storage = QStorage::from_data(raw, &device, GgmlDType::Q4_0)?;
         Ok(QTensor::new(storage, (rows, cols))?)
     }
+    /// The weight of linear layer `name` (`[rows, cols]`): Q4_0 blocks
+    /// unless an adapter changed it.
+    fn matrix(&mut self, name: &str, rows: usize, cols: usize) -> Result<Matrix<'_>, ModelError> {
+        Ok(Matrix::Q4(self.q4_raw(name, rows, cols)?))
+    }
     /// Raw Q4_0 blocks as a handle that may share the source's memory.
     fn q4_shared(&mut self, name: &str, rows: usize, cols: usize) -> Result<super::e5s1::SharedBytes, ModelError> {
         Ok(self.q4_raw(name, rows, cols)?.into_owned().into())
@@ -180,9 +195,9 @@ pub(super) trait Weights {
     }
 }
 
-struct FileWeights<'a> {
-    file: &'a E5s1,
-    device: &'a Device,
+pub(super) struct FileWeights<'a> {
+    pub(super) file: &'a E5s1,
+    pub(super) device: &'a Device,
 }
 
 impl Weights for FileWeights<'_> {
@@ -200,8 +215,16 @@ impl Weights for FileWeights<'_> {
     }
 }
 
+/// The random weights `Encoder::random` draws for `seed`.
+pub(super) fn random_weights(seed: u64, device: &Device) -> RandomWeights<'_> {
+    RandomWeights {
+        state: seed.max(1).wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1,
+        device,
+    }
+}
+
 /// Deterministic pseudo-random weights (xorshift64*), BERT-like scale.
-struct RandomWeights<'a> {
+pub(super) struct RandomWeights<'a> {
     state: u64,
     device: &'a Device,
 }
@@ -242,8 +265,35 @@ impl Encoder {
     /// Loads the encoder from a parsed E5S1 image. `threads` sizes the int8
     /// encoder's pool (0: one per core).
     pub fn from_e5s1(file: &E5s1, device: &Device, mode: MatmulMode, threads: usize) -> Result<Self, ModelError> {
+        Self::from_e5s1_adapted(file, None, device, mode, threads)
+    }
+
+    /// [`Self::from_e5s1`] with an adapter's updates merged into the weights.
+    pub fn from_e5s1_adapted(
+        file: &E5s1,
+        adapter: Option<&Adapter>,
+        device: &Device,
+        mode: MatmulMode,
+        threads: usize,
+    ) -> Result<Self, ModelError> {
+        let cfg = Self::config_of(file);
+        let mut w = FileWeights { file, device };
+        match adapter {
+            Some(adapter) => Self::build(
+                cfg,
+                &mut AdaptedWeights { inner: &mut w, adapter },
+                device,
+                mode,
+                threads,
+            ),
+            None => Self::build(cfg, &mut w, device, mode, threads),
+        }
+    }
+
+    /// The architecture numbers stored in an E5S1 file.
+    pub fn config_of(file: &E5s1) -> EncoderConfig {
         let h = file.header;
-        let cfg = EncoderConfig {
+        EncoderConfig {
             hidden: h.hidden,
             layers: h.layers,
             heads: h.heads,
@@ -252,8 +302,7 @@ impl Encoder {
             max_positions: h.max_positions,
             type_vocab: h.type_vocab,
             layer_norm_eps: h.layer_norm_eps,
-        };
-        Self::build(cfg, &mut FileWeights { file, device }, device, mode, threads)
+        }
     }
 
     /// A randomly initialised encoder of the same architecture (for volume tests
@@ -265,11 +314,29 @@ impl Encoder {
         mode: MatmulMode,
         threads: usize,
     ) -> Result<Self, ModelError> {
-        let mut w = RandomWeights {
-            state: seed.max(1).wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1,
-            device,
-        };
-        Self::build(cfg, &mut w, device, mode, threads)
+        Self::random_adapted(cfg, seed, None, device, mode, threads)
+    }
+
+    /// [`Self::random`] with an adapter merged (tests of the merge).
+    pub fn random_adapted(
+        cfg: EncoderConfig,
+        seed: u64,
+        adapter: Option<&Adapter>,
+        device: &Device,
+        mode: MatmulMode,
+        threads: usize,
+    ) -> Result<Self, ModelError> {
+        let mut w = random_weights(seed, device);
+        match adapter {
+            Some(adapter) => Self::build(
+                cfg,
+                &mut AdaptedWeights { inner: &mut w, adapter },
+                device,
+                mode,
+                threads,
+            ),
+            None => Self::build(cfg, &mut w, device, mode, threads),
+        }
     }
 
     fn build(
@@ -310,6 +377,18 @@ impl Encoder {
         self.mode
     }
 
+    /// Hidden states after the first `n` layers for unpadded sequences, end
+    /// to end (`[tokens, hidden]`) with each sequence's start offset: the
+    /// frozen input of adapter training. The int8 CPU encoder only.
+    pub fn hidden_after(&self, seqs: &[&[u32]], n: usize) -> Result<(Vec<f32>, Vec<usize>), ModelError> {
+        match &self.imp {
+            Imp::Cpu(cpu) => cpu.hidden_after(seqs, n),
+            Imp::Candle(_) => Err(ModelError::Config(
+                "hidden states of lower layers come from the int8 CPU encoder; use --matmul int8".into(),
+            )),
+        }
+    }
+
     /// Embeds a padded batch: one unit vector per row, in order. The int8
     /// path strips the padding (rows are `<s> .. </s>` then pads, as packed).
     pub fn embed_batch(&self, batch: &super::EncodedBatch) -> Result<Vec<Vec<f32>>, ModelError> {
@@ -340,10 +419,21 @@ impl CandleBert {
         let (hd, ff) = (cfg.hidden, cfg.intermediate);
         let eps = cfg.layer_norm_eps as f32;
         let linear = |w: &mut dyn Weights, name: &str, rows: usize, cols: usize| -> Result<Linear, ModelError> {
-            let q = w.q4(&format!("{name}.w"), rows, cols)?;
-            let weight = match mode {
-                MatmulMode::Q4 => QMatMul::QTensor(Arc::new(q)),
-                _ => QMatMul::Tensor(q.dequantize(device)?),
+            let weight = match w.matrix(&format!("{name}.w"), rows, cols)? {
+                Matrix::Q4(raw) => {
+                    let q = QTensor::new(QStorage::from_data(raw, device, GgmlDType::Q4_0)?, (rows, cols))?;
+                    match mode {
+                        MatmulMode::Q4 => QMatMul::QTensor(Arc::new(q)),
+                        _ => QMatMul::Tensor(q.dequantize(device)?),
+                    }
+                }
+                Matrix::F32(values) => {
+                    let t = Tensor::from_vec(values, (rows, cols), device)?;
+                    match mode {
+                        MatmulMode::Q4 => QMatMul::QTensor(Arc::new(QTensor::quantize(&t, GgmlDType::Q8_0)?)),
+                        _ => QMatMul::Tensor(t),
+                    }
+                }
             };
             let bias = Tensor::from_vec(w.f32(&format!("{name}.b"), rows)?, rows, device)?;
             Ok(Linear { weight, bias })

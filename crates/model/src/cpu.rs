@@ -11,7 +11,7 @@
 
 use rayon::prelude::*;
 
-use super::bert::{EncoderConfig, Weights};
+use super::bert::{EncoderConfig, Matrix, Weights};
 use super::qgemm::{self, PackedQ4, QuantActs, Q4_0_BLOCK_BYTES, QK};
 use super::{simd, ModelError};
 
@@ -78,9 +78,11 @@ impl CpuEncoder {
     pub(super) fn build(cfg: EncoderConfig, w: &mut dyn Weights, threads: usize) -> Result<Self, ModelError> {
         let (hd, ff) = (cfg.hidden, cfg.intermediate);
         let dense = |w: &mut dyn Weights, name: &str, rows: usize, cols: usize| -> Result<Dense, ModelError> {
-            let raw = w.q4_raw(&format!("{name}.w"), rows, cols)?;
-            let packed =
-                PackedQ4::from_q4_0(&raw, rows, cols).map_err(|e| ModelError::Config(format!("{name}: {e}")))?;
+            let packed = match w.matrix(&format!("{name}.w"), rows, cols)? {
+                Matrix::Q4(raw) => PackedQ4::from_q4_0(&raw, rows, cols),
+                Matrix::F32(values) => PackedQ4::from_f32_q8(&values, rows, cols),
+            }
+            .map_err(|e| ModelError::Config(format!("{name}: {e}")))?;
             Ok(Dense {
                 w: packed,
                 b: w.f32(&format!("{name}.b"), rows)?,
@@ -140,6 +142,28 @@ impl CpuEncoder {
     /// Embeds sequences of token ids (each `<s> .. </s>`, at most the model
     /// window): one unit-length mean-pooled vector per sequence, in order.
     pub fn embed(&self, seqs: &[&[u32]]) -> Result<Vec<Vec<f32>>, ModelError> {
+        self.check(seqs)?;
+        if seqs.is_empty() {
+            return Ok(Vec::new());
+        }
+        self.pool.install(|| {
+            let (x, offsets) = self.forward(seqs, self.layers.len());
+            Ok(pool_mean(&x, &offsets, self.cfg.hidden))
+        })
+    }
+
+    /// Hidden states after the first `n` layers, all sequences end to end
+    /// (`[tokens, hidden]`, sequence `i` at rows `offsets[i]..offsets[i + 1]`):
+    /// the frozen part of the encoder when its top layers are adapted.
+    pub fn hidden_after(&self, seqs: &[&[u32]], n: usize) -> Result<(Vec<f32>, Vec<usize>), ModelError> {
+        self.check(seqs)?;
+        if seqs.is_empty() {
+            return Ok((Vec::new(), vec![0]));
+        }
+        Ok(self.pool.install(|| self.forward(seqs, n.min(self.layers.len()))))
+    }
+
+    fn check(&self, seqs: &[&[u32]]) -> Result<(), ModelError> {
         for s in seqs {
             if s.len() > self.cfg.max_positions {
                 return Err(ModelError::TooLong {
@@ -154,13 +178,10 @@ impl CpuEncoder {
                 )));
             }
         }
-        if seqs.is_empty() {
-            return Ok(Vec::new());
-        }
-        self.pool.install(|| Ok(self.forward(seqs)))
+        Ok(())
     }
 
-    fn forward(&self, seqs: &[&[u32]]) -> Vec<Vec<f32>> {
+    fn forward(&self, seqs: &[&[u32]], upto: usize) -> (Vec<f32>, Vec<usize>) {
         let hd = self.cfg.hidden;
         let ff = self.cfg.intermediate;
         let mut offsets = Vec::with_capacity(seqs.len() + 1);
@@ -173,7 +194,7 @@ impl CpuEncoder {
         self.embed_tokens(seqs, &offsets, &mut x);
 
         let mut s = Scratch::default();
-        for layer in &self.layers {
+        for layer in &self.layers[..upto] {
             s.acts.quantize(&x, tokens, hd);
             s.qkv.resize(tokens * 3 * hd, 0.0);
             qgemm::gemm(&s.acts, &layer.qkv.w, &layer.qkv.b, &mut s.qkv);
@@ -197,23 +218,7 @@ impl CpuEncoder {
             });
         }
 
-        // Mean pooling per sequence, then L2 normalisation.
-        offsets
-            .windows(2)
-            .map(|w| {
-                let mut mean = vec![0f32; hd];
-                for row in x[w[0] * hd..w[1] * hd].chunks_exact(hd) {
-                    for (m, v) in mean.iter_mut().zip(row) {
-                        *m += v;
-                    }
-                }
-                let n = (w[1] - w[0]).max(1) as f32;
-                mean.iter_mut().for_each(|m| *m /= n);
-                let norm = mean.iter().map(|v| v * v).sum::<f32>().sqrt().max(1e-12);
-                mean.iter_mut().for_each(|m| *m /= norm);
-                mean
-            })
-            .collect()
+        (x, offsets)
     }
 
     /// Word row (dequantised) + position + token type 0, then LayerNorm.
@@ -270,6 +275,26 @@ impl CpuEncoder {
                 simd::attend(q, k, v, view, len, dim, stride, hd, scale, scratch);
             });
     }
+}
+
+/// Mean pooling per sequence, then L2 normalisation.
+fn pool_mean(x: &[f32], offsets: &[usize], hd: usize) -> Vec<Vec<f32>> {
+    offsets
+        .windows(2)
+        .map(|w| {
+            let mut mean = vec![0f32; hd];
+            for row in x[w[0] * hd..w[1] * hd].chunks_exact(hd) {
+                for (m, v) in mean.iter_mut().zip(row) {
+                    *m += v;
+                }
+            }
+            let n = (w[1] - w[0]).max(1) as f32;
+            mean.iter_mut().for_each(|m| *m /= n);
+            let norm = mean.iter().map(|v| v * v).sum::<f32>().sqrt().max(1e-12);
+            mean.iter_mut().for_each(|m| *m /= norm);
+            mean
+        })
+        .collect()
 }
 
 /// Applies `f(x_row, add_row)` to matching rows in parallel.

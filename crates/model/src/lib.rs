@@ -6,12 +6,14 @@
 //! record them themselves. A classifier is built once and then owned by one
 //! [`worker::ClassifierThread`]; tokenisation happens on callers' threads.
 
+pub mod adapter;
 pub mod batch;
 pub mod bert;
 pub mod cpu;
 pub mod e5s1;
 pub mod heads;
 pub mod lang;
+pub mod lora;
 pub mod qgemm;
 mod simd;
 pub mod tokenize;

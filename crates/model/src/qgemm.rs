@@ -25,15 +25,23 @@ const TILE_BLOCK_BYTES: usize = TILE * QK;
 /// Bytes of one Q4_0 block in the file: f16 scale and 16 bytes of nibbles.
 pub const Q4_0_BLOCK_BYTES: usize = 18;
 
-/// A `[rows, cols]` Q4_0 matrix repacked for the kernel.
+/// A `[rows, cols]` Q4_0 matrix repacked for the kernel, or an 8-bit one
+/// (weights merged with an adapter at load, see [`PackedQ4::from_f32_q8`]):
+/// both store one unsigned byte per weight, `q + offset`, so one kernel
+/// serves both; only the offset folded in through the activation sums differs.
 pub struct PackedQ4 {
     rows: usize,
     cols: usize,
-    /// `[tiles][blocks][8][16][4]` nibble values 0..=15.
+    /// `[tiles][blocks][8][16][4]` weight values `q + offset` (0..=15 for Q4, 0..=255 for Q8).
     qs: Vec<u8>,
     /// `[tiles][blocks][16]` block scales.
     d: Vec<f32>,
+    /// `offset / 8`: 1 for Q4 (offset 8), 16 for Q8 (offset 128).
+    offset_mult: i32,
 }
+
+/// `offset / 8` of 8-bit packed weights (offset 128).
+const Q8_OFFSET_MULT: i32 = 16;
 
 /// Errors in shapes handed to the kernel.
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
@@ -82,7 +90,77 @@ impl PackedQ4 {
                 }
             }
         }
-        Ok(Self { rows, cols, qs, d })
+        Ok(Self {
+            rows,
+            cols,
+            qs,
+            d,
+            offset_mult: 1,
+        })
+    }
+
+    /// Quantises a dense row-major `[rows, cols]` f32 matrix to 8 bits per
+    /// weight (per-32 blocks, scale `max|w| / 127`): 16x finer steps than
+    /// Q4_0, so a small merged adapter update survives quantisation.
+    pub fn from_f32_q8(w: &[f32], rows: usize, cols: usize) -> Result<Self, ShapeError> {
+        if !rows.is_multiple_of(TILE) || !cols.is_multiple_of(QK) || rows == 0 || cols == 0 {
+            return Err(ShapeError::Unpackable { rows, cols });
+        }
+        if w.len() != rows * cols {
+            return Err(ShapeError::Bytes {
+                rows,
+                cols,
+                got: w.len() * 4,
+                want: rows * cols * 4,
+            });
+        }
+        let blocks = cols / QK;
+        let tiles = rows / TILE;
+        let mut qs = vec![0u8; tiles * blocks * TILE_BLOCK_BYTES];
+        let mut d = vec![0f32; tiles * blocks * TILE];
+        for row in 0..rows {
+            let (t, lane) = (row / TILE, row % TILE);
+            for b in 0..blocks {
+                let vals = &w[row * cols + b * QK..][..QK];
+                let amax = vals.iter().fold(0f32, |m, v| m.max(v.abs()));
+                let scale = amax / 127.0;
+                let inv = if scale > 0.0 { 1.0 / scale } else { 0.0 };
+                d[(t * blocks + b) * TILE + lane] = scale;
+                let base = (t * blocks + b) * TILE_BLOCK_BYTES;
+                for (i, v) in vals.iter().enumerate() {
+                    let q = (v * inv).round().clamp(-127.0, 127.0) as i32;
+                    qs[base + (i / 4) * 64 + lane * 4 + (i % 4)] = (q + 128) as u8;
+                }
+            }
+        }
+        Ok(Self {
+            rows,
+            cols,
+            qs,
+            d,
+            offset_mult: Q8_OFFSET_MULT,
+        })
+    }
+
+    /// The same matrix in the 8-bit layout, exactly (`16 (n - 8)` at a
+    /// sixteenth of the scale), so it can be fused with 8-bit matrices.
+    fn to_q8(&self) -> Self {
+        if self.offset_mult == Q8_OFFSET_MULT {
+            return Self {
+                rows: self.rows,
+                cols: self.cols,
+                qs: self.qs.clone(),
+                d: self.d.clone(),
+                offset_mult: self.offset_mult,
+            };
+        }
+        Self {
+            rows: self.rows,
+            cols: self.cols,
+            qs: self.qs.iter().map(|&n| n * 16).collect(),
+            d: self.d.iter().map(|&d| d / 16.0).collect(),
+            offset_mult: Q8_OFFSET_MULT,
+        }
     }
 
     /// Output features (matrix rows).
@@ -100,18 +178,28 @@ impl PackedQ4 {
         let blocks = self.cols / QK;
         let (t, lane, b, i) = (row / TILE, row % TILE, col / QK, col % QK);
         let nib = self.qs[(t * blocks + b) * TILE_BLOCK_BYTES + (i / 4) * 64 + lane * 4 + (i % 4)];
-        (nib as f32 - 8.0) * self.d[(t * blocks + b) * TILE + lane]
+        (nib as f32 - 8.0 * self.offset_mult as f32) * self.d[(t * blocks + b) * TILE + lane]
     }
 
     /// Concatenates matrices with the same `cols` along the rows (fused Q/K/V).
+    /// When the parts mix 4- and 8-bit layouts, all become 8-bit (exactly).
     pub fn concat_rows(parts: &[PackedQ4]) -> Self {
         let cols = parts[0].cols;
         assert!(parts.iter().all(|p| p.cols == cols), "concat_rows: cols differ");
+        let offset_mult = parts.iter().map(|p| p.offset_mult).max().unwrap_or(1);
+        let converted: Vec<PackedQ4>;
+        let parts = if parts.iter().all(|p| p.offset_mult == offset_mult) {
+            parts
+        } else {
+            converted = parts.iter().map(PackedQ4::to_q8).collect();
+            &converted
+        };
         Self {
             rows: parts.iter().map(|p| p.rows).sum(),
             cols,
             qs: parts.iter().flat_map(|p| p.qs.iter().copied()).collect(),
             d: parts.iter().flat_map(|p| p.d.iter().copied()).collect(),
+            offset_mult,
         }
     }
 }
@@ -232,7 +320,7 @@ fn portable_rows(a: &QuantActs, w: &PackedQ4, bias: &[f32], r0: usize, nrows: us
                     }
                 }
                 let da = a.d[row * blocks + b];
-                let corr = a.sum8[row * blocks + b];
+                let corr = a.sum8[row * blocks + b] * w.offset_mult;
                 let wd = &w.d[(t * blocks + b) * TILE..][..TILE];
                 for lane in 0..TILE {
                     acc[lane] += (isum[lane] - corr) as f32 * (wd[lane] * da);
@@ -339,7 +427,7 @@ mod x86 {
                 *v = _mm512_loadu_ps(wd.add(r * blocks * TILE + b * TILE));
             }
             for mi in 0..MR {
-                let corr = _mm512_set1_epi32(*asum.add(mi * blocks + b));
+                let corr = _mm512_set1_epi32(*asum.add(mi * blocks + b) * p.w.offset_mult);
                 let da = _mm512_set1_ps(*ad.add(mi * blocks + b));
                 for r in 0..NR {
                     let s = _mm512_cvtepi32_ps(_mm512_sub_epi32(iacc[mi][r], corr));
@@ -461,6 +549,47 @@ mod tests {
                     exact[i],
                     bound[i]
                 );
+            }
+        }
+    }
+
+    #[test]
+    fn eight_bit_weights_match_their_floats_and_the_reference() {
+        let (rows, n, k) = (7, 48, 96);
+        let wf: Vec<f32> = (0..n * k)
+            .map(|i| ((i * 2654435761usize % 2001) as f32 / 1000.0 - 1.0) * 0.05)
+            .collect();
+        let w = PackedQ4::from_f32_q8(&wf, n, k).unwrap();
+        for (i, &v) in wf.iter().enumerate() {
+            let got = w.get(i / k, i % k);
+            assert!((got - v).abs() <= 0.05 / 127.0 * 0.51 + 1e-7, "{i}: {got} vs {v}");
+        }
+        let bias = vec![0.1f32; n];
+        let x: Vec<f32> = (0..rows * k).map(|i| (i * 7919 % 1000) as f32 / 500.0 - 1.0).collect();
+        let mut a = QuantActs::default();
+        a.quantize(&x, rows, k);
+        let (exact, bound) = reference(&x, rows, &w, &bias);
+        let (mut fast, mut port) = (vec![0f32; rows * n], vec![0f32; rows * n]);
+        gemm(&a, &w, &bias, &mut fast);
+        portable_rows(&a, &w, &bias, 0, rows, &mut port);
+        for i in 0..rows * n {
+            assert!((fast[i] - port[i]).abs() <= 1e-4, "{i}: {} vs {}", fast[i], port[i]);
+            assert!((fast[i] - exact[i]).abs() <= bound[i] * 1.001 + 1e-5, "{i}");
+        }
+    }
+
+    #[test]
+    fn mixing_layouts_in_a_fusion_keeps_every_weight() {
+        let q4 = PackedQ4::from_q4_0(&random_q4(16, 64, 5), 16, 64).unwrap();
+        let wf: Vec<f32> = (0..16 * 64).map(|i| (i as f32 * 0.37).sin() * 0.1).collect();
+        let q8 = PackedQ4::from_f32_q8(&wf, 16, 64).unwrap();
+        let fused = PackedQ4::concat_rows(&[q4, q8]);
+        let q4 = PackedQ4::from_q4_0(&random_q4(16, 64, 5), 16, 64).unwrap();
+        let q8 = PackedQ4::from_f32_q8(&wf, 16, 64).unwrap();
+        for r in 0..16 {
+            for c in 0..64 {
+                assert_eq!(fused.get(r, c), q4.get(r, c));
+                assert_eq!(fused.get(16 + r, c), q8.get(r, c));
             }
         }
     }

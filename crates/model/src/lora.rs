@@ -1,0 +1,634 @@
+//! Adapter training: LoRA updates on the top layers of the encoder plus a
+//! three-class sentiment head, trained with candle's autograd on the CPU.
+//!
+//! The lower layers stay frozen, so their output is computed once per text
+//! by the int8 encoder ([`super::Encoder::hidden_after`]) and kept; each
+//! training step runs only the top layers (f32, dequantised weights, the
+//! low-rank path `x·Aᵀ·Bᵀ·(alpha/rank)` beside every adapted projection),
+//! mean pooling, L2 normalisation and the head. The result is an
+//! [`Adapter`] merged into the weights at load (so inference runs the
+//! unchanged kernels) and head weights. Pure and synchronous; the CLI does
+//! the I/O.
+
+use std::collections::BTreeMap;
+
+use candle_core::{DType, Device, Tensor, Var, D};
+use candle_nn::optim::{AdamW, Optimizer, ParamsAdamW};
+
+use super::adapter::{dequantize_q4_0, Adapter, LoraPair};
+use super::bert::{EncoderConfig, Matrix, Weights};
+use super::e5s1::E5s1;
+use super::ModelError;
+
+/// Projections of a layer that can carry an update (E5S1 names).
+pub const PROJECTIONS: [&str; 6] = ["q", "k", "v", "ao", "fi", "fo"];
+
+struct TLinear {
+    w: Tensor,
+    b: Tensor,
+    lora: Option<(Var, Var)>,
+}
+
+struct TNorm {
+    g: Tensor,
+    b: Tensor,
+}
+
+struct TLayer {
+    index: usize,
+    q: TLinear,
+    k: TLinear,
+    v: TLinear,
+    ao: TLinear,
+    aln: TNorm,
+    fi: TLinear,
+    fo: TLinear,
+    oln: TNorm,
+}
+
+/// The adapted top of the encoder.
+pub struct TopLayers {
+    cfg: EncoderConfig,
+    first: usize,
+    rank: usize,
+    alpha: f32,
+    layers: Vec<TLayer>,
+}
+
+/// Which layers and projections to adapt, and how.
+#[derive(Debug, Clone)]
+pub struct LoraShape {
+    /// Layers `first..` are adapted (the ones below stay frozen).
+    pub first: usize,
+    pub rank: usize,
+    pub alpha: f32,
+    /// Subset of [`PROJECTIONS`].
+    pub targets: Vec<String>,
+    pub seed: u64,
+}
+
+fn xorshift(state: &mut u64) -> f32 {
+    *state ^= *state << 13;
+    *state ^= *state >> 7;
+    *state ^= *state << 17;
+    (*state >> 40) as f32 / (1u64 << 24) as f32 * 2.0 - 1.0
+}
+
+impl TopLayers {
+    /// Builds the top from a weight file.
+    pub fn from_e5s1(file: &E5s1, shape: &LoraShape) -> Result<Self, ModelError> {
+        let cfg = super::Encoder::config_of(file);
+        let mut w = super::bert::FileWeights {
+            file,
+            device: &Device::Cpu,
+        };
+        Self::build(cfg, &mut w, shape)
+    }
+
+    /// Builds the top of the random encoder `Encoder::random(cfg, seed)`.
+    pub fn random(cfg: EncoderConfig, seed: u64, shape: &LoraShape) -> Result<Self, ModelError> {
+        let mut w = super::bert::random_weights(seed, &Device::Cpu);
+        Self::build(cfg, &mut w, shape)
+    }
+
+    /// Reads every weight in the encoder's load order (the random source is
+    /// a stream) and keeps the top layers.
+    fn build(cfg: EncoderConfig, w: &mut dyn Weights, shape: &LoraShape) -> Result<Self, ModelError> {
+        if shape.first >= cfg.layers || shape.rank == 0 {
+            return Err(ModelError::Config(format!(
+                "adapt layers {}.. of {} with rank {}: need first < layers and rank ≥ 1",
+                shape.first, cfg.layers, shape.rank
+            )));
+        }
+        if let Some(bad) = shape.targets.iter().find(|t| !PROJECTIONS.contains(&t.as_str())) {
+            return Err(ModelError::Config(format!(
+                "unknown projection `{bad}`: use some of {}",
+                PROJECTIONS.join(", ")
+            )));
+        }
+        let dev = Device::Cpu;
+        let (hd, ff) = (cfg.hidden, cfg.intermediate);
+        w.q4_raw("emb.word", cfg.vocab, hd)?;
+        w.f32("emb.pos", cfg.max_positions * hd)?;
+        w.f32("emb.type", cfg.type_vocab * hd)?;
+        w.gain("emb.ln.w", hd)?;
+        w.f32("emb.ln.b", hd)?;
+        let mut rng = shape.seed | 1;
+        let mut layers = Vec::new();
+        for l in 0..cfg.layers {
+            let keep = l >= shape.first;
+            let mut lin = |w: &mut dyn Weights, p: &str, rows: usize, cols: usize| -> Result<TLinear, ModelError> {
+                let name = format!("l{l}.{p}");
+                let values = match w.matrix(&format!("{name}.w"), rows, cols)? {
+                    Matrix::Q4(raw) => dequantize_q4_0(&raw, rows, cols),
+                    Matrix::F32(v) => v,
+                };
+                let bias = w.f32(&format!("{name}.b"), rows)?;
+                let lora = if keep && shape.targets.iter().any(|t| t == p) {
+                    let bound = (1.0 / cols as f32).sqrt();
+                    let a: Vec<f32> = (0..shape.rank * cols).map(|_| xorshift(&mut rng) * bound).collect();
+                    let a = Var::from_tensor(&Tensor::from_vec(a, (shape.rank, cols), &dev)?)?;
+                    let b = Var::zeros((rows, shape.rank), DType::F32, &dev)?;
+                    Some((a, b))
+                } else {
+                    None
+                };
+                Ok(TLinear {
+                    w: Tensor::from_vec(values, (rows, cols), &dev)?,
+                    b: Tensor::from_vec(bias, rows, &dev)?,
+                    lora,
+                })
+            };
+            let norm = |w: &mut dyn Weights, p: &str| -> Result<TNorm, ModelError> {
+                Ok(TNorm {
+                    g: Tensor::from_vec(w.gain(&format!("l{l}.{p}.w"), hd)?, hd, &dev)?,
+                    b: Tensor::from_vec(w.f32(&format!("l{l}.{p}.b"), hd)?, hd, &dev)?,
+                })
+            };
+            let layer = TLayer {
+                index: l,
+                q: lin(w, "q", hd, hd)?,
+                k: lin(w, "k", hd, hd)?,
+                v: lin(w, "v", hd, hd)?,
+                ao: lin(w, "ao", hd, hd)?,
+                aln: norm(w, "aln")?,
+                fi: lin(w, "fi", ff, hd)?,
+                fo: lin(w, "fo", hd, ff)?,
+                oln: norm(w, "oln")?,
+            };
+            if keep {
+                layers.push(layer);
+            }
+        }
+        Ok(Self {
+            cfg,
+            first: shape.first,
+            rank: shape.rank,
+            alpha: shape.alpha,
+            layers,
+        })
+    }
+
+    /// First adapted layer (its input is the frozen encoder's output after `first` layers).
+    pub fn first(&self) -> usize {
+        self.first
+    }
+
+    /// The trainable tensors.
+    pub fn vars(&self) -> Vec<Var> {
+        self.linears()
+            .filter_map(|(_, l)| l.lora.as_ref())
+            .flat_map(|(a, b)| [a.clone(), b.clone()])
+            .collect()
+    }
+
+    fn linears(&self) -> impl Iterator<Item = (String, &TLinear)> {
+        self.layers.iter().flat_map(|l| {
+            [
+                ("q", &l.q),
+                ("k", &l.k),
+                ("v", &l.v),
+                ("ao", &l.ao),
+                ("fi", &l.fi),
+                ("fo", &l.fo),
+            ]
+            .into_iter()
+            .map(move |(p, lin)| (format!("l{}.{p}", l.index), lin))
+        })
+    }
+
+    /// `[batch, seq, hidden]` hidden states of the frozen layers and a
+    /// `[batch, seq]` mask (1 real, 0 padding) in; `[batch, hidden]` unit
+    /// vectors out (mean pooling over real tokens, as at inference).
+    pub fn forward(&self, x: &Tensor, mask: &Tensor) -> candle_core::Result<Tensor> {
+        let (batch, seq, hd) = x.dims3()?;
+        let nh = self.cfg.heads;
+        let dim = hd / nh;
+        let eps = self.cfg.layer_norm_eps;
+        let scale = (self.alpha / self.rank as f32) as f64;
+        let bias = ((mask - 1.0)? * 1e9)?.reshape((batch, 1, 1, seq))?;
+        let linear = |l: &TLinear, x: &Tensor| -> candle_core::Result<Tensor> {
+            let (b, s, i) = x.dims3()?;
+            let flat = x.reshape((b * s, i))?;
+            let mut y = flat.matmul(&l.w.t()?)?.broadcast_add(&l.b)?;
+            if let Some((a, bm)) = &l.lora {
+                let low = flat.matmul(&a.as_tensor().t()?)?.matmul(&bm.as_tensor().t()?)?;
+                y = (y + (low * scale)?)?;
+            }
+            let o = y.dim(1)?;
+            y.reshape((b, s, o))
+        };
+        let norm = |n: &TNorm, x: &Tensor| -> candle_core::Result<Tensor> {
+            let mean = x.mean_keepdim(D::Minus1)?;
+            let xc = x.broadcast_sub(&mean)?;
+            let var = xc.sqr()?.mean_keepdim(D::Minus1)?;
+            xc.broadcast_div(&(var + eps)?.sqrt()?)?
+                .broadcast_mul(&n.g)?
+                .broadcast_add(&n.b)
+        };
+        let split = |t: Tensor| -> candle_core::Result<Tensor> {
+            t.reshape((batch, seq, nh, dim))?.transpose(1, 2)?.contiguous()
+        };
+        let mut x = x.clone();
+        for l in &self.layers {
+            let q = split(linear(&l.q, &x)?)?;
+            let k = split(linear(&l.k, &x)?)?;
+            let v = split(linear(&l.v, &x)?)?;
+            let scores = (q.matmul(&k.t()?.contiguous()?)? * (1.0 / (dim as f64).sqrt()))?.broadcast_add(&bias)?;
+            let probs = candle_nn::ops::softmax(&scores, D::Minus1)?;
+            let ctx = probs
+                .matmul(&v)?
+                .transpose(1, 2)?
+                .contiguous()?
+                .reshape((batch, seq, hd))?;
+            x = norm(&l.aln, &(x + linear(&l.ao, &ctx)?)?)?;
+            let mid = linear(&l.fi, &x)?.gelu_erf()?;
+            x = norm(&l.oln, &(&x + linear(&l.fo, &mid)?)?)?;
+        }
+        let m = mask.unsqueeze(2)?;
+        let mean = x
+            .broadcast_mul(&m)?
+            .sum(1)?
+            .broadcast_div(&m.sum(1)?.clamp(1.0, f64::MAX)?)?;
+        let n = mean.sqr()?.sum_keepdim(D::Minus1)?.sqrt()?.clamp(1e-12, f64::MAX)?;
+        mean.broadcast_div(&n)
+    }
+
+    /// The updates as an adapter file's content.
+    pub fn to_adapter(&self, provenance: serde_json::Value) -> Result<Adapter, ModelError> {
+        let mut layers = BTreeMap::new();
+        for (name, l) in self.linears() {
+            if let Some((a, b)) = &l.lora {
+                let (rows, cols) = l.w.dims2()?;
+                layers.insert(
+                    name,
+                    LoraPair {
+                        rows,
+                        cols,
+                        a: a.as_tensor().flatten_all()?.to_vec1()?,
+                        b: b.as_tensor().flatten_all()?.to_vec1()?,
+                    },
+                );
+            }
+        }
+        Ok(Adapter {
+            rank: self.rank,
+            alpha: self.alpha,
+            layers,
+            provenance,
+            sha256: String::new(),
+        })
+    }
+}
+
+/// A linear three-class head (neg, neu, pos) on the pooled embedding.
+pub struct Head3 {
+    pub w: Var,
+    pub b: Var,
+}
+
+/// Logits are `scale · (W·e) + b`: the embedding is unit length, so a fixed
+/// gain lets the head reach confident logits with weights of order one.
+pub const HEAD_GAIN: f64 = 20.0;
+
+impl Head3 {
+    pub fn new(dim: usize, seed: u64) -> Result<Self, ModelError> {
+        let mut rng = seed | 1;
+        let w: Vec<f32> = (0..3 * dim).map(|_| xorshift(&mut rng) * 0.01).collect();
+        Ok(Self {
+            w: Var::from_tensor(&Tensor::from_vec(w, (3, dim), &Device::Cpu)?)?,
+            b: Var::zeros(3, DType::F32, &Device::Cpu)?,
+        })
+    }
+
+    pub fn forward(&self, e: &Tensor) -> candle_core::Result<Tensor> {
+        (e.matmul(&self.w.as_tensor().t()?)? * HEAD_GAIN)?.broadcast_add(self.b.as_tensor())
+    }
+
+    /// Weights as plain rows (`gain` folded in) and biases.
+    pub fn export(&self) -> Result<(Vec<Vec<f32>>, Vec<f32>), ModelError> {
+        let w: Vec<Vec<f32>> = (self.w.as_tensor() * HEAD_GAIN)?.to_vec2()?;
+        Ok((w, self.b.as_tensor().to_vec1()?))
+    }
+}
+
+/// One training text: the frozen layers' output for its tokens.
+pub struct Example {
+    /// `[len, hidden]` in f16 (halves the memory of the cache).
+    pub hidden: Vec<half::f16>,
+    pub len: usize,
+    /// 0 neg, 1 neu, 2 pos.
+    pub label: usize,
+    pub weight: f32,
+}
+
+/// Optimiser settings.
+#[derive(Debug, Clone)]
+pub struct TrainOptions {
+    pub epochs: usize,
+    /// Padded tokens per step (batch rows x longest row).
+    pub batch_tokens: usize,
+    pub max_batch: usize,
+    pub lr: f64,
+    pub head_lr: f64,
+    pub weight_decay: f64,
+    pub seed: u64,
+}
+
+/// Progress of [`train`], reported after every step.
+#[derive(Debug, Clone, Copy)]
+pub struct Progress {
+    pub epoch: usize,
+    pub step: usize,
+    pub steps: usize,
+    pub loss: f32,
+}
+
+/// Batches of example indices: sorted by length so padding stays small,
+/// cut by the token budget, in a seeded shuffled order.
+fn batches(examples: &[Example], opts: &TrainOptions, epoch: usize) -> Vec<Vec<usize>> {
+    let mut idx: Vec<usize> = (0..examples.len()).collect();
+    let mut rng = opts.seed.wrapping_add(epoch as u64 * 0x9E37_79B9) | 1;
+    // Shuffle, then a stable sort by length: equal lengths stay shuffled.
+    for i in (1..idx.len()).rev() {
+        let j = ((xorshift(&mut rng) + 1.0) * 0.5 * (i + 1) as f32) as usize % (i + 1);
+        idx.swap(i, j);
+    }
+    idx.sort_by_key(|&i| examples[i].len);
+    let mut out: Vec<Vec<usize>> = Vec::new();
+    let mut cur: Vec<usize> = Vec::new();
+    for i in idx {
+        let len = examples[i].len;
+        if !cur.is_empty() && ((cur.len() + 1) * len > opts.batch_tokens || cur.len() >= opts.max_batch) {
+            out.push(std::mem::take(&mut cur));
+        }
+        cur.push(i);
+    }
+    if !cur.is_empty() {
+        out.push(cur);
+    }
+    for i in (1..out.len()).rev() {
+        let j = ((xorshift(&mut rng) + 1.0) * 0.5 * (i + 1) as f32) as usize % (i + 1);
+        out.swap(i, j);
+    }
+    out
+}
+
+/// Pads a batch into `[b, seq, hidden]` and `[b, seq]` tensors.
+fn pack(examples: &[Example], group: &[usize], hd: usize) -> candle_core::Result<(Tensor, Tensor)> {
+    let seq = group.iter().map(|&i| examples[i].len).max().unwrap_or(1);
+    let mut x = vec![0f32; group.len() * seq * hd];
+    let mut m = vec![0f32; group.len() * seq];
+    for (r, &i) in group.iter().enumerate() {
+        let e = &examples[i];
+        for (dst, src) in x[r * seq * hd..][..e.len * hd].iter_mut().zip(&e.hidden) {
+            *dst = src.to_f32();
+        }
+        m[r * seq..][..e.len].iter_mut().for_each(|v| *v = 1.0);
+    }
+    Ok((
+        Tensor::from_vec(x, (group.len(), seq, hd), &Device::Cpu)?,
+        Tensor::from_vec(m, (group.len(), seq), &Device::Cpu)?,
+    ))
+}
+
+/// Weighted cross-entropy of logits `[b, 3]` against labels.
+fn loss(logits: &Tensor, labels: &[usize], weights: &[f32]) -> candle_core::Result<Tensor> {
+    let b = labels.len();
+    let mut onehot = vec![0f32; b * 3];
+    for (r, &l) in labels.iter().enumerate() {
+        onehot[r * 3 + l] = weights[r];
+    }
+    let onehot = Tensor::from_vec(onehot, (b, 3), &Device::Cpu)?;
+    let total: f32 = weights.iter().sum::<f32>().max(1e-12);
+    let lsm = candle_nn::ops::log_softmax(logits, D::Minus1)?;
+    (lsm * onehot)?.sum_all()?.neg()? / total as f64
+}
+
+/// Trains the adapter's updates and the head together.
+pub fn train(
+    top: &TopLayers,
+    head: &Head3,
+    examples: &[Example],
+    opts: &TrainOptions,
+    mut progress: impl FnMut(Progress),
+) -> Result<(), ModelError> {
+    let hd = top.cfg.hidden;
+    let mut lora_opt = AdamW::new(
+        top.vars(),
+        ParamsAdamW {
+            lr: opts.lr,
+            weight_decay: opts.weight_decay,
+            ..Default::default()
+        },
+    )?;
+    let mut head_opt = AdamW::new(
+        vec![head.w.clone(), head.b.clone()],
+        ParamsAdamW {
+            lr: opts.head_lr,
+            weight_decay: 0.0,
+            ..Default::default()
+        },
+    )?;
+    let total_steps = opts.epochs * batches(examples, opts, 0).len();
+    let mut step = 0;
+    for epoch in 0..opts.epochs {
+        for group in batches(examples, opts, epoch) {
+            // Linear decay to a tenth over the run.
+            let frac = step as f64 / total_steps.max(1) as f64;
+            lora_opt.set_learning_rate(opts.lr * (1.0 - 0.9 * frac));
+            head_opt.set_learning_rate(opts.head_lr * (1.0 - 0.9 * frac));
+            let (x, m) = pack(examples, &group, hd)?;
+            let e = top.forward(&x, &m)?;
+            let labels: Vec<usize> = group.iter().map(|&i| examples[i].label).collect();
+            let weights: Vec<f32> = group.iter().map(|&i| examples[i].weight).collect();
+            let l = loss(&head.forward(&e)?, &labels, &weights)?;
+            let grads = l.backward()?;
+            lora_opt.step(&grads)?;
+            head_opt.step(&grads)?;
+            step += 1;
+            progress(Progress {
+                epoch,
+                step,
+                steps: total_steps,
+                loss: l.to_scalar::<f32>()?,
+            });
+        }
+    }
+    Ok(())
+}
+
+/// Pooled adapted embeddings of examples, in order (no gradients kept).
+pub fn embed(top: &TopLayers, examples: &[Example], batch_tokens: usize) -> Result<Vec<Vec<f32>>, ModelError> {
+    let hd = top.cfg.hidden;
+    let mut order: Vec<usize> = (0..examples.len()).collect();
+    order.sort_by_key(|&i| examples[i].len);
+    let mut out = vec![Vec::new(); examples.len()];
+    let mut start = 0;
+    while start < order.len() {
+        let len = examples[order[start]].len.max(1);
+        let mut end = start + 1;
+        while end < order.len() && (end - start + 1) * examples[order[end]].len.max(len) <= batch_tokens {
+            end += 1;
+        }
+        let group = &order[start..end];
+        let (x, m) = pack(examples, group, hd)?;
+        let e = top.forward(&x, &m)?.detach().to_vec2::<f32>()?;
+        for (&i, row) in group.iter().zip(e) {
+            out[i] = row;
+        }
+        start = end;
+    }
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::{EncodedBatch, Encoder, MatmulMode};
+
+    fn cfg() -> EncoderConfig {
+        EncoderConfig {
+            hidden: 64,
+            layers: 3,
+            heads: 4,
+            intermediate: 128,
+            vocab: 500,
+            max_positions: 64,
+            type_vocab: 2,
+            layer_norm_eps: 1e-12,
+        }
+    }
+
+    fn shape() -> LoraShape {
+        LoraShape {
+            first: 1,
+            rank: 4,
+            alpha: 8.0,
+            targets: PROJECTIONS.iter().map(|s| s.to_string()).collect(),
+            seed: 7,
+        }
+    }
+
+    fn pack_ids(seqs: &[&[u32]]) -> EncodedBatch {
+        let encoded: Vec<crate::Encoded> = seqs
+            .iter()
+            .map(|s| crate::Encoded {
+                ids: s.to_vec(),
+                truncated: false,
+            })
+            .collect();
+        EncodedBatch::pack(encoded.iter(), 1)
+    }
+
+    fn cosine(a: &[f32], b: &[f32]) -> f32 {
+        a.iter().zip(b).map(|(x, y)| x * y).sum::<f32>()
+    }
+
+    /// Training computes `W·x + s·B·A·x` unmerged in f32 from the frozen
+    /// layers' int8 output; inference merges `W + s·B·A` once at load. Both
+    /// must give the same embeddings.
+    #[test]
+    fn merged_adapter_reproduces_the_training_forward() {
+        let top = TopLayers::random(cfg(), 3, &shape()).unwrap();
+        // Non-zero updates (training starts with B = 0).
+        let mut rng = 99u64;
+        for v in top.vars() {
+            let n = v.as_tensor().elem_count();
+            let vals: Vec<f32> = (0..n).map(|_| xorshift(&mut rng) * 0.3).collect();
+            v.set(&Tensor::from_vec(vals, v.as_tensor().shape(), &Device::Cpu).unwrap())
+                .unwrap();
+        }
+        let adapter = top.to_adapter(serde_json::Value::Null).unwrap();
+        assert_eq!(adapter.layers.len(), 2 * 6);
+
+        let seqs: Vec<Vec<u32>> = vec![
+            vec![0, 5, 17, 99, 2],
+            vec![0, 7, 2],
+            (0..40).map(|i| (i * 13 % 500) as u32).collect(),
+        ];
+        let refs: Vec<&[u32]> = seqs.iter().map(Vec::as_slice).collect();
+        let base = Encoder::random(cfg(), 3, &Device::Cpu, MatmulMode::Int8, 1).unwrap();
+        let (hidden, offsets) = base.hidden_after(&refs, 1).unwrap();
+        let examples: Vec<Example> = offsets
+            .windows(2)
+            .map(|w| Example {
+                hidden: hidden[w[0] * 64..w[1] * 64]
+                    .iter()
+                    .map(|&v| half::f16::from_f32(v))
+                    .collect(),
+                len: w[1] - w[0],
+                label: 0,
+                weight: 1.0,
+            })
+            .collect();
+        let trained = embed(&top, &examples, 4096).unwrap();
+        let unadapted = base.embed_batch(&pack_ids(&refs)).unwrap();
+
+        for mode in [MatmulMode::Int8, MatmulMode::F32, MatmulMode::Q4] {
+            let enc = Encoder::random_adapted(cfg(), 3, Some(&adapter), &Device::Cpu, mode, 1).unwrap();
+            let merged = enc.embed_batch(&pack_ids(&refs)).unwrap();
+            for i in 0..seqs.len() {
+                let c = cosine(&trained[i], &merged[i]);
+                assert!(c > 0.995, "{mode:?} text {i}: cosine {c}");
+                // The update matters: the adapted embedding moved.
+                assert!(
+                    cosine(&unadapted[i], &merged[i]) < 0.99,
+                    "{mode:?} text {i}: adapter had no effect"
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn training_fits_a_separable_toy_task() {
+        let top = TopLayers::random(cfg(), 3, &shape()).unwrap();
+        let head = Head3::new(64, 1).unwrap();
+        let base = Encoder::random(cfg(), 3, &Device::Cpu, MatmulMode::Int8, 1).unwrap();
+        // Label = which of three token ids a text starts with.
+        let seqs: Vec<Vec<u32>> = (0..60u32)
+            .map(|i| vec![0, 10 + (i % 3) * 100, 3 + i, 4 + (i * 7) % 300, 2])
+            .collect();
+        let refs: Vec<&[u32]> = seqs.iter().map(Vec::as_slice).collect();
+        let (hidden, offsets) = base.hidden_after(&refs, 1).unwrap();
+        let examples: Vec<Example> = offsets
+            .windows(2)
+            .enumerate()
+            .map(|(i, w)| Example {
+                hidden: hidden[w[0] * 64..w[1] * 64]
+                    .iter()
+                    .map(|&v| half::f16::from_f32(v))
+                    .collect(),
+                len: w[1] - w[0],
+                label: i % 3,
+                weight: 1.0,
+            })
+            .collect();
+        let opts = TrainOptions {
+            epochs: 30,
+            batch_tokens: 200,
+            max_batch: 16,
+            lr: 5e-3,
+            head_lr: 2e-2,
+            weight_decay: 0.0,
+            seed: 1,
+        };
+        let mut losses = Vec::new();
+        train(&top, &head, &examples, &opts, |p| losses.push(p.loss)).unwrap();
+        let first: f32 = losses[..4].iter().sum::<f32>() / 4.0;
+        let last: f32 = losses[losses.len() - 4..].iter().sum::<f32>() / 4.0;
+        assert!(last < 0.5 * first, "loss {first} -> {last}");
+        let embs = embed(&top, &examples, 4096).unwrap();
+        let (w, b) = head.export().unwrap();
+        let correct = embs
+            .iter()
+            .zip(&examples)
+            .filter(|(e, ex)| {
+                let logits: Vec<f32> = (0..3).map(|c| cosine(&w[c], e) + b[c]).collect();
+                let arg = (0..3).max_by(|&x, &y| logits[x].total_cmp(&logits[y])).unwrap();
+                arg == ex.label
+            })
+            .count();
+        assert!(correct >= 54, "{correct}/60");
+    }
+}
