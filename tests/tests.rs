@@ -6,6 +6,7 @@
 mod kafka_util;
 mod util;
 
+mod adapter;
 mod alerts;
 mod alerts_restart;
 mod broker;

@@ -1,6 +1,8 @@
 //! Subcommands. Each one is a function taking its parsed arguments; errors are
 //! `anyhow` with lower-case context and end up printed by `main`.
 
+mod adapt;
+mod category;
 mod classify;
 pub mod exit;
 mod produce;
@@ -42,6 +44,10 @@ enum Command {
     TrainHead(train::TrainArgs),
     /// Report per-language accuracy of the heads on a labelled JSONL file.
     Eval(train::EvalArgs),
+    /// Adapt the encoder's top layers (LoRA) and train the three-class sentiment head.
+    TrainAdapter(adapt::AdaptArgs),
+    /// Refine the complaint-category head on labelled complaints.
+    TrainCategory(category::CategoryArgs),
 }
 
 /// Options shared by every command that loads the model.
@@ -99,6 +105,8 @@ pub fn run() -> anyhow::Result<ExitCode> {
         Command::Replay(a) => replay::run(a),
         Command::TrainHead(a) => train::run_train(a),
         Command::Eval(a) => train::run_eval(a),
+        Command::TrainAdapter(a) => adapt::run(a),
+        Command::TrainCategory(a) => category::run(a),
     }
 }
 

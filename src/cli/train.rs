@@ -64,6 +64,15 @@ pub struct EvalArgs {
     /// Print the report as JSON instead of a table.
     #[arg(long)]
     json: bool,
+    /// Also write one JSONL row per item (`text`, `p_neg`, `p_neu`, `p_pos`,
+    /// `category`, `category_score`), in input order, files after one
+    /// another: the input of scripts/sentiment_report.py.
+    #[arg(long)]
+    predictions: Option<PathBuf>,
+    /// Only rows whose `split` is this value (rows without `split` are kept),
+    /// e.g. `eval` for tests/fixtures/category_real.jsonl.
+    #[arg(long)]
+    split: Option<String>,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -78,10 +87,13 @@ pub struct Labelled {
     pub subset: Option<String>,
     #[serde(default)]
     pub category: Option<String>,
+    /// Which part of an evaluation file a row belongs to (e.g. `adapt` / `eval`).
+    #[serde(default)]
+    pub split: Option<String>,
 }
 
 impl Labelled {
-    fn origin(&self) -> String {
+    pub fn origin(&self) -> String {
         format!(
             "{}/{}",
             self.source.as_deref().unwrap_or("unknown"),
@@ -339,6 +351,8 @@ pub fn run_train(args: TrainArgs) -> anyhow::Result<ExitCode> {
         bias,
         temperature,
         neutral_delta,
+        classes: None,
+        adapter_sha256: None,
         provenance: json!({
             "data": args.data.display().to_string(),
             "items_by_source": sources,
@@ -361,7 +375,7 @@ pub fn run_train(args: TrainArgs) -> anyhow::Result<ExitCode> {
     let mut classifier = model::E5Classifier::new(encoder, head.clone(), category.clone(), name);
     for dev in &args.dev {
         let items = read_labelled(dev)?;
-        let report = evaluate(&tokenizer, &mut classifier, &items)?;
+        let (report, _) = evaluate(&tokenizer, &mut classifier, &items)?;
         print_report(&dev.display().to_string(), &report, &mut std::io::stdout())?;
         dev_reports.insert(dev.display().to_string(), report);
     }
@@ -407,7 +421,7 @@ fn round4(x: f64) -> f64 {
     (x * 10000.0).round() / 10000.0
 }
 
-fn write_json<T: serde::Serialize>(path: &Path, value: &T) -> anyhow::Result<()> {
+pub fn write_json<T: serde::Serialize>(path: &Path, value: &T) -> anyhow::Result<()> {
     if let Some(dir) = path.parent() {
         std::fs::create_dir_all(dir).with_context(|| format!("failed to create {}", dir.display()))?;
     }
@@ -422,7 +436,10 @@ pub fn evaluate(
     tokenizer: &model::Tokenizer,
     classifier: &mut dyn Classifier,
     items: &[Labelled],
-) -> anyhow::Result<serde_json::Value> {
+) -> anyhow::Result<(serde_json::Value, Vec<serde_json::Value>)> {
+    let mut preds = vec![serde_json::Value::Null; items.len()];
+    let mut done = 0;
+    let started = Instant::now();
     let mut per_lang: BTreeMap<String, [usize; 5]> = BTreeMap::new(); // n, correct, neutral, cat_n, cat_ok
     let mut confusion: BTreeMap<(String, String), usize> = BTreeMap::new();
     let encoded: Vec<model::Encoded> = items
@@ -434,6 +451,10 @@ pub fn evaluate(
         let b = EncodedBatch::pack(group.iter().map(|&i| &encoded[i]), PAD_ID);
         for (&i, inf) in group.iter().zip(classifier.classify(&b)?) {
             let item = &items[i];
+            preds[i] = json!({
+                "text": item.text, "p_neg": inf.probs.negative, "p_neu": inf.probs.neutral,
+                "p_pos": inf.probs.positive, "category": inf.category.as_str(), "category_score": inf.category_score,
+            });
             let e = per_lang.entry(item.lang.clone()).or_default();
             if item.label != "neu" {
                 e[0] += 1;
@@ -451,6 +472,10 @@ pub fn evaluate(
                 }
             }
         }
+        done += group.len();
+        if items.len() >= 1000 && done * 10 / items.len() != (done - group.len()) * 10 / items.len() {
+            tracing::info!(done, of = items.len(), secs = started.elapsed().as_secs(), "evaluating");
+        }
     }
     let mut langs = serde_json::Map::new();
     let mut tot = [0usize; 5];
@@ -464,7 +489,10 @@ pub fn evaluate(
         .into_iter()
         .map(|((t, p), n)| json!({"true": t, "predicted": p, "n": n}))
         .collect();
-    Ok(json!({ "overall": stats_json(&tot), "per_language": langs, "category_confusion": confusion }))
+    Ok((
+        json!({ "overall": stats_json(&tot), "per_language": langs, "category_confusion": confusion }),
+        preds,
+    ))
 }
 
 fn stats_json(c: &[usize; 5]) -> serde_json::Value {
@@ -518,9 +546,14 @@ pub fn run_eval(args: EvalArgs) -> anyhow::Result<ExitCode> {
     let cfg = args.model.load_config()?;
     let mut loaded = super::load_model(&args.model, &cfg)?;
     let mut all = serde_json::Map::new();
+    let mut rows = Vec::new();
     for f in &args.files {
-        let items = read_labelled(f)?;
-        let report = evaluate(&loaded.tokenizer, &mut loaded.classifier, &items)?;
+        let mut items = read_labelled(f)?;
+        if let Some(want) = &args.split {
+            items.retain(|i| i.split.as_deref().is_none_or(|s| s == want));
+        }
+        let (report, preds) = evaluate(&loaded.tokenizer, &mut loaded.classifier, &items)?;
+        rows.extend(preds);
         if !args.json {
             print_report(&f.display().to_string(), &report, &mut std::io::stdout())?;
         }
@@ -528,6 +561,14 @@ pub fn run_eval(args: EvalArgs) -> anyhow::Result<ExitCode> {
     }
     if args.json {
         println!("{}", serde_json::to_string_pretty(&all)?);
+    }
+    if let Some(path) = &args.predictions {
+        let mut out = String::new();
+        for r in rows {
+            out.push_str(&r.to_string());
+            out.push('\n');
+        }
+        std::fs::write(path, out).with_context(|| format!("failed to write {}", path.display()))?;
     }
     Ok(ExitCode::SUCCESS)
 }

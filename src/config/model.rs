@@ -24,6 +24,9 @@ pub struct RawModel {
     pub tokenizer: Option<PathBuf>,
     pub sentiment_head: Option<PathBuf>,
     pub category_head: Option<PathBuf>,
+    /// Encoder adapter (LoRA) the sentiment head was trained with; merged
+    /// into the weights at load. Default `<dir>/adapters/sentiment-lora.safetensors`.
+    pub adapter: Option<PathBuf>,
     /// Model window in tokens, special tokens included.
     pub max_tokens: usize,
     /// `auto` (int8 on the CPU, f32 on CUDA), `int8` (unpadded Q4 x Q8
@@ -43,6 +46,7 @@ impl Default for RawModel {
             tokenizer: None,
             sentiment_head: None,
             category_head: None,
+            adapter: None,
             max_tokens: 512,
             matmul: MatmulMode::default(),
             batch: RawBatch::default(),
@@ -187,6 +191,7 @@ impl RawModel {
                 tokenizer: in_dir(m.tokenizer, "tokenizer.json"),
                 sentiment_head,
                 category_head,
+                adapter: Some(in_dir(m.adapter, "adapters/sentiment-lora.safetensors")),
                 max_tokens: m.max_tokens,
                 matmul: m.matmul,
                 threads: 0,

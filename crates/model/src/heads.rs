@@ -17,6 +17,8 @@ use std::path::Path;
 use super::ModelError;
 
 pub const SENTIMENT_FORMAT: &str = "earshot-sentiment-head/1";
+/// Three-class head (trained with an encoder adapter): softmax of `W·x + b`.
+pub const SENTIMENT_FORMAT_3: &str = "earshot-sentiment-head/2";
 pub const CATEGORY_FORMAT: &str = "earshot-category-head/1";
 
 fn sigmoid(x: f32) -> f32 {
@@ -39,8 +41,17 @@ pub struct SentimentHead {
     pub bias: f32,
     /// Calibration temperature (score is divided by it).
     pub temperature: f32,
-    /// Half-width of the neutral band in calibrated logit units.
+    /// Half-width of the neutral band in calibrated logit units (format 1).
+    #[serde(default)]
     pub neutral_delta: f32,
+    /// Format 2: rows of `[neg, neu, pos]` logit weights and their biases;
+    /// probabilities are `softmax((W·x + b) / temperature)`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub classes: Option<ThreeClass>,
+    /// sha256 of the encoder adapter the head was trained on (format 2):
+    /// loading checks that `model.adapter` is that file.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub adapter_sha256: Option<String>,
     /// Free-form provenance: data sources, command, metrics.
     #[serde(default)]
     pub provenance: serde_json::Value,
@@ -49,11 +60,16 @@ pub struct SentimentHead {
 impl SentimentHead {
     pub fn load(path: &Path) -> Result<Self, ModelError> {
         let head: Self = read_json(path)?;
-        if head.format != SENTIMENT_FORMAT || head.weights.len() != head.dim {
+        let three_ok = head.format == SENTIMENT_FORMAT_3
+            && head.classes.as_ref().is_some_and(|c| {
+                c.weights.len() == 3 && c.bias.len() == 3 && c.weights.iter().all(|w| w.len() == head.dim)
+            });
+        let one_ok = head.format == SENTIMENT_FORMAT && head.weights.len() == head.dim;
+        if !(three_ok || one_ok) {
             return Err(ModelError::Head {
                 path: path.display().to_string(),
                 source: format!(
-                    "expected format `{SENTIMENT_FORMAT}` with `dim` weights; re-create it with `earshot train-head`"
+                    "expected format `{SENTIMENT_FORMAT}` with `dim` weights or `{SENTIMENT_FORMAT_3}` with 3 x `dim` class weights; re-create it with `earshot train-adapter`"
                 )
                 .into(),
             });
@@ -61,13 +77,34 @@ impl SentimentHead {
         Ok(head)
     }
 
-    /// Calibrated score: positive means positive sentiment.
+    /// Calibrated score: positive means positive sentiment (format 2: the
+    /// positive minus the negative logit).
     pub fn score(&self, embedding: &[f32]) -> f32 {
-        (dot(&self.weights, embedding) + self.bias) / self.temperature.max(1e-6)
+        match &self.classes {
+            Some(c) => {
+                let l = c.logits(embedding);
+                (l[2] - l[0]) / self.temperature.max(1e-6)
+            }
+            None => (dot(&self.weights, embedding) + self.bias) / self.temperature.max(1e-6),
+        }
     }
 
     pub fn probs(&self, embedding: &[f32]) -> SentimentProbs {
-        probs_from_score(self.score(embedding), self.neutral_delta)
+        match &self.classes {
+            Some(c) => {
+                let t = self.temperature.max(1e-6);
+                let l = c.logits(embedding).map(|v| v / t);
+                let m = l.iter().fold(f32::NEG_INFINITY, |a, &b| a.max(b));
+                let e = l.map(|v| (v - m).exp());
+                let z: f32 = e.iter().sum();
+                SentimentProbs {
+                    negative: e[0] / z,
+                    neutral: e[1] / z,
+                    positive: e[2] / z,
+                }
+            }
+            None => probs_from_score(self.score(embedding), self.neutral_delta),
+        }
     }
 
     /// A seeded random head for the random test encoder: meaningless labels,
@@ -90,8 +127,25 @@ impl SentimentHead {
             bias: 0.0,
             temperature: 1.0,
             neutral_delta: 0.5,
+            classes: None,
+            adapter_sha256: None,
             provenance: serde_json::Value::Null,
         }
+    }
+}
+
+/// Linear three-class logits (neg, neu, pos).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ThreeClass {
+    pub weights: Vec<Vec<f32>>,
+    pub bias: Vec<f32>,
+}
+
+impl ThreeClass {
+    /// Raw (uncalibrated) logits.
+    pub fn logits(&self, x: &[f32]) -> [f32; 3] {
+        [0, 1, 2].map(|c| dot(&self.weights[c], x) + self.bias[c])
     }
 }
 
@@ -119,6 +173,13 @@ pub struct CategoryHead {
     pub centroids: Vec<Vec<f32>>,
     /// Softmax scale applied to cosine similarities.
     pub scale: f32,
+    /// Per-category logit offsets (empty: none). Set when the centroids were
+    /// refined on labelled complaints (`earshot train-category`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub bias: Vec<f32>,
+    /// sha256 of the encoder adapter the centroids were embedded with.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub adapter_sha256: Option<String>,
     #[serde(default)]
     pub provenance: serde_json::Value,
 }
@@ -129,11 +190,12 @@ impl CategoryHead {
         if head.format != CATEGORY_FORMAT
             || head.categories.len() != head.centroids.len()
             || head.centroids.iter().any(|c| c.len() != head.dim)
+            || !(head.bias.is_empty() || head.bias.len() == head.categories.len())
         {
             return Err(ModelError::Head {
                 path: path.display().to_string(),
                 source: format!(
-                    "expected format `{CATEGORY_FORMAT}` with one `dim`-long centroid per category; re-create it with `earshot train-head --category`"
+                    "expected format `{CATEGORY_FORMAT}` with one `dim`-long centroid (and at most one bias) per category; re-create it with `earshot train-adapter` or `earshot train-category`"
                 )
                 .into(),
             });
@@ -167,13 +229,20 @@ impl CategoryHead {
             categories,
             centroids,
             scale,
+            bias: Vec::new(),
+            adapter_sha256: None,
             provenance: serde_json::Value::Null,
         }
     }
 
     /// Best category and its softmax probability.
     pub fn predict(&self, embedding: &[f32]) -> (Category, f32) {
-        let sims: Vec<f32> = self.centroids.iter().map(|c| dot(c, embedding) * self.scale).collect();
+        let sims: Vec<f32> = self
+            .centroids
+            .iter()
+            .enumerate()
+            .map(|(i, c)| dot(c, embedding) * self.scale + self.bias.get(i).copied().unwrap_or(0.0))
+            .collect();
         let max = sims.iter().copied().fold(f32::NEG_INFINITY, f32::max);
         let exps: Vec<f32> = sims.iter().map(|s| (s - max).exp()).collect();
         let total: f32 = exps.iter().sum();

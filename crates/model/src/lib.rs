@@ -125,6 +125,9 @@ pub struct ModelSpec {
     /// Category head file; when absent the centroids are built at load time
     /// from the built-in prototype sentences.
     pub category_head: Option<PathBuf>,
+    /// Encoder adapter file, merged into the weights when the sentiment head
+    /// was trained with it (the head records its sha256).
+    pub adapter: Option<PathBuf>,
     pub max_tokens: usize,
     pub matmul: MatmulMode,
     /// Threads of the int8 encoder (0: one per core).
@@ -247,8 +250,18 @@ pub struct Loaded {
     pub load_time: Duration,
 }
 
-/// Loads the encoder described by `spec`.
+/// Loads the encoder described by `spec`, without an adapter (the
+/// published weights).
 pub fn load_encoder(spec: &ModelSpec, device: &Device) -> Result<Encoder, ModelError> {
+    load_encoder_adapted(spec, None, device)
+}
+
+/// Loads the encoder described by `spec` with `adapter` merged into it.
+pub fn load_encoder_adapted(
+    spec: &ModelSpec,
+    adapter: Option<&adapter::Adapter>,
+    device: &Device,
+) -> Result<Encoder, ModelError> {
     match &spec.encoder {
         EncoderSpec::E5s1 { weights } => {
             let data = std::fs::read(weights).map_err(|source| ModelError::Io {
@@ -256,10 +269,41 @@ pub fn load_encoder(spec: &ModelSpec, device: &Device) -> Result<Encoder, ModelE
                 source,
             })?;
             let file = e5s1::E5s1::parse(data)?;
-            Encoder::from_e5s1(&file, device, spec.matmul, spec.threads)
+            Encoder::from_e5s1_adapted(&file, adapter, device, spec.matmul, spec.threads)
         }
-        EncoderSpec::Random { cfg, seed } => Encoder::random(*cfg, *seed, device, spec.matmul, spec.threads),
+        EncoderSpec::Random { cfg, seed } => {
+            Encoder::random_adapted(*cfg, *seed, adapter, device, spec.matmul, spec.threads)
+        }
     }
+}
+
+/// The adapter a sentiment head was trained with, read from `spec.adapter`
+/// and checked against the sha256 the head records; `None` for heads
+/// trained on the published weights.
+pub fn head_adapter(
+    spec: &ModelSpec,
+    head: &SentimentHead,
+    head_path: &Path,
+) -> Result<Option<adapter::Adapter>, ModelError> {
+    let Some(want) = &head.adapter_sha256 else {
+        return Ok(None);
+    };
+    let Some(path) = &spec.adapter else {
+        return Err(ModelError::Config(format!(
+            "{} was trained with an encoder adapter (sha256 {want}); set `model.adapter` to that file",
+            head_path.display()
+        )));
+    };
+    let adapter = adapter::Adapter::load(path)?;
+    if &adapter.sha256 != want {
+        return Err(ModelError::Config(format!(
+            "{} was trained with the encoder adapter of sha256 {want}, but `model.adapter` = {} has sha256 {}; use the adapter and head written together by `earshot train-adapter`",
+            head_path.display(),
+            path.display(),
+            adapter.sha256
+        )));
+    }
+    Ok(Some(adapter))
 }
 
 /// Loads tokenizer, encoder and heads. Category centroids are computed from
@@ -267,7 +311,15 @@ pub fn load_encoder(spec: &ModelSpec, device: &Device) -> Result<Encoder, ModelE
 pub fn load(spec: &ModelSpec, device: &Device) -> Result<Loaded, ModelError> {
     let start = Instant::now();
     let tokenizer = Tokenizer::from_file(&spec.tokenizer, spec.max_tokens)?;
-    let encoder = load_encoder(spec, device)?;
+    let head = match &spec.sentiment_head {
+        Some(path) => Some((SentimentHead::load(path)?, path)),
+        None => None,
+    };
+    let adapter = match &head {
+        Some((h, path)) => head_adapter(spec, h, path)?,
+        None => None,
+    };
+    let encoder = load_encoder_adapted(spec, adapter.as_ref(), device)?;
     let dim = encoder.config().hidden;
     if tokenizer.vocab_size() > encoder.config().vocab {
         return Err(ModelError::Config(format!(
@@ -277,11 +329,14 @@ pub fn load(spec: &ModelSpec, device: &Device) -> Result<Loaded, ModelError> {
         )));
     }
     let (sentiment, name) =
-        match (&spec.encoder, &spec.sentiment_head) {
-            (_, Some(path)) => {
-                let head = SentimentHead::load(path)?;
+        match (&spec.encoder, head) {
+            (_, Some((head, path))) => {
                 check_dim(path, head.dim, dim)?;
-                (head, "multilingual-e5-small".to_string())
+                let name = match &adapter {
+                    Some(a) => format!("multilingual-e5-small+lora{}", &a.sha256[..8]),
+                    None => "multilingual-e5-small".to_string(),
+                };
+                (head, name)
             }
             (EncoderSpec::Random { seed, .. }, None) => (
                 SentimentHead::random(dim, *seed),
@@ -296,6 +351,17 @@ pub fn load(spec: &ModelSpec, device: &Device) -> Result<Loaded, ModelError> {
         Some(path) => {
             let head = CategoryHead::load(path)?;
             check_dim(path, head.dim, dim)?;
+            let have = adapter.as_ref().map(|a| a.sha256.as_str());
+            if head.adapter_sha256.as_deref() != have {
+                return Err(ModelError::Head {
+                    path: path.display().to_string(),
+                    source: format!(
+                        "its centroids were built for encoder adapter {:?} but the sentiment head uses {:?}; rebuild both with `earshot train-adapter`",
+                        head.adapter_sha256, have
+                    )
+                    .into(),
+                });
+            }
             head
         }
         None => build_category_head(&tokenizer, &encoder, &name)?,

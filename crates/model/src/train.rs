@@ -110,6 +110,74 @@ pub fn fit_logistic(x: &[Vec<f32>], y: &[bool], weights: &[f32], opt: LrOptions)
     (w, b)
 }
 
+/// Fits a multinomial logistic regression `softmax(W·x + b)` over `classes`
+/// classes, minimising weighted log-loss plus `l2·|W - W0|²/2` (full-batch
+/// Adam), starting from and shrinking towards `init` (rows of `W0`; e.g. the
+/// prototype centroids, so few examples refine them rather than replace them).
+pub fn fit_softmax(
+    x: &[Vec<f32>],
+    y: &[usize],
+    weights: &[f32],
+    init: &[Vec<f32>],
+    opt: LrOptions,
+) -> (Vec<Vec<f32>>, Vec<f32>) {
+    let k = init.len();
+    let dim = init.first().map_or(0, Vec::len);
+    let total: f32 = weights.iter().sum::<f32>().max(1e-12);
+    let mut w: Vec<Vec<f32>> = init.to_vec();
+    let mut b = vec![0.0f32; k];
+    let n = k * (dim + 1);
+    let (b1, b2, eps) = (0.9f32, 0.999f32, 1e-8f32);
+    let (mut m, mut v) = (vec![0.0f32; n], vec![0.0f32; n]);
+    for t in 1..=opt.iterations {
+        let grad = x
+            .par_iter()
+            .zip(y.par_iter())
+            .zip(weights.par_iter())
+            .fold(
+                || vec![0.0f32; n],
+                |mut g, ((xi, &yi), &wi)| {
+                    let logits: Vec<f32> = (0..k).map(|c| dot(&w[c], xi) + b[c]).collect();
+                    let mx = logits.iter().fold(f32::NEG_INFINITY, |a, &l| a.max(l));
+                    let e: Vec<f32> = logits.iter().map(|l| (l - mx).exp()).collect();
+                    let z: f32 = e.iter().sum();
+                    for c in 0..k {
+                        let r = wi / total * (e[c] / z - if c == yi { 1.0 } else { 0.0 });
+                        let row = &mut g[c * (dim + 1)..(c + 1) * (dim + 1)];
+                        for (gj, xj) in row.iter_mut().zip(xi) {
+                            *gj += r * xj;
+                        }
+                        row[dim] += r;
+                    }
+                    g
+                },
+            )
+            .reduce(
+                || vec![0.0f32; n],
+                |mut a, bb| {
+                    a.iter_mut().zip(bb).for_each(|(x, y)| *x += y);
+                    a
+                },
+            );
+        let lr_t = opt.learning_rate * (1.0 - b2.powi(t as i32)).sqrt() / (1.0 - b1.powi(t as i32));
+        for c in 0..k {
+            for j in 0..=dim {
+                let idx = c * (dim + 1) + j;
+                let g = grad[idx] + if j < dim { opt.l2 * (w[c][j] - init[c][j]) } else { 0.0 };
+                m[idx] = b1 * m[idx] + (1.0 - b1) * g;
+                v[idx] = b2 * v[idx] + (1.0 - b2) * g * g;
+                let step = lr_t * m[idx] / (v[idx].sqrt() + eps);
+                if j < dim {
+                    w[c][j] -= step;
+                } else {
+                    b[c] -= step;
+                }
+            }
+        }
+    }
+    (w, b)
+}
+
 /// Mean binary log-loss of `σ(s / t)`.
 pub fn log_loss(scores: &[f32], y: &[bool], t: f32) -> f64 {
     let n = scores.len().max(1) as f64;
@@ -214,6 +282,43 @@ mod tests {
         assert!((t - 3.0).abs() < 0.4, "t = {t}");
         let probs: Vec<f32> = scores.iter().map(|s| sigmoid(s / t)).collect();
         assert!(expected_calibration_error(&probs, &y) < 0.03);
+    }
+
+    #[test]
+    fn softmax_regression_learns_three_classes_from_a_poor_start() {
+        let mut s: u64 = 7;
+        let mut rnd = || {
+            s ^= s << 13;
+            s ^= s >> 7;
+            s ^= s << 17;
+            (s >> 40) as f32 / (1u64 << 24) as f32 - 0.5
+        };
+        let (mut x, mut y) = (Vec::new(), Vec::new());
+        for i in 0..1500 {
+            let c = i % 3;
+            let mut v = vec![rnd(), rnd(), rnd()];
+            v[c] += 1.5;
+            x.push(v);
+            y.push(c);
+        }
+        let w = vec![1.0; x.len()];
+        // Start from the wrong centroids (rotated classes).
+        let init = vec![vec![0.0, 1.0, 0.0], vec![0.0, 0.0, 1.0], vec![1.0, 0.0, 0.0]];
+        let opt = LrOptions {
+            l2: 1e-4,
+            iterations: 300,
+            learning_rate: 0.05,
+        };
+        let (wt, b) = fit_softmax(&x, &y, &w, &init, opt);
+        let correct = x
+            .iter()
+            .zip(&y)
+            .filter(|(xi, &yi)| {
+                let l: Vec<f32> = (0..3).map(|c| dot(&wt[c], xi) + b[c]).collect();
+                (0..3).max_by(|&a, &c| l[a].total_cmp(&l[c])) == Some(yi)
+            })
+            .count();
+        assert!(correct > 1400, "{correct}/1500");
     }
 
     #[test]

@@ -1,0 +1,393 @@
+//! `earshot train-adapter`: adapt the encoder's top layers (LoRA) and train a
+//! three-class sentiment head on labelled data, calibrate it, and write the
+//! adapter, the sentiment head and the category centroids embedded with the
+//! adapted encoder. Hours on two cores for the full data; see models/README.md.
+
+use std::collections::{BTreeMap, HashSet};
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::Instant;
+
+use anyhow::Context;
+use clap::Args;
+use earshot::model::lora::{self, Example, Head3, LoraShape, TopLayers, TrainOptions};
+use earshot::model::train::{self, Split};
+use earshot::model::{self, heads, EncoderSpec, SentimentHead};
+use serde_json::json;
+
+use super::train::{read_labelled, write_json, Labelled};
+use super::ModelArgs;
+
+#[derive(Args)]
+pub struct AdaptArgs {
+    #[command(flatten)]
+    model: ModelArgs,
+    /// Labelled JSONL (`text`, `label` neg|neu|pos, `lang`, `source`, `subset`),
+    /// as written by scripts/fetch-train-data.py.
+    #[arg(long)]
+    data: PathBuf,
+    /// Evaluation files whose texts must never be trained on (repeatable);
+    /// the held-out split of `--data` is always left out.
+    #[arg(long)]
+    exclude: Vec<PathBuf>,
+    /// Where to write the adapter.
+    #[arg(long, default_value = "models/adapters/sentiment-lora.safetensors")]
+    out_adapter: PathBuf,
+    /// Where to write the three-class sentiment head.
+    #[arg(long, default_value = "models/heads/sentiment.json")]
+    out: PathBuf,
+    /// Where to write the category centroids (embedded with the adapted encoder).
+    #[arg(long, default_value = "models/heads/category.json")]
+    category_out: PathBuf,
+    /// Adapt this many top layers (the ones below stay frozen).
+    #[arg(long, default_value_t = 4)]
+    top_layers: usize,
+    /// LoRA rank.
+    #[arg(long, default_value_t = 8)]
+    rank: usize,
+    /// LoRA alpha (the update is scaled by alpha / rank).
+    #[arg(long, default_value_t = 16.0)]
+    alpha: f32,
+    /// Projections to adapt: q, k, v, ao (attention output), fi, fo (feed-forward).
+    #[arg(long, value_delimiter = ',', default_value = "q,k,v,ao,fi,fo")]
+    targets: Vec<String>,
+    #[arg(long, default_value_t = 2)]
+    epochs: usize,
+    /// At most this many training items per (source/subset, language, label),
+    /// chosen by a stable hash (a quarter of it for long-text subsets).
+    #[arg(long, default_value_t = 1500)]
+    max_per_group: usize,
+    /// Texts are cut to this many tokens for training (inference uses the full window).
+    #[arg(long, default_value_t = 128)]
+    train_tokens: usize,
+    /// Texts are cut to this many characters before tokenising.
+    #[arg(long, default_value_t = 1000)]
+    max_chars: usize,
+    /// Learning rate of the adapter (AdamW, linear decay to a tenth).
+    #[arg(long, default_value_t = 2e-3)]
+    lr: f64,
+    /// Learning rate of the head.
+    #[arg(long, default_value_t = 1e-2)]
+    head_lr: f64,
+    /// Padded tokens per training step.
+    #[arg(long, default_value_t = 2048)]
+    batch_tokens: usize,
+    /// Skip items whose `source/subset` contains this string (repeatable).
+    #[arg(long)]
+    skip: Vec<String>,
+    #[arg(long, default_value_t = 17)]
+    seed: u64,
+}
+
+const LABELS: [&str; 3] = ["neg", "neu", "pos"];
+
+fn label_index(l: &str) -> usize {
+    LABELS.iter().position(|x| *x == l).unwrap_or(1)
+}
+
+/// Stable rank of an item within its group (lower = chosen first).
+fn pick_key(text: &str) -> u64 {
+    train::text_hash(text).rotate_left(17)
+}
+
+/// Training and calibration items: capped per (origin, lang, label) by a
+/// stable hash; held-out items and excluded texts never chosen.
+fn select<'a>(
+    data: &'a [Labelled],
+    args: &AdaptArgs,
+    excluded: &HashSet<String>,
+) -> (Vec<(&'a Labelled, Split)>, BTreeMap<String, serde_json::Value>) {
+    let mut groups: BTreeMap<(String, String, String, u8), Vec<&Labelled>> = BTreeMap::new();
+    for item in data {
+        let origin = item.origin();
+        if args.skip.iter().any(|s| origin.contains(s.as_str())) || excluded.contains(&item.text) {
+            continue;
+        }
+        let s = match train::split_of(&item.text) {
+            Split::Train => 0,
+            Split::Calibrate => 1,
+            Split::HeldOut => continue,
+        };
+        groups
+            .entry((origin, item.lang.clone(), item.label.clone(), s))
+            .or_default()
+            .push(item);
+    }
+    let mut chosen = Vec::new();
+    let mut counts = BTreeMap::new();
+    for ((origin, lang, label, s), mut items) in groups {
+        items.sort_by_key(|i| pick_key(&i.text));
+        let mut lens: Vec<usize> = items.iter().map(|i| i.text.chars().count()).collect();
+        lens.sort_unstable();
+        let long = lens.get(lens.len() / 2).copied().unwrap_or(0) > 800;
+        let base = if long {
+            args.max_per_group / 4
+        } else {
+            args.max_per_group
+        };
+        let cap = if s == 0 { base } else { base / 4 }.max(1);
+        let available = items.len();
+        items.truncate(cap);
+        let (split, name) = if s == 0 {
+            (Split::Train, "train")
+        } else {
+            (Split::Calibrate, "calibrate")
+        };
+        counts.insert(
+            format!("{origin}/{lang}/{label}/{name}"),
+            json!({ "used": items.len(), "available": available }),
+        );
+        chosen.extend(items.into_iter().map(|i| (i, split)));
+    }
+    (chosen, counts)
+}
+
+/// Temperature minimising the three-class log-loss of `logits / t`.
+fn fit_temperature3(logits: &[[f32; 3]], labels: &[usize]) -> (f32, f64) {
+    let nll = |t: f32| -> f64 {
+        logits
+            .iter()
+            .zip(labels)
+            .map(|(l, &y)| {
+                let z = l.map(|v| v / t);
+                let m = z.iter().fold(f32::NEG_INFINITY, |a, &b| a.max(b));
+                let lse = m + z.iter().map(|v| (v - m).exp()).sum::<f32>().ln();
+                (lse - z[y]) as f64
+            })
+            .sum::<f64>()
+            / logits.len().max(1) as f64
+    };
+    let mut best = (1.0f32, nll(1.0));
+    let mut t = 0.1f32;
+    while t <= 10.0 {
+        let l = nll(t);
+        if l < best.1 {
+            best = (t, l);
+        }
+        t *= 1.03;
+    }
+    best
+}
+
+pub fn run(args: AdaptArgs) -> anyhow::Result<ExitCode> {
+    args.model.init_logging();
+    let mut cfg = args.model.load_config()?;
+    cfg.model.matmul = model::MatmulMode::Int8;
+    super::require_model_files(&cfg)?;
+    let device = candle_core::Device::Cpu;
+    let tokenizer = model::Tokenizer::from_file(&cfg.model.tokenizer, args.train_tokens.clamp(3, 512))?;
+    let base = model::load_encoder(&cfg.model, &device).context("failed to load the encoder")?;
+    let layers = base.config().layers;
+    anyhow::ensure!(
+        (1..=layers).contains(&args.top_layers),
+        "--top-layers {} must be between 1 and the encoder's {layers} layers",
+        args.top_layers
+    );
+    let shape = LoraShape {
+        first: layers - args.top_layers,
+        rank: args.rank,
+        alpha: args.alpha,
+        targets: args.targets.clone(),
+        seed: args.seed,
+    };
+    let (top, base_name) = match &cfg.model.encoder {
+        EncoderSpec::E5s1 { weights } => {
+            let bytes = std::fs::read(weights).with_context(|| format!("failed to read {}", weights.display()))?;
+            let file = model::e5s1::E5s1::parse(bytes)?;
+            (TopLayers::from_e5s1(&file, &shape)?, "multilingual-e5-small")
+        }
+        EncoderSpec::Random { cfg: rc, seed } => (TopLayers::random(*rc, *seed, &shape)?, "random"),
+    };
+
+    let data = read_labelled(&args.data)?;
+    let mut excluded = HashSet::new();
+    for f in &args.exclude {
+        excluded.extend(read_labelled(f)?.into_iter().map(|i| i.text));
+    }
+    let (chosen, counts) = select(&data, &args, &excluded);
+    tracing::info!(
+        items = data.len(),
+        chosen = chosen.len(),
+        excluded = excluded.len(),
+        "selected training and calibration items"
+    );
+
+    // Frozen layers once per text.
+    let start = Instant::now();
+    let hd = base.config().hidden;
+    let mut examples: Vec<(Example, Split, &str)> = Vec::with_capacity(chosen.len());
+    let mut encoded = Vec::with_capacity(chosen.len());
+    for (item, split) in &chosen {
+        let cut: String = item.text.chars().take(args.max_chars).collect();
+        match tokenizer.encode(&cut) {
+            Ok(e) => encoded.push((e, *item, *split)),
+            Err(e) => tracing::warn!(error = %e, "skipping an item that does not tokenise"),
+        }
+    }
+    let mut order: Vec<usize> = (0..encoded.len()).collect();
+    order.sort_by_key(|&i| encoded[i].0.len());
+    let mut slots: Vec<Option<Example>> = (0..encoded.len()).map(|_| None).collect();
+    let mut done = 0;
+    for chunk in order.chunks(64) {
+        let seqs: Vec<&[u32]> = chunk.iter().map(|&i| encoded[i].0.ids.as_slice()).collect();
+        let (hidden, offsets) = base.hidden_after(&seqs, shape.first)?;
+        for (k, &i) in chunk.iter().enumerate() {
+            let (a, b) = (offsets[k], offsets[k + 1]);
+            slots[i] = Some(Example {
+                hidden: hidden[a * hd..b * hd].iter().map(|&v| half::f16::from_f32(v)).collect(),
+                len: b - a,
+                label: label_index(&encoded[i].1.label),
+                weight: 1.0,
+            });
+        }
+        done += chunk.len();
+        if done % 2048 < 64 {
+            tracing::info!(
+                done,
+                of = encoded.len(),
+                secs = start.elapsed().as_secs(),
+                "frozen layers"
+            );
+        }
+    }
+    for ((_, item, split), ex) in encoded.iter().zip(slots) {
+        examples.push((ex.expect("every slot filled"), *split, item.lang.as_str()));
+    }
+    tracing::info!(
+        texts = examples.len(),
+        secs = start.elapsed().as_secs(),
+        "frozen layers computed"
+    );
+
+    // Weights: each (language, label) group carries weight ∝ sqrt(size), so
+    // small languages count more than their share without a few items dominating.
+    let mut group_size: BTreeMap<(String, usize), usize> = BTreeMap::new();
+    for (ex, split, lang) in &examples {
+        if *split == Split::Train {
+            *group_size.entry((lang.to_string(), ex.label)).or_default() += 1;
+        }
+    }
+    let (mut train_set, mut cal_set) = (Vec::new(), Vec::new());
+    for (mut ex, split, lang) in examples {
+        if split == Split::Train {
+            ex.weight = 1.0 / (group_size[&(lang.to_string(), ex.label)] as f32).sqrt();
+            train_set.push(ex);
+        } else {
+            cal_set.push(ex);
+        }
+    }
+    let mean_w = train_set.iter().map(|e| e.weight).sum::<f32>() / train_set.len().max(1) as f32;
+    train_set.iter_mut().for_each(|e| e.weight /= mean_w.max(1e-12));
+
+    let head = Head3::new(hd, args.seed)?;
+    let opts = TrainOptions {
+        epochs: args.epochs,
+        batch_tokens: args.batch_tokens,
+        max_batch: 64,
+        lr: args.lr,
+        head_lr: args.head_lr,
+        weight_decay: 0.01,
+        seed: args.seed,
+    };
+    let start = Instant::now();
+    let mut ema = None::<f32>;
+    lora::train(&top, &head, &train_set, &opts, |p| {
+        ema = Some(ema.map_or(p.loss, |e| 0.98 * e + 0.02 * p.loss));
+        if p.step % 25 == 0 || p.step == p.steps {
+            let secs = start.elapsed().as_secs_f64();
+            let eta = secs / p.step as f64 * (p.steps - p.step) as f64;
+            tracing::info!(
+                epoch = p.epoch + 1,
+                step = p.step,
+                steps = p.steps,
+                loss = ema.unwrap_or(p.loss),
+                secs = secs as u64,
+                eta_min = (eta / 60.0).round() as u64,
+                "training"
+            );
+        }
+    })?;
+    let train_secs = start.elapsed().as_secs();
+
+    // Calibration: one temperature on the calibration split.
+    let (w, b) = head.export()?;
+    let logits_of = |embs: &[Vec<f32>]| -> Vec<[f32; 3]> {
+        embs.iter()
+            .map(|e| [0, 1, 2].map(|c| w[c].iter().zip(e).map(|(x, y)| x * y).sum::<f32>() + b[c]))
+            .collect()
+    };
+    let cal_logits = logits_of(&lora::embed(&top, &cal_set, 8192)?);
+    let cal_labels: Vec<usize> = cal_set.iter().map(|e| e.label).collect();
+    let (temperature, cal_nll) = fit_temperature3(&cal_logits, &cal_labels);
+    let cal_acc = cal_logits
+        .iter()
+        .zip(&cal_labels)
+        .filter(|(l, &y)| (0..3).max_by(|&a, &c| l[a].total_cmp(&l[c])) == Some(y))
+        .count() as f64
+        / cal_labels.len().max(1) as f64;
+    tracing::info!(temperature, cal_nll, cal_acc, "calibrated");
+
+    let options = json!({
+        "top_layers": args.top_layers, "rank": args.rank, "alpha": args.alpha, "targets": args.targets,
+        "epochs": args.epochs, "max_per_group": args.max_per_group, "train_tokens": args.train_tokens,
+        "lr": args.lr, "head_lr": args.head_lr, "batch_tokens": args.batch_tokens, "seed": args.seed,
+        "skip": args.skip, "exclude": args.exclude,
+    });
+    let provenance = json!({
+        "base": base_name,
+        "data": args.data.display().to_string(),
+        "command": std::env::args().collect::<Vec<_>>().join(" "),
+        "options": options,
+        "train_items": train_set.len(),
+        "calibration_items": cal_set.len(),
+        "train_seconds": train_secs,
+    });
+    if let Some(dir) = args.out_adapter.parent() {
+        std::fs::create_dir_all(dir).with_context(|| format!("failed to create {}", dir.display()))?;
+    }
+    top.to_adapter(provenance.clone())?
+        .save(&args.out_adapter)
+        .with_context(|| format!("failed to write {}", args.out_adapter.display()))?;
+    let adapter = model::adapter::Adapter::load(&args.out_adapter)?;
+
+    let name = format!("{base_name}+lora{}", &adapter.sha256[..8]);
+    let head = SentimentHead {
+        format: heads::SENTIMENT_FORMAT_3.into(),
+        encoder: name.clone(),
+        dim: hd,
+        weights: Vec::new(),
+        bias: 0.0,
+        temperature,
+        neutral_delta: 0.0,
+        classes: Some(heads::ThreeClass { weights: w, bias: b }),
+        adapter_sha256: Some(adapter.sha256.clone()),
+        provenance: json!({
+            "adapter": args.out_adapter.display().to_string(),
+            "training": provenance,
+            "selection": counts,
+            "calibration": { "temperature": temperature, "log_loss": cal_nll, "accuracy": cal_acc },
+        }),
+    };
+    write_json(&args.out, &head)?;
+
+    let mut full = cfg.model.clone();
+    full.matmul = model::MatmulMode::Int8;
+    let encoder = model::load_encoder_adapted(&full, Some(&adapter), &device)?;
+    let full_tok = model::Tokenizer::from_file(&cfg.model.tokenizer, cfg.model.max_tokens)?;
+    let mut category = model::build_category_head(&full_tok, &encoder, &name)?;
+    category.adapter_sha256 = Some(adapter.sha256.clone());
+    category.provenance = json!({
+        "prototypes": "crates/model/src/category_prototypes.toml",
+        "sentences": model::category_prototypes()?.len(),
+        "scale": model::CATEGORY_SCALE,
+        "adapter": args.out_adapter.display().to_string(),
+    });
+    write_json(&args.category_out, &category)?;
+    tracing::info!(
+        adapter = %args.out_adapter.display(),
+        sentiment = %args.out.display(),
+        category = %args.category_out.display(),
+        "adapter and heads written"
+    );
+    Ok(ExitCode::SUCCESS)
+}

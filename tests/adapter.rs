@@ -1,0 +1,136 @@
+//! `earshot train-adapter` end to end on the small random encoder: the real
+//! binary trains an adapter and a three-class head, the files load through
+//! the config (adapter merged at load), and a mismatched adapter is refused
+//! with the field to fix.
+
+use std::io::Write;
+use std::process::Command;
+
+use crate::util;
+
+fn earshot(args: &[&str]) -> (String, String, bool) {
+    let out = Command::new(env!("CARGO_BIN_EXE_earshot"))
+        .args(args)
+        .current_dir(util::root())
+        .env("EARSHOT_LOG", "warn")
+        .output()
+        .unwrap();
+    (
+        String::from_utf8(out.stdout).unwrap(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+        out.status.success(),
+    )
+}
+
+fn config(dir: &std::path::Path, extra: &str) -> std::path::PathBuf {
+    let path = dir.join(format!("earshot-{}.toml", extra.len()));
+    let mut f = std::fs::File::create(&path).unwrap();
+    writeln!(
+        f,
+        "[model]\nencoder = \"random\"\ndir = \"{}\"\n{extra}",
+        util::root().join("models").display()
+    )
+    .unwrap();
+    path
+}
+
+#[test]
+fn trained_adapter_and_head_load_merged_and_mismatches_are_refused() {
+    util::require_models();
+    let dir = tempfile::tempdir().unwrap();
+    // Three classes the random encoder can tell apart by their words.
+    let mut data = String::new();
+    for i in 0..90 {
+        let (label, text) = match i % 3 {
+            0 => ("neg", format!("broken refund late awful {i}")),
+            1 => ("neu", format!("order number {i} arrives tuesday")),
+            _ => ("pos", format!("great lovely perfect thanks {i}")),
+        };
+        data.push_str(&serde_json::json!({"text": text, "label": label, "lang": "en", "source": "t"}).to_string());
+        data.push('\n');
+    }
+    let data_path = dir.path().join("data.jsonl");
+    std::fs::write(&data_path, data).unwrap();
+    let base_cfg = config(dir.path(), "");
+    let (adapter, head, cat) = (
+        dir.path().join("a.safetensors"),
+        dir.path().join("s.json"),
+        dir.path().join("c.json"),
+    );
+    let (_, err, ok) = earshot(&[
+        "train-adapter",
+        "--config",
+        base_cfg.to_str().unwrap(),
+        "--data",
+        data_path.to_str().unwrap(),
+        "--top-layers",
+        "1",
+        "--rank",
+        "4",
+        "--epochs",
+        "3",
+        "--out-adapter",
+        adapter.to_str().unwrap(),
+        "--out",
+        head.to_str().unwrap(),
+        "--category-out",
+        cat.to_str().unwrap(),
+    ]);
+    assert!(ok, "{err}");
+    let head_json: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&head).unwrap()).unwrap();
+    assert_eq!(head_json["format"], "earshot-sentiment-head/2");
+    assert_eq!(head_json["classes"]["weights"].as_array().unwrap().len(), 3);
+    let sha = head_json["adapter_sha256"].as_str().unwrap().to_string();
+    assert_eq!(sha.len(), 64);
+    let loaded_adapter = earshot::model::adapter::Adapter::load(&adapter).unwrap();
+    assert_eq!(loaded_adapter.sha256, sha);
+    assert_eq!(loaded_adapter.layers.len(), 6, "one layer, six projections");
+    assert!(
+        loaded_adapter.layers.values().any(|p| p.b.iter().any(|&v| v != 0.0)),
+        "training moved B"
+    );
+
+    let extra = format!(
+        "sentiment_head = \"{}\"\ncategory_head = \"{}\"\nadapter = \"{}\"",
+        head.display(),
+        cat.display(),
+        adapter.display()
+    );
+    let cfg = config(dir.path(), &extra);
+    let (out, err, ok) = earshot(&[
+        "classify",
+        "--config",
+        cfg.to_str().unwrap(),
+        "great lovely perfect thanks",
+        "order number 7 arrives tuesday",
+    ]);
+    assert!(ok, "{err}");
+    let recs: Vec<serde_json::Value> = out.lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    assert_eq!(recs.len(), 2, "{out}");
+    for r in &recs {
+        let p = &r["probs"];
+        let sum: f64 = ["negative", "neutral", "positive"]
+            .iter()
+            .map(|k| p[k].as_f64().unwrap())
+            .sum();
+        assert!((sum - 1.0).abs() < 1e-3, "{r}");
+    }
+
+    // A different adapter than the head was trained with: refused at load.
+    let mut other = loaded_adapter.clone();
+    other.alpha *= 2.0;
+    let other_path = dir.path().join("other.safetensors");
+    other.save(&other_path).unwrap();
+    let bad = config(
+        dir.path(),
+        &format!(
+            "sentiment_head = \"{}\"\ncategory_head = \"{}\"\nadapter = \"{}\"\n# other",
+            head.display(),
+            cat.display(),
+            other_path.display()
+        ),
+    );
+    let (_, err, ok) = earshot(&["classify", "--config", bad.to_str().unwrap(), "hello"]);
+    assert!(!ok);
+    assert!(err.contains("model.adapter") && err.contains(&sha), "{err}");
+}
