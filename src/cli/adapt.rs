@@ -23,9 +23,9 @@ pub struct AdaptArgs {
     #[command(flatten)]
     model: ModelArgs,
     /// Labelled JSONL (`text`, `label` neg|neu|pos, `lang`, `source`, `subset`),
-    /// as written by scripts/fetch-train-data.py.
-    #[arg(long)]
-    data: PathBuf,
+    /// as written by scripts/fetch-train-data.py (repeatable: files are concatenated).
+    #[arg(long, required = true)]
+    data: Vec<PathBuf>,
     /// Evaluation files whose texts must never be trained on (repeatable);
     /// the held-out split of `--data` is always left out.
     #[arg(long)]
@@ -199,7 +199,10 @@ pub fn run(args: AdaptArgs) -> anyhow::Result<ExitCode> {
         EncoderSpec::Random { cfg: rc, seed } => (TopLayers::random(*rc, *seed, &shape)?, "random"),
     };
 
-    let data = read_labelled(&args.data)?;
+    let mut data = Vec::new();
+    for f in &args.data {
+        data.extend(read_labelled(f)?);
+    }
     let mut excluded = HashSet::new();
     for f in &args.exclude {
         excluded.extend(read_labelled(f)?.into_iter().map(|i| i.text));
@@ -335,7 +338,7 @@ pub fn run(args: AdaptArgs) -> anyhow::Result<ExitCode> {
     });
     let provenance = json!({
         "base": base_name,
-        "data": args.data.display().to_string(),
+        "data": args.data.iter().map(|p| p.display().to_string()).collect::<Vec<_>>(),
         "command": std::env::args().collect::<Vec<_>>().join(" "),
         "options": options,
         "train_items": train_set.len(),
