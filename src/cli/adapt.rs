@@ -15,7 +15,7 @@ use earshot::model::train::{self, Split};
 use earshot::model::{self, heads, EncoderSpec, SentimentHead};
 use serde_json::json;
 
-use super::train::{read_labelled, write_json, Labelled};
+use super::train::{choose, read_labelled, write_json, Groups, Labelled};
 use super::ModelArgs;
 
 #[derive(Args)]
@@ -85,11 +85,6 @@ fn label_index(l: &str) -> usize {
     LABELS.iter().position(|x| *x == l).unwrap_or(1)
 }
 
-/// Stable rank of an item within its group (lower = chosen first).
-fn pick_key(text: &str) -> u64 {
-    train::text_hash(text).rotate_left(17)
-}
-
 /// Training and calibration items: capped per (origin, lang, label) by a
 /// stable hash; held-out items and excluded texts never chosen.
 fn select<'a>(
@@ -97,7 +92,7 @@ fn select<'a>(
     args: &AdaptArgs,
     excluded: &HashSet<String>,
 ) -> (Vec<(&'a Labelled, Split)>, BTreeMap<String, serde_json::Value>) {
-    let mut groups: BTreeMap<(String, String, String, u8), Vec<&Labelled>> = BTreeMap::new();
+    let mut groups: Groups = BTreeMap::new();
     for item in data {
         let origin = item.origin();
         if args.skip.iter().any(|s| origin.contains(s.as_str())) || excluded.contains(&item.text) {
@@ -113,33 +108,11 @@ fn select<'a>(
             .or_default()
             .push(item);
     }
-    let mut chosen = Vec::new();
-    let mut counts = BTreeMap::new();
-    for ((origin, lang, label, s), mut items) in groups {
-        items.sort_by_key(|i| pick_key(&i.text));
-        let mut lens: Vec<usize> = items.iter().map(|i| i.text.chars().count()).collect();
-        lens.sort_unstable();
-        let long = lens.get(lens.len() / 2).copied().unwrap_or(0) > 800;
-        let base = if long {
-            args.max_per_group / 4
-        } else {
-            args.max_per_group
-        };
-        let cap = if s == 0 { base } else { base / 4 }.max(1);
-        let available = items.len();
-        items.truncate(cap);
-        let (split, name) = if s == 0 {
-            (Split::Train, "train")
-        } else {
-            (Split::Calibrate, "calibrate")
-        };
-        counts.insert(
-            format!("{origin}/{lang}/{label}/{name}"),
-            json!({ "used": items.len(), "available": available }),
-        );
-        chosen.extend(items.into_iter().map(|i| (i, split)));
-    }
-    (chosen, counts)
+    choose(
+        groups,
+        |s, base| if s == 0 { base } else { base / 4 },
+        args.max_per_group,
+    )
 }
 
 /// Temperature minimising the three-class log-loss of `logits / t`.

@@ -202,6 +202,40 @@ fn pick_key(text: &str) -> u64 {
     train::text_hash(text).rotate_left(17)
 }
 
+/// Items grouped by (origin, lang, label, split index 0 train / 1 calibrate /
+/// 2 held out).
+pub type Groups<'a> = BTreeMap<(String, String, String, u8), Vec<&'a Labelled>>;
+
+/// Takes the first `cap(split, base)` items of each group in a stable hashed
+/// order, where `base` is `max_per_group` (a quarter of it for long-text
+/// subsets, median over 800 characters: they cost ~10x the compute); returns
+/// them with their split and the used/available counts per group.
+pub fn choose<'a>(
+    groups: Groups<'a>,
+    cap: impl Fn(u8, usize) -> usize,
+    max_per_group: usize,
+) -> (Vec<(&'a Labelled, Split)>, BTreeMap<String, serde_json::Value>) {
+    let mut chosen = Vec::new();
+    let mut counts = BTreeMap::new();
+    for ((origin, lang, label, s), mut items) in groups {
+        items.sort_by_key(|i| pick_key(&i.text));
+        let mut lens: Vec<usize> = items.iter().map(|i| i.text.chars().count()).collect();
+        lens.sort_unstable();
+        let long = lens.get(lens.len() / 2).copied().unwrap_or(0) > 800;
+        let base = if long { max_per_group / 4 } else { max_per_group };
+        let available = items.len();
+        items.truncate(cap(s, base).max(1));
+        let split = [Split::Train, Split::Calibrate, Split::HeldOut][s as usize];
+        let name = ["train", "calibrate", "heldout"][s as usize];
+        counts.insert(
+            format!("{origin}/{lang}/{label}/{name}"),
+            json!({ "used": items.len(), "available": available }),
+        );
+        chosen.extend(items.into_iter().map(|i| (i, split)));
+    }
+    (chosen, counts)
+}
+
 pub fn run_train(args: TrainArgs) -> anyhow::Result<ExitCode> {
     args.model.init_logging();
     let cfg = args.model.load_config()?;
@@ -215,7 +249,7 @@ pub fn run_train(args: TrainArgs) -> anyhow::Result<ExitCode> {
 
     // Choose items: a cap per (source/subset, lang, label, split), stable order;
     // long-text subsets get a quarter of the cap (they cost ~10x the compute).
-    let mut groups: BTreeMap<(String, String, String, u8), Vec<&Labelled>> = BTreeMap::new();
+    let mut groups: Groups = BTreeMap::new();
     for item in &data {
         let origin = item.origin();
         if args.skip.iter().any(|s| origin.contains(s.as_str())) {
@@ -233,34 +267,15 @@ pub fn run_train(args: TrainArgs) -> anyhow::Result<ExitCode> {
             .or_default()
             .push(item);
     }
-    let mut chosen: Vec<(&Labelled, Split)> = Vec::new();
-    let mut counts: BTreeMap<String, serde_json::Value> = BTreeMap::new();
-    for ((origin, lang, label, s), mut items) in groups {
-        items.sort_by_key(|i| pick_key(&i.text));
-        let mut lens: Vec<usize> = items.iter().map(|i| i.text.chars().count()).collect();
-        lens.sort_unstable();
-        let long = lens.get(lens.len() / 2).copied().unwrap_or(0) > 800;
-        let base = if long {
-            args.max_per_group / 4
-        } else {
-            args.max_per_group
-        };
-        let cap = match s {
+    let (chosen, counts) = choose(
+        groups,
+        |s, base| match s {
             0 => base,
             1 => base / 8,
             _ => args.max_heldout_per_group,
-        }
-        .max(1);
-        let available = items.len();
-        items.truncate(cap);
-        let split = [Split::Train, Split::Calibrate, Split::HeldOut][s as usize];
-        let name = ["train", "calibrate", "heldout"][s as usize];
-        counts.insert(
-            format!("{origin}/{lang}/{label}/{name}"),
-            json!({ "used": items.len(), "available": available }),
-        );
-        chosen.extend(items.into_iter().map(|i| (i, split)));
-    }
+        },
+        args.max_per_group,
+    );
     let cut: Vec<String> = chosen
         .iter()
         .map(|(i, _)| i.text.chars().take(args.max_chars).collect())

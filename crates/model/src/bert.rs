@@ -276,18 +276,8 @@ impl Encoder {
         mode: MatmulMode,
         threads: usize,
     ) -> Result<Self, ModelError> {
-        let cfg = Self::config_of(file);
         let mut w = FileWeights { file, device };
-        match adapter {
-            Some(adapter) => Self::build(
-                cfg,
-                &mut AdaptedWeights { inner: &mut w, adapter },
-                device,
-                mode,
-                threads,
-            ),
-            None => Self::build(cfg, &mut w, device, mode, threads),
-        }
+        Self::build_adapted(Self::config_of(file), &mut w, adapter, device, mode, threads)
     }
 
     /// The architecture numbers stored in an E5S1 file.
@@ -326,16 +316,21 @@ impl Encoder {
         mode: MatmulMode,
         threads: usize,
     ) -> Result<Self, ModelError> {
-        let mut w = random_weights(seed, device);
+        Self::build_adapted(cfg, &mut random_weights(seed, device), adapter, device, mode, threads)
+    }
+
+    /// Builds from `w`, with `adapter`'s updates merged when there is one.
+    fn build_adapted(
+        cfg: EncoderConfig,
+        w: &mut dyn Weights,
+        adapter: Option<&Adapter>,
+        device: &Device,
+        mode: MatmulMode,
+        threads: usize,
+    ) -> Result<Self, ModelError> {
         match adapter {
-            Some(adapter) => Self::build(
-                cfg,
-                &mut AdaptedWeights { inner: &mut w, adapter },
-                device,
-                mode,
-                threads,
-            ),
-            None => Self::build(cfg, &mut w, device, mode, threads),
+            Some(adapter) => Self::build(cfg, &mut AdaptedWeights { inner: w, adapter }, device, mode, threads),
+            None => Self::build(cfg, w, device, mode, threads),
         }
     }
 

@@ -57,12 +57,18 @@ pub enum ShapeError {
     },
 }
 
+/// Rows must fill whole tiles and columns whole blocks.
+fn check_packable(rows: usize, cols: usize) -> Result<(), ShapeError> {
+    if !rows.is_multiple_of(TILE) || !cols.is_multiple_of(QK) || rows == 0 || cols == 0 {
+        return Err(ShapeError::Unpackable { rows, cols });
+    }
+    Ok(())
+}
+
 impl PackedQ4 {
     /// Repacks raw Q4_0 blocks (row-major, blocks along `cols`).
     pub fn from_q4_0(raw: &[u8], rows: usize, cols: usize) -> Result<Self, ShapeError> {
-        if !rows.is_multiple_of(TILE) || !cols.is_multiple_of(QK) || rows == 0 || cols == 0 {
-            return Err(ShapeError::Unpackable { rows, cols });
-        }
+        check_packable(rows, cols)?;
         let blocks = cols / QK;
         let want = rows * blocks * Q4_0_BLOCK_BYTES;
         if raw.len() != want {
@@ -103,9 +109,7 @@ impl PackedQ4 {
     /// weight (per-32 blocks, scale `max|w| / 127`): 16x finer steps than
     /// Q4_0, so a small merged adapter update survives quantisation.
     pub fn from_f32_q8(w: &[f32], rows: usize, cols: usize) -> Result<Self, ShapeError> {
-        if !rows.is_multiple_of(TILE) || !cols.is_multiple_of(QK) || rows == 0 || cols == 0 {
-            return Err(ShapeError::Unpackable { rows, cols });
-        }
+        check_packable(rows, cols)?;
         if w.len() != rows * cols {
             return Err(ShapeError::Bytes {
                 rows,
