@@ -344,7 +344,8 @@ pub fn real_bank() -> Bank {
     for (role, lang, text, label) in &texts {
         h.update(format!("{role:?}\t{lang}\t{text}\t{label}\n"));
     }
-    for p in [&weights, &tok_path, &head_path] {
+    let adapter_path = models.join("adapters/sentiment-lora.safetensors");
+    for p in [&weights, &tok_path, &head_path, &adapter_path] {
         h.update(format!("{}", std::fs::metadata(p).map(|m| m.len()).unwrap_or(0)));
     }
     let key = format!("{:x}", h.finalize());
@@ -357,12 +358,17 @@ pub fn real_bank() -> Bank {
         _ => {
             let cfg = earshot::config::Config::default_in(&root());
             let tokenizer = Tokenizer::from_file(&tok_path, 512).expect("tokenizer");
-            let encoder = model::load_encoder(&cfg.model, &candle_core::Device::Cpu).expect("encoder");
-            let category =
-                model::build_category_head(&tokenizer, &encoder, "multilingual-e5-small").expect("category head");
             let head = head_path
                 .exists()
                 .then(|| SentimentHead::load(&head_path).expect("sentiment head"));
+            // The encoder the head was trained on (its adapter merged, if any).
+            let adapter = head
+                .as_ref()
+                .and_then(|h| model::head_adapter(&cfg.model, h, &head_path).expect("adapter"));
+            let encoder =
+                model::load_encoder_adapted(&cfg.model, adapter.as_ref(), &candle_core::Device::Cpu).expect("encoder");
+            let category =
+                model::build_category_head(&tokenizer, &encoder, "multilingual-e5-small").expect("category head");
             let refs: Vec<&str> = texts.iter().map(|t| t.2.as_str()).collect();
             let limits = BatchLimits {
                 max_tokens: 4096,
