@@ -8,9 +8,10 @@
 #    scripts/reference-embed.sh; one-text-at-a-time driver and its batch API)
 #    on the same N review-length texts (scripts/make-bench-texts.py): wall
 #    seconds and peak RSS per run, alternating A B A B, and the ratio.
-#    Also `earshot classify` with the sentiment adapter merged (the default)
-#    vs the frozen head on the published weights (models/heads/*-frozen.json):
-#    the adapter is merged at load, so the two should run at the same speed.
+#    Also `earshot classify` with the sentiment adapter merged
+#    (examples/sentiment-adapted.toml) vs the default head on the published
+#    weights: the adapter is merged at load, so the two should run at the
+#    same speed.
 # 2. The encoder alone (examples/encoder_bench.rs) per matmul mode and thread
 #    count: reviews/s, tokens/s, p50/p99 batch latency, batch-1 latency.
 # Everything runs from the repository root with the models from setup.sh.
@@ -35,14 +36,12 @@ run_timed() {
   /usr/bin/time -f "$name %e %M" -a -o "$tmp/times" "$@" < "$tmp/texts.txt" > /dev/null 2>> "$tmp/stderr" \
     || die "$name failed: $(tail -3 "$tmp/stderr")"
 }
-frozen_cfg="$tmp/frozen.toml"
-printf '[model]\ndir = "%s/models"\nsentiment_head = "%s/models/heads/sentiment-frozen.json"\ncategory_head = "%s/models/heads/category-frozen.json"\n' \
-  "$EARSHOT_ROOT" "$EARSHOT_ROOT" "$EARSHOT_ROOT" > "$frozen_cfg"
-log "1/2: classify vs the C engine and vs the frozen head, $N texts, $RUNS runs each (alternating)"
+adapted_cfg="$EARSHOT_ROOT/examples/sentiment-adapted.toml"
+log "1/2: classify vs the C engine and with the adapter merged, $N texts, $RUNS runs each (alternating)"
 run_timed warmup "$earshot" classify --lines --log warn
 for _ in $(seq "$RUNS"); do
   run_timed earshot "$earshot" classify --lines --log warn
-  run_timed frozen "$earshot" classify --lines --log warn --config "$frozen_cfg"
+  run_timed adapted "$earshot" classify --lines --log warn --config "$adapted_cfg"
   run_timed c-batch env E5_BATCH=64 "$ref" models/e5-small-q4.bin
   run_timed c-single "$ref" models/e5-small-q4.bin
 done
@@ -55,7 +54,7 @@ for name, wall, kb in rows:
     by.setdefault(name, []).append((float(wall), int(kb)))
 e = by["earshot"]
 print(f"{'command':<34} {'wall s (median)':>15} {'texts/s':>8} {'peak MiB':>9} {'ratio vs earshot (pairwise median)':>36}")
-for name, label in [("earshot", "earshot classify"), ("frozen", "earshot classify, no adapter"), ("c-batch", "e5.c, batch API (64 texts)"), ("c-single", "e5.c, one text at a time")]:
+for name, label in [("earshot", "earshot classify"), ("adapted", "earshot classify, adapter merged"), ("c-batch", "e5.c, batch API (64 texts)"), ("c-single", "e5.c, one text at a time")]:
     v = by[name]
     wall = statistics.median(w for w, _ in v)
     kb = statistics.median(k for _, k in v)

@@ -22,7 +22,7 @@
 
 use std::path::{Path, PathBuf};
 
-use earshot::model::{self, BatchLimits, SentimentHead, Tokenizer, PAD_ID};
+use earshot::model::{self, BatchLimits, CategoryHead, SentimentHead, Tokenizer, PAD_ID};
 use earshot::types::{Scored, SentimentProbs};
 use earshot_scenario::{Bank, BankText, Role};
 use serde::{Deserialize, Serialize};
@@ -345,7 +345,8 @@ pub fn real_bank() -> Bank {
         h.update(format!("{role:?}\t{lang}\t{text}\t{label}\n"));
     }
     let adapter_path = models.join("adapters/sentiment-lora.safetensors");
-    for p in [&weights, &tok_path, &head_path, &adapter_path] {
+    let cat_path = models.join("heads/category.json");
+    for p in [&weights, &tok_path, &head_path, &adapter_path, &cat_path] {
         h.update(format!("{}", std::fs::metadata(p).map(|m| m.len()).unwrap_or(0)));
     }
     let key = format!("{:x}", h.finalize());
@@ -367,8 +368,13 @@ pub fn real_bank() -> Bank {
                 .and_then(|h| model::head_adapter(&cfg.model, h, &head_path).expect("adapter"));
             let encoder =
                 model::load_encoder_adapted(&cfg.model, adapter.as_ref(), &candle_core::Device::Cpu).expect("encoder");
-            let category =
-                model::build_category_head(&tokenizer, &encoder, "multilingual-e5-small").expect("category head");
+            // The shipped category head when it belongs to this encoder (as the
+            // engine loads it), else centroids of the built-in prototypes.
+            let cat_path = models.join("heads/category.json");
+            let category = match CategoryHead::load(&cat_path) {
+                Ok(h) if h.adapter_sha256 == adapter.as_ref().map(|a| a.sha256.clone()) => h,
+                _ => model::build_category_head(&tokenizer, &encoder, "multilingual-e5-small").expect("category head"),
+            };
             let refs: Vec<&str> = texts.iter().map(|t| t.2.as_str()).collect();
             let limits = BatchLimits {
                 max_tokens: 4096,

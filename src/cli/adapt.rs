@@ -34,10 +34,10 @@ pub struct AdaptArgs {
     #[arg(long, default_value = "models/adapters/sentiment-lora.safetensors")]
     out_adapter: PathBuf,
     /// Where to write the three-class sentiment head.
-    #[arg(long, default_value = "models/heads/sentiment.json")]
+    #[arg(long, default_value = "models/heads/sentiment-adapted.json")]
     out: PathBuf,
     /// Where to write the category centroids (embedded with the adapted encoder).
-    #[arg(long, default_value = "models/heads/category.json")]
+    #[arg(long, default_value = "models/heads/category-adapted.json")]
     category_out: PathBuf,
     /// Adapt this many top layers (the ones below stay frozen).
     #[arg(long, default_value_t = 4)]

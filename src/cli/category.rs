@@ -1,6 +1,7 @@
 //! `earshot train-category`: refine the complaint-category head on labelled
-//! complaints. The prototype centroids (what `train-adapter` / `train-head`
-//! write) are the starting point and the prior: a softmax regression on the
+//! complaints. The prototype centroids (embedded with the loaded encoder,
+//! as `train-adapter` / `train-head` write them) are the starting point and
+//! the prior: a softmax regression on the
 //! embeddings of the prototypes plus the labelled items, shrunk towards the
 //! centroids, so a few hundred real complaints correct them without
 //! replacing them. Uses the loaded model (adapter included).
@@ -43,10 +44,16 @@ pub fn run(args: CategoryArgs) -> anyhow::Result<ExitCode> {
     let cfg = args.model.load_config()?;
     let loaded = super::load_model(&args.model, &cfg)?;
     let encoder = loaded.classifier.encoder();
-    let base = match &cfg.model.category_head {
-        Some(p) => model::CategoryHead::load(p).with_context(|| format!("failed to read {}", p.display()))?,
-        None => model::build_category_head(&loaded.tokenizer, encoder, "random")?,
-    };
+    // The prototype centroids embedded with this encoder (adapter included):
+    // the start and the prior, whatever head the config names.
+    let name = earshot::model::Classifier::describe(&loaded.classifier);
+    let mut base = model::build_category_head(&loaded.tokenizer, encoder, &name)?;
+    base.adapter_sha256 = loaded.classifier.sentiment_head().adapter_sha256.clone();
+    base.provenance = json!({
+        "prototypes": "crates/model/src/category_prototypes.toml",
+        "sentences": model::category_prototypes()?.len(),
+        "scale": model::CATEGORY_SCALE,
+    });
     let mut texts: Vec<String> = Vec::new();
     let mut labels: Vec<usize> = Vec::new();
     let mut counts: BTreeMap<String, usize> = BTreeMap::new();

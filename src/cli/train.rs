@@ -29,8 +29,9 @@ pub struct TrainArgs {
     /// Where to write the sentiment head.
     #[arg(long, default_value = "models/heads/sentiment.json")]
     out: PathBuf,
-    /// Where to write the category head (prototype centroids).
-    #[arg(long, default_value = "models/heads/category.json")]
+    /// Where to write the category head (prototype centroids; the shipped
+    /// `category.json` refines them with `earshot train-category`).
+    #[arg(long, default_value = "models/heads/category-prototypes.json")]
     category_out: PathBuf,
     /// At most this many items per (language, label) go into training, chosen
     /// by a stable hash; bounds the embedding time on CPU.

@@ -79,30 +79,47 @@ impl PackedQ4 {
                 want,
             });
         }
+        Ok(Self::pack(rows, cols, 1, |row, b, q| {
+            let blk = &raw[(row * blocks + b) * Q4_0_BLOCK_BYTES..][..Q4_0_BLOCK_BYTES];
+            for (i, v) in q.iter_mut().enumerate() {
+                let byte = blk[2 + (i % 16)];
+                *v = if i < 16 { byte & 0x0F } else { byte >> 4 };
+            }
+            half::f16::from_le_bytes([blk[0], blk[1]]).to_f32()
+        }))
+    }
+
+    /// Lays out a matrix for the kernel: `block(row, b, q)` fills the 32
+    /// stored values of block `b` of `row` (`q + offset`) and returns its scale.
+    fn pack(
+        rows: usize,
+        cols: usize,
+        offset_mult: i32,
+        mut block: impl FnMut(usize, usize, &mut [u8; QK]) -> f32,
+    ) -> Self {
+        let blocks = cols / QK;
         let tiles = rows / TILE;
         let mut qs = vec![0u8; tiles * blocks * TILE_BLOCK_BYTES];
         let mut d = vec![0f32; tiles * blocks * TILE];
+        let mut vals = [0u8; QK];
         for row in 0..rows {
             let (t, lane) = (row / TILE, row % TILE);
             for b in 0..blocks {
-                let blk = &raw[(row * blocks + b) * Q4_0_BLOCK_BYTES..][..Q4_0_BLOCK_BYTES];
-                d[(t * blocks + b) * TILE + lane] = half::f16::from_le_bytes([blk[0], blk[1]]).to_f32();
+                d[(t * blocks + b) * TILE + lane] = block(row, b, &mut vals);
                 let base = (t * blocks + b) * TILE_BLOCK_BYTES;
-                for i in 0..QK {
-                    let byte = blk[2 + (i % 16)];
-                    let nib = if i < 16 { byte & 0x0F } else { byte >> 4 };
+                for (i, &v) in vals.iter().enumerate() {
                     // element i of the block -> word i/4, byte i%4 of this lane
-                    qs[base + (i / 4) * 64 + lane * 4 + (i % 4)] = nib;
+                    qs[base + (i / 4) * 64 + lane * 4 + (i % 4)] = v;
                 }
             }
         }
-        Ok(Self {
+        Self {
             rows,
             cols,
             qs,
             d,
-            offset_mult: 1,
-        })
+            offset_mult,
+        }
     }
 
     /// Quantises a dense row-major `[rows, cols]` f32 matrix to 8 bits per
@@ -118,32 +135,16 @@ impl PackedQ4 {
                 want: rows * cols * 4,
             });
         }
-        let blocks = cols / QK;
-        let tiles = rows / TILE;
-        let mut qs = vec![0u8; tiles * blocks * TILE_BLOCK_BYTES];
-        let mut d = vec![0f32; tiles * blocks * TILE];
-        for row in 0..rows {
-            let (t, lane) = (row / TILE, row % TILE);
-            for b in 0..blocks {
-                let vals = &w[row * cols + b * QK..][..QK];
-                let amax = vals.iter().fold(0f32, |m, v| m.max(v.abs()));
-                let scale = amax / 127.0;
-                let inv = if scale > 0.0 { 1.0 / scale } else { 0.0 };
-                d[(t * blocks + b) * TILE + lane] = scale;
-                let base = (t * blocks + b) * TILE_BLOCK_BYTES;
-                for (i, v) in vals.iter().enumerate() {
-                    let q = (v * inv).round().clamp(-127.0, 127.0) as i32;
-                    qs[base + (i / 4) * 64 + lane * 4 + (i % 4)] = (q + 128) as u8;
-                }
+        Ok(Self::pack(rows, cols, Q8_OFFSET_MULT, |row, b, q| {
+            let vals = &w[row * cols + b * QK..][..QK];
+            let amax = vals.iter().fold(0f32, |m, v| m.max(v.abs()));
+            let scale = amax / 127.0;
+            let inv = if scale > 0.0 { 1.0 / scale } else { 0.0 };
+            for (o, v) in q.iter_mut().zip(vals) {
+                *o = ((v * inv).round().clamp(-127.0, 127.0) as i32 + 128) as u8;
             }
-        }
-        Ok(Self {
-            rows,
-            cols,
-            qs,
-            d,
-            offset_mult: Q8_OFFSET_MULT,
-        })
+            scale
+        }))
     }
 
     /// The same matrix in the 8-bit layout, exactly (`16 (n - 8)` at a
