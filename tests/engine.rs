@@ -59,9 +59,10 @@ fn demo_stream_raises_the_overheating_alert_and_dead_letters_bad_lines() {
     // the labels of the alert that opened it; later members are listed).
     let names_product = |a: &&earshot_alert::AlertOut| {
         a.payload["labels"]["product"] == "X2 Power Bank"
-            || a.payload["incident"]["keys"]
-                .as_array()
-                .is_some_and(|ks| ks.iter().any(|k| k.as_str().is_some_and(|k| k.contains("product=X2 Power Bank"))))
+            || a.payload["incident"]["keys"].as_array().is_some_and(|ks| {
+                ks.iter()
+                    .any(|k| k.as_str().is_some_and(|k| k.contains("product=X2 Power Bank")))
+            })
     };
     assert!(crisis.iter().any(names_product), "the alert names the product");
 }
