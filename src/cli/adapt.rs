@@ -252,6 +252,12 @@ pub fn run(args: AdaptArgs) -> anyhow::Result<ExitCode> {
             cal_set.push(ex);
         }
     }
+    anyhow::ensure!(
+        !train_set.is_empty() && !cal_set.is_empty(),
+        "{} training and {} calibration items after selection: --data needs labelled rows (`text`, `label`) whose texts are not all held out, excluded or skipped",
+        train_set.len(),
+        cal_set.len()
+    );
     let mean_w = train_set.iter().map(|e| e.weight).sum::<f32>() / train_set.len().max(1) as f32;
     train_set.iter_mut().for_each(|e| e.weight /= mean_w.max(1e-12));
 
