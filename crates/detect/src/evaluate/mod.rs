@@ -23,7 +23,7 @@
 
 use std::collections::BTreeMap;
 
-use earshot_core::types::{EventTime, ScoredEvent, Signal, SignalKey, SignalKind};
+use earshot_core::types::{EventTime, Signal, SignalKey, SignalKind};
 
 use crate::baseline::{self, expected, fold_global, fold_key, traffic_factor, traffic_factor_z, FoldContext};
 use crate::explain::{build_signal, Evidence};
@@ -31,7 +31,9 @@ use crate::key::{range_counts, KeyState};
 use crate::stats::{self, Baseline};
 use crate::terms::TermStats;
 use crate::window::{bucket_end, bucket_of, Span};
-use crate::{hour_of, key_for, spam, Counters, DetectConfig, Detector, HOUR};
+use crate::{hour_of, spam, Counters, DetectConfig, Detector, HOUR};
+
+mod early;
 
 /// A condition that can fire for a key: its volume / share, or one cluster.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
@@ -374,13 +376,7 @@ impl Eval<'_> {
             }
             true_ids.push(id);
             if let std::collections::btree_map::Entry::Vacant(v) = cluster_hits.entry(id) {
-                let evidence = Evidence {
-                    observed: run.observed,
-                    expected: run.expected,
-                    population: range_counts(&st.buckets, window.start, end, step).neg,
-                    baseline_share: q,
-                    p_value: stats::poisson_sf(run.observed as u64, run.expected),
-                };
+                let evidence = run_evidence(&run, range_counts(&st.buckets, window.start, end, step).neg, q);
                 v.insert(build_signal(
                     SignalKind::EmergingIssue,
                     key,
@@ -550,142 +546,17 @@ impl Detector {
             self.sla.sweep(end.saturating_sub(30 * 24 * HOUR));
         }
     }
-
-    /// Early firing: the shortest window still open that holds this event is
-    /// tested at once, on the counts so far against the expectation for the
-    /// whole window, so a sharp wave is reported on the event that makes it
-    /// significant rather than when the window closes. The usual onset /
-    /// clear logic dedups it with the evaluation at the close.
-    pub(crate) fn early(&mut self, ev: &ScoredEvent, out: &mut Vec<Signal>) {
-        let (Some(m), Some(&len)) = (self.watermark.max_seen(), self.cfg.windows.iter().min()) else {
-            return;
-        };
-        let window = Span::ending_at(bucket_end(m, self.cfg.step), len);
-        let end = window.end;
-        if ev.event.event_time < window.start || self.next_eval.is_some_and(|n| end < n) {
-            return;
-        }
-        let gf = global_factor(&self.global, Span::ending_at(end, HOUR), self.cfg.step);
-        for r in 0..self.cfg.rollups.len() {
-            let Some(key) = key_for(ev, &self.cfg.rollups[r]) else {
-                continue;
-            };
-            let Some(st) = self.keys.get_mut(&key) else {
-                continue;
-            };
-            if !st.is_warm(&self.cfg, end) || st.active.contains_key(&Cond::Volume) {
-                continue;
-            }
-            let Some(t) = window_test(st, &self.global.baseline, window, &self.cfg, gf) else {
-                continue;
-            };
-            // The fake-wave filter recognises a burst only after a few
-            // members; until then they sit in the counts. An early signal
-            // must hold on distinct negatives alone (no shared author, no
-            // near-duplicate text); otherwise the close decides.
-            let distinct = distinct_negatives(st, window, self.cfg.spam.near_dup_similarity);
-            if stats::poisson_sf(distinct as u64, t.evidence.expected) < self.cfg.thresholds.p_volume {
-                st.active.insert(
-                    Cond::Volume,
-                    Active {
-                        last_true: end,
-                        kind: t.kind,
-                    },
-                );
-                out.push(build_signal(t.kind, &key, st, window, t.evidence, None, &self.terms));
-            }
-        }
-    }
 }
 
-impl Detector {
-    /// Early firing of the cluster CUSUM: for the cluster each key put this
-    /// negative in, the members of the steps not evaluated yet are added to
-    /// its run, against a whole step's expectation; when that crosses the
-    /// decision interval (with enough distinct members) the emerging issue
-    /// is reported now rather than at the step's end. The onset / clear
-    /// logic dedups it with the evaluation at the end.
-    pub(crate) fn early_cluster(&mut self, ev: &ScoredEvent, seq: u64, out: &mut Vec<Signal>) {
-        let Some(next) = self.next_eval else {
-            return;
-        };
-        let cfg = &self.cfg;
-        let th = cfg.thresholds;
-        let step = cfg.step;
-        let open = Span {
-            start: next.saturating_sub(step),
-            end: next,
-        };
-        if ev.event.event_time < open.start {
-            return;
-        }
-        let gf = global_factor(&self.global, Span::ending_at(next, HOUR), step);
-        for r in 0..cfg.rollups.len() {
-            let Some(key) = key_for(ev, &cfg.rollups[r]) else {
-                continue;
-            };
-            let Some(st) = self.keys.get_mut(&key) else {
-                continue;
-            };
-            if !st.is_warm(cfg, next) {
-                continue;
-            }
-            let Some(id) = st.recent.back().filter(|x| x.seq == seq).and_then(|x| x.cluster) else {
-                continue;
-            };
-            if st.active.contains_key(&Cond::Cluster(id)) {
-                continue;
-            }
-            let m = expected_negatives(st, &self.global.baseline, open, cfg, gf);
-            let Some(c) = st.clusters.items.iter().find(|c| c.id == id) else {
-                continue;
-            };
-            if !c.watched(next, th.cluster_cusum_youth) {
-                continue;
-            }
-            let k: u32 = c
-                .counts
-                .range(bucket_of(open.start, step), i64::MAX)
-                .map(|(_, x)| *x)
-                .sum();
-            let q = c.usual_share(th.cluster_prior_items, th.baseline_z);
-            let run = c
-                .run
-                .advance(k, q * m, th.cluster_cusum_ratio, 2.0 * th.cluster_cusum_h, open.start);
-            if run.cusum < th.cluster_cusum_h || run.observed < th.min_cluster_count {
-                continue;
-            }
-            let window = Span {
-                start: run.from,
-                end: ev.event.event_time.saturating_add(1).max(next),
-            };
-            if distinct_members(st, window, Some(id), cfg.spam.near_dup_similarity) < th.min_cluster_count {
-                continue;
-            }
-            let evidence = Evidence {
-                observed: run.observed,
-                expected: run.expected,
-                population: range_counts(&st.buckets, window.start, window.end, step).neg,
-                baseline_share: q,
-                p_value: stats::poisson_sf(run.observed as u64, run.expected),
-            };
-            st.active.insert(
-                Cond::Cluster(id),
-                Active {
-                    last_true: next,
-                    kind: SignalKind::EmergingIssue,
-                },
-            );
-            out.push(build_signal(
-                SignalKind::EmergingIssue,
-                &key,
-                st,
-                window,
-                evidence,
-                Some(id),
-                &self.terms,
-            ));
-        }
+/// Evidence of a young cluster's CUSUM run: its members against the run's
+/// expectation, among `population` negatives of the key.
+fn run_evidence(run: &crate::cluster::Run, population: u32, baseline_share: f64) -> Evidence {
+    Evidence {
+        observed: run.observed,
+        expected: run.expected,
+        population,
+        baseline_share,
+        p_value: stats::poisson_sf(run.observed as u64, run.expected),
     }
 }
 
