@@ -115,33 +115,6 @@ fn select<'a>(
     )
 }
 
-/// Temperature minimising the three-class log-loss of `logits / t`.
-fn fit_temperature3(logits: &[[f32; 3]], labels: &[usize]) -> (f32, f64) {
-    let nll = |t: f32| -> f64 {
-        logits
-            .iter()
-            .zip(labels)
-            .map(|(l, &y)| {
-                let z = l.map(|v| v / t);
-                let m = z.iter().fold(f32::NEG_INFINITY, |a, &b| a.max(b));
-                let lse = m + z.iter().map(|v| (v - m).exp()).sum::<f32>().ln();
-                (lse - z[y]) as f64
-            })
-            .sum::<f64>()
-            / logits.len().max(1) as f64
-    };
-    let mut best = (1.0f32, nll(1.0));
-    let mut t = 0.1f32;
-    while t <= 10.0 {
-        let l = nll(t);
-        if l < best.1 {
-            best = (t, l);
-        }
-        t *= 1.03;
-    }
-    best
-}
-
 pub fn run(args: AdaptArgs) -> anyhow::Result<ExitCode> {
     args.model.init_logging();
     let mut cfg = args.model.load_config()?;
@@ -292,15 +265,14 @@ pub fn run(args: AdaptArgs) -> anyhow::Result<ExitCode> {
     let train_secs = start.elapsed().as_secs();
 
     // Calibration: one temperature on the calibration split.
-    let (w, b) = head.export()?;
-    let logits_of = |embs: &[Vec<f32>]| -> Vec<[f32; 3]> {
-        embs.iter()
-            .map(|e| [0, 1, 2].map(|c| w[c].iter().zip(e).map(|(x, y)| x * y).sum::<f32>() + b[c]))
-            .collect()
-    };
-    let cal_logits = logits_of(&lora::embed(&top, &cal_set, 8192)?);
+    let (weights, bias) = head.export()?;
+    let classes = heads::ThreeClass { weights, bias };
+    let cal_logits: Vec<[f32; 3]> = lora::embed(&top, &cal_set, 8192)?
+        .iter()
+        .map(|e| classes.logits(e))
+        .collect();
     let cal_labels: Vec<usize> = cal_set.iter().map(|e| e.label).collect();
-    let (temperature, cal_nll) = fit_temperature3(&cal_logits, &cal_labels);
+    let (temperature, cal_nll) = train::fit_temperature_multiclass(&cal_logits, &cal_labels);
     let cal_acc = cal_logits
         .iter()
         .zip(&cal_labels)
@@ -341,7 +313,7 @@ pub fn run(args: AdaptArgs) -> anyhow::Result<ExitCode> {
         bias: 0.0,
         temperature,
         neutral_delta: 0.0,
-        classes: Some(heads::ThreeClass { weights: w, bias: b }),
+        classes: Some(classes),
         adapter_sha256: Some(adapter.sha256.clone()),
         provenance: json!({
             "adapter": args.out_adapter.display().to_string(),
