@@ -16,7 +16,8 @@
 //! `models/heads/sentiment.json` when it exists; otherwise from the texts'
 //! labels (documented fallback: the head is trained by `earshot train-head`
 //! in another issue). The result is cached as JSON under `.cache/` keyed by
-//! a hash of the texts and the model files' sizes.
+//! a hash of the texts, the encoder files' sizes and the heads' and
+//! adapter's contents.
 
 #![allow(dead_code)]
 
@@ -346,8 +347,13 @@ pub fn real_bank() -> Bank {
     }
     let adapter_path = models.join("adapters/sentiment-lora.safetensors");
     let cat_path = models.join("heads/category.json");
-    for p in [&weights, &tok_path, &head_path, &adapter_path, &cat_path] {
+    // Sizes of the big files; contents of the small ones (a retrained
+    // adapter has the same size as the one it replaces).
+    for p in [&weights, &tok_path] {
         h.update(format!("{}", std::fs::metadata(p).map(|m| m.len()).unwrap_or(0)));
+    }
+    for p in [&head_path, &adapter_path, &cat_path] {
+        h.update(std::fs::read(p).unwrap_or_default());
     }
     let key = format!("{:x}", h.finalize());
     let cache = root().join(".cache").join(format!("detect-bank-{}.json", &key[..16]));

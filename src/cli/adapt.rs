@@ -75,11 +75,40 @@ pub struct AdaptArgs {
     /// Skip items whose `source/subset` contains this string (repeatable).
     #[arg(long)]
     skip: Vec<String>,
+    /// `PATTERN=W`: multiply the loss weight of training items whose
+    /// `source/subset` or `domain:<domain>` contains PATTERN by W (repeatable;
+    /// every matching rule applies), e.g. `--weight domain:review=2 --weight imdb=0.5`.
+    #[arg(long, value_parser = parse_weight)]
+    weight: Vec<(String, f32)>,
     #[arg(long, default_value_t = 17)]
     seed: u64,
 }
 
 const LABELS: [&str; 3] = ["neg", "neu", "pos"];
+
+fn parse_weight(s: &str) -> Result<(String, f32), String> {
+    let (pattern, w) = s
+        .rsplit_once('=')
+        .ok_or_else(|| format!("`{s}`: expected PATTERN=WEIGHT, e.g. domain:review=2"))?;
+    let w: f32 = w
+        .parse()
+        .map_err(|_| format!("`{s}`: the weight `{w}` is not a number"))?;
+    if pattern.is_empty() || !(w.is_finite() && w > 0.0) {
+        return Err(format!("`{s}`: needs a non-empty pattern and a positive weight"));
+    }
+    Ok((pattern.to_string(), w))
+}
+
+/// The product of the `--weight` rules matching an item.
+fn origin_weight(item: &Labelled, rules: &[(String, f32)]) -> f32 {
+    let origin = item.origin();
+    let domain = format!("domain:{}", item.domain.as_deref().unwrap_or("-"));
+    rules
+        .iter()
+        .filter(|(p, _)| origin.contains(p.as_str()) || domain.contains(p.as_str()))
+        .map(|(_, w)| w)
+        .product()
+}
 
 fn label_index(l: &str) -> usize {
     LABELS.iter().position(|x| *x == l).unwrap_or(1)
@@ -164,7 +193,7 @@ pub fn run(args: AdaptArgs) -> anyhow::Result<ExitCode> {
     // Frozen layers once per text.
     let start = Instant::now();
     let hd = base.config().hidden;
-    let mut examples: Vec<(Example, Split, &str)> = Vec::with_capacity(chosen.len());
+    let mut examples: Vec<(Example, Split, &str, f32)> = Vec::with_capacity(chosen.len());
     let mut encoded = Vec::with_capacity(chosen.len());
     for (item, split) in &chosen {
         let cut: String = item.text.chars().take(args.max_chars).collect();
@@ -200,7 +229,8 @@ pub fn run(args: AdaptArgs) -> anyhow::Result<ExitCode> {
         }
     }
     for ((_, item, split), ex) in encoded.iter().zip(slots) {
-        examples.push((ex.expect("every slot filled"), *split, item.lang.as_str()));
+        let w = origin_weight(item, &args.weight);
+        examples.push((ex.expect("every slot filled"), *split, item.lang.as_str(), w));
     }
     tracing::info!(
         texts = examples.len(),
@@ -209,17 +239,18 @@ pub fn run(args: AdaptArgs) -> anyhow::Result<ExitCode> {
     );
 
     // Weights: each (language, label) group carries weight ∝ sqrt(size), so
-    // small languages count more than their share without a few items dominating.
+    // small languages count more than their share without a few items
+    // dominating; `--weight` rules then scale chosen origins or domains.
     let mut group_size: BTreeMap<(String, usize), usize> = BTreeMap::new();
-    for (ex, split, lang) in &examples {
+    for (ex, split, lang, _) in &examples {
         if *split == Split::Train {
             *group_size.entry((lang.to_string(), ex.label)).or_default() += 1;
         }
     }
     let (mut train_set, mut cal_set) = (Vec::new(), Vec::new());
-    for (mut ex, split, lang) in examples {
+    for (mut ex, split, lang, w) in examples {
         if split == Split::Train {
-            ex.weight = 1.0 / (group_size[&(lang.to_string(), ex.label)] as f32).sqrt();
+            ex.weight = w / (group_size[&(lang.to_string(), ex.label)] as f32).sqrt();
             train_set.push(ex);
         } else {
             cal_set.push(ex);
@@ -286,6 +317,7 @@ pub fn run(args: AdaptArgs) -> anyhow::Result<ExitCode> {
         "epochs": args.epochs, "max_per_group": args.max_per_group, "train_tokens": args.train_tokens,
         "lr": args.lr, "head_lr": args.head_lr, "batch_tokens": args.batch_tokens, "seed": args.seed,
         "skip": args.skip, "exclude": args.exclude,
+        "weight": args.weight.iter().map(|(p, w)| format!("{p}={w}")).collect::<Vec<_>>(),
     });
     let provenance = json!({
         "base": base_name,
@@ -344,4 +376,33 @@ pub fn run(args: AdaptArgs) -> anyhow::Result<ExitCode> {
         "adapter and heads written"
     );
     Ok(ExitCode::SUCCESS)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn item(source: &str, domain: Option<&str>) -> Labelled {
+        serde_json::from_value(json!({
+            "text": "t", "label": "neg", "source": source, "subset": "s", "domain": domain,
+        }))
+        .unwrap()
+    }
+
+    #[test]
+    fn weight_rules_multiply_over_origin_and_domain() {
+        let rules = vec![
+            parse_weight("domain:review=2").unwrap(),
+            parse_weight("imdb=0.5").unwrap(),
+            parse_weight("a=b=3").unwrap(),
+        ];
+        assert_eq!(rules[2], ("a=b".to_string(), 3.0));
+        assert_eq!(origin_weight(&item("mhlabs/imdb", Some("review")), &rules), 1.0);
+        assert_eq!(origin_weight(&item("amazon", Some("review")), &rules), 2.0);
+        assert_eq!(origin_weight(&item("tweets", Some("post")), &rules), 1.0);
+        assert_eq!(origin_weight(&item("tweets", None), &rules), 1.0);
+        for bad in ["imdb", "=2", "imdb=x", "imdb=0", "imdb=-1"] {
+            assert!(parse_weight(bad).is_err(), "{bad}");
+        }
+    }
 }

@@ -91,6 +91,9 @@ pub struct Labelled {
     /// Which part of an evaluation file a row belongs to (e.g. `adapt` / `eval`).
     #[serde(default)]
     pub split: Option<String>,
+    /// `review`, `post` or `other`, as written by scripts/fetch-train-data.py.
+    #[serde(default)]
+    pub domain: Option<String>,
 }
 
 impl Labelled {
