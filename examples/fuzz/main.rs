@@ -75,7 +75,10 @@ fn save(dir: &Path, name: &str, data: &[u8]) {
 pub fn fuzz(target: &Target, execs: u64, seed: u64, timeout: Duration, work: Option<&Path>, quiet: bool) -> Report {
     let mut rng = Rng::new(seed ^ fnv(target.name.as_bytes()));
     let mut corpus: Vec<Vec<u8>> = (target.seeds)();
-    let seed_dir = Path::new(env!("CARGO_MANIFEST_DIR"))
+    // Read at run time first: a shared target dir can hold a binary built in
+    // another checkout.
+    let seed_dir = std::env::var_os("CARGO_MANIFEST_DIR")
+        .map_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")), PathBuf::from)
         .join("fuzz/corpus")
         .join(target.name);
     let work_corpus = work.map(|w| w.join("corpus").join(target.name));

@@ -130,9 +130,16 @@ fn every_default_is_pinned_and_nested_tables_default_too() {
     assert_eq!(raw(sink), raw(&format!("{sink}{SINK_DEFAULTS}")));
 }
 
+/// The checkout the tests run in, read at run time (cargo sets it): a target
+/// dir shared between clones can reuse a test binary compiled in another
+/// checkout, whose compile-time path may no longer exist.
+fn manifest_dir() -> PathBuf {
+    std::env::var_os("CARGO_MANIFEST_DIR").map_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")), PathBuf::from)
+}
+
 #[test]
 fn the_shipped_example_lists_the_defaults() {
-    let root = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
+    let root = manifest_dir();
     let text = std::fs::read_to_string(root.join("examples/earshot.toml")).unwrap();
     let mut example = RawConfig::parse(&text, "earshot.toml").unwrap();
     assert_eq!(
@@ -279,10 +286,7 @@ fn alert_sinks_are_validated_with_the_field_and_secrets_redacted() {
 
 #[test]
 fn shipped_example_config_is_valid_and_matches_the_defaults() {
-    let root = std::env::var_os("CARGO_MANIFEST_DIR").map_or_else(
-        || std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR")),
-        std::path::PathBuf::from,
-    );
+    let root = manifest_dir();
     let example = Config::from_file(&root.join("examples/earshot.toml")).unwrap();
     let defaults = Config::default_in(&root.join("examples"));
     assert_eq!(example.kafka, defaults.kafka);
