@@ -75,10 +75,25 @@ fn trained_adapter_and_head_load_merged_and_mismatches_are_refused() {
         head.to_str().unwrap(),
         "--category-out",
         cat.to_str().unwrap(),
+        "--class-bias",
     ]);
     assert!(ok, "{err}");
     let head_json: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&head).unwrap()).unwrap();
     assert_eq!(head_json["format"], "earshot-sentiment-head/2");
+    // --class-bias: offsets fitted after the temperature (neutral fixed),
+    // never raising the calibration log-loss.
+    let cal = &head_json["provenance"]["calibration"];
+    let offsets: Vec<f64> = cal["class_bias"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v.as_f64().unwrap())
+        .collect();
+    assert_eq!((offsets.len(), offsets[1]), (3, 0.0), "{cal}");
+    assert!(
+        cal["log_loss_with_class_bias"].as_f64().unwrap() <= cal["log_loss"].as_f64().unwrap() + 1e-9,
+        "{cal}"
+    );
     assert_eq!(head_json["classes"]["weights"].as_array().unwrap().len(), 3);
     let sha = head_json["adapter_sha256"].as_str().unwrap().to_string();
     assert_eq!(sha.len(), 64);

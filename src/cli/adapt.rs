@@ -80,6 +80,13 @@ pub struct AdaptArgs {
     /// every matching rule applies), e.g. `--weight domain:review=2 --weight imdb=0.5`.
     #[arg(long, value_parser = parse_weight)]
     weight: Vec<(String, f32)>,
+    /// After the temperature, also fit one offset per class (neutral fixed) on
+    /// the calibration split and fold it into the head's bias: corrects a
+    /// training mix whose class balance differs from real traffic
+    /// (models/README.md measures it). Off by default: the shipped head was
+    /// trained without it.
+    #[arg(long)]
+    class_bias: bool,
     #[arg(long, default_value_t = 17)]
     seed: u64,
 }
@@ -297,7 +304,7 @@ pub fn run(args: AdaptArgs) -> anyhow::Result<ExitCode> {
 
     // Calibration: one temperature on the calibration split.
     let (weights, bias) = head.export()?;
-    let classes = heads::ThreeClass { weights, bias };
+    let mut classes = heads::ThreeClass { weights, bias };
     let cal_logits: Vec<[f32; 3]> = lora::embed(&top, &cal_set, 8192)?
         .iter()
         .map(|e| classes.logits(e))
@@ -311,12 +318,23 @@ pub fn run(args: AdaptArgs) -> anyhow::Result<ExitCode> {
         .count() as f64
         / cal_labels.len().max(1) as f64;
     tracing::info!(temperature, cal_nll, cal_acc, "calibrated");
+    let mut calibration = json!({ "temperature": temperature, "log_loss": cal_nll, "accuracy": cal_acc });
+    if args.class_bias {
+        // softmax(z/T + b) = softmax((z + b·T)/T): folded into the bias.
+        let (b, nll) = train::fit_class_bias(&cal_logits, &cal_labels, temperature);
+        for (bias, off) in classes.bias.iter_mut().zip(b) {
+            *bias += off * temperature;
+        }
+        tracing::info!(neg = b[0], pos = b[2], cal_nll = nll, "class offsets fitted");
+        calibration["class_bias"] = json!(b);
+        calibration["log_loss_with_class_bias"] = json!(nll);
+    }
 
     let options = json!({
         "top_layers": args.top_layers, "rank": args.rank, "alpha": args.alpha, "targets": args.targets,
         "epochs": args.epochs, "max_per_group": args.max_per_group, "train_tokens": args.train_tokens,
         "lr": args.lr, "head_lr": args.head_lr, "batch_tokens": args.batch_tokens, "seed": args.seed,
-        "skip": args.skip, "exclude": args.exclude,
+        "skip": args.skip, "exclude": args.exclude, "class_bias": args.class_bias,
         "weight": args.weight.iter().map(|(p, w)| format!("{p}={w}")).collect::<Vec<_>>(),
     });
     let provenance = json!({
@@ -351,7 +369,7 @@ pub fn run(args: AdaptArgs) -> anyhow::Result<ExitCode> {
             "adapter": args.out_adapter.display().to_string(),
             "training": provenance,
             "selection": counts,
-            "calibration": { "temperature": temperature, "log_loss": cal_nll, "accuracy": cal_acc },
+            "calibration": calibration,
         }),
     };
     write_json(&args.out, &head)?;
