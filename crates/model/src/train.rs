@@ -383,10 +383,10 @@ mod tests {
         assert!(correct > 1400, "{correct}/1500");
     }
 
-    #[test]
-    fn multiclass_temperature_undoes_overconfidence() {
-        // True model softmax(z); logits inflated 2.5x should get t ≈ 2.5.
-        let mut s: u64 = 5;
+    /// `n` draws: uniform z in [-2, 2)³, a label from softmax(z + shift),
+    /// and the model's logits z · scale.
+    fn draws(seed: u64, n: usize, shift: [f32; 3], scale: f32) -> (Vec<[f32; 3]>, Vec<usize>) {
+        let mut s = seed;
         let mut u = || {
             s ^= s << 13;
             s ^= s >> 7;
@@ -394,36 +394,7 @@ mod tests {
             (s >> 40) as f32 / (1u64 << 24) as f32
         };
         let (mut logits, mut labels) = (Vec::new(), Vec::new());
-        for _ in 0..20000 {
-            let z = [u() * 4.0 - 2.0, u() * 4.0 - 2.0, u() * 4.0 - 2.0];
-            let e = z.map(f32::exp);
-            let r = u() * e.iter().sum::<f32>();
-            labels.push(if r < e[0] {
-                0
-            } else if r < e[0] + e[1] {
-                1
-            } else {
-                2
-            });
-            logits.push(z.map(|v| v * 2.5));
-        }
-        let (t, _) = fit_temperature_multiclass(&logits, &labels);
-        assert!((t - 2.5).abs() < 0.3, "t = {t}");
-    }
-
-    #[test]
-    fn class_bias_recovers_a_shifted_prior_and_never_raises_the_loss() {
-        let mut s: u64 = 11;
-        let mut u = || {
-            s ^= s << 13;
-            s ^= s >> 7;
-            s ^= s << 17;
-            (s >> 40) as f32 / (1u64 << 24) as f32
-        };
-        // Labels drawn from softmax(z + shift); the model's logits are z * t.
-        let shift = [0.6f32, 0.0, -0.4];
-        let (mut logits, mut labels) = (Vec::new(), Vec::new());
-        for _ in 0..30000 {
+        for _ in 0..n {
             let z = [u() * 4.0 - 2.0, u() * 4.0 - 2.0, u() * 4.0 - 2.0];
             let e = [0, 1, 2].map(|i| (z[i] + shift[i]).exp());
             let r = u() * e.iter().sum::<f32>();
@@ -434,15 +405,30 @@ mod tests {
             } else {
                 2
             });
-            logits.push(z.map(|v| v * 1.5));
+            logits.push(z.map(|v| v * scale));
         }
+        (logits, labels)
+    }
+
+    #[test]
+    fn multiclass_temperature_undoes_overconfidence() {
+        // True model softmax(z); logits inflated 2.5x should get t ≈ 2.5.
+        let (logits, labels) = draws(5, 20000, [0.0; 3], 2.5);
+        let (t, _) = fit_temperature_multiclass(&logits, &labels);
+        assert!((t - 2.5).abs() < 0.3, "t = {t}");
+    }
+
+    #[test]
+    fn class_bias_recovers_a_shifted_prior_and_never_raises_the_loss() {
+        // Labels drawn from softmax(z + shift); the model's logits are z * 1.5.
+        let (logits, labels) = draws(11, 30000, [0.6, 0.0, -0.4], 1.5);
         let (b, with) = fit_class_bias(&logits, &labels, 1.5);
         assert_eq!(b[1], 0.0);
         assert!((b[0] - 0.6).abs() < 0.08 && (b[2] + 0.4).abs() < 0.08, "b = {b:?}");
         let (_, without) = fit_class_bias(&logits[..0], &labels[..0], 1.5);
         assert_eq!(without, 0.0, "no items: zero loss, zero bias");
-        // Same data, zero bias: the fitted bias lowers the loss.
-        let plain = fit_temperature_multiclass(&logits.iter().map(|l| l.map(|v| v / 1.5)).collect::<Vec<_>>(), &labels);
+        // Same data, temperature only: the fitted bias lowers the loss further.
+        let plain = fit_temperature_multiclass(&logits, &labels);
         assert!(with < plain.1, "{with} vs {}", plain.1);
     }
 
