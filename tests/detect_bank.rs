@@ -376,7 +376,6 @@ pub fn real_bank() -> Bank {
                 model::load_encoder_adapted(&cfg.model, adapter.as_ref(), &candle_core::Device::Cpu).expect("encoder");
             // The shipped category head when it belongs to this encoder (as the
             // engine loads it), else centroids of the built-in prototypes.
-            let cat_path = models.join("heads/category.json");
             let category = match CategoryHead::load(&cat_path) {
                 Ok(h) if h.adapter_sha256 == adapter.as_ref().map(|a| a.sha256.clone()) => h,
                 _ => model::build_category_head(&tokenizer, &encoder, "multilingual-e5-small").expect("category head"),

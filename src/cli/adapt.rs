@@ -380,12 +380,7 @@ pub fn run(args: AdaptArgs) -> anyhow::Result<ExitCode> {
     let full_tok = model::Tokenizer::from_file(&cfg.model.tokenizer, cfg.model.max_tokens)?;
     let mut category = model::build_category_head(&full_tok, &encoder, &name)?;
     category.adapter_sha256 = Some(adapter.sha256.clone());
-    category.provenance = json!({
-        "prototypes": "crates/model/src/category_prototypes.toml",
-        "sentences": model::category_prototypes()?.len(),
-        "scale": model::CATEGORY_SCALE,
-        "adapter": args.out_adapter.display().to_string(),
-    });
+    category.provenance["adapter"] = json!(args.out_adapter.display().to_string());
     write_json(&args.category_out, &category)?;
     tracing::info!(
         adapter = %args.out_adapter.display(),

@@ -49,11 +49,6 @@ pub fn run(args: CategoryArgs) -> anyhow::Result<ExitCode> {
     let name = earshot::model::Classifier::describe(&loaded.classifier);
     let mut base = model::build_category_head(&loaded.tokenizer, encoder, &name)?;
     base.adapter_sha256 = loaded.classifier.sentiment_head().adapter_sha256.clone();
-    base.provenance = json!({
-        "prototypes": "crates/model/src/category_prototypes.toml",
-        "sentences": model::category_prototypes()?.len(),
-        "scale": model::CATEGORY_SCALE,
-    });
     let mut texts: Vec<String> = Vec::new();
     let mut labels: Vec<usize> = Vec::new();
     let mut counts: BTreeMap<String, usize> = BTreeMap::new();

@@ -382,12 +382,7 @@ pub fn run_train(args: TrainArgs) -> anyhow::Result<ExitCode> {
     };
 
     // Category head from the built-in prototypes.
-    let mut category = model::build_category_head(&tokenizer, &encoder, &name)?;
-    category.provenance = json!({
-        "prototypes": "crates/model/src/category_prototypes.toml",
-        "sentences": model::category_prototypes()?.len(),
-        "scale": model::CATEGORY_SCALE,
-    });
+    let category = model::build_category_head(&tokenizer, &encoder, &name)?;
 
     // Dev-set report with the new heads.
     let mut dev_reports = serde_json::Map::new();

@@ -386,12 +386,13 @@ pub fn build_category_head(tokenizer: &Tokenizer, encoder: &Encoder, name: &str)
     };
     let embs = embed_texts(tokenizer, encoder, &texts, limits, PAD_ID, |_| {})?;
     let examples: Vec<(Category, Vec<f32>)> = protos.iter().map(|(c, _)| *c).zip(embs).collect();
-    Ok(CategoryHead::from_prototypes(
-        name,
-        encoder.config().hidden,
-        &examples,
-        CATEGORY_SCALE,
-    ))
+    let mut head = CategoryHead::from_prototypes(name, encoder.config().hidden, &examples, CATEGORY_SCALE);
+    head.provenance = serde_json::json!({
+        "prototypes": "crates/model/src/category_prototypes.toml",
+        "sentences": protos.len(),
+        "scale": CATEGORY_SCALE,
+    });
+    Ok(head)
 }
 
 fn check_dim(path: &Path, head: usize, encoder: usize) -> Result<(), ModelError> {

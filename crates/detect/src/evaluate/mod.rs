@@ -328,7 +328,7 @@ impl Eval<'_> {
                 let p = stats::binomial_sf(kc as u64, kneg as u64, q0);
                 if p < th.p_cluster && kc as f64 >= th.min_ratio * q0 * kneg as f64 {
                     true_ids.push(c.id);
-                    if let std::collections::btree_map::Entry::Vacant(v) = cluster_hits.entry(c.id) {
+                    cluster_hits.entry(c.id).or_insert_with(|| {
                         let evidence = Evidence {
                             observed: kc,
                             expected: q0 * kneg as f64,
@@ -336,7 +336,7 @@ impl Eval<'_> {
                             baseline_share: q0,
                             p_value: p,
                         };
-                        v.insert(build_signal(
+                        build_signal(
                             SignalKind::EmergingIssue,
                             key,
                             st,
@@ -344,8 +344,8 @@ impl Eval<'_> {
                             evidence,
                             Some(c.id),
                             self.terms,
-                        ));
-                    }
+                        )
+                    });
                 }
             }
         }
@@ -375,9 +375,9 @@ impl Eval<'_> {
                 continue;
             }
             true_ids.push(id);
-            if let std::collections::btree_map::Entry::Vacant(v) = cluster_hits.entry(id) {
+            cluster_hits.entry(id).or_insert_with(|| {
                 let evidence = run_evidence(&run, range_counts(&st.buckets, window.start, end, step).neg, q);
-                v.insert(build_signal(
+                build_signal(
                     SignalKind::EmergingIssue,
                     key,
                     st,
@@ -385,8 +385,8 @@ impl Eval<'_> {
                     evidence,
                     Some(id),
                     self.terms,
-                ));
-            }
+                )
+            });
         }
         let ids: Vec<u64> = st.clusters.items.iter().map(|c| c.id).collect();
         for &id in &ids {
