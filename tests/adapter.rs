@@ -76,6 +76,8 @@ fn trained_adapter_and_head_load_merged_and_mismatches_are_refused() {
         "--category-out",
         cat.to_str().unwrap(),
         "--class-bias",
+        "--anchor",
+        "0.5",
     ]);
     assert!(ok, "{err}");
     let head_json: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&head).unwrap()).unwrap();
@@ -95,6 +97,12 @@ fn trained_adapter_and_head_load_merged_and_mismatches_are_refused() {
         "{cal}"
     );
     assert_eq!(head_json["classes"]["weights"].as_array().unwrap().len(), 3);
+    // The recipe, anchor included, is recorded with the head.
+    assert_eq!(
+        head_json["provenance"]["training"]["options"]["anchor"], 0.5,
+        "{}",
+        head_json["provenance"]
+    );
     let sha = head_json["adapter_sha256"].as_str().unwrap().to_string();
     assert_eq!(sha.len(), 64);
     let loaded_adapter = earshot::model::adapter::Adapter::load(&adapter).unwrap();
@@ -148,4 +156,19 @@ fn trained_adapter_and_head_load_merged_and_mismatches_are_refused() {
     let (_, err, ok) = earshot(&["classify", "--config", bad.to_str().unwrap(), "hello"]);
     assert!(!ok);
     assert!(err.contains("model.adapter") && err.contains(&sha), "{err}");
+
+    // A weight that is not a finite number ≥ 0 is refused, naming the flag.
+    let (_, err, ok) = earshot(&[
+        "train-adapter",
+        "--config",
+        base_cfg.to_str().unwrap(),
+        "--data",
+        data_path.to_str().unwrap(),
+        "--anchor",
+        "nan",
+        "--out-adapter",
+        dir.path().join("never.safetensors").to_str().unwrap(),
+    ]);
+    assert!(!ok);
+    assert!(err.contains("--anchor"), "{err}");
 }

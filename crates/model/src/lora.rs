@@ -333,6 +333,12 @@ pub struct TrainOptions {
     pub head_lr: f64,
     pub weight_decay: f64,
     pub seed: u64,
+    /// Weight of the anchor term `anchor · mean(1 − cos(e, e₀))`, where `e₀`
+    /// is the example's embedding before training (the published encoder:
+    /// every update starts at zero). Keeps the adapted encoder near the
+    /// published one, whose geometry the category centroids and the other
+    /// languages rely on. 0 turns it off.
+    pub anchor: f64,
 }
 
 /// Progress of [`train`], reported after every step.
@@ -341,7 +347,10 @@ pub struct Progress {
     pub epoch: usize,
     pub step: usize,
     pub steps: usize,
+    /// Total loss of the step (cross-entropy plus the anchor term).
     pub loss: f32,
+    /// Mean `1 − cos(e, e₀)` of the step's examples (0 when the anchor is off).
+    pub drift: f32,
 }
 
 /// Batches of example indices: sorted by length so padding stays small,
@@ -430,6 +439,13 @@ pub fn train(
             ..Default::default()
         },
     )?;
+    // Embeddings before any update: the updates start at zero, so these are
+    // the published encoder's.
+    let anchors = if opts.anchor > 0.0 {
+        embed(top, examples, opts.batch_tokens)?
+    } else {
+        Vec::new()
+    };
     let total_steps = opts.epochs * batches(examples, opts, 0).len();
     let mut step = 0;
     for epoch in 0..opts.epochs {
@@ -442,7 +458,15 @@ pub fn train(
             let e = top.forward(&x, &m)?;
             let labels: Vec<usize> = group.iter().map(|&i| examples[i].label).collect();
             let weights: Vec<f32> = group.iter().map(|&i| examples[i].weight).collect();
-            let l = loss(&head.forward(&e)?, &labels, &weights)?;
+            let mut l = loss(&head.forward(&e)?, &labels, &weights)?;
+            let mut drift = 0.0;
+            if !anchors.is_empty() {
+                let a: Vec<f32> = group.iter().flat_map(|&i| anchors[i].iter().copied()).collect();
+                let a = Tensor::from_vec(a, (group.len(), hd), &Device::Cpu)?;
+                let d = (1.0 - (&e * &a)?.sum(1)?)?.mean_all()?;
+                drift = d.to_scalar::<f32>()?;
+                l = (l + (d * opts.anchor)?)?;
+            }
             let grads = l.backward()?;
             lora_opt.step(&grads)?;
             head_opt.step(&grads)?;
@@ -452,6 +476,7 @@ pub fn train(
                 step,
                 steps: total_steps,
                 loss: l.to_scalar::<f32>()?,
+                drift,
             });
         }
     }
@@ -580,18 +605,16 @@ mod tests {
         }
     }
 
-    #[test]
-    fn training_fits_a_separable_toy_task() {
-        let top = TopLayers::random(cfg(), 3, &shape()).unwrap();
-        let head = Head3::new(64, 1).unwrap();
+    /// Sixty toy texts whose label is which of three token ids they start
+    /// with, as the first layer's output of a random encoder.
+    fn toy_examples() -> Vec<Example> {
         let base = Encoder::random(cfg(), 3, &Device::Cpu, MatmulMode::Int8, 1).unwrap();
-        // Label = which of three token ids a text starts with.
         let seqs: Vec<Vec<u32>> = (0..60u32)
             .map(|i| vec![0, 10 + (i % 3) * 100, 3 + i, 4 + (i * 7) % 300, 2])
             .collect();
         let refs: Vec<&[u32]> = seqs.iter().map(Vec::as_slice).collect();
         let (hidden, offsets) = base.hidden_after(&refs, 1).unwrap();
-        let examples: Vec<Example> = offsets
+        offsets
             .windows(2)
             .enumerate()
             .map(|(i, w)| Example {
@@ -603,8 +626,11 @@ mod tests {
                 label: i % 3,
                 weight: 1.0,
             })
-            .collect();
-        let opts = TrainOptions {
+            .collect()
+    }
+
+    fn toy_options(anchor: f64) -> TrainOptions {
+        TrainOptions {
             epochs: 30,
             batch_tokens: 200,
             max_batch: 16,
@@ -612,9 +638,26 @@ mod tests {
             head_lr: 2e-2,
             weight_decay: 0.0,
             seed: 1,
-        };
+            anchor,
+        }
+    }
+
+    /// Mean `1 − cos` between two lists of embeddings.
+    fn mean_drift(a: &[Vec<f32>], b: &[Vec<f32>]) -> f32 {
+        a.iter().zip(b).map(|(x, y)| 1.0 - cosine(x, y)).sum::<f32>() / a.len() as f32
+    }
+
+    #[test]
+    fn training_fits_a_separable_toy_task() {
+        let top = TopLayers::random(cfg(), 3, &shape()).unwrap();
+        let head = Head3::new(64, 1).unwrap();
+        let examples = toy_examples();
         let mut losses = Vec::new();
-        train(&top, &head, &examples, &opts, |p| losses.push(p.loss)).unwrap();
+        train(&top, &head, &examples, &toy_options(0.0), |p| {
+            assert_eq!(p.drift, 0.0, "the anchor is off");
+            losses.push(p.loss)
+        })
+        .unwrap();
         let first: f32 = losses[..4].iter().sum::<f32>() / 4.0;
         let last: f32 = losses[losses.len() - 4..].iter().sum::<f32>() / 4.0;
         assert!(last < 0.5 * first, "loss {first} -> {last}");
@@ -630,5 +673,36 @@ mod tests {
             })
             .count();
         assert!(correct >= 54, "{correct}/60");
+    }
+
+    #[test]
+    fn the_anchor_keeps_embeddings_near_the_published_encoder() {
+        let examples = toy_examples();
+        let before = embed(&TopLayers::random(cfg(), 3, &shape()).unwrap(), &examples, 4096).unwrap();
+        let mut drift = Vec::new();
+        let mut reported = Vec::new();
+        for anchor in [0.0, 20.0] {
+            // Same seeds: the two runs start from the same updates and head.
+            let top = TopLayers::random(cfg(), 3, &shape()).unwrap();
+            let head = Head3::new(64, 1).unwrap();
+            let mut last = 0.0;
+            train(&top, &head, &examples, &toy_options(anchor), |p| last = p.drift).unwrap();
+            let after = embed(&top, &examples, 4096).unwrap();
+            drift.push(mean_drift(&before, &after));
+            reported.push(last);
+        }
+        assert!(drift[0] > 1e-3, "unanchored training moved nothing: {drift:?}");
+        assert!(
+            drift[1] < 0.5 * drift[0],
+            "anchored drift {} vs free {}",
+            drift[1],
+            drift[0]
+        );
+        // The step's reported drift is the measured one (the last step's
+        // examples are a subset, so only roughly).
+        assert!(
+            reported[1] > 0.0 && reported[1] < 4.0 * drift[1] + 1e-3,
+            "{reported:?} vs {drift:?}"
+        );
     }
 }
