@@ -57,12 +57,13 @@ fn trained_adapter_and_head_load_merged_and_mismatches_are_refused() {
         dir.path().join("s.json"),
         dir.path().join("c.json"),
     );
-    let (_, err, ok) = earshot(&[
-        "train-adapter",
-        "--config",
-        base_cfg.to_str().unwrap(),
-        "--data",
-        data_path.to_str().unwrap(),
+    let train = |extra: &[&str]| {
+        let (base, data) = (base_cfg.to_str().unwrap(), data_path.to_str().unwrap());
+        let mut args = vec!["train-adapter", "--config", base, "--data", data];
+        args.extend_from_slice(extra);
+        earshot(&args)
+    };
+    let (_, err, ok) = train(&[
         "--top-layers",
         "1",
         "--rank",
@@ -158,17 +159,8 @@ fn trained_adapter_and_head_load_merged_and_mismatches_are_refused() {
     assert!(err.contains("model.adapter") && err.contains(&sha), "{err}");
 
     // A weight that is not a finite number ≥ 0 is refused, naming the flag.
-    let (_, err, ok) = earshot(&[
-        "train-adapter",
-        "--config",
-        base_cfg.to_str().unwrap(),
-        "--data",
-        data_path.to_str().unwrap(),
-        "--anchor",
-        "nan",
-        "--out-adapter",
-        dir.path().join("never.safetensors").to_str().unwrap(),
-    ]);
+    let never = dir.path().join("never.safetensors");
+    let (_, err, ok) = train(&["--anchor", "nan", "--out-adapter", never.to_str().unwrap()]);
     assert!(!ok);
     assert!(err.contains("--anchor"), "{err}");
 }

@@ -294,6 +294,14 @@ pub fn run(args: AdaptArgs) -> anyhow::Result<ExitCode> {
         seed: args.seed,
         anchor: args.anchor,
     };
+    if args.anchor > 0.0 {
+        // lora::train embeds every training text once before the first step
+        // (no progress lines meanwhile: a few minutes on two cores).
+        tracing::info!(
+            texts = train_set.len(),
+            "anchor: embedding the training texts with the published encoder first"
+        );
+    }
     let start = Instant::now();
     let mut ema = None::<(f32, f32)>;
     lora::train(&top, &head, &train_set, &opts, |p| {
