@@ -13,12 +13,15 @@
 use std::collections::BTreeMap;
 
 use candle_core::{DType, Device, Tensor, Var, D};
-use candle_nn::optim::{AdamW, Optimizer, ParamsAdamW};
 
 use super::adapter::{dequantize_q4_0, Adapter, LoraPair};
 use super::bert::{EncoderConfig, Matrix, Weights};
 use super::e5s1::E5s1;
 use super::ModelError;
+
+mod fit;
+
+pub use fit::{embed, train, Example, Progress, TrainOptions};
 
 /// Projections of a layer that can carry an update (E5S1 names).
 pub const PROJECTIONS: [&str; 6] = ["q", "k", "v", "ao", "fi", "fo"];
@@ -310,201 +313,6 @@ impl Head3 {
         let w: Vec<Vec<f32>> = (self.w.as_tensor() * HEAD_GAIN)?.to_vec2()?;
         Ok((w, self.b.as_tensor().to_vec1()?))
     }
-}
-
-/// One training text: the frozen layers' output for its tokens.
-pub struct Example {
-    /// `[len, hidden]` in f16 (halves the memory of the cache).
-    pub hidden: Vec<half::f16>,
-    pub len: usize,
-    /// 0 neg, 1 neu, 2 pos.
-    pub label: usize,
-    pub weight: f32,
-}
-
-/// Optimiser settings.
-#[derive(Debug, Clone)]
-pub struct TrainOptions {
-    pub epochs: usize,
-    /// Padded tokens per step (batch rows x longest row).
-    pub batch_tokens: usize,
-    pub max_batch: usize,
-    pub lr: f64,
-    pub head_lr: f64,
-    pub weight_decay: f64,
-    pub seed: u64,
-    /// Weight of the anchor term `anchor · mean(1 − cos(e, e₀))`, where `e₀`
-    /// is the example's embedding before training (the published encoder:
-    /// every update starts at zero). Keeps the adapted encoder near the
-    /// published one, whose geometry the category centroids and the other
-    /// languages rely on. 0 turns it off.
-    pub anchor: f64,
-}
-
-/// Progress of [`train`], reported after every step.
-#[derive(Debug, Clone, Copy)]
-pub struct Progress {
-    pub epoch: usize,
-    pub step: usize,
-    pub steps: usize,
-    /// Total loss of the step (cross-entropy plus the anchor term).
-    pub loss: f32,
-    /// Mean `1 − cos(e, e₀)` of the step's examples (0 when the anchor is off).
-    pub drift: f32,
-}
-
-/// Batches of example indices: sorted by length so padding stays small,
-/// cut by the token budget, in a seeded shuffled order.
-fn batches(examples: &[Example], opts: &TrainOptions, epoch: usize) -> Vec<Vec<usize>> {
-    let mut idx: Vec<usize> = (0..examples.len()).collect();
-    let mut rng = opts.seed.wrapping_add(epoch as u64 * 0x9E37_79B9) | 1;
-    // Shuffle, then a stable sort by length: equal lengths stay shuffled.
-    for i in (1..idx.len()).rev() {
-        let j = ((xorshift(&mut rng) + 1.0) * 0.5 * (i + 1) as f32) as usize % (i + 1);
-        idx.swap(i, j);
-    }
-    idx.sort_by_key(|&i| examples[i].len);
-    let mut out: Vec<Vec<usize>> = Vec::new();
-    let mut cur: Vec<usize> = Vec::new();
-    for i in idx {
-        let len = examples[i].len;
-        if !cur.is_empty() && ((cur.len() + 1) * len > opts.batch_tokens || cur.len() >= opts.max_batch) {
-            out.push(std::mem::take(&mut cur));
-        }
-        cur.push(i);
-    }
-    if !cur.is_empty() {
-        out.push(cur);
-    }
-    for i in (1..out.len()).rev() {
-        let j = ((xorshift(&mut rng) + 1.0) * 0.5 * (i + 1) as f32) as usize % (i + 1);
-        out.swap(i, j);
-    }
-    out
-}
-
-/// Pads a batch into `[b, seq, hidden]` and `[b, seq]` tensors.
-fn pack(examples: &[Example], group: &[usize], hd: usize) -> candle_core::Result<(Tensor, Tensor)> {
-    let seq = group.iter().map(|&i| examples[i].len).max().unwrap_or(1);
-    let mut x = vec![0f32; group.len() * seq * hd];
-    let mut m = vec![0f32; group.len() * seq];
-    for (r, &i) in group.iter().enumerate() {
-        let e = &examples[i];
-        for (dst, src) in x[r * seq * hd..][..e.len * hd].iter_mut().zip(&e.hidden) {
-            *dst = src.to_f32();
-        }
-        m[r * seq..][..e.len].iter_mut().for_each(|v| *v = 1.0);
-    }
-    Ok((
-        Tensor::from_vec(x, (group.len(), seq, hd), &Device::Cpu)?,
-        Tensor::from_vec(m, (group.len(), seq), &Device::Cpu)?,
-    ))
-}
-
-/// Weighted cross-entropy of logits `[b, 3]` against labels.
-fn loss(logits: &Tensor, labels: &[usize], weights: &[f32]) -> candle_core::Result<Tensor> {
-    let b = labels.len();
-    let mut onehot = vec![0f32; b * 3];
-    for (r, &l) in labels.iter().enumerate() {
-        onehot[r * 3 + l] = weights[r];
-    }
-    let onehot = Tensor::from_vec(onehot, (b, 3), &Device::Cpu)?;
-    let total: f32 = weights.iter().sum::<f32>().max(1e-12);
-    let lsm = candle_nn::ops::log_softmax(logits, D::Minus1)?;
-    (lsm * onehot)?.sum_all()?.neg()? / total as f64
-}
-
-/// Trains the adapter's updates and the head together.
-pub fn train(
-    top: &TopLayers,
-    head: &Head3,
-    examples: &[Example],
-    opts: &TrainOptions,
-    mut progress: impl FnMut(Progress),
-) -> Result<(), ModelError> {
-    let hd = top.cfg.hidden;
-    let mut lora_opt = AdamW::new(
-        top.vars(),
-        ParamsAdamW {
-            lr: opts.lr,
-            weight_decay: opts.weight_decay,
-            ..Default::default()
-        },
-    )?;
-    let mut head_opt = AdamW::new(
-        vec![head.w.clone(), head.b.clone()],
-        ParamsAdamW {
-            lr: opts.head_lr,
-            weight_decay: 0.0,
-            ..Default::default()
-        },
-    )?;
-    // Embeddings before any update: the updates start at zero, so these are
-    // the published encoder's.
-    let anchors = if opts.anchor > 0.0 {
-        embed(top, examples, opts.batch_tokens)?
-    } else {
-        Vec::new()
-    };
-    let total_steps = opts.epochs * batches(examples, opts, 0).len();
-    let mut step = 0;
-    for epoch in 0..opts.epochs {
-        for group in batches(examples, opts, epoch) {
-            // Linear decay to a tenth over the run.
-            let frac = step as f64 / total_steps.max(1) as f64;
-            lora_opt.set_learning_rate(opts.lr * (1.0 - 0.9 * frac));
-            head_opt.set_learning_rate(opts.head_lr * (1.0 - 0.9 * frac));
-            let (x, m) = pack(examples, &group, hd)?;
-            let e = top.forward(&x, &m)?;
-            let labels: Vec<usize> = group.iter().map(|&i| examples[i].label).collect();
-            let weights: Vec<f32> = group.iter().map(|&i| examples[i].weight).collect();
-            let mut l = loss(&head.forward(&e)?, &labels, &weights)?;
-            let mut drift = 0.0;
-            if !anchors.is_empty() {
-                let a: Vec<f32> = group.iter().flat_map(|&i| anchors[i].iter().copied()).collect();
-                let a = Tensor::from_vec(a, (group.len(), hd), &Device::Cpu)?;
-                let d = (1.0 - (&e * &a)?.sum(1)?)?.mean_all()?;
-                drift = d.to_scalar::<f32>()?;
-                l = (l + (d * opts.anchor)?)?;
-            }
-            let grads = l.backward()?;
-            lora_opt.step(&grads)?;
-            head_opt.step(&grads)?;
-            step += 1;
-            progress(Progress {
-                epoch,
-                step,
-                steps: total_steps,
-                loss: l.to_scalar::<f32>()?,
-                drift,
-            });
-        }
-    }
-    Ok(())
-}
-
-/// Pooled adapted embeddings of examples, in order (no gradients kept).
-pub fn embed(top: &TopLayers, examples: &[Example], batch_tokens: usize) -> Result<Vec<Vec<f32>>, ModelError> {
-    let hd = top.cfg.hidden;
-    let mut order: Vec<usize> = (0..examples.len()).collect();
-    order.sort_by_key(|&i| examples[i].len);
-    let mut out = vec![Vec::new(); examples.len()];
-    let mut start = 0;
-    while start < order.len() {
-        let len = examples[order[start]].len.max(1);
-        let mut end = start + 1;
-        while end < order.len() && (end - start + 1) * examples[order[end]].len.max(len) <= batch_tokens {
-            end += 1;
-        }
-        let group = &order[start..end];
-        let (x, m) = pack(examples, group, hd)?;
-        let e = top.forward(&x, &m)?.detach().to_vec2::<f32>()?;
-        for (&i, row) in group.iter().zip(e) {
-            out[i] = row;
-        }
-        start = end;
-    }
-    Ok(out)
 }
 
 #[cfg(test)]
