@@ -159,6 +159,11 @@ fn select<'a>(
 
 pub fn run(args: AdaptArgs) -> anyhow::Result<ExitCode> {
     args.model.init_logging();
+    anyhow::ensure!(
+        args.anchor.is_finite() && args.anchor >= 0.0,
+        "--anchor {} must be a finite weight ≥ 0 (0 turns the anchor off)",
+        args.anchor
+    );
     let mut cfg = args.model.load_config()?;
     cfg.model.matmul = model::MatmulMode::Int8;
     super::require_model_files(&cfg)?;
@@ -166,11 +171,6 @@ pub fn run(args: AdaptArgs) -> anyhow::Result<ExitCode> {
     let tokenizer = model::Tokenizer::from_file(&cfg.model.tokenizer, args.train_tokens.clamp(3, 512))?;
     let base = model::load_encoder(&cfg.model, &device).context("failed to load the encoder")?;
     let layers = base.config().layers;
-    anyhow::ensure!(
-        args.anchor.is_finite() && args.anchor >= 0.0,
-        "--anchor {} must be a finite weight ≥ 0 (0 turns the anchor off)",
-        args.anchor
-    );
     anyhow::ensure!(
         (1..=layers).contains(&args.top_layers),
         "--top-layers {} must be between 1 and the encoder's {layers} layers",
