@@ -39,7 +39,7 @@ impl Detector {
             if !st.is_warm(&self.cfg, end) || st.active.contains_key(&Cond::Volume) {
                 continue;
             }
-            let Some(t) = window_test(st, &self.global.baseline, window, &self.cfg, gf) else {
+            let Some(t) = window_test(st, &self.global.baseline, window, &self.cfg, gf, 0) else {
                 continue;
             };
             // The fake-wave filter recognises a burst only after a few

@@ -21,7 +21,7 @@
 //! window on each negative, before it closes, and the CUSUM of the cluster
 //! the negative joined with the members of the open step.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 
 use earshot_core::types::{EventTime, Signal, SignalKey, SignalKind};
 
@@ -130,19 +130,23 @@ struct Tested {
 /// Expected counts are scaled by the traffic factor: the larger of the
 /// key's non-negative traffic (over the window, at least its last hour) and
 /// `global_factor` (all keys' non-negative items over the same span).
+/// `held` negatives of the window are left out of both counts (members of
+/// near-duplicate groups the fake-wave filter has not judged yet, beyond
+/// one per group: see [`held_negatives`]).
 fn window_test(
     st: &KeyState,
     global: &Baseline,
     window: Span,
     cfg: &DetectConfig,
     global_factor: f64,
+    held: u32,
 ) -> Option<Tested> {
     let th = cfg.thresholds;
     let step = cfg.step;
     let Span { start, end } = window;
     let len = end.saturating_sub(start);
     let c = range_counts(&st.buckets, start, end, step);
-    let (n, k) = (c.total, c.neg);
+    let (n, k) = (c.total.saturating_sub(held), c.neg.saturating_sub(held));
     if k < th.min_count {
         return None;
     }
@@ -245,6 +249,31 @@ fn distinct_members(st: &KeyState, window: Span, cluster: Option<u64>, near_dup:
     kept.len() as u32
 }
 
+/// Negatives of a key in `window` (from its recent ring) that belong to a
+/// near-duplicate group the fake-wave filter has not judged yet, beyond the
+/// first of each group: counted as one item until the filter flags the
+/// group (its members are then retracted) or lets it pass (members from
+/// `2 * burst_min` accounts without coordination, or out of the spam
+/// window). A fake wave split over two templates, or over the categories
+/// of a product, otherwise reaches a key's spike threshold a member or two
+/// before the filter recognises it.
+fn held_negatives(st: &KeyState, window: Span, undecided: &HashMap<u64, u64>) -> u32 {
+    if undecided.is_empty() {
+        return 0;
+    }
+    let mut per_group: HashMap<u64, u32> = HashMap::new();
+    for r in st
+        .recent
+        .iter()
+        .filter(|r| !r.retracted && r.t >= window.start && r.t < window.end)
+    {
+        if let Some(&g) = undecided.get(&r.seq) {
+            *per_group.entry(g).or_insert(0) += 1;
+        }
+    }
+    per_group.values().map(|n| n - 1).sum()
+}
+
 /// What the per-key steps of one evaluation share.
 struct Eval<'a> {
     cfg: &'a DetectConfig,
@@ -253,6 +282,10 @@ struct Eval<'a> {
     /// All keys' traffic factor per span length (see [`global_factor`]).
     global_factors: Vec<(i64, f64)>,
     terms: &'a TermStats,
+    /// Members of near-duplicate groups not judged yet (see
+    /// [`held_negatives`]), computed on the first window test that needs it.
+    undecided: Option<HashMap<u64, u64>>,
+    spam: &'a spam::SpamFilter,
     cleared: &'a mut Vec<Cleared>,
     counters: &'a mut Counters,
     #[cfg(test)]
@@ -283,7 +316,18 @@ impl Eval<'_> {
                 self.log.windows.push((key.clone(), window, self.log.seq, c));
             }
             let gf = self.global_factor(window.end.saturating_sub(window.start));
-            if let Some(t) = window_test(st, self.global, window, self.cfg, gf) {
+            let mut tested = window_test(st, self.global, window, self.cfg, gf, 0);
+            // A new spike is tested again without the members of undecided
+            // near-duplicate groups (a condition already active is not).
+            if tested.is_some() && !st.active.contains_key(&Cond::Volume) {
+                let (spam, cfg, end) = (self.spam, self.cfg, self.end);
+                let undecided = self.undecided.get_or_insert_with(|| spam.undecided(end, &cfg.spam));
+                let held = held_negatives(st, window, undecided);
+                if held > 0 {
+                    tested = window_test(st, self.global, window, self.cfg, gf, held);
+                }
+            }
+            if let Some(t) = tested {
                 any = true;
                 if fired.is_none() {
                     fired = Some(build_signal(t.kind, key, st, window, t.evidence, None, self.terms));
@@ -499,6 +543,8 @@ impl Detector {
             global: &self.global.baseline,
             global_factors,
             terms: &self.terms,
+            undecided: None,
+            spam: &self.spam,
             cleared: &mut self.cleared,
             counters: &mut self.counters,
             #[cfg(test)]

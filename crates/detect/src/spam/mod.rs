@@ -562,6 +562,33 @@ impl SpamFilter {
         }
     }
 
+    /// Members with an author id (sequence number to group) of the
+    /// near-duplicate groups the filter has not judged yet at `end`:
+    /// unflagged, with at least two such members within `window` before
+    /// `end`, from fewer than `2 * burst_min` accounts (a group posted by
+    /// that many accounts without coordination is taken for what it looks
+    /// like: customers repeating a complaint). Members without an author id
+    /// are never evidence of coordination, so never undecided.
+    /// The window tests hold such a group to one item until it is decided
+    /// (see `evaluate`), as the early tests do with every near-duplicate.
+    pub(crate) fn undecided(&self, end: EventTime, sc: &SpamConfig) -> HashMap<u64, u64> {
+        let from = end.saturating_sub(sc.window);
+        let mut out = HashMap::new();
+        let mut accounts = Vec::new();
+        for (&id, g) in self.groups.iter().filter(|(_, g)| !g.flagged && g.last >= from) {
+            let authored = || g.members.iter().filter(|m| m.author != 0 && m.t >= from && m.t <= end);
+            accounts.clear();
+            accounts.extend(authored().map(|m| m.author));
+            let n = accounts.len();
+            accounts.sort_unstable();
+            accounts.dedup();
+            if n >= 2 && (accounts.len() as u32) < 2 * sc.burst_min {
+                out.extend(authored().map(|m| (m.seq, id)));
+            }
+        }
+        out
+    }
+
     /// Hourly clean-up: groups, authors, contradiction bursts and wave
     /// markers that fell out of their windows before `end`.
     pub(crate) fn sweep(&mut self, end: EventTime, sc: &SpamConfig) {
