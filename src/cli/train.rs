@@ -26,8 +26,10 @@ pub struct TrainArgs {
     /// by scripts/fetch-train-data.py.
     #[arg(long)]
     data: PathBuf,
-    /// Where to write the sentiment head.
-    #[arg(long, default_value = "models/heads/sentiment.json")]
+    /// Where to write the sentiment head (the default model is the adapted
+    /// one, written by `earshot train-adapter`; this head on the published
+    /// weights is the opt-out, `examples/sentiment-frozen.toml`).
+    #[arg(long, default_value = "models/heads/sentiment-frozen.json")]
     out: PathBuf,
     /// Where to write the category head (prototype centroids; the shipped
     /// `category.json` refines them with `earshot train-category`).
