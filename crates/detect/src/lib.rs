@@ -53,6 +53,12 @@
 //!   suspect, see [`spam`]) are kept out of every crisis statistic
 //!   (retroactively for the members seen before a burst was recognised) and
 //!   reported as [`SignalKind::ReviewBombing`](earshot_core::types::SignalKind::ReviewBombing) instead.
+//!   Until the filter has judged a near-duplicate group whose members carry
+//!   author ids (flagged, or posted by `2 * burst_min` accounts without
+//!   coordination), a new spike is tested with that group counted as one
+//!   item, as early firing counts only distinct negatives: a fake wave split
+//!   over templates or categories cannot fire a crisis a member before it
+//!   is recognised.
 //! * Event times are untrusted input: arithmetic on them saturates, and the
 //!   work one event can cause is bounded (a jump of the watermark skips
 //!   empty windows and folds at most a few baseline memories of idle hours),

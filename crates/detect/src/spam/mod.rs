@@ -31,7 +31,7 @@
 //! long as a retraction can still reach it. State is bounded by the
 //! windows: groups, authors and per-scope minute counts are swept hourly.
 
-use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
 
 use earshot_core::hash::fnv1a;
 use earshot_core::types::{EventTime, Quote, ScoredEvent, Signal, SignalKey};
@@ -286,6 +286,9 @@ pub(crate) struct Screened {
 #[derive(Debug, Clone, Default)]
 pub(crate) struct SpamFilter {
     groups: BTreeMap<u64, Group>,
+    /// Groups that have had two members or more (most texts have no
+    /// near-duplicate: the undecided groups are found among these).
+    repeated: BTreeSet<u64>,
     bands: HashMap<BandKey, u64>,
     next_group: u64,
     authors: HashMap<String, Author>,
@@ -467,6 +470,9 @@ impl SpamFilter {
         });
         grp.last = grp.last.max(t);
         grp.expire(t.saturating_sub(sc.window));
+        if grp.members.len() >= 2 {
+            self.repeated.insert(gid);
+        }
         if grp.quotes.len() < 5 {
             grp.quotes.push(q);
         }
@@ -575,7 +581,11 @@ impl SpamFilter {
         let from = end.saturating_sub(sc.window);
         let mut out = HashMap::new();
         let mut accounts = Vec::new();
-        for (&id, g) in self.groups.iter().filter(|(_, g)| !g.flagged && g.last >= from) {
+        let groups = self
+            .repeated
+            .iter()
+            .filter_map(|id| self.groups.get(id).map(|g| (*id, g)));
+        for (id, g) in groups.filter(|(_, g)| !g.flagged && g.last >= from) {
             let authored = || g.members.iter().filter(|m| m.author != 0 && m.t >= from && m.t <= end);
             accounts.clear();
             accounts.extend(authored().map(|m| m.author));
@@ -600,6 +610,7 @@ impl SpamFilter {
             .map(|(&id, _)| id)
             .collect();
         for id in stale {
+            self.repeated.remove(&id);
             if let Some(g) = self.groups.remove(&id) {
                 for k in g.band_keys {
                     if self.bands.get(&k) == Some(&id) {
