@@ -496,7 +496,7 @@ fn classify_blocking(model: &LiveModel, texts: &[String]) -> Result<Vec<Value>, 
                 v["index"] = json!(index);
                 if s.truncated {
                     v["note"] = json!(format!(
-                        "text truncated to the model window of {} tokens",
+                        "text truncated to model.max_tokens = {} tokens",
                         model.max_tokens
                     ));
                 }

@@ -200,21 +200,83 @@ fn complaint_categories_are_mostly_right_in_every_language() {
 }
 
 #[test]
-fn long_text_is_truncated_to_the_window_and_says_so() {
+fn long_text_is_read_in_windows_up_to_max_tokens_and_says_so() {
     let m = util::real_model().lock().unwrap();
-    let long = "The charger overheated and melted the cable. ".repeat(200);
-    let enc = m.tokenizer.encode(&long).unwrap();
-    assert_eq!(enc.len(), 512);
-    assert!(enc.truncated);
-    assert_eq!(*enc.ids.last().unwrap(), 2, "ends with </s>");
+    let spec = util::real_config().model;
+    let (window, max) = (m.tokenizer.window(), m.tokenizer.max_tokens());
+    assert_eq!((window, max), (spec.window_tokens, spec.max_tokens));
+    assert!(window < max, "defaults read long texts in several windows");
+    let whole = model::Tokenizer::from_file(&spec.tokenizer, max).unwrap();
+    let prefix_len = 4; // <s> + the pieces of `query:` (▁que, ry, :)
+                        // What a window holds besides the text's own pieces: <s>, the prefix, </s>.
+    let pieces = |e: &model::Encoded| -> Vec<u32> {
+        e.window_ids()
+            .flat_map(|w| w[prefix_len..w.len() - 1].to_vec())
+            .collect()
+    };
+    for (text, cut) in [
+        // ~400 tokens: two windows, nothing cut.
+        ("The charger overheated and melted the cable. ".repeat(40), false),
+        // far over max_tokens: cut, flagged.
+        ("The charger overheated and melted the cable. ".repeat(400), true),
+    ] {
+        let enc = m.tokenizer.encode(&text).unwrap();
+        let one = whole.encode(&text).unwrap();
+        assert_eq!(one.windows.len(), 1);
+        assert_eq!((enc.truncated, one.truncated), (cut, cut));
+        assert!(enc.windows.len() >= 2, "{} tokens in one window", enc.len());
+        assert_eq!(enc.windows.iter().sum::<usize>(), enc.len());
+        let (lo, hi) = (enc.windows.iter().min().unwrap(), enc.windows.iter().max().unwrap());
+        assert!(*hi <= window && hi - lo <= 1, "uneven windows {:?}", enc.windows);
+        for w in enc.window_ids() {
+            assert_eq!(
+                &w[..prefix_len],
+                &one.ids[..prefix_len],
+                "each window starts <s> query:"
+            );
+            assert_eq!(*w.last().unwrap(), 2, "each window ends with </s>");
+        }
+        // The windows hold exactly the pieces one long window reads, in order.
+        assert_eq!(pieces(&enc), pieces(&one));
+        assert!(pieces(&enc).len() < max - prefix_len);
+    }
+    // A text that fits one window is encoded as before.
+    let short = "Got the set yesterday, still in the box.";
+    assert_eq!(m.tokenizer.encode(short).unwrap(), whole.encode(short).unwrap());
     // Multi-megabyte input is cut before tokenisation, still flagged.
     let huge = "巨".repeat(1_000_000);
     let enc = m.tokenizer.encode(&huge).unwrap();
-    assert!(enc.truncated && enc.len() <= 512);
+    assert!(enc.truncated && enc.len() <= max + (enc.windows.len() - 1) * (prefix_len + 1));
     assert!(matches!(
         m.tokenizer.encode(" \n\t "),
         Err(model::ModelError::EmptyText)
     ));
+}
+
+/// A long text's embedding is its windows' embeddings averaged by tokens:
+/// windows attend only to themselves, batched with other texts or not.
+#[test]
+fn a_long_text_embeds_as_the_token_weighted_mean_of_its_windows() {
+    let m = util::real_model().lock().unwrap();
+    let enc = m.classifier.encoder();
+    let long = m
+        .tokenizer
+        .encode(&"Arrived two weeks late, the box was crushed and support never answered. ".repeat(30))
+        .unwrap();
+    let short = m.tokenizer.encode("Great value, works fine.").unwrap();
+    assert!(long.windows.len() >= 2);
+    let pooled = model::embed(enc, &EncodedBatch::pack([&short, &long, &short], PAD_ID)).unwrap();
+    assert_eq!(pooled.len(), 3);
+    let mut mean = vec![0f32; pooled[1].len()];
+    for w in long.window_ids() {
+        let alone = model::Encoded::single(w.to_vec(), false);
+        let e = model::embed(enc, &EncodedBatch::pack([&alone], PAD_ID)).unwrap();
+        mean.iter_mut().zip(&e[0]).for_each(|(m, x)| *m += x * w.len() as f32);
+    }
+    let c = util::cosine(&mean, &pooled[1]);
+    assert!(c > 0.9999, "cosine {c}");
+    let alone = model::embed(enc, &EncodedBatch::pack([&short], PAD_ID)).unwrap();
+    assert!(util::cosine(&alone[0], &pooled[0]) > 0.9999 && util::cosine(&alone[0], &pooled[2]) > 0.9999);
 }
 
 /// Padding must not change a text's embedding: batch it with longer texts and

@@ -526,13 +526,7 @@ pub fn run_e5s1(input: &[u8]) -> String {
         }
     };
     let ids: Vec<u32> = [0u32, 5, 19, h.pad_id].to_vec();
-    let batch = EncodedBatch {
-        mask: vec![1.0; ids.len()],
-        batch: 1,
-        seq: ids.len(),
-        real_tokens: ids.len(),
-        ids,
-    };
+    let batch = EncodedBatch::pack([&earshot::model::Encoded::single(ids, false)], h.pad_id);
     match enc.embed_batch(&batch) {
         Ok(v) if v.iter().flatten().all(|x| x.is_finite()) => "embedded".into(),
         Ok(_) => "embedded-nonfinite".into(),

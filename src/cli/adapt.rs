@@ -403,7 +403,7 @@ pub fn run(args: AdaptArgs) -> anyhow::Result<ExitCode> {
     let mut full = cfg.model.clone();
     full.matmul = model::MatmulMode::Int8;
     let encoder = model::load_encoder_adapted(&full, Some(&adapter), &device)?;
-    let full_tok = model::Tokenizer::from_file(&cfg.model.tokenizer, cfg.model.max_tokens)?;
+    let full_tok = model::load_tokenizer(&cfg.model)?;
     let mut category = model::build_category_head(&full_tok, &encoder, &name)?;
     category.adapter_sha256 = Some(adapter.sha256.clone());
     category.provenance["adapter"] = json!(args.out_adapter.display().to_string());

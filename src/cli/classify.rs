@@ -196,7 +196,7 @@ pub fn run(args: ClassifyArgs) -> anyhow::Result<ExitCode> {
                     obj.insert(
                         "note".into(),
                         json!(format!(
-                            "text truncated to the model window of {} tokens",
+                            "text truncated to model.max_tokens = {} tokens",
                             cfg.model.max_tokens
                         )),
                     );

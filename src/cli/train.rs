@@ -247,7 +247,7 @@ pub fn run_train(args: TrainArgs) -> anyhow::Result<ExitCode> {
     let cfg = args.model.load_config()?;
     super::require_model_files(&cfg)?;
     let device = model::parse_device(&args.model.device).context("invalid --device")?;
-    let tokenizer = model::Tokenizer::from_file(&cfg.model.tokenizer, cfg.model.max_tokens)?;
+    let tokenizer = model::load_tokenizer(&cfg.model)?;
     let encoder = model::load_encoder(&cfg.model, &device).context("failed to load the encoder")?;
     let name = "multilingual-e5-small".to_string();
     let data = read_labelled(&args.data)?;

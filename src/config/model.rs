@@ -27,8 +27,13 @@ pub struct RawModel {
     /// Encoder adapter (LoRA) the sentiment head was trained with; merged
     /// into the weights at load. Default `<dir>/adapters/sentiment-lora.safetensors`.
     pub adapter: Option<PathBuf>,
-    /// Model window in tokens, special tokens included.
+    /// Most tokens read of one text, special tokens included; the rest is
+    /// cut and the text marked truncated.
     pub max_tokens: usize,
+    /// Most tokens per encoder window: a longer text is read in several
+    /// windows whose embeddings are averaged (the adapter is trained on
+    /// texts cut to 128 tokens; one 512-token window reads long reviews worse).
+    pub window_tokens: usize,
     /// `auto` (int8 on the CPU, f32 on CUDA), `int8` (unpadded Q4 x Q8
     /// integer kernels, CPU), `f32` (candle, dequantised dense GEMM) or `q4`
     /// (candle quantised matmul).
@@ -47,7 +52,8 @@ impl Default for RawModel {
             sentiment_head: None,
             category_head: None,
             adapter: None,
-            max_tokens: 512,
+            max_tokens: 2048,
+            window_tokens: 256,
             matmul: MatmulMode::default(),
             batch: RawBatch::default(),
             random: RawRandom::default(),
@@ -97,6 +103,9 @@ impl Default for RawRandom {
     }
 }
 
+/// Upper bound of `model.max_tokens`: 16 windows of 512, 128 KiB of text.
+pub const MAX_TOKENS_CAP: usize = 8192;
+
 impl RawModel {
     /// Checks the section and resolves its paths against `base`. Pure: reads no files.
     pub fn validate(self, base: &Path) -> Result<(ModelSpec, BatchLimits), ConfigError> {
@@ -113,10 +122,22 @@ impl RawModel {
                 None => dir.join(name),
             }
         };
-        if !(3..=512).contains(&m.max_tokens) {
+        if !(8..=512).contains(&m.window_tokens) {
+            return Err(ConfigError::Invalid {
+                field: "model.window_tokens",
+                message: format!(
+                    "{} is outside 8..=512 (the encoder has 512 positions; a window needs <s>, the prefix, text and </s>)",
+                    m.window_tokens
+                ),
+            });
+        }
+        if !(3..=MAX_TOKENS_CAP).contains(&m.max_tokens) {
             return Err(ConfigError::Invalid {
                 field: "model.max_tokens",
-                message: format!("{} is outside 3..=512 (the model's window)", m.max_tokens),
+                message: format!(
+                    "{} is outside 3..={MAX_TOKENS_CAP} (tokens read of one text, read in windows of model.window_tokens)",
+                    m.max_tokens
+                ),
             });
         }
         if m.batch.max_batch == 0 {
@@ -125,12 +146,12 @@ impl RawModel {
                 message: "must be at least 1".into(),
             });
         }
-        if m.batch.max_tokens < m.max_tokens {
+        if m.batch.max_tokens < m.window_tokens {
             return Err(ConfigError::Invalid {
                 field: "model.batch.max_tokens",
                 message: format!(
-                    "{} is below model.max_tokens = {}; a full-length text must fit in one batch",
-                    m.batch.max_tokens, m.max_tokens
+                    "{} is below model.window_tokens = {}; a full window must fit in one batch",
+                    m.batch.max_tokens, m.window_tokens
                 ),
             });
         }
@@ -193,6 +214,7 @@ impl RawModel {
                 category_head,
                 adapter: Some(in_dir(m.adapter, "adapters/sentiment-lora.safetensors")),
                 max_tokens: m.max_tokens,
+                window_tokens: m.window_tokens,
                 matmul: m.matmul,
                 threads: 0,
             },

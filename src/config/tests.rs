@@ -27,7 +27,8 @@ const ALL_DEFAULTS: &str = r#"
 [model]
 encoder = "e5-small"
 dir = "models"
-max_tokens = 512
+max_tokens = 2048
+window_tokens = 256
 matmul = "auto"
 [model.batch]
 max_tokens = 4096
@@ -120,7 +121,7 @@ fn every_default_is_pinned_and_nested_tables_default_too() {
     let c = RawConfig::parse("[model.batch]\nmax_batch = 8\n[detect.spam]\nburst_min = 9\n", "t").unwrap();
     assert_eq!(
         (c.model.batch.max_tokens, c.model.batch.max_batch, c.model.max_tokens),
-        (4096, 8, 512)
+        (4096, 8, 2048)
     );
     assert_eq!(
         (c.detect.spam.burst_min, c.detect.spam.author_max, c.detect.step_secs),
@@ -198,8 +199,20 @@ fn unknown_fields_and_bad_values_are_named() {
     assert!(msg(&e).contains("encodr"), "{e}");
     let e = Config::from_toml("[model]\nencoder = \"gpt\"\n", "t.toml", Path::new(".")).unwrap_err();
     assert!(msg(&e).contains("model.encoder"), "{e}");
-    let e = Config::from_toml("[model]\nmax_tokens = 4096\n", "t.toml", Path::new(".")).unwrap_err();
+    let e = Config::from_toml("[model]\nmax_tokens = 9000\n", "t.toml", Path::new(".")).unwrap_err();
     assert!(msg(&e).contains("model.max_tokens"), "{e}");
+    let e = Config::from_toml("[model]\nwindow_tokens = 1024\n", "t.toml", Path::new(".")).unwrap_err();
+    assert!(
+        msg(&e).contains("model.window_tokens") && msg(&e).contains("512 positions"),
+        "{e}"
+    );
+    let e = Config::from_toml(
+        "[model]\nwindow_tokens = 256\n[model.batch]\nmax_tokens = 200\n",
+        "t.toml",
+        Path::new("."),
+    )
+    .unwrap_err();
+    assert!(msg(&e).contains("model.batch.max_tokens"), "{e}");
     let e = Config::from_toml(
         "[model]\nencoder = \"random\"\n[model.random]\nhidden = 50\n",
         "t.toml",

@@ -175,7 +175,7 @@ pub static EVENTS_TOO_LATE: Def = counter(
     "Events scored and delivered but behind the detector's allowed lateness (not in its statistics).",
     &[],
 );
-pub static EVENTS_TRUNCATED: Def = counter("earshot_events_truncated_total", "Texts cut to the model window.", &[]);
+pub static EVENTS_TRUNCATED: Def = counter("earshot_events_truncated_total", "Texts cut to model.max_tokens.", &[]);
 pub static PIPELINE_IN_FLIGHT: Def = gauge(
     "earshot_pipeline_in_flight",
     "Messages received but not yet acknowledged.",

@@ -83,12 +83,12 @@ impl BatchStage {
             for group in batch::plan(&lengths, limits) {
                 let members: Vec<Tokenized> = group.iter().filter_map(|&i| slots[i].take()).collect();
                 let eb = EncodedBatch::pack(members.iter().map(|t| &t.encoded), PAD_ID);
-                stats.metrics.observe(&m::BATCH_SIZE, &[], eb.batch as f64);
+                stats.metrics.observe(&m::BATCH_SIZE, &[], eb.texts() as f64);
                 stats.metrics.observe(&m::BATCH_TOKENS, &[], eb.padded_tokens() as f64);
                 let oldest = members.iter().map(|t| t.tokenized).min().unwrap_or_else(Instant::now);
                 let submitted_at = Instant::now();
                 stats.batches.fetch_add(1, Ordering::Relaxed);
-                stats.batch_texts.fetch_add(eb.batch as u64, Ordering::Relaxed);
+                stats.batch_texts.fetch_add(eb.texts() as u64, Ordering::Relaxed);
                 stats.real_tokens.fetch_add(eb.real_tokens as u64, Ordering::Relaxed);
                 stats
                     .padded_tokens

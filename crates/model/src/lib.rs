@@ -98,7 +98,7 @@ pub struct Inference {
 /// Synchronous batch classifier. Implementations own their model and are
 /// driven by exactly one thread.
 pub trait Classifier: Send {
-    /// Classifies a padded batch; one result per row, in order.
+    /// Classifies a padded batch; one result per text (not per window row), in order.
     fn classify(&mut self, batch: &EncodedBatch) -> Result<Vec<Inference>, ModelError>;
     /// Length of the embeddings returned.
     fn embedding_dim(&self) -> usize;
@@ -128,7 +128,11 @@ pub struct ModelSpec {
     /// Encoder adapter file, merged into the weights when the sentiment head
     /// was trained with it (the head records its sha256).
     pub adapter: Option<PathBuf>,
+    /// Most tokens read of one text (special tokens and prefix counted once).
     pub max_tokens: usize,
+    /// Most tokens per encoder window; longer texts are read in several
+    /// windows whose embeddings are averaged.
+    pub window_tokens: usize,
     pub matmul: MatmulMode,
     /// Threads of the int8 encoder (0: one per core).
     pub threads: usize,
@@ -161,9 +165,10 @@ impl E5Classifier {
     }
 }
 
-/// Runs the encoder on a batch and returns the embeddings as rows.
+/// Runs the encoder on a batch and returns one embedding per text, in order
+/// (a text's windows pooled into one; see [`EncodedBatch::pool_texts`]).
 pub fn embed(encoder: &Encoder, batch: &EncodedBatch) -> Result<Vec<Vec<f32>>, ModelError> {
-    encoder.embed_batch(batch)
+    Ok(batch.pool_texts(encoder.embed_batch(batch)?))
 }
 
 impl Classifier for E5Classifier {
@@ -306,11 +311,16 @@ pub fn head_adapter(
     Ok(Some(adapter))
 }
 
+/// The tokenizer of `spec`, cutting texts into its windows.
+pub fn load_tokenizer(spec: &ModelSpec) -> Result<Tokenizer, ModelError> {
+    Tokenizer::from_file(&spec.tokenizer, spec.max_tokens)?.with_window(spec.window_tokens)
+}
+
 /// Loads tokenizer, encoder and heads. Category centroids are computed from
 /// the prototypes when no head file is given.
 pub fn load(spec: &ModelSpec, device: &Device) -> Result<Loaded, ModelError> {
     let start = Instant::now();
-    let tokenizer = Tokenizer::from_file(&spec.tokenizer, spec.max_tokens)?;
+    let tokenizer = load_tokenizer(spec)?;
     let head = match &spec.sentiment_head {
         Some(path) => Some((SentimentHead::load(path)?, path)),
         None => None,
@@ -326,6 +336,13 @@ pub fn load(spec: &ModelSpec, device: &Device) -> Result<Loaded, ModelError> {
             "tokenizer has {} tokens but the encoder's vocabulary is {}; tokenizer and weights do not belong together",
             tokenizer.vocab_size(),
             encoder.config().vocab
+        )));
+    }
+    if tokenizer.window() > encoder.config().max_positions {
+        return Err(ModelError::Config(format!(
+            "a window of {} tokens exceeds the encoder's {} positions; lower model.window_tokens",
+            tokenizer.window(),
+            encoder.config().max_positions
         )));
     }
     let (sentiment, name) =

@@ -1,5 +1,14 @@
 //! Tokenisation with the model's own `tokenizer.json` (XLM-R SentencePiece
-//! Unigram), the E5 `query: ` prefix, and truncation to the model window.
+//! Unigram), the E5 `query: ` prefix, truncation to `max_tokens`, and the cut
+//! of a long text into encoder windows.
+//!
+//! Windows: a text longer than the window (`with_window`) is read as several
+//! well-formed sequences, `<s> query: piece.. </s>` each, cut at piece
+//! boundaries; the encoder embeds each and averages them (weighted by
+//! tokens) into the text's one embedding. The sentiment adapter is trained on
+//! texts cut to 128 tokens, and a full review read in one 512-token window is
+//! far from anything it saw: on held-out full movie reviews 256-token windows
+//! raise binary accuracy from 0.705 to 0.849 (models/README.md).
 //!
 //! The normaliser and pre-tokeniser are the `tokenizers` crate's own, built
 //! from the file; the Unigram model is ours: the same Viterbi search
@@ -25,25 +34,51 @@ use super::ModelError;
 /// The E5 models expect this prefix on symmetric tasks such as classification.
 pub const QUERY_PREFIX: &str = "query: ";
 
-/// Bytes of text looked at before tokenisation. A 512-token window never
-/// needs more (the longest piece is 16 UTF-8 bytes); the rest is cut and the
-/// text is marked truncated. Bounds the work an oversize input can cause.
-pub const MAX_TEXT_BYTES: usize = 512 * 16;
+/// Bytes of text looked at per token of `max_tokens` before tokenisation:
+/// `max_tokens` pieces never need more (the longest piece is 16 UTF-8 bytes);
+/// the rest is cut and the text is marked truncated. Bounds the work an
+/// oversize input can cause.
+pub const BYTES_PER_TOKEN: usize = 16;
 
-/// One tokenised text: `<s> ... </s>` ids, ready for batching.
+/// One tokenised text: one or more windows, `<s> ... </s>` each, end to end,
+/// ready for batching.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Encoded {
+    /// The windows' ids, end to end.
     pub ids: Vec<u32>,
-    /// True when tokens (or bytes) beyond the window were dropped.
+    /// True when tokens (or bytes) beyond `max_tokens` were dropped.
     pub truncated: bool,
+    /// Length of each window in `ids`, in order (one entry for a text that
+    /// fits in one window); they sum to `ids.len()`.
+    pub windows: Vec<usize>,
 }
 
 impl Encoded {
+    /// One window holding all of `ids`.
+    pub fn single(ids: Vec<u32>, truncated: bool) -> Self {
+        let windows = vec![ids.len()];
+        Self {
+            ids,
+            truncated,
+            windows,
+        }
+    }
+
+    /// Tokens over all windows.
     pub fn len(&self) -> usize {
         self.ids.len()
     }
     pub fn is_empty(&self) -> bool {
         self.ids.is_empty()
+    }
+
+    /// The windows' ids, in order.
+    pub fn window_ids(&self) -> impl Iterator<Item = &[u32]> {
+        self.windows.iter().scan(0usize, |at, &n| {
+            let w = &self.ids[*at..*at + n];
+            *at += n;
+            Some(w)
+        })
     }
 }
 
@@ -53,6 +88,9 @@ impl Encoded {
 pub struct Tokenizer {
     inner: Arc<Inner>,
     max_tokens: usize,
+    window: usize,
+    /// Piece ids of [`QUERY_PREFIX`], repeated at the start of every window.
+    prefix: Vec<u32>,
 }
 
 struct Inner {
@@ -221,7 +259,8 @@ impl Pieces {
 }
 
 impl Tokenizer {
-    /// Loads `tokenizer.json`; `max_tokens` counts the special tokens.
+    /// Loads `tokenizer.json`; `max_tokens` counts the special tokens and is
+    /// also the window (one window per text; see [`Tokenizer::with_window`]).
     pub fn from_file(path: &Path, max_tokens: usize) -> Result<Self, ModelError> {
         let err = |source: String| ModelError::Tokenizer {
             path: path.display().to_string(),
@@ -269,7 +308,7 @@ impl Tokenizer {
             .max(json.added_tokens.iter().map(|t| t.id as usize + 1).max().unwrap_or(0));
         let mut specials: Vec<(String, u32)> = json.added_tokens.into_iter().map(|t| (t.content, t.id)).collect();
         specials.sort_by_key(|(s, _)| std::cmp::Reverse(s.len()));
-        Ok(Self {
+        let mut tok = Self {
             inner: Arc::new(Inner {
                 normalizer: json.normalizer,
                 pre_tokenizer: json.pre_tokenizer,
@@ -280,11 +319,38 @@ impl Tokenizer {
                 vocab_size,
             }),
             max_tokens,
-        })
+            window: max_tokens,
+            prefix: Vec::new(),
+        };
+        let mut prefix = Vec::new();
+        tok.pieces_of(QUERY_PREFIX.trim_end(), &mut prefix)?;
+        tok.prefix = prefix;
+        Ok(tok)
     }
 
+    /// Cuts texts longer than `window` tokens (special tokens and the prefix
+    /// included) into several windows of at most that length; `max_tokens`
+    /// still bounds what is read of a text. A window must leave room for
+    /// `<s>`, the prefix, one piece and `</s>`.
+    pub fn with_window(mut self, window: usize) -> Result<Self, ModelError> {
+        let least = self.prefix.len() + 3;
+        if window < least {
+            return Err(ModelError::Config(format!(
+                "window_tokens = {window} is too small: a window needs {least} (<s>, `{QUERY_PREFIX}`, one piece, </s>)"
+            )));
+        }
+        self.window = window;
+        Ok(self)
+    }
+
+    /// Most tokens read of one text (special tokens and prefix counted once).
     pub fn max_tokens(&self) -> usize {
         self.max_tokens
+    }
+
+    /// Most tokens in one encoder window.
+    pub fn window(&self) -> usize {
+        self.window
     }
 
     /// Vocabulary size including added tokens.
@@ -298,8 +364,9 @@ impl Tokenizer {
         if text.trim().is_empty() {
             return Err(ModelError::EmptyText);
         }
-        let (head, cut_bytes) = if text.len() > MAX_TEXT_BYTES {
-            let mut end = MAX_TEXT_BYTES;
+        let max_bytes = self.max_tokens * BYTES_PER_TOKEN;
+        let (head, cut_bytes) = if text.len() > max_bytes {
+            let mut end = max_bytes;
             while !text.is_char_boundary(end) {
                 end -= 1;
             }
@@ -317,7 +384,34 @@ impl Tokenizer {
             ids.push(self.inner.eos);
             truncated = true;
         }
-        Ok(Encoded { ids, truncated })
+        Ok(self.cut_windows(ids, truncated))
+    }
+
+    /// Cuts `<s> prefix pieces </s>` into the fewest windows of at most
+    /// `self.window` tokens, each `<s> prefix part </s>`, parts of even length. Texts that fit (or whose ids do
+    /// not start with the prefix, which the E5 prefix always yields) stay whole.
+    fn cut_windows(&self, ids: Vec<u32>, truncated: bool) -> Encoded {
+        let p = self.prefix.len();
+        if ids.len() <= self.window || ids.len() < p + 2 || ids[1..1 + p] != self.prefix[..] {
+            return Encoded::single(ids, truncated);
+        }
+        let body = &ids[1 + p..ids.len() - 1];
+        // As few windows as fit, of even length (no short last window).
+        let n = body.len().div_ceil(self.window - p - 2);
+        let mut out = Vec::with_capacity(ids.len() + n * (p + 2));
+        let mut windows = Vec::with_capacity(n);
+        for part in body.chunks(body.len().div_ceil(n)) {
+            out.push(self.inner.bos);
+            out.extend_from_slice(&self.prefix);
+            out.extend_from_slice(part);
+            out.push(self.inner.eos);
+            windows.push(part.len() + p + 2);
+        }
+        Encoded {
+            ids: out,
+            truncated,
+            windows,
+        }
     }
 
     /// Appends the piece ids of `text` (no `<s>`/`</s>`): added tokens found

@@ -54,7 +54,7 @@ impl ClassifierThread {
                         results,
                         compute: start.elapsed(),
                         queued,
-                        batch: job.batch.batch,
+                        batch: job.batch.texts(),
                         real_tokens: job.batch.real_tokens,
                         padded_tokens: job.batch.padded_tokens(),
                     });

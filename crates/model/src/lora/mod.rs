@@ -344,13 +344,7 @@ mod tests {
     }
 
     fn pack_ids(seqs: &[&[u32]]) -> EncodedBatch {
-        let encoded: Vec<crate::Encoded> = seqs
-            .iter()
-            .map(|s| crate::Encoded {
-                ids: s.to_vec(),
-                truncated: false,
-            })
-            .collect();
+        let encoded: Vec<crate::Encoded> = seqs.iter().map(|s| crate::Encoded::single(s.to_vec(), false)).collect();
         EncodedBatch::pack(encoded.iter(), 1)
     }
 
