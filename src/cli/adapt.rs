@@ -160,9 +160,10 @@ fn select<'a>(
 }
 
 /// candle allocates a fresh buffer for every tensor a training step
-/// computes and frees it at once. glibc serves buffers over 128 KiB with
-/// mmap and unmaps them on free, so every step page-faults its activations in
-/// again: about a third of the training's CPU time went to the kernel.
+/// computes and frees it at once. glibc serves large buffers with mmap (its
+/// threshold starts at 128 KiB and adapts) and unmaps them on free, so steps
+/// page-faulted their activations in again: about a third of the training's
+/// CPU time went to the kernel.
 /// Serving them from the heap (up to 32 MiB, glibc's ceiling) and trimming
 /// only above 1 GiB free keeps the pages: 0.74x the wall time of a small
 /// training run (models/README.md), peak memory +1 %.
