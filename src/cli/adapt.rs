@@ -59,9 +59,16 @@ pub struct AdaptArgs {
     /// chosen by a stable hash (a quarter of it for long-text subsets).
     #[arg(long, default_value_t = 1500)]
     max_per_group: usize,
-    /// Texts are cut to this many tokens for training (inference uses the full window).
+    /// Texts are cut to this many tokens for training (inference reads up
+    /// to `model.max_tokens` in windows).
     #[arg(long, default_value_t = 128)]
     train_tokens: usize,
+    /// Read training texts the way inference does: up to `--train-tokens`
+    /// tokens, cut into windows of at most this many, the windows' embeddings
+    /// averaged by their tokens. 0 (default) reads one window of
+    /// `--train-tokens`. Texts that fit one window train as before.
+    #[arg(long, default_value_t = 0)]
+    train_window: usize,
     /// Texts are cut to this many characters before tokenising.
     #[arg(long, default_value_t = 1000)]
     max_chars: usize,
@@ -192,9 +199,22 @@ pub fn run(args: AdaptArgs) -> anyhow::Result<ExitCode> {
     cfg.model.matmul = model::MatmulMode::Int8;
     super::require_model_files(&cfg)?;
     let device = candle_core::Device::Cpu;
-    let tokenizer = model::Tokenizer::from_file(&cfg.model.tokenizer, args.train_tokens.clamp(3, 512))?;
     let base = model::load_encoder(&cfg.model, &device).context("failed to load the encoder")?;
     let layers = base.config().layers;
+    let positions = base.config().max_positions;
+    let tokenizer = if args.train_window == 0 {
+        model::Tokenizer::from_file(&cfg.model.tokenizer, args.train_tokens.clamp(3, positions))?
+    } else {
+        anyhow::ensure!(
+            args.train_window <= positions && args.train_window <= args.train_tokens,
+            "--train-window {} must be at most the encoder's {positions} positions and at most --train-tokens {}",
+            args.train_window,
+            args.train_tokens
+        );
+        model::Tokenizer::from_file(&cfg.model.tokenizer, args.train_tokens)?
+            .with_window(args.train_window)
+            .context("--train-window")?
+    };
     anyhow::ensure!(
         (1..=layers).contains(&args.top_layers),
         "--top-layers {} must be between 1 and the encoder's {layers} layers",
@@ -249,16 +269,20 @@ pub fn run(args: AdaptArgs) -> anyhow::Result<ExitCode> {
     let mut slots: Vec<Option<Example>> = (0..encoded.len()).map(|_| None).collect();
     let mut done = 0;
     for chunk in order.chunks(64) {
-        let seqs: Vec<&[u32]> = chunk.iter().map(|&i| encoded[i].0.ids.as_slice()).collect();
+        // Every window is a sequence of its own, as at inference.
+        let seqs: Vec<&[u32]> = chunk.iter().flat_map(|&i| encoded[i].0.window_ids()).collect();
         let (hidden, offsets) = base.hidden_after(&seqs, shape.first)?;
-        for (k, &i) in chunk.iter().enumerate() {
-            let (a, b) = (offsets[k], offsets[k + 1]);
+        let mut row = 0;
+        for &i in chunk {
+            let n = encoded[i].0.windows.len();
+            let (a, b) = (offsets[row], offsets[row + n]);
             slots[i] = Some(Example {
                 hidden: hidden[a * hd..b * hd].iter().map(|&v| half::f16::from_f32(v)).collect(),
-                len: b - a,
+                windows: offsets[row..=row + n].windows(2).map(|w| w[1] - w[0]).collect(),
                 label: label_index(&encoded[i].1.label),
                 weight: 1.0,
             });
+            row += n;
         }
         done += chunk.len();
         if done % 2048 < 64 {
@@ -381,6 +405,7 @@ pub fn run(args: AdaptArgs) -> anyhow::Result<ExitCode> {
     let options = json!({
         "top_layers": args.top_layers, "rank": args.rank, "alpha": args.alpha, "targets": args.targets,
         "epochs": args.epochs, "max_per_group": args.max_per_group, "train_tokens": args.train_tokens,
+        "train_window": args.train_window,
         "lr": args.lr, "head_lr": args.head_lr, "batch_tokens": args.batch_tokens, "seed": args.seed,
         "skip": args.skip, "exclude": args.exclude, "class_bias": args.class_bias, "anchor": args.anchor,
         "weight": args.weight.iter().map(|(p, w)| format!("{p}={w}")).collect::<Vec<_>>(),

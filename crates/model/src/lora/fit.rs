@@ -8,14 +8,31 @@ use candle_nn::optim::{AdamW, Optimizer, ParamsAdamW};
 use super::{xorshift, Head3, TopLayers};
 use crate::ModelError;
 
-/// One training text: the frozen layers' output for its tokens.
+/// One training text: the frozen layers' output for its tokens, in one
+/// window or several (a long text read the way inference reads it).
 pub struct Example {
-    /// `[len, hidden]` in f16 (halves the memory of the cache).
+    /// `[tokens, hidden]` in f16 (halves the memory of the cache): the
+    /// windows' rows end to end.
     pub hidden: Vec<half::f16>,
-    pub len: usize,
+    /// Tokens of each window, in order; they sum to the rows of `hidden`.
+    /// A text of several windows trains on the token-weighted mean of its
+    /// windows' embeddings, as `EncodedBatch::pool_texts` pools at inference.
+    pub windows: Vec<usize>,
     /// 0 neg, 1 neu, 2 pos.
     pub label: usize,
     pub weight: f32,
+}
+
+impl Example {
+    /// Tokens over all windows.
+    pub fn tokens(&self) -> usize {
+        self.windows.iter().sum()
+    }
+
+    /// The longest window: the padded length of a batch holding it.
+    fn longest(&self) -> usize {
+        self.windows.iter().copied().max().unwrap_or(0)
+    }
 }
 
 /// Optimiser settings.
@@ -59,19 +76,8 @@ fn batches(examples: &[Example], opts: &TrainOptions, epoch: usize) -> Vec<Vec<u
         let j = ((xorshift(&mut rng) + 1.0) * 0.5 * (i + 1) as f32) as usize % (i + 1);
         idx.swap(i, j);
     }
-    idx.sort_by_key(|&i| examples[i].len);
-    let mut out: Vec<Vec<usize>> = Vec::new();
-    let mut cur: Vec<usize> = Vec::new();
-    for i in idx {
-        let len = examples[i].len;
-        if !cur.is_empty() && ((cur.len() + 1) * len > opts.batch_tokens || cur.len() >= opts.max_batch) {
-            out.push(std::mem::take(&mut cur));
-        }
-        cur.push(i);
-    }
-    if !cur.is_empty() {
-        out.push(cur);
-    }
+    idx.sort_by_key(|&i| examples[i].longest());
+    let mut out = cut_by_budget(examples, &idx, opts.batch_tokens, opts.max_batch);
     for i in (1..out.len()).rev() {
         let j = ((xorshift(&mut rng) + 1.0) * 0.5 * (i + 1) as f32) as usize % (i + 1);
         out.swap(i, j);
@@ -79,22 +85,85 @@ fn batches(examples: &[Example], opts: &TrainOptions, epoch: usize) -> Vec<Vec<u
     out
 }
 
-/// Pads a batch into `[b, seq, hidden]` and `[b, seq]` tensors.
-fn pack(examples: &[Example], group: &[usize], hd: usize) -> candle_core::Result<(Tensor, Tensor)> {
-    let seq = group.iter().map(|&i| examples[i].len).max().unwrap_or(1);
-    let mut x = vec![0f32; group.len() * seq * hd];
-    let mut m = vec![0f32; group.len() * seq];
-    for (r, &i) in group.iter().enumerate() {
-        let e = &examples[i];
-        for (dst, src) in x[r * seq * hd..][..e.len * hd].iter_mut().zip(&e.hidden) {
-            *dst = src.to_f32();
+/// Cuts `order` (sorted by longest window) into consecutive groups whose
+/// padded rows (`windows × longest`) stay within `budget` tokens and whose
+/// texts stay within `max_texts`; a text over the budget gets a group of its own.
+fn cut_by_budget(examples: &[Example], order: &[usize], budget: usize, max_texts: usize) -> Vec<Vec<usize>> {
+    let mut out: Vec<Vec<usize>> = Vec::new();
+    let mut cur: Vec<usize> = Vec::new();
+    let mut rows = 0;
+    for &i in order {
+        let (n, len) = (examples[i].windows.len(), examples[i].longest().max(1));
+        if !cur.is_empty() && ((rows + n) * len > budget || cur.len() >= max_texts) {
+            out.push(std::mem::take(&mut cur));
+            rows = 0;
         }
-        m[r * seq..][..e.len].iter_mut().for_each(|v| *v = 1.0);
+        cur.push(i);
+        rows += n;
     }
-    Ok((
-        Tensor::from_vec(x, (group.len(), seq, hd), &Device::Cpu)?,
-        Tensor::from_vec(m, (group.len(), seq), &Device::Cpu)?,
-    ))
+    if !cur.is_empty() {
+        out.push(cur);
+    }
+    out
+}
+
+/// A batch ready for [`TopLayers::forward`]: every window of its texts as a
+/// padded row, and how to pool rows back into texts.
+struct Packed {
+    /// `[rows, seq, hidden]`.
+    x: Tensor,
+    /// `[rows, seq]`, 1 real, 0 padding.
+    mask: Tensor,
+    /// `[texts, rows]` token weights, or `None` when every text is one window.
+    pool: Option<Tensor>,
+}
+
+/// Pads a batch's windows into rows.
+fn pack(examples: &[Example], group: &[usize], hd: usize) -> candle_core::Result<Packed> {
+    let seq = group.iter().map(|&i| examples[i].longest()).max().unwrap_or(1).max(1);
+    let rows: usize = group.iter().map(|&i| examples[i].windows.len()).sum();
+    let mut x = vec![0f32; rows * seq * hd];
+    let mut m = vec![0f32; rows * seq];
+    let mut pool = vec![0f32; group.len() * rows];
+    let mut r = 0;
+    for (t, &i) in group.iter().enumerate() {
+        let e = &examples[i];
+        let mut at = 0;
+        for &len in &e.windows {
+            let src = &e.hidden[at * hd..(at + len) * hd];
+            for (dst, v) in x[r * seq * hd..][..len * hd].iter_mut().zip(src) {
+                *dst = v.to_f32();
+            }
+            m[r * seq..][..len].iter_mut().for_each(|v| *v = 1.0);
+            pool[t * rows + r] = len as f32;
+            at += len;
+            r += 1;
+        }
+    }
+    let pool = if rows == group.len() {
+        None
+    } else {
+        Some(Tensor::from_vec(pool, (group.len(), rows), &Device::Cpu)?)
+    };
+    Ok(Packed {
+        x: Tensor::from_vec(x, (rows, seq, hd), &Device::Cpu)?,
+        mask: Tensor::from_vec(m, (rows, seq), &Device::Cpu)?,
+        pool,
+    })
+}
+
+/// `[texts, hidden]` unit vectors of a packed batch: the rows' embeddings,
+/// a text's windows averaged by their tokens and normalised again.
+fn forward_texts(top: &TopLayers, p: &Packed) -> candle_core::Result<Tensor> {
+    let rows = top.forward(&p.x, &p.mask)?;
+    match &p.pool {
+        None => Ok(rows),
+        Some(pool) => {
+            let mean = pool.matmul(&rows)?;
+            let n = mean.sqr()?.sum_keepdim(D::Minus1)?.sqrt()?.clamp(1e-12, f64::MAX)?;
+            mean.broadcast_div(&n)
+        }
+    }
 }
 
 /// Weighted cross-entropy of logits `[b, 3]` against labels.
@@ -150,8 +219,7 @@ pub fn train(
             let frac = step as f64 / total_steps.max(1) as f64;
             lora_opt.set_learning_rate(opts.lr * (1.0 - 0.9 * frac));
             head_opt.set_learning_rate(opts.head_lr * (1.0 - 0.9 * frac));
-            let (x, m) = pack(examples, &group, hd)?;
-            let e = top.forward(&x, &m)?;
+            let e = forward_texts(top, &pack(examples, &group, hd)?)?;
             let labels: Vec<usize> = group.iter().map(|&i| examples[i].label).collect();
             let weights: Vec<f32> = group.iter().map(|&i| examples[i].weight).collect();
             let mut l = loss(&head.forward(&e)?, &labels, &weights)?;
@@ -183,22 +251,15 @@ pub fn train(
 pub fn embed(top: &TopLayers, examples: &[Example], batch_tokens: usize) -> Result<Vec<Vec<f32>>, ModelError> {
     let hd = top.cfg.hidden;
     let mut order: Vec<usize> = (0..examples.len()).collect();
-    order.sort_by_key(|&i| examples[i].len);
+    order.sort_by_key(|&i| examples[i].longest());
     let mut out = vec![Vec::new(); examples.len()];
-    let mut start = 0;
-    while start < order.len() {
-        let len = examples[order[start]].len.max(1);
-        let mut end = start + 1;
-        while end < order.len() && (end - start + 1) * examples[order[end]].len.max(len) <= batch_tokens {
-            end += 1;
-        }
-        let group = &order[start..end];
-        let (x, m) = pack(examples, group, hd)?;
-        let e = top.forward(&x, &m)?.detach().to_vec2::<f32>()?;
+    for group in cut_by_budget(examples, &order, batch_tokens, usize::MAX) {
+        let e = forward_texts(top, &pack(examples, &group, hd)?)?
+            .detach()
+            .to_vec2::<f32>()?;
         for (&i, row) in group.iter().zip(e) {
             out[i] = row;
         }
-        start = end;
     }
     Ok(out)
 }

@@ -352,13 +352,9 @@ mod tests {
         a.iter().zip(b).map(|(x, y)| x * y).sum::<f32>()
     }
 
-    /// Training computes `W·x + s·B·A·x` unmerged in f32 from the frozen
-    /// layers' int8 output; inference merges `W + s·B·A` once at load. Both
-    /// must give the same embeddings.
-    #[test]
-    fn merged_adapter_reproduces_the_training_forward() {
+    /// Random top layers with non-zero updates (training starts with B = 0).
+    fn updated_top() -> TopLayers {
         let top = TopLayers::random(cfg(), 3, &shape()).unwrap();
-        // Non-zero updates (training starts with B = 0).
         let mut rng = 99u64;
         for v in top.vars() {
             let n = v.as_tensor().elem_count();
@@ -366,6 +362,15 @@ mod tests {
             v.set(&Tensor::from_vec(vals, v.as_tensor().shape(), &Device::Cpu).unwrap())
                 .unwrap();
         }
+        top
+    }
+
+    /// Training computes `W·x + s·B·A·x` unmerged in f32 from the frozen
+    /// layers' int8 output; inference merges `W + s·B·A` once at load. Both
+    /// must give the same embeddings.
+    #[test]
+    fn merged_adapter_reproduces_the_training_forward() {
+        let top = updated_top();
         let adapter = top.to_adapter(serde_json::Value::Null).unwrap();
         assert_eq!(adapter.layers.len(), 2 * 6);
 
@@ -384,7 +389,7 @@ mod tests {
                     .iter()
                     .map(|&v| half::f16::from_f32(v))
                     .collect(),
-                len: w[1] - w[0],
+                windows: vec![w[1] - w[0]],
                 label: 0,
                 weight: 1.0,
             })
@@ -407,6 +412,79 @@ mod tests {
         }
     }
 
+    /// A long training text read in windows trains on what inference
+    /// embeds for it: the merged adapter's window rows pooled by
+    /// `EncodedBatch::pool_texts`. Its windows' frozen rows travel together,
+    /// whatever else shares the batch.
+    #[test]
+    fn a_text_in_windows_trains_on_the_pooled_embedding_inference_computes() {
+        let top = updated_top();
+        let adapter = top.to_adapter(serde_json::Value::Null).unwrap();
+        // A short text, a text of three windows (11 + 11 + 6 tokens), a short one.
+        let window = |first: u32, n: u32| -> Vec<u32> {
+            std::iter::once(0)
+                .chain((0..n - 2).map(|i| first + i * 7 % 300))
+                .chain([2])
+                .collect()
+        };
+        let texts = [
+            crate::Encoded::single(window(5, 6), false),
+            {
+                let parts = [window(40, 11), window(90, 11), window(140, 6)];
+                crate::Encoded {
+                    ids: parts.concat(),
+                    truncated: false,
+                    windows: parts.iter().map(Vec::len).collect(),
+                }
+            },
+            crate::Encoded::single(window(200, 9), false),
+        ];
+        let base = Encoder::random(cfg(), 3, &Device::Cpu, MatmulMode::Int8, 1).unwrap();
+        let examples: Vec<Example> = texts
+            .iter()
+            .map(|t| {
+                let rows: Vec<&[u32]> = t.window_ids().collect();
+                let (hidden, offsets) = base.hidden_after(&rows, 1).unwrap();
+                Example {
+                    hidden: hidden.iter().map(|&v| half::f16::from_f32(v)).collect(),
+                    windows: offsets.windows(2).map(|w| w[1] - w[0]).collect(),
+                    label: 1,
+                    weight: 1.0,
+                }
+            })
+            .collect();
+        assert_eq!(examples[1].windows, vec![11, 11, 6]);
+        assert_eq!(examples[1].tokens(), 28);
+        // Budgets that batch all three texts together, and one text per batch.
+        let together = embed(&top, &examples, 4096).unwrap();
+        let alone = embed(&top, &examples, 1).unwrap();
+        let enc = Encoder::random_adapted(cfg(), 3, Some(&adapter), &Device::Cpu, MatmulMode::F32, 1).unwrap();
+        let batch = EncodedBatch::pack(texts.iter(), 1);
+        let inference = batch.pool_texts(enc.embed_batch(&batch).unwrap());
+        for i in 0..texts.len() {
+            let c = cosine(&together[i], &inference[i]);
+            assert!(c > 0.995, "text {i}: cosine {c} to inference");
+            let same = cosine(&together[i], &alone[i]);
+            assert!(same > 0.9999, "text {i}: batching changed it ({same})");
+        }
+        // Pooling is not a no-op: the long text differs from its first window.
+        let first = base
+            .embed_batch(&pack_ids(&[texts[1].window_ids().next().unwrap()]))
+            .unwrap();
+        assert!(cosine(&together[1], &first[0]) < 0.999);
+
+        // Gradients flow through the pooling: training on the windowed text
+        // moves it toward its label.
+        let head = Head3::new(64, 1).unwrap();
+        let mut losses = Vec::new();
+        let opts = TrainOptions {
+            epochs: 20,
+            ..toy_options(0.5)
+        };
+        train(&top, &head, &examples[1..2], &opts, |p| losses.push(p.loss)).unwrap();
+        assert!(losses[losses.len() - 1] < 0.5 * losses[0], "{losses:?}");
+    }
+
     /// Sixty toy texts whose label is which of three token ids they start
     /// with, as the first layer's output of a random encoder.
     fn toy_examples() -> Vec<Example> {
@@ -424,7 +502,7 @@ mod tests {
                     .iter()
                     .map(|&v| half::f16::from_f32(v))
                     .collect(),
-                len: w[1] - w[0],
+                windows: vec![w[1] - w[0]],
                 label: i % 3,
                 weight: 1.0,
             })
