@@ -163,4 +163,58 @@ fn trained_adapter_and_head_load_merged_and_mismatches_are_refused() {
     let (_, err, ok) = train(&["--anchor", "nan", "--out-adapter", never.to_str().unwrap()]);
     assert!(!ok);
     assert!(err.contains("--anchor"), "{err}");
+
+    // Long texts read in windows, as inference reads them: trains, records
+    // the window, and a window the cut cannot hold is refused by name.
+    let long = dir.path().join("long.jsonl");
+    let mut rows = std::fs::read_to_string(&data_path).unwrap();
+    for i in 0..12 {
+        let (label, words) = if i % 2 == 0 {
+            ("neg", "broken refund late awful ")
+        } else {
+            ("pos", "great lovely perfect thanks ")
+        };
+        let text = format!("{} {i}", words.repeat(12));
+        rows.push_str(&serde_json::json!({"text": text, "label": label, "lang": "en", "source": "long"}).to_string());
+        rows.push('\n');
+    }
+    std::fs::write(&long, rows).unwrap();
+    let (windowed, never) = (dir.path().join("w.json"), dir.path().join("w.safetensors"));
+    let windowed_args = |window: &str| -> (String, String, bool) {
+        earshot(&[
+            "train-adapter",
+            "--config",
+            base_cfg.to_str().unwrap(),
+            "--data",
+            long.to_str().unwrap(),
+            "--top-layers",
+            "1",
+            "--epochs",
+            "1",
+            "--train-tokens",
+            "64",
+            "--train-window",
+            window,
+            "--out-adapter",
+            never.to_str().unwrap(),
+            "--out",
+            windowed.to_str().unwrap(),
+            "--category-out",
+            dir.path().join("wc.json").to_str().unwrap(),
+        ])
+    };
+    let (_, err, ok) = windowed_args("16");
+    assert!(ok, "{err}");
+    let w: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&windowed).unwrap()).unwrap();
+    assert_eq!(
+        w["provenance"]["training"]["options"]["train_window"], 16,
+        "{}",
+        w["provenance"]
+    );
+    let (_, err, ok) = windowed_args("65");
+    assert!(!ok);
+    assert!(
+        err.contains("--train-window 65") && err.contains("--train-tokens 64"),
+        "{err}"
+    );
 }
