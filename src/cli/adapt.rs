@@ -352,14 +352,19 @@ pub fn run(args: AdaptArgs) -> anyhow::Result<ExitCode> {
     }
     let start = Instant::now();
     let mut ema = None::<(f32, f32)>;
+    // The remaining time is paced by the steps alone: the anchor pass
+    // before the first step would inflate it several-fold.
+    let mut first_step = None::<Instant>;
     lora::train(&top, &head, &train_set, &opts, |p| {
         let (loss, drift) = ema.map_or((p.loss, p.drift), |(l, d)| {
             (0.98 * l + 0.02 * p.loss, 0.98 * d + 0.02 * p.drift)
         });
         ema = Some((loss, drift));
+        let paced = *first_step.get_or_insert_with(Instant::now);
         if p.step % 25 == 0 || p.step == p.steps {
             let secs = start.elapsed().as_secs_f64();
-            let eta = secs / p.step as f64 * (p.steps - p.step) as f64;
+            let per_step = paced.elapsed().as_secs_f64() / (p.step - 1).max(1) as f64;
+            let eta = per_step * (p.steps - p.step) as f64;
             tracing::info!(
                 epoch = p.epoch + 1,
                 step = p.step,
