@@ -67,6 +67,8 @@ pub struct AdaptArgs {
     /// tokens, cut into windows of at most this many, the windows' embeddings
     /// averaged by their tokens. 0 (default) reads one window of
     /// `--train-tokens`. Texts that fit one window train as before.
+    /// `--max-chars` still cuts first (about 4 characters per token): raise
+    /// it with this, e.g. `--train-tokens 512 --train-window 128 --max-chars 2400`.
     #[arg(long, default_value_t = 0)]
     train_window: usize,
     /// Texts are cut to this many characters before tokenising.
