@@ -277,13 +277,8 @@ pub fn run(args: AdaptArgs) -> anyhow::Result<ExitCode> {
         let mut row = 0;
         for &i in chunk {
             let n = encoded[i].0.windows.len();
-            let (a, b) = (offsets[row], offsets[row + n]);
-            slots[i] = Some(Example {
-                hidden: hidden[a * hd..b * hd].iter().map(|&v| half::f16::from_f32(v)).collect(),
-                windows: offsets[row..=row + n].windows(2).map(|w| w[1] - w[0]).collect(),
-                label: label_index(&encoded[i].1.label),
-                weight: 1.0,
-            });
+            let label = label_index(&encoded[i].1.label);
+            slots[i] = Some(Example::from_frozen(&hidden, &offsets[row..=row + n], hd, label));
             row += n;
         }
         done += chunk.len();

@@ -24,9 +24,20 @@ pub struct Example {
 }
 
 impl Example {
-    /// Tokens over all windows.
-    pub fn tokens(&self) -> usize {
-        self.windows.iter().sum()
+    /// One text from the frozen layers' output as `Encoder::hidden_after`
+    /// returns it: `hidden` holds rows of `hd` values end to end, `offsets`
+    /// the first row of each of the text's windows followed by its end.
+    pub fn from_frozen(hidden: &[f32], offsets: &[usize], hd: usize, label: usize) -> Self {
+        let (first, end) = (offsets[0], offsets[offsets.len() - 1]);
+        Self {
+            hidden: hidden[first * hd..end * hd]
+                .iter()
+                .map(|&v| half::f16::from_f32(v))
+                .collect(),
+            windows: offsets.windows(2).map(|w| w[1] - w[0]).collect(),
+            label,
+            weight: 1.0,
+        }
     }
 
     /// The longest window: the padded length of a batch holding it.

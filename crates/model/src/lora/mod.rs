@@ -384,15 +384,7 @@ mod tests {
         let (hidden, offsets) = base.hidden_after(&refs, 1).unwrap();
         let examples: Vec<Example> = offsets
             .windows(2)
-            .map(|w| Example {
-                hidden: hidden[w[0] * 64..w[1] * 64]
-                    .iter()
-                    .map(|&v| half::f16::from_f32(v))
-                    .collect(),
-                windows: vec![w[1] - w[0]],
-                label: 0,
-                weight: 1.0,
-            })
+            .map(|w| Example::from_frozen(&hidden, w, 64, 0))
             .collect();
         let trained = embed(&top, &examples, 4096).unwrap();
         let unadapted = base.embed_batch(&pack_ids(&refs)).unwrap();
@@ -445,16 +437,11 @@ mod tests {
             .map(|t| {
                 let rows: Vec<&[u32]> = t.window_ids().collect();
                 let (hidden, offsets) = base.hidden_after(&rows, 1).unwrap();
-                Example {
-                    hidden: hidden.iter().map(|&v| half::f16::from_f32(v)).collect(),
-                    windows: offsets.windows(2).map(|w| w[1] - w[0]).collect(),
-                    label: 1,
-                    weight: 1.0,
-                }
+                Example::from_frozen(&hidden, &offsets, 64, 1)
             })
             .collect();
         assert_eq!(examples[1].windows, vec![11, 11, 6]);
-        assert_eq!(examples[1].tokens(), 28);
+        assert_eq!(examples[1].hidden.len(), 28 * 64);
         // Budgets that batch all three texts together, and one text per batch.
         let together = embed(&top, &examples, 4096).unwrap();
         let alone = embed(&top, &examples, 1).unwrap();
@@ -497,15 +484,7 @@ mod tests {
         offsets
             .windows(2)
             .enumerate()
-            .map(|(i, w)| Example {
-                hidden: hidden[w[0] * 64..w[1] * 64]
-                    .iter()
-                    .map(|&v| half::f16::from_f32(v))
-                    .collect(),
-                windows: vec![w[1] - w[0]],
-                label: i % 3,
-                weight: 1.0,
-            })
+            .map(|(i, w)| Example::from_frozen(&hidden, w, 64, i % 3))
             .collect()
     }
 
