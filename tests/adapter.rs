@@ -164,6 +164,57 @@ fn trained_adapter_and_head_load_merged_and_mismatches_are_refused() {
     assert!(!ok);
     assert!(err.contains("--anchor"), "{err}");
 
+    // A category head trains alongside on labelled complaints (plus the
+    // prototypes); what it used is recorded, and bad settings are refused.
+    let (cat_head, cat_adapter, cat_centroids) = (
+        dir.path().join("cat-s.json"),
+        dir.path().join("cat-a.safetensors"),
+        dir.path().join("cat-c.json"),
+    );
+    let real = util::root().join("tests/fixtures/category_real.jsonl");
+    let with_category = |extra: &[&str]| {
+        let mut args = vec![
+            "--top-layers",
+            "1",
+            "--epochs",
+            "1",
+            "--out-adapter",
+            cat_adapter.to_str().unwrap(),
+            "--out",
+            cat_head.to_str().unwrap(),
+            "--category-out",
+            cat_centroids.to_str().unwrap(),
+        ];
+        args.extend_from_slice(extra);
+        train(&args)
+    };
+    let (_, err, ok) = with_category(&["--category-data", real.to_str().unwrap(), "--category-weight", "2"]);
+    assert!(ok, "{err}");
+    let h: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&cat_head).unwrap()).unwrap();
+    let training = &h["provenance"]["training"];
+    assert_eq!(training["options"]["category_weight"], 2.0, "{training}");
+    let adapt_rows = std::fs::read_to_string(&real)
+        .unwrap()
+        .lines()
+        .filter(|l| l.contains(r#""split": "adapt""#) && l.contains(r#""lang": "zh""#) && l.contains("logistics"))
+        .count();
+    assert!(adapt_rows > 20);
+    assert_eq!(training["category_items"]["zh/logistics"], adapt_rows, "{training}");
+    assert!(
+        training["category_items"]["prototypes"].as_u64().unwrap() >= 150,
+        "{training}"
+    );
+    let bad_rows = dir.path().join("bad-cat.jsonl");
+    std::fs::write(
+        &bad_rows,
+        "{\"text\": \"late\", \"label\": \"neg\", \"lang\": \"en\", \"category\": \"shipping\"}\n",
+    )
+    .unwrap();
+    let (_, err, ok) = with_category(&["--category-data", bad_rows.to_str().unwrap()]);
+    assert!(!ok && err.contains("category") && err.contains("logistics"), "{err}");
+    let (_, err, ok) = with_category(&["--category-data", real.to_str().unwrap(), "--category-weight", "0"]);
+    assert!(!ok && err.contains("--category-weight"), "{err}");
+
     // Long texts read in windows, as inference reads them: trains, records
     // the window, and a window the cut cannot hold is refused by name.
     let long = dir.path().join("long.jsonl");

@@ -10,9 +10,10 @@ use std::time::Instant;
 
 use anyhow::Context;
 use clap::Args;
-use earshot::model::lora::{self, Example, Head3, LoraShape, TopLayers, TrainOptions};
+use earshot::model::lora::{self, Example, LinearHead, LoraShape, TopLayers, TrainOptions, CATEGORY_CLASSES};
 use earshot::model::train::{self, Split};
 use earshot::model::{self, heads, EncoderSpec, SentimentHead};
+use earshot::types::Category;
 use serde_json::json;
 
 use super::train::{choose, read_labelled, write_json, Groups, Labelled};
@@ -104,6 +105,22 @@ pub struct AdaptArgs {
     /// centroids rely on. 0 (default) turns it off; models/README.md says what it did.
     #[arg(long, default_value_t = 0.0)]
     anchor: f64,
+    /// Labelled complaints to train a complaint-category head alongside
+    /// (JSONL with `text`, `category`, optional `split`, like
+    /// tests/fixtures/category_real.jsonl; repeatable). They and the category
+    /// prototypes train the category only, so the adapted encoder keeps
+    /// categories apart; that head is not written: `earshot train-category`
+    /// refits the centroids on the adapted encoder afterwards.
+    #[arg(long)]
+    category_data: Vec<PathBuf>,
+    /// Use only `--category-data` rows whose `split` is this value (rows
+    /// without `split` are used).
+    #[arg(long, default_value = "adapt")]
+    category_split: String,
+    /// Loss weight of one category item relative to an average sentiment
+    /// item (the classes are balanced among themselves).
+    #[arg(long, default_value_t = 4.0)]
+    category_weight: f32,
     #[arg(long, default_value_t = 17)]
     seed: u64,
 }
@@ -189,6 +206,130 @@ fn keep_freed_buffers() {
 #[cfg(not(all(target_os = "linux", target_env = "gnu")))]
 fn keep_freed_buffers() {}
 
+/// The frozen layers' output for each text, cut to `--max-chars` and
+/// tokenised as training reads it (`None` for a text that does not
+/// tokenise). Labels are left at 0 for the caller to set.
+fn frozen(
+    base: &model::Encoder,
+    tokenizer: &model::Tokenizer,
+    texts: &[&str],
+    args: &AdaptArgs,
+    first: usize,
+) -> anyhow::Result<Vec<Option<Example>>> {
+    let start = Instant::now();
+    let hd = base.config().hidden;
+    let mut encoded = Vec::with_capacity(texts.len());
+    for text in texts {
+        let cut: String = text.chars().take(args.max_chars).collect();
+        match tokenizer.encode(&cut) {
+            Ok(e) => encoded.push(Some(e)),
+            Err(e) => {
+                tracing::warn!(error = %e, "skipping an item that does not tokenise");
+                encoded.push(None);
+            }
+        }
+    }
+    let mut order: Vec<usize> = (0..encoded.len()).filter(|&i| encoded[i].is_some()).collect();
+    order.sort_by_key(|&i| encoded[i].as_ref().map_or(0, |e| e.len()));
+    let mut slots: Vec<Option<Example>> = (0..encoded.len()).map(|_| None).collect();
+    let mut done = 0;
+    for chunk in order.chunks(64) {
+        // Every window is a sequence of its own, as at inference.
+        let enc = |i: usize| encoded[i].as_ref().expect("only encoded texts are ordered");
+        let seqs: Vec<&[u32]> = chunk.iter().flat_map(|&i| enc(i).window_ids()).collect();
+        let (hidden, offsets) = base.hidden_after(&seqs, first)?;
+        let mut row = 0;
+        for &i in chunk {
+            let n = enc(i).windows.len();
+            slots[i] = Some(Example::from_frozen(&hidden, &offsets[row..=row + n], hd, 0));
+            row += n;
+        }
+        done += chunk.len();
+        if done % 2048 < 64 {
+            tracing::info!(
+                done,
+                of = order.len(),
+                secs = start.elapsed().as_secs(),
+                "frozen layers"
+            );
+        }
+    }
+    Ok(slots)
+}
+
+/// Category-only training texts: the built-in prototypes plus the
+/// `--category-split` rows of `--category-data` (texts of `--exclude` left
+/// out), classes balanced, each item weighing `--category-weight` on average.
+/// Empty without `--category-data`. Also returns the counts per
+/// language/category for the provenance.
+fn category_examples(
+    args: &AdaptArgs,
+    excluded: &HashSet<String>,
+    base: &model::Encoder,
+    tokenizer: &model::Tokenizer,
+    first: usize,
+) -> anyhow::Result<(Vec<Example>, BTreeMap<String, usize>)> {
+    let mut counts = BTreeMap::new();
+    if args.category_data.is_empty() {
+        return Ok((Vec::new(), counts));
+    }
+    anyhow::ensure!(
+        args.category_weight.is_finite() && args.category_weight > 0.0,
+        "--category-weight {} must be a positive number (leave out --category-data to train no category)",
+        args.category_weight
+    );
+    let index = |c: Category| {
+        Category::ALL
+            .iter()
+            .position(|k| *k == c)
+            .expect("ALL lists every category")
+    };
+    let mut items: Vec<(String, usize)> = model::category_prototypes()?
+        .into_iter()
+        .map(|(c, s)| (s, index(c)))
+        .collect();
+    *counts.entry("prototypes".to_string()).or_default() += items.len();
+    for f in &args.category_data {
+        for item in read_labelled(f)? {
+            if item.split.as_deref().is_some_and(|s| s != args.category_split) {
+                continue;
+            }
+            let Some(cat) = item.category.as_deref().and_then(Category::parse) else {
+                anyhow::bail!(
+                    "{}: --category-data row without a valid `category` ({:?}); use one of product_quality, logistics, after_sales, price, other",
+                    f.display(),
+                    item.category
+                );
+            };
+            if excluded.contains(&item.text) {
+                *counts.entry("excluded".to_string()).or_default() += 1;
+                continue;
+            }
+            *counts.entry(format!("{}/{}", item.lang, cat.as_str())).or_default() += 1;
+            items.push((item.text, index(cat)));
+        }
+    }
+    let mut per_class = [0usize; CATEGORY_CLASSES];
+    items.iter().for_each(|(_, c)| per_class[*c] += 1);
+    let texts: Vec<&str> = items.iter().map(|(t, _)| t.as_str()).collect();
+    let mut out = Vec::with_capacity(items.len());
+    for ((_, c), ex) in items.iter().zip(frozen(base, tokenizer, &texts, args, first)?) {
+        if let Some(mut ex) = ex {
+            // Sums to `category_weight` per item over the whole set.
+            let w = args.category_weight * items.len() as f32 / (CATEGORY_CLASSES * per_class[*c]) as f32;
+            ex.weight = 0.0;
+            ex.category = Some((*c, w));
+            out.push(ex);
+        }
+    }
+    tracing::info!(
+        items = out.len(),
+        weight = args.category_weight,
+        "category items train alongside"
+    );
+    Ok((out, counts))
+}
+
 pub fn run(args: AdaptArgs) -> anyhow::Result<ExitCode> {
     args.model.init_logging();
     keep_freed_buffers();
@@ -257,43 +398,16 @@ pub fn run(args: AdaptArgs) -> anyhow::Result<ExitCode> {
     // Frozen layers once per text.
     let start = Instant::now();
     let hd = base.config().hidden;
+    let texts: Vec<&str> = chosen.iter().map(|(item, _)| item.text.as_str()).collect();
     let mut examples: Vec<(Example, Split, &str, f32)> = Vec::with_capacity(chosen.len());
-    let mut encoded = Vec::with_capacity(chosen.len());
-    for (item, split) in &chosen {
-        let cut: String = item.text.chars().take(args.max_chars).collect();
-        match tokenizer.encode(&cut) {
-            Ok(e) => encoded.push((e, *item, *split)),
-            Err(e) => tracing::warn!(error = %e, "skipping an item that does not tokenise"),
+    for ((item, split), ex) in chosen
+        .iter()
+        .zip(frozen(&base, &tokenizer, &texts, &args, shape.first)?)
+    {
+        if let Some(mut ex) = ex {
+            ex.label = label_index(&item.label);
+            examples.push((ex, *split, item.lang.as_str(), origin_weight(item, &args.weight)));
         }
-    }
-    let mut order: Vec<usize> = (0..encoded.len()).collect();
-    order.sort_by_key(|&i| encoded[i].0.len());
-    let mut slots: Vec<Option<Example>> = (0..encoded.len()).map(|_| None).collect();
-    let mut done = 0;
-    for chunk in order.chunks(64) {
-        // Every window is a sequence of its own, as at inference.
-        let seqs: Vec<&[u32]> = chunk.iter().flat_map(|&i| encoded[i].0.window_ids()).collect();
-        let (hidden, offsets) = base.hidden_after(&seqs, shape.first)?;
-        let mut row = 0;
-        for &i in chunk {
-            let n = encoded[i].0.windows.len();
-            let label = label_index(&encoded[i].1.label);
-            slots[i] = Some(Example::from_frozen(&hidden, &offsets[row..=row + n], hd, label));
-            row += n;
-        }
-        done += chunk.len();
-        if done % 2048 < 64 {
-            tracing::info!(
-                done,
-                of = encoded.len(),
-                secs = start.elapsed().as_secs(),
-                "frozen layers"
-            );
-        }
-    }
-    for ((_, item, split), ex) in encoded.iter().zip(slots) {
-        let w = origin_weight(item, &args.weight);
-        examples.push((ex.expect("every slot filled"), *split, item.lang.as_str(), w));
     }
     tracing::info!(
         texts = examples.len(),
@@ -327,8 +441,12 @@ pub fn run(args: AdaptArgs) -> anyhow::Result<ExitCode> {
     );
     let mean_w = train_set.iter().map(|e| e.weight).sum::<f32>() / train_set.len().max(1) as f32;
     train_set.iter_mut().for_each(|e| e.weight /= mean_w.max(1e-12));
+    let (category_items, category_counts) = category_examples(&args, &excluded, &base, &tokenizer, shape.first)?;
+    train_set.extend(category_items);
 
-    let head = Head3::new(hd, args.seed)?;
+    let head = LinearHead::new(hd, 3, args.seed)?;
+    let category_head = LinearHead::new(hd, CATEGORY_CLASSES, args.seed.wrapping_add(1))?;
+    let category_head = (!args.category_data.is_empty()).then_some(&category_head);
     let opts = TrainOptions {
         epochs: args.epochs,
         batch_tokens: args.batch_tokens,
@@ -352,7 +470,7 @@ pub fn run(args: AdaptArgs) -> anyhow::Result<ExitCode> {
     // The remaining time is paced by the steps alone: the anchor pass
     // before the first step would inflate it several-fold.
     let mut first_step = None::<Instant>;
-    lora::train(&top, &head, &train_set, &opts, |p| {
+    lora::train(&top, &head, category_head, &train_set, &opts, |p| {
         let (loss, drift) = ema.map_or((p.loss, p.drift), |(l, d)| {
             (0.98 * l + 0.02 * p.loss, 0.98 * d + 0.02 * p.drift)
         });
@@ -411,6 +529,8 @@ pub fn run(args: AdaptArgs) -> anyhow::Result<ExitCode> {
         "lr": args.lr, "head_lr": args.head_lr, "batch_tokens": args.batch_tokens, "seed": args.seed,
         "skip": args.skip, "exclude": args.exclude, "class_bias": args.class_bias, "anchor": args.anchor,
         "weight": args.weight.iter().map(|(p, w)| format!("{p}={w}")).collect::<Vec<_>>(),
+        "category_data": args.category_data.iter().map(|p| p.display().to_string()).collect::<Vec<_>>(),
+        "category_split": args.category_split, "category_weight": args.category_weight,
     });
     let provenance = json!({
         "base": base_name,
@@ -418,6 +538,7 @@ pub fn run(args: AdaptArgs) -> anyhow::Result<ExitCode> {
         "command": std::env::args().collect::<Vec<_>>().join(" "),
         "options": options,
         "train_items": train_set.len(),
+        "category_items": category_counts,
         "calibration_items": cal_set.len(),
         "train_seconds": train_secs,
     });

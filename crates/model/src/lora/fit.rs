@@ -5,7 +5,7 @@
 use candle_core::{Device, Tensor, D};
 use candle_nn::optim::{AdamW, Optimizer, ParamsAdamW};
 
-use super::{xorshift, Head3, TopLayers};
+use super::{xorshift, LinearHead, TopLayers};
 use crate::ModelError;
 
 /// One training text: the frozen layers' output for its tokens, in one
@@ -20,8 +20,15 @@ pub struct Example {
     pub windows: Vec<usize>,
     /// 0 neg, 1 neu, 2 pos.
     pub label: usize,
+    /// Weight of the sentiment loss (0: the text trains the category only).
     pub weight: f32,
+    /// The text's complaint category (`Category::ALL` order) and the weight
+    /// of its category loss, when it has one.
+    pub category: Option<(usize, f32)>,
 }
+
+/// Classes of the category head trained alongside (`Category::ALL`).
+pub const CATEGORY_CLASSES: usize = 5;
 
 impl Example {
     /// One text from the frozen layers' output as `Encoder::hidden_after`
@@ -37,6 +44,7 @@ impl Example {
             windows: offsets.windows(2).map(|w| w[1] - w[0]).collect(),
             label,
             weight: 1.0,
+            category: None,
         }
     }
 
@@ -177,23 +185,60 @@ fn forward_texts(top: &TopLayers, p: &Packed) -> candle_core::Result<Tensor> {
     }
 }
 
-/// Weighted cross-entropy of logits `[b, 3]` against labels.
-fn loss(logits: &Tensor, labels: &[usize], weights: &[f32]) -> candle_core::Result<Tensor> {
-    let b = labels.len();
-    let mut onehot = vec![0f32; b * 3];
+/// Weighted sum (not mean) of the cross-entropy of logits `[b, classes]`
+/// against labels.
+fn cross_entropy_sum(logits: &Tensor, labels: &[usize], weights: &[f32]) -> candle_core::Result<Tensor> {
+    let (b, classes) = logits.dims2()?;
+    let mut onehot = vec![0f32; b * classes];
     for (r, &l) in labels.iter().enumerate() {
-        onehot[r * 3 + l] = weights[r];
+        onehot[r * classes + l] = weights[r];
     }
-    let onehot = Tensor::from_vec(onehot, (b, 3), &Device::Cpu)?;
-    let total: f32 = weights.iter().sum::<f32>().max(1e-12);
+    let onehot = Tensor::from_vec(onehot, (b, classes), &Device::Cpu)?;
     let lsm = candle_nn::ops::log_softmax(logits, D::Minus1)?;
-    (lsm * onehot)?.sum_all()?.neg()? / total as f64
+    (lsm * onehot)?.sum_all()?.neg()
 }
 
-/// Trains the adapter's updates and the head together.
+/// The step's loss before the anchor term: the weighted sentiment
+/// cross-entropy plus, for texts with a category, the weighted category
+/// cross-entropy, both divided by the step's sentiment weight (a category
+/// item of weight `w` counts as much as a sentiment item of weight `w`).
+fn loss(
+    e: &Tensor,
+    sentiment: &LinearHead,
+    category: Option<&LinearHead>,
+    examples: &[Example],
+    group: &[usize],
+) -> candle_core::Result<Tensor> {
+    let labels: Vec<usize> = group.iter().map(|&i| examples[i].label).collect();
+    let weights: Vec<f32> = group.iter().map(|&i| examples[i].weight).collect();
+    let mut total = weights.iter().sum::<f32>();
+    let mut sum = cross_entropy_sum(&sentiment.forward(e)?, &labels, &weights)?;
+    if let Some(head) = category {
+        let (rows, cats): (Vec<u32>, Vec<(usize, f32)>) = group
+            .iter()
+            .enumerate()
+            .filter_map(|(r, &i)| examples[i].category.map(|c| (r as u32, c)))
+            .unzip();
+        if !rows.is_empty() {
+            let n = rows.len();
+            let picked = e.index_select(&Tensor::from_vec(rows, n, &Device::Cpu)?, 0)?;
+            let (labels, weights): (Vec<usize>, Vec<f32>) = cats.into_iter().unzip();
+            if total <= 0.0 {
+                total = weights.iter().sum();
+            }
+            sum = (sum + cross_entropy_sum(&head.forward(&picked)?, &labels, &weights)?)?;
+        }
+    }
+    sum / total.max(1e-12) as f64
+}
+
+/// Trains the adapter's updates and the sentiment head together, and the
+/// category head with them when one is given (texts with a `category`
+/// train it; without a head those labels are ignored).
 pub fn train(
     top: &TopLayers,
-    head: &Head3,
+    head: &LinearHead,
+    category: Option<&LinearHead>,
     examples: &[Example],
     opts: &TrainOptions,
     mut progress: impl FnMut(Progress),
@@ -207,8 +252,12 @@ pub fn train(
             ..Default::default()
         },
     )?;
+    let mut head_vars = vec![head.w.clone(), head.b.clone()];
+    if let Some(c) = category {
+        head_vars.extend([c.w.clone(), c.b.clone()]);
+    }
     let mut head_opt = AdamW::new(
-        vec![head.w.clone(), head.b.clone()],
+        head_vars,
         ParamsAdamW {
             lr: opts.head_lr,
             weight_decay: 0.0,
@@ -231,9 +280,7 @@ pub fn train(
             lora_opt.set_learning_rate(opts.lr * (1.0 - 0.9 * frac));
             head_opt.set_learning_rate(opts.head_lr * (1.0 - 0.9 * frac));
             let e = forward_texts(top, &pack(examples, &group, hd)?)?;
-            let labels: Vec<usize> = group.iter().map(|&i| examples[i].label).collect();
-            let weights: Vec<f32> = group.iter().map(|&i| examples[i].weight).collect();
-            let mut l = loss(&head.forward(&e)?, &labels, &weights)?;
+            let mut l = loss(&e, head, category, examples, &group)?;
             let mut drift = 0.0;
             if !anchors.is_empty() {
                 let a: Vec<f32> = group.iter().flat_map(|&i| anchors[i].iter().copied()).collect();

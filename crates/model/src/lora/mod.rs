@@ -21,7 +21,7 @@ use super::ModelError;
 
 mod fit;
 
-pub use fit::{embed, train, Example, Progress, TrainOptions};
+pub use fit::{embed, train, Example, Progress, TrainOptions, CATEGORY_CLASSES};
 
 /// Projections of a layer that can carry an update (E5S1 names).
 pub const PROJECTIONS: [&str; 6] = ["q", "k", "v", "ao", "fi", "fo"];
@@ -284,8 +284,9 @@ impl TopLayers {
     }
 }
 
-/// A linear three-class head (neg, neu, pos) on the pooled embedding.
-pub struct Head3 {
+/// A linear head on the pooled embedding: three classes (neg, neu, pos)
+/// for sentiment, five for the complaint category trained alongside.
+pub struct LinearHead {
     pub w: Var,
     pub b: Var,
 }
@@ -294,13 +295,13 @@ pub struct Head3 {
 /// gain lets the head reach confident logits with weights of order one.
 pub const HEAD_GAIN: f64 = 20.0;
 
-impl Head3 {
-    pub fn new(dim: usize, seed: u64) -> Result<Self, ModelError> {
+impl LinearHead {
+    pub fn new(dim: usize, classes: usize, seed: u64) -> Result<Self, ModelError> {
         let mut rng = seed | 1;
-        let w: Vec<f32> = (0..3 * dim).map(|_| xorshift(&mut rng) * 0.01).collect();
+        let w: Vec<f32> = (0..classes * dim).map(|_| xorshift(&mut rng) * 0.01).collect();
         Ok(Self {
-            w: Var::from_tensor(&Tensor::from_vec(w, (3, dim), &Device::Cpu)?)?,
-            b: Var::zeros(3, DType::F32, &Device::Cpu)?,
+            w: Var::from_tensor(&Tensor::from_vec(w, (classes, dim), &Device::Cpu)?)?,
+            b: Var::zeros(classes, DType::F32, &Device::Cpu)?,
         })
     }
 
@@ -462,13 +463,13 @@ mod tests {
 
         // Gradients flow through the pooling: training on the windowed text
         // moves it toward its label.
-        let head = Head3::new(64, 1).unwrap();
+        let head = LinearHead::new(64, 3, 1).unwrap();
         let mut losses = Vec::new();
         let opts = TrainOptions {
             epochs: 20,
             ..toy_options(0.5)
         };
-        train(&top, &head, &examples[1..2], &opts, |p| losses.push(p.loss)).unwrap();
+        train(&top, &head, None, &examples[1..2], &opts, |p| losses.push(p.loss)).unwrap();
         assert!(losses[losses.len() - 1] < 0.5 * losses[0], "{losses:?}");
     }
 
@@ -501,6 +502,71 @@ mod tests {
         }
     }
 
+    /// Accuracy of a head's argmax on embeddings.
+    fn head_accuracy(head: &LinearHead, embs: &[Vec<f32>], labels: &[usize]) -> f32 {
+        let (w, b) = head.export().unwrap();
+        let correct = embs
+            .iter()
+            .zip(labels)
+            .filter(|(e, &y)| {
+                let logits: Vec<f32> = w.iter().zip(&b).map(|(w, b)| dot(w, e) + b).collect();
+                (0..logits.len()).max_by(|&x, &z| logits[x].total_cmp(&logits[z])) == Some(y)
+            })
+            .count();
+        correct as f32 / labels.len() as f32
+    }
+
+    fn dot(a: &[f32], b: &[f32]) -> f32 {
+        a.iter().zip(b).map(|(x, y)| x * y).sum()
+    }
+
+    #[test]
+    fn a_category_head_trains_alongside_the_sentiment_head() {
+        // The sixty sentiment texts plus forty category-only texts (no
+        // sentiment weight) whose category is which of five token ids they
+        // carry second.
+        let base = Encoder::random(cfg(), 3, &Device::Cpu, MatmulMode::Int8, 1).unwrap();
+        let seqs: Vec<Vec<u32>> = (0..40u32)
+            .map(|i| vec![0, 400 + (i % 5) * 20, 7 + i, 9 + (i * 11) % 300, 2])
+            .collect();
+        let refs: Vec<&[u32]> = seqs.iter().map(Vec::as_slice).collect();
+        let (hidden, offsets) = base.hidden_after(&refs, 1).unwrap();
+        let mut examples = toy_examples();
+        for (i, w) in offsets.windows(2).enumerate() {
+            let mut ex = Example::from_frozen(&hidden, w, 64, 0);
+            ex.weight = 0.0;
+            ex.category = Some((i % 5, 1.0));
+            examples.push(ex);
+        }
+        let cat_labels: Vec<usize> = (0..40).map(|i| i % 5).collect();
+        let mut accuracy = Vec::new();
+        for with_category in [false, true] {
+            let top = TopLayers::random(cfg(), 3, &shape()).unwrap();
+            let head = LinearHead::new(64, 3, 1).unwrap();
+            let category = LinearHead::new(64, CATEGORY_CLASSES, 2).unwrap();
+            let cat = with_category.then_some(&category);
+            train(&top, &head, cat, &examples, &toy_options(0.0), |p| {
+                assert!(p.loss.is_finite(), "{p:?}")
+            })
+            .unwrap();
+            let embs = embed(&top, &examples, 4096).unwrap();
+            let sentiment: Vec<usize> = examples[..60].iter().map(|e| e.label).collect();
+            accuracy.push((
+                head_accuracy(&head, &embs[..60], &sentiment),
+                head_accuracy(&category, &embs[60..], &cat_labels),
+            ));
+        }
+        let ((sent_alone, cat_untrained), (sent_joint, cat_joint)) = (accuracy[0], accuracy[1]);
+        assert!(
+            cat_joint >= 0.9,
+            "category accuracy {cat_joint} (untrained {cat_untrained})"
+        );
+        assert!(cat_untrained < 0.6, "an untrained category head scored {cat_untrained}");
+        // The category-only texts carry no sentiment weight: the sentiment
+        // task is learnt as well as without them.
+        assert!(sent_alone >= 0.9 && sent_joint >= 0.9, "{accuracy:?}");
+    }
+
     /// Mean `1 − cos` between two lists of embeddings.
     fn mean_drift(a: &[Vec<f32>], b: &[Vec<f32>]) -> f32 {
         a.iter().zip(b).map(|(x, y)| 1.0 - cosine(x, y)).sum::<f32>() / a.len() as f32
@@ -509,10 +575,10 @@ mod tests {
     #[test]
     fn training_fits_a_separable_toy_task() {
         let top = TopLayers::random(cfg(), 3, &shape()).unwrap();
-        let head = Head3::new(64, 1).unwrap();
+        let head = LinearHead::new(64, 3, 1).unwrap();
         let examples = toy_examples();
         let mut losses = Vec::new();
-        train(&top, &head, &examples, &toy_options(0.0), |p| {
+        train(&top, &head, None, &examples, &toy_options(0.0), |p| {
             assert_eq!(p.drift, 0.0, "the anchor is off");
             losses.push(p.loss)
         })
@@ -543,9 +609,9 @@ mod tests {
         for anchor in [0.0, 20.0] {
             // Same seeds: the two runs start from the same updates and head.
             let top = TopLayers::random(cfg(), 3, &shape()).unwrap();
-            let head = Head3::new(64, 1).unwrap();
+            let head = LinearHead::new(64, 3, 1).unwrap();
             let mut last = 0.0;
-            train(&top, &head, &examples, &toy_options(anchor), |p| last = p.drift).unwrap();
+            train(&top, &head, None, &examples, &toy_options(anchor), |p| last = p.drift).unwrap();
             let after = embed(&top, &examples, 4096).unwrap();
             drift.push(mean_drift(&before, &after));
             reported.push(last);
