@@ -458,6 +458,8 @@ pub fn evaluate(
     let started = Instant::now();
     let mut per_lang: BTreeMap<String, [usize; 5]> = BTreeMap::new(); // n, correct, neutral, cat_n, cat_ok
     let mut confusion: BTreeMap<(String, String), usize> = BTreeMap::new();
+    // (true category, language) -> [items, correct]
+    let mut per_cat: BTreeMap<(String, String), [usize; 2]> = BTreeMap::new();
     let encoded: Vec<model::Encoded> = items
         .iter()
         .map(|i| tokenizer.encode(&i.text))
@@ -485,6 +487,9 @@ pub fn evaluate(
                     *confusion
                         .entry((cat.clone(), inf.category.as_str().to_string()))
                         .or_default() += 1;
+                    let c = per_cat.entry((cat.clone(), item.lang.clone())).or_default();
+                    c[0] += 1;
+                    c[1] += (inf.category.as_str() == cat) as usize;
                 }
             }
         }
@@ -501,24 +506,56 @@ pub fn evaluate(
         }
         langs.insert(lang.clone(), stats_json(c));
     }
+    let per_category = category_stats(&per_cat, &confusion);
     let confusion: Vec<_> = confusion
         .into_iter()
         .map(|((t, p), n)| json!({"true": t, "predicted": p, "n": n}))
         .collect();
     Ok((
-        json!({ "overall": stats_json(&tot), "per_language": langs, "category_confusion": confusion }),
+        json!({
+            "overall": stats_json(&tot), "per_language": langs,
+            "per_category": per_category, "category_confusion": confusion,
+        }),
         preds,
     ))
 }
 
-fn stats_json(c: &[usize; 5]) -> serde_json::Value {
-    let frac = |a: usize, b: usize| {
-        if b == 0 {
-            serde_json::Value::Null
-        } else {
-            json!(round4(a as f64 / b as f64))
+/// Per true category: items, accuracy (recall), precision (of the items the
+/// head put in it, how many belong there), and accuracy per language.
+fn category_stats(
+    per_cat: &BTreeMap<(String, String), [usize; 2]>,
+    confusion: &BTreeMap<(String, String), usize>,
+) -> serde_json::Value {
+    let mut out = serde_json::Map::new();
+    for cat in Category::ALL.map(Category::as_str) {
+        let rows: Vec<_> = per_cat.iter().filter(|((c, _), _)| c == cat).collect();
+        let (n, ok) = rows.iter().fold((0, 0), |(n, ok), (_, v)| (n + v[0], ok + v[1]));
+        let said: usize = confusion.iter().filter(|((_, p), _)| p == cat).map(|(_, n)| n).sum();
+        if n == 0 && said == 0 {
+            continue;
         }
-    };
+        let langs: serde_json::Map<_, _> = rows
+            .iter()
+            .map(|((_, lang), v)| (lang.clone(), json!({"n": v[0], "accuracy": ratio(v[1], v[0])})))
+            .collect();
+        out.insert(
+            cat.to_string(),
+            json!({"n": n, "accuracy": ratio(ok, n), "precision": ratio(ok, said), "per_language": langs}),
+        );
+    }
+    serde_json::Value::Object(out)
+}
+
+fn ratio(a: usize, b: usize) -> serde_json::Value {
+    if b == 0 {
+        serde_json::Value::Null
+    } else {
+        json!(round4(a as f64 / b as f64))
+    }
+}
+
+fn stats_json(c: &[usize; 5]) -> serde_json::Value {
+    let frac = ratio;
     json!({
         "n": c[0],
         "binary_accuracy": frac(c[1], c[0]),
@@ -554,6 +591,38 @@ fn print_report(name: &str, report: &serde_json::Value, out: &mut dyn Write) -> 
         }
     }
     row("all", &report["overall"], out)?;
+    print_categories(report, out)
+}
+
+/// The per-category table (accuracy per language in brackets with its
+/// items), printed when the file has category labels.
+fn print_categories(report: &serde_json::Value, out: &mut dyn Write) -> anyhow::Result<()> {
+    let Some(cats) = report["per_category"].as_object().filter(|m| !m.is_empty()) else {
+        return Ok(());
+    };
+    let f = |v: &serde_json::Value| v.as_f64().map_or("-".to_string(), |x| format!("{x:.3}"));
+    writeln!(
+        out,
+        "  {:<16} {:>5} {:>9} {:>9}  per language",
+        "category", "n", "accuracy", "precision"
+    )?;
+    for (cat, v) in cats {
+        let langs: Vec<String> = v["per_language"]
+            .as_object()
+            .into_iter()
+            .flatten()
+            .map(|(l, s)| format!("{l} {} ({})", f(&s["accuracy"]), s["n"]))
+            .collect();
+        writeln!(
+            out,
+            "  {:<16} {:>5} {:>9} {:>9}  {}",
+            cat,
+            v["n"],
+            f(&v["accuracy"]),
+            f(&v["precision"]),
+            langs.join(", ")
+        )?;
+    }
     Ok(())
 }
 
