@@ -16,7 +16,7 @@ use earshot::model::{self, heads, EncoderSpec, SentimentHead};
 use earshot::types::Category;
 use serde_json::json;
 
-use super::train::{choose, read_labelled, write_json, Groups, Labelled};
+use super::train::{choose, read_categorised, read_labelled, write_json, Groups, Labelled};
 use super::ModelArgs;
 
 #[derive(Args)]
@@ -289,25 +289,13 @@ fn category_examples(
         .map(|(c, s)| (s, index(c)))
         .collect();
     *counts.entry("prototypes".to_string()).or_default() += items.len();
-    for f in &args.category_data {
-        for item in read_labelled(f)? {
-            if item.split.as_deref().is_some_and(|s| s != args.category_split) {
-                continue;
-            }
-            let Some(cat) = item.category.as_deref().and_then(Category::parse) else {
-                anyhow::bail!(
-                    "{}: --category-data row without a valid `category` ({:?}); use one of product_quality, logistics, after_sales, price, other",
-                    f.display(),
-                    item.category
-                );
-            };
-            if excluded.contains(&item.text) {
-                *counts.entry("excluded".to_string()).or_default() += 1;
-                continue;
-            }
-            *counts.entry(format!("{}/{}", item.lang, cat.as_str())).or_default() += 1;
-            items.push((item.text, index(cat)));
+    for (item, cat) in read_categorised(&args.category_data, &args.category_split, "--category-data")? {
+        if excluded.contains(&item.text) {
+            *counts.entry("excluded".to_string()).or_default() += 1;
+            continue;
         }
+        *counts.entry(format!("{}/{}", item.lang, cat.as_str())).or_default() += 1;
+        items.push((item.text, index(cat)));
     }
     let mut per_class = [0usize; CATEGORY_CLASSES];
     items.iter().for_each(|(_, c)| per_class[*c] += 1);

@@ -16,7 +16,7 @@ use earshot::model::{self, train, BatchLimits, PAD_ID};
 use earshot::types::Category;
 use serde_json::json;
 
-use super::train::{read_labelled, write_json};
+use super::train::{read_categorised, write_json};
 use super::ModelArgs;
 
 #[derive(Args)]
@@ -60,22 +60,10 @@ pub fn run(args: CategoryArgs) -> anyhow::Result<ExitCode> {
         }
     }
     let prototypes = texts.len();
-    for f in &args.data {
-        for item in read_labelled(f)? {
-            if item.split.as_deref().is_some_and(|s| s != args.split) {
-                continue;
-            }
-            let Some(cat) = item.category.as_deref().and_then(Category::parse) else {
-                anyhow::bail!(
-                    "{}: item without a valid `category` ({:?}); use one of product_quality, logistics, after_sales, price, other",
-                    f.display(),
-                    item.category
-                );
-            };
-            *counts.entry(format!("{}/{}", item.lang, cat.as_str())).or_default() += 1;
-            texts.push(item.text);
-            labels.push(index(cat).context("category missing from the head")?);
-        }
+    for (item, cat) in read_categorised(&args.data, &args.split, "--data")? {
+        *counts.entry(format!("{}/{}", item.lang, cat.as_str())).or_default() += 1;
+        texts.push(item.text);
+        labels.push(index(cat).context("category missing from the head")?);
     }
     tracing::info!(prototypes, labelled = texts.len() - prototypes, "embedding");
     let refs: Vec<&str> = texts.iter().map(String::as_str).collect();

@@ -139,6 +139,29 @@ pub fn read_labelled(path: &Path) -> anyhow::Result<Vec<Labelled>> {
     Ok(out)
 }
 
+/// The complaints of `files` for a category head: rows whose `split` is
+/// `split` (rows without one too), each with its parsed category. A row
+/// without a valid `category` is an error naming the file and `flag`.
+pub fn read_categorised(files: &[PathBuf], split: &str, flag: &str) -> anyhow::Result<Vec<(Labelled, Category)>> {
+    let mut out = Vec::new();
+    for f in files {
+        for item in read_labelled(f)? {
+            if item.split.as_deref().is_some_and(|s| s != split) {
+                continue;
+            }
+            let Some(cat) = item.category.as_deref().and_then(Category::parse) else {
+                anyhow::bail!(
+                    "{}: {flag} row without a valid `category` ({:?}); use one of product_quality, logistics, after_sales, price, other",
+                    f.display(),
+                    item.category
+                );
+            };
+            out.push((item, cat));
+        }
+    }
+    Ok(out)
+}
+
 fn limits() -> BatchLimits {
     BatchLimits {
         max_tokens: 8192,
