@@ -4,6 +4,7 @@
 
 use candle_core::{Device, Tensor, D};
 use candle_nn::optim::{AdamW, Optimizer, ParamsAdamW};
+use earshot_core::types::Category;
 
 use super::{xorshift, LinearHead, TopLayers};
 use crate::ModelError;
@@ -27,8 +28,8 @@ pub struct Example {
     pub category: Option<(usize, f32)>,
 }
 
-/// Classes of the category head trained alongside (`Category::ALL`).
-pub const CATEGORY_CLASSES: usize = 5;
+/// Classes of the category head trained alongside, in `Category::ALL` order.
+pub const CATEGORY_CLASSES: usize = Category::ALL.len();
 
 impl Example {
     /// One text from the frozen layers' output as `Encoder::hidden_after`
@@ -201,7 +202,8 @@ fn cross_entropy_sum(logits: &Tensor, labels: &[usize], weights: &[f32]) -> cand
 /// The step's loss before the anchor term: the weighted sentiment
 /// cross-entropy plus, for texts with a category, the weighted category
 /// cross-entropy, both divided by the step's sentiment weight (a category
-/// item of weight `w` counts as much as a sentiment item of weight `w`).
+/// item of weight `w` counts as much as a sentiment item of weight `w`); a
+/// step of category items only is divided by their own weight.
 fn loss(
     e: &Tensor,
     sentiment: &LinearHead,
