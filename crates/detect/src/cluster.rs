@@ -9,9 +9,22 @@
 //! cluster (a new topic) also keeps a [`Run`] of a Poisson CUSUM of its
 //! members per step, which the evaluation advances; its share is not learned
 //! while that run is half way to an alarm.
+//!
+//! A leader clustering decides on arrival, so the first items of a new topic
+//! join whatever broad cluster clears the threshold before the topic has a
+//! cluster of its own. Members that joined an existing cluster stay "loose"
+//! for a short while ([`ClusterParams::rehome`]); a cluster founded within
+//! that time takes over those closer to it than they were to their own
+//! cluster when they joined ([`Clusters::adopt`]).
+
+use std::collections::VecDeque;
+use std::sync::Arc;
 
 use super::window::{bucket_of, Buckets};
 use earshot_core::types::EventTime;
+
+/// Loose members a key keeps at most (the most recent).
+pub const LOOSE_CAP: usize = 8;
 
 #[derive(Debug, Clone)]
 pub struct Cluster {
@@ -86,6 +99,32 @@ fn dot(a: &[f32], b: &[f32]) -> f32 {
 pub struct Assignment {
     pub cluster: u64,
     pub similarity: f32,
+    /// The item founded the cluster.
+    pub founded: bool,
+    /// Cosine to the cluster's centroid before the item joined (1 for a founder).
+    pub joined: f32,
+}
+
+/// A member that joined an existing cluster, kept for
+/// [`ClusterParams::rehome`] so that a cluster founded soon after can take
+/// it over. The centred embedding is shared by every key the item counts in.
+#[derive(Debug, Clone)]
+pub struct Loose {
+    pub seq: u64,
+    pub t: EventTime,
+    pub cluster: u64,
+    /// Cosine to its cluster's centroid when it joined.
+    pub joined: f32,
+    pub x: Arc<[f32]>,
+}
+
+/// A member [`Clusters::adopt`] moved: its sequence number and its cosine
+/// to the new cluster's centroid.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Adopted {
+    pub seq: u64,
+    pub t: EventTime,
+    pub similarity: f32,
 }
 
 /// Parameters of [`Clusters::assign`].
@@ -97,6 +136,12 @@ pub struct ClusterParams {
     pub half_life: i64,
     pub prior_share: f64,
     pub step: i64,
+    /// How long (event time, either side) a member that joined an existing
+    /// cluster may still move to a cluster founded after it (0: never).
+    pub rehome: i64,
+    /// Clusters founded at most this long ago are young (a topic of their
+    /// own, watched by the CUSUM): they keep their members.
+    pub youth: i64,
 }
 
 impl Clusters {
@@ -108,8 +153,8 @@ impl Clusters {
             .map(|c| c.centroid.as_slice())
     }
 
-    /// Assigns a centred, normalised embedding to a cluster.
-    pub fn assign(&mut self, x: &[f32], t: EventTime, p: &ClusterParams) -> Assignment {
+    /// The live cluster closest to `x` (index, cosine to its centroid).
+    fn nearest(&self, x: &[f32]) -> Option<(usize, f32)> {
         let mut best: Option<(usize, f32)> = None;
         for (i, c) in self.items.iter().enumerate() {
             let s = if c.norm > 0.0 {
@@ -121,12 +166,57 @@ impl Clusters {
                 best = Some((i, s));
             }
         }
+        best
+    }
+
+    /// Assigns a centred, normalised embedding to a cluster.
+    pub fn assign(&mut self, x: &[f32], t: EventTime, p: &ClusterParams) -> Assignment {
+        let best = self.nearest(x);
+        self.place(x, t, best, p)
+    }
+
+    /// Assigns `x` like [`Clusters::assign`], except that it founds a
+    /// cluster of its own when the cluster it would join is not young and
+    /// a loose member of that cluster within `p.rehome` is closer to it (at
+    /// or above the threshold) than either of them is to that cluster: two
+    /// items of a new topic pair up rather than both sinking into a broad
+    /// cluster. The caller then lets the new cluster [`Clusters::adopt`]
+    /// the loose members closer to it.
+    pub fn assign_or_pair(
+        &mut self,
+        x: &[f32],
+        t: EventTime,
+        loose: &VecDeque<Loose>,
+        p: &ClusterParams,
+    ) -> Assignment {
+        let best = self.nearest(x);
+        let paired = p.rehome > 0
+            && best.is_some_and(|(i, s)| {
+                let c = &self.items[i];
+                s >= p.threshold
+                    && !c.young(t, p.youth)
+                    && loose.iter().any(|m| {
+                        let d = dot(x, &m.x);
+                        m.cluster == c.id
+                            && t.abs_diff(m.t) <= p.rehome.unsigned_abs()
+                            && d >= p.threshold
+                            && d > s
+                            && d > m.joined
+                    })
+            });
+        self.place(x, t, if paired { None } else { best }, p)
+    }
+
+    fn place(&mut self, x: &[f32], t: EventTime, best: Option<(usize, f32)>, p: &ClusterParams) -> Assignment {
         let decay = |w: f64, from: EventTime| {
             let dt = t.saturating_sub(from).max(0) as f64;
             w * (0.5f64).powf(dt / p.half_life.max(1) as f64)
         };
+        let founded = !matches!(best, Some((_, s)) if s >= p.threshold);
+        let mut joined = 1.0;
         let idx = match best {
             Some((i, s)) if s >= p.threshold => {
+                joined = s;
                 let c = &mut self.items[i];
                 let w = decay(c.weight, c.last);
                 // Running mean of members (decayed), kept unnormalised.
@@ -137,7 +227,6 @@ impl Clusters {
                 c.norm = dot(&c.centroid, &c.centroid).sqrt();
                 c.weight = w + 1.0;
                 c.last = c.last.max(t);
-                let _ = s;
                 i
             }
             _ => {
@@ -184,7 +273,69 @@ impl Clusters {
         Assignment {
             cluster: c.id,
             similarity: sim,
+            founded,
+            joined,
         }
+    }
+
+    /// Moves into cluster `id` (just founded at `t`) the loose members
+    /// within `p.rehome` of `t` whose cluster is not young, that are at
+    /// least as close to its centroid as the threshold and closer than they
+    /// were to their own cluster when they joined: each one's count moves to the new cluster's bucket and
+    /// the new centroid takes it in (the old centroid keeps the member's
+    /// small pull: a decayed running mean cannot forget one member exactly).
+    /// Moved members leave `loose`; members of clusters no longer live are
+    /// dropped from it. Returns the moved members in arrival order.
+    pub fn adopt(&mut self, id: u64, t: EventTime, loose: &mut VecDeque<Loose>, p: &ClusterParams) -> Vec<Adopted> {
+        let mut moved = Vec::new();
+        if p.rehome <= 0 {
+            return moved;
+        }
+        let Some(to) = self.items.iter().position(|c| c.id == id) else {
+            return moved;
+        };
+        loose.retain(|m| {
+            if m.cluster == id || t.abs_diff(m.t) > p.rehome.unsigned_abs() {
+                return true;
+            }
+            let Some(from) = self.items.iter().position(|c| c.id == m.cluster) else {
+                return false;
+            };
+            if self.items[from].young(t, p.youth) {
+                return true;
+            }
+            let c = &self.items[to];
+            let s = if c.norm > 0.0 {
+                dot(&c.centroid, &m.x) / c.norm
+            } else {
+                0.0
+            };
+            if s < p.threshold || s <= m.joined {
+                return true;
+            }
+            let b = bucket_of(m.t, p.step);
+            match self.items[from].counts.get_mut(b).filter(|n| **n > 0) {
+                Some(n) => *n -= 1,
+                None => return true,
+            }
+            let c = &mut self.items[to];
+            if let Some(n) = c.counts.get_mut(b) {
+                *n += 1;
+            }
+            let keep = (c.weight / (c.weight + 1.0)) as f32;
+            for (ci, xi) in c.centroid.iter_mut().zip(m.x.iter()) {
+                *ci = *ci * keep + xi * (1.0 - keep);
+            }
+            c.norm = dot(&c.centroid, &c.centroid).sqrt();
+            c.weight += 1.0;
+            moved.push(Adopted {
+                seq: m.seq,
+                t: m.t,
+                similarity: s,
+            });
+            false
+        });
+        moved
     }
 
     pub fn get_mut(&mut self, id: u64) -> Option<&mut Cluster> {
@@ -193,10 +344,15 @@ impl Clusters {
 }
 
 impl Cluster {
+    /// Founded at most `youth` before `now`.
+    pub fn young(&self, now: EventTime, youth: i64) -> bool {
+        now.saturating_sub(self.founded) <= youth
+    }
+
     /// Whether the CUSUM watches this cluster at `now`: it was founded at
     /// most `youth` ago (a new topic), or a run that began then goes on.
     pub fn watched(&self, now: EventTime, youth: i64) -> bool {
-        self.run.cusum > 0.0 || now.saturating_sub(self.founded) <= youth
+        self.run.cusum > 0.0 || self.young(now, youth)
     }
 
     /// The usual share of the key's negatives to test this cluster against:
@@ -291,6 +447,8 @@ mod tests {
             half_life: 3_600_000,
             prior_share: 0.05,
             step: 300_000,
+            rehome: 900_000,
+            youth: 3_600_000,
         }
     }
 
@@ -356,5 +514,81 @@ mod tests {
         cl.run = Run::default();
         cl.learn_share(4, 10, 3_600_000, 3.5, 6 * 3_600_000);
         assert!(cl.evidence > 0.0 && cl.share > 0.05);
+    }
+
+    fn unit(v: [f32; 3]) -> Vec<f32> {
+        let n = dot(&v, &v).sqrt();
+        v.iter().map(|x| x / n).collect()
+    }
+
+    /// A broad cluster founded at 0 (old by `t`), then two items of a new
+    /// topic that each clear the threshold against it but are much closer
+    /// to each other, the first one `gap` before the second.
+    fn broad_then_pair(t: EventTime, gap: i64, p: &ClusterParams) -> (Clusters, u64, Assignment, Assignment) {
+        let mut c = Clusters::default();
+        let broad = c.assign(&[1.0, 0.0, 0.0], 0, p).cluster;
+        let mut loose = VecDeque::new();
+        let x1 = unit([0.85, 0.5, 0.15]);
+        let a1 = c.assign_or_pair(&x1, t - gap, &loose, p);
+        loose.push_back(Loose {
+            seq: 1,
+            t: t - gap,
+            cluster: a1.cluster,
+            joined: a1.joined,
+            x: x1.into(),
+        });
+        let x2 = unit([0.85, 0.5, 0.2]);
+        let a2 = c.assign_or_pair(&x2, t, &loose, p);
+        if a2.founded {
+            let moved = c.adopt(a2.cluster, t, &mut loose, p);
+            assert_eq!(moved.iter().map(|m| m.seq).collect::<Vec<_>>(), vec![1]);
+            assert!(loose.is_empty());
+        }
+        (c, broad, a1, a2)
+    }
+
+    #[test]
+    fn two_items_of_a_new_topic_pair_up_and_take_their_count_along() {
+        let p = ClusterParams {
+            max_clusters: 8,
+            ..params()
+        };
+        let t = 2 * 3_600_000;
+        let (c, broad, a1, a2) = broad_then_pair(t, 60_000, &p);
+        assert_eq!(a1.cluster, broad, "the first one joins the broad cluster");
+        assert!(a1.joined >= 0.8 && a1.joined < 0.9, "{}", a1.joined);
+        assert!(a2.founded, "the second founds its own cluster");
+        let count = |id: u64| -> u32 {
+            c.items
+                .iter()
+                .find(|x| x.id == id)
+                .unwrap()
+                .counts
+                .range(0, i64::MAX)
+                .map(|(_, n)| *n)
+                .sum()
+        };
+        assert_eq!(count(a2.cluster), 2, "the first moved in");
+        assert_eq!(count(broad), 1, "and left the broad cluster");
+    }
+
+    #[test]
+    fn young_clusters_keep_their_members_and_old_members_stay_put() {
+        let p = ClusterParams {
+            max_clusters: 8,
+            ..params()
+        };
+        // The broad cluster is still young (founded within `youth`): it may
+        // be the new topic itself, so nothing pairs out of it.
+        let (_, broad, _, a2) = broad_then_pair(p.youth / 2, 60_000, &p);
+        assert_eq!(a2.cluster, broad);
+        assert!(!a2.founded);
+        // The first item came longer than `rehome` before the second.
+        let (_, broad, _, a2) = broad_then_pair(2 * 3_600_000, p.rehome + 1, &p);
+        assert_eq!(a2.cluster, broad);
+        // Re-homing off.
+        let off = ClusterParams { rehome: 0, ..p };
+        let (_, broad, _, a2) = broad_then_pair(2 * 3_600_000, 60_000, &off);
+        assert_eq!(a2.cluster, broad);
     }
 }

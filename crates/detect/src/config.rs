@@ -221,6 +221,15 @@ pub struct DetectConfig {
     pub max_clusters: usize,
     pub cluster_half_life: i64,
     pub cluster_prior_share: f64,
+    /// How long (event time) a negative that joined an existing cluster
+    /// may still move to a cluster founded after it, when it is closer to
+    /// the new one (0: never). The first items of a new topic otherwise
+    /// stay in the broad cluster they joined before the topic had one, and
+    /// on a busy key its emerging issue is reported only once later items
+    /// make up the evidence alone. Memory: each key keeps at most
+    /// [`crate::cluster::LOOSE_CAP`] such members, holding the item's
+    /// centred embedding shared by all its keys (1.5 KB at 384 dimensions).
+    pub cluster_rehome: i64,
     pub spam: SpamConfig,
     pub sla: i64,
     /// Quotes kept per key for explanations.
@@ -266,6 +275,7 @@ impl Default for DetectConfig {
             max_clusters: 24,
             cluster_half_life: 24 * HOUR,
             cluster_prior_share: 0.05,
+            cluster_rehome: 15 * MINUTE,
             spam: SpamConfig::default(),
             sla: 24 * HOUR,
             recent_per_key: 96,

@@ -15,7 +15,7 @@ use std::sync::Arc;
 
 use earshot_core::types::{Category, EventTime, SignalKey};
 
-use crate::cluster::Clusters;
+use crate::cluster::{Adopted, Assignment, ClusterParams, Clusters, Loose, LOOSE_CAP};
 use crate::evaluate::{Active, Cond};
 use crate::spam::Applied;
 use crate::stats::{Baseline, Cusum, Dispersion, Persistence};
@@ -94,6 +94,9 @@ pub(crate) struct KeyState {
     pub(crate) persistence: Persistence,
     pub(crate) active: BTreeMap<Cond, Active>,
     pub(crate) clusters: Clusters,
+    /// Negatives that joined an existing cluster lately, which a cluster
+    /// founded soon after may take over (see [`Clusters::adopt`]).
+    pub(crate) loose: VecDeque<Loose>,
     pub(crate) recent: VecDeque<Recent>,
 }
 
@@ -120,8 +123,46 @@ impl KeyState {
             persistence: Persistence::default(),
             active: BTreeMap::new(),
             clusters: Clusters::default(),
+            loose: VecDeque::new(),
             recent: VecDeque::new(),
         }
+    }
+
+    /// Puts a negative (centred embedding `x`) into a cluster: it joins the
+    /// closest one or founds one. A founder takes over the loose members
+    /// closer to it ([`Clusters::adopt`]; their quotes follow them); a
+    /// joiner stays loose for `p.rehome` (the last [`LOOSE_CAP`] at most).
+    pub(crate) fn cluster(
+        &mut self,
+        x: &Arc<[f32]>,
+        seq: u64,
+        t: EventTime,
+        p: &ClusterParams,
+    ) -> (Assignment, Vec<Adopted>) {
+        let a = self.clusters.assign_or_pair(x, t, &self.loose, p);
+        let mut moved = Vec::new();
+        if a.founded {
+            moved = self.clusters.adopt(a.cluster, t, &mut self.loose, p);
+            for m in &moved {
+                for r in self.recent.iter_mut().filter(|r| r.seq == m.seq) {
+                    r.cluster = Some(a.cluster);
+                    r.sim = m.similarity;
+                }
+            }
+        } else if p.rehome > 0 {
+            self.loose.push_back(Loose {
+                seq,
+                t,
+                cluster: a.cluster,
+                joined: a.joined,
+                x: Arc::clone(x),
+            });
+            let oldest = t.saturating_sub(p.rehome);
+            while self.loose.len() > LOOSE_CAP || self.loose.front().is_some_and(|m| m.t < oldest) {
+                self.loose.pop_front();
+            }
+        }
+        (a, moved)
     }
 
     /// Counts one item into bucket `b` (false when the bucket is out of the
@@ -362,6 +403,7 @@ impl KeyTable {
             for r in st.recent.iter_mut().filter(|r| r.seq == seq) {
                 r.retracted = true;
             }
+            st.loose.retain(|m| m.seq != seq);
         }
     }
 }

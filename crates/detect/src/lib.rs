@@ -31,7 +31,8 @@
 //!     arrival order) and counts in its own step (the cluster rings hold the
 //!     longest cluster window plus the lateness plus 2 h), so cluster windows
 //!     evaluated later include it; the clusters' usual shares of folded
-//!     hours are not revised;
+//!     hours are not revised; it may move to a cluster founded within
+//!     `cluster_rehome` of its event time, like an item on time;
 //!   - recent quotes: kept in arrival order, quoted by windows holding them;
 //!   - spam filter: screened like any event, at its own event time: a
 //!     near-duplicate burst, an author's run or a contradiction burst counts
@@ -467,7 +468,7 @@ impl Detector {
         }
         let terms: Arc<[String]> = terms::terms(&ev.event.text).into();
         self.terms.add(&terms);
-        let centred = self.centring.centre(&ev.scored.embedding);
+        let centred: Option<Arc<[f32]>> = self.centring.centre(&ev.scored.embedding).map(Arc::from);
         if ev.scored.embedding.is_empty() {
             self.counters.no_embedding += 1;
         }
@@ -477,6 +478,8 @@ impl Detector {
             half_life: self.cfg.cluster_half_life,
             prior_share: self.cfg.cluster_prior_share,
             step: self.cfg.step,
+            rehome: self.cfg.cluster_rehome,
+            youth: self.cfg.thresholds.cluster_cusum_youth,
         };
         let id: Arc<str> = ev.event.id.as_str().into();
         let text: Arc<str> = ev.event.text.as_str().into();
@@ -489,6 +492,8 @@ impl Detector {
             neg,
             keys: Vec::new(),
         };
+        // (member, key id, cluster) moved by a cluster founded now.
+        let mut rehomed = Vec::new();
         for r in 0..self.cfg.rollups.len() {
             let Some(key) = key_for(ev, &self.cfg.rollups[r]) else {
                 continue;
@@ -509,9 +514,13 @@ impl Detector {
             if neg {
                 let mut sim = 0.0;
                 if let Some(x) = &centred {
-                    let a = st.clusters.assign(x, t, &params);
+                    let (a, moved) = st.cluster(x, seq, t, &params);
                     cl = Some(a.cluster);
                     sim = a.similarity;
+                    if let Some(from) = moved.iter().map(|m| m.t).min() {
+                        evaluate::replay_run(st, &self.global, a.cluster, from.min(t), self.next_eval, &self.cfg);
+                        rehomed.extend(moved.iter().map(|m| (m.seq, st.id, a.cluster)));
+                    }
                 }
                 st.recent.push_back(Recent {
                     seq,
@@ -536,6 +545,9 @@ impl Detector {
                 key_id: st.id,
                 cluster: cl,
             });
+        }
+        for (s, key_id, cluster) in rehomed {
+            self.spam.ledger.rehome(s, key_id, cluster);
         }
         self.spam.ledger.record(seq, applied);
     }

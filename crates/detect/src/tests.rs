@@ -544,3 +544,82 @@ fn a_new_topic_on_a_busy_key_is_found_by_the_cluster_cusum_soon_after_its_ramp()
         "the window tests alone fired within 45 min: the test no longer shows the CUSUM's gain"
     );
 }
+
+/// A busy key whose negatives are half one broad, long-standing topic and
+/// half scattered, for three days; then a new topic ramps up over 30 min
+/// to 16 more negatives per hour. Each item of the new topic lies closer
+/// to the broad topic's centroid than the join threshold, so it would
+/// join that cluster if it got there first. Returns the crisis signals
+/// and the wave's start.
+fn busy_key_with_a_topic_near_a_broad_one(cfg: DetectConfig) -> (Vec<(EventTime, Signal)>, EventTime) {
+    let mut rng = Rng::new(11);
+    let mut n = 0u64;
+    let broad = embedding(&mut rng, None);
+    let fresh = embedding(&mut rng, None);
+    // Between the two: cos about 0.6 to the broad topic once centred.
+    let near: Vec<f32> = broad.iter().zip(&fresh).map(|(b, f)| 0.8 * b + 0.6 * f).collect();
+    let start = T0 + 3 * DAY + 19 * HOUR;
+    let mut events = Vec::new();
+    let step = MINUTE;
+    for s in 0..(3 * DAY + 21 * HOUR) / step {
+        let t0 = T0 + s * step;
+        let ramp = ((t0 - start) as f64 / (30 * MINUTE) as f64).clamp(0.0, 1.0);
+        let kinds: [(f64, bool, Option<&[f32]>); 4] = [
+            (24.0, false, None),
+            (8.0, true, Some(&broad)),
+            (8.0, true, None),
+            (16.0 * ramp, true, Some(&near)),
+        ];
+        for (per_hour, neg, topic) in kinds {
+            for _ in 0..rng.poisson(per_hour / 60.0) {
+                let t = t0 + (rng.uniform() * step as f64) as i64;
+                let mut e = event(&mut rng, &mut n, t, "Rocket", neg);
+                e.scored.embedding = embedding(&mut rng, topic);
+                events.push(e);
+            }
+        }
+    }
+    events.sort_by_key(|e| e.event.event_time);
+    let mut det = Detector::new(cfg);
+    let mut out = Vec::new();
+    for e in &events {
+        let p = det.push(e).expect("push");
+        out.extend(
+            p.signals
+                .into_iter()
+                .filter(|s| s.kind.is_crisis())
+                .map(|s| (e.event.event_time, s)),
+        );
+    }
+    (out, start)
+}
+
+#[test]
+fn a_new_topic_next_to_a_broad_one_pairs_up_instead_of_sinking_into_it() {
+    let first_issue = |cfg: DetectConfig| {
+        let (signals, start) = busy_key_with_a_topic_near_a_broad_one(cfg);
+        let before: Vec<_> = signals.iter().filter(|(t, _)| *t >= T0 + DAY && *t < start).collect();
+        assert!(before.is_empty(), "false alerts on the busy background: {before:?}");
+        let first = signals
+            .iter()
+            .find(|(t, s)| *t >= start && s.kind == SignalKind::EmergingIssue && s.cluster.is_some())
+            .map(|(t, _)| (t - start) / MINUTE);
+        (first, start)
+    };
+    let (on, _) = first_issue(DetectConfig::default());
+    assert!(
+        on.is_some_and(|m| m <= 45),
+        "first emerging issue {on:?} min after the ramp began"
+    );
+    // Without re-homing the new topic's items join the broad cluster
+    // (the first ones, or all of them) and its issue comes later or never.
+    let (off, _) = first_issue(DetectConfig {
+        cluster_rehome: 0,
+        ..DetectConfig::default()
+    });
+    println!("first emerging issue: {on:?} min after the ramp began with re-homing, {off:?} without");
+    assert!(
+        off.is_none_or(|m| m > on.unwrap_or(0) + 10),
+        "without re-homing: {off:?} min, with: {on:?} min; the test no longer shows the gain"
+    );
+}

@@ -2,16 +2,17 @@
 //! that may make it significant, before its step closes. The onset / clear
 //! logic of [`super`] dedups these signals with the evaluation at the close.
 
-use earshot_core::types::{ScoredEvent, Signal, SignalKind};
+use earshot_core::types::{EventTime, ScoredEvent, Signal, SignalKind};
 
 use super::{
     distinct_members, distinct_negatives, expected_negatives, global_factor, run_evidence, window_test, Active, Cond,
 };
+use crate::cluster::Run;
 use crate::explain::build_signal;
-use crate::key::range_counts;
+use crate::key::{range_counts, KeyState};
 use crate::stats;
 use crate::window::{bucket_end, bucket_of, Span};
-use crate::{key_for, Detector, HOUR};
+use crate::{key_for, DetectConfig, Detector, HOUR};
 
 impl Detector {
     /// Early firing: the shortest window still open that holds this event is
@@ -145,4 +146,50 @@ impl Detector {
             ));
         }
     }
+}
+
+/// After members moved into the cluster `id` just founded (see
+/// [`crate::cluster::Clusters::adopt`]): replays its CUSUM over the steps
+/// already evaluated from the one holding `from`, as their closes would
+/// have advanced it had the cluster existed (each step's expectation scaled
+/// by the current traffic factor). The open step is left to the usual
+/// evaluation, early or at its close.
+pub(crate) fn replay_run(
+    st: &mut KeyState,
+    global: &KeyState,
+    id: u64,
+    from: EventTime,
+    next_eval: Option<EventTime>,
+    cfg: &DetectConfig,
+) {
+    let Some(next) = next_eval else {
+        return;
+    };
+    let (step, th) = (cfg.step, cfg.thresholds);
+    let open = bucket_of(next.saturating_sub(step), step);
+    let first = bucket_of(from, step);
+    if first >= open {
+        return;
+    }
+    let gf = global_factor(global, Span::ending_at(next, HOUR), step);
+    let expected: Vec<(i64, f64)> = (first..open)
+        .map(|b| {
+            let start = b.saturating_mul(step);
+            let span = Span {
+                start,
+                end: start.saturating_add(step),
+            };
+            (start, expected_negatives(st, &global.baseline, span, cfg, gf))
+        })
+        .collect();
+    let Some(c) = st.clusters.get_mut(id) else {
+        return;
+    };
+    let q = c.usual_share(th.cluster_prior_items, th.baseline_z);
+    let mut run = Run::default();
+    for (start, m) in expected {
+        let k = c.counts.get(bucket_of(start, step)).copied().unwrap_or(0);
+        run = run.advance(k, q * m, th.cluster_cusum_ratio, 2.0 * th.cluster_cusum_h, start);
+    }
+    c.run = run;
 }

@@ -35,6 +35,8 @@ use crate::{hour_of, spam, Counters, DetectConfig, Detector, HOUR};
 
 mod early;
 
+pub(crate) use early::replay_run;
+
 /// A condition that can fire for a key: its volume / share, or one cluster.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 pub(crate) enum Cond {

@@ -82,6 +82,17 @@ impl Ledger {
         self.entries.remove(&seq)
     }
 
+    /// Records that `seq` moved to `cluster` in the key `key_id` (see
+    /// [`crate::cluster::Clusters::adopt`]), so a retraction takes it out
+    /// of the cluster that counts it now.
+    pub(crate) fn rehome(&mut self, seq: u64, key_id: u64, cluster: u64) {
+        if let Some(a) = self.entries.get_mut(&seq) {
+            for to in a.keys.iter_mut().filter(|to| to.key_id == key_id) {
+                to.cluster = Some(cluster);
+            }
+        }
+    }
+
     /// Drops entries of events before `cut`, and the oldest beyond the cap.
     pub(crate) fn trim(&mut self, cut: EventTime) {
         while let Some((&s, a)) = self.entries.iter().next() {
