@@ -481,25 +481,27 @@ fn embedding(rng: &mut Rng, topic: Option<&[f32]>) -> Vec<f32> {
     v.iter().map(|x| x / n).collect()
 }
 
-/// A busy key (16 negatives per hour of scattered complaints among 24
-/// positives) for three days, then a new topic ramps up linearly over 30
-/// min to 16 more negatives per hour (the negatives double). Returns the
-/// crisis signals and the wave's start.
-fn busy_key_with_a_new_topic(cfg: DetectConfig) -> (Vec<(EventTime, Signal)>, EventTime) {
-    let mut rng = Rng::new(5);
+/// One key ("Rocket") for three days and 21 hours, fed to a detector:
+/// each stream is (items per hour, negative, topic of its embeddings or
+/// scattered, ramped): a ramped stream starts at the returned wave start
+/// (three days and 19 hours in) and reaches its rate linearly over 30 min.
+/// Returns the crisis signals and the wave's start.
+type Stream<'a> = (f64, bool, Option<&'a [f32]>, bool);
+
+fn busy_key(mut rng: Rng, streams: &[Stream], cfg: DetectConfig) -> (Vec<(EventTime, Signal)>, EventTime) {
     let mut n = 0u64;
-    let topic = embedding(&mut rng, None);
     let start = T0 + 3 * DAY + 19 * HOUR;
     let mut events = Vec::new();
     let step = MINUTE;
     for s in 0..(3 * DAY + 21 * HOUR) / step {
         let t0 = T0 + s * step;
         let ramp = ((t0 - start) as f64 / (30 * MINUTE) as f64).clamp(0.0, 1.0);
-        for (per_hour, neg, wave) in [(24.0, false, false), (16.0, true, false), (16.0 * ramp, true, true)] {
-            for _ in 0..rng.poisson(per_hour / 60.0) {
+        for &(per_hour, neg, topic, ramped) in streams {
+            let rate = if ramped { per_hour * ramp } else { per_hour };
+            for _ in 0..rng.poisson(rate / 60.0) {
                 let t = t0 + (rng.uniform() * step as f64) as i64;
                 let mut e = event(&mut rng, &mut n, t, "Rocket", neg);
-                e.scored.embedding = embedding(&mut rng, wave.then_some(topic.as_slice()));
+                e.scored.embedding = embedding(&mut rng, topic);
                 events.push(e);
             }
         }
@@ -517,6 +519,24 @@ fn busy_key_with_a_new_topic(cfg: DetectConfig) -> (Vec<(EventTime, Signal)>, Ev
         );
     }
     (out, start)
+}
+
+/// A busy key (16 negatives per hour of scattered complaints among 24
+/// positives) for three days, then a new topic ramps up linearly over 30
+/// min to 16 more negatives per hour (the negatives double). Returns the
+/// crisis signals and the wave's start.
+fn busy_key_with_a_new_topic(cfg: DetectConfig) -> (Vec<(EventTime, Signal)>, EventTime) {
+    let mut rng = Rng::new(5);
+    let topic = embedding(&mut rng, None);
+    busy_key(
+        rng,
+        &[
+            (24.0, false, None, false),
+            (16.0, true, None, false),
+            (16.0, true, Some(&topic), true),
+        ],
+        cfg,
+    )
 }
 
 #[test]
@@ -553,45 +573,20 @@ fn a_new_topic_on_a_busy_key_is_found_by_the_cluster_cusum_soon_after_its_ramp()
 /// and the wave's start.
 fn busy_key_with_a_topic_near_a_broad_one(cfg: DetectConfig) -> (Vec<(EventTime, Signal)>, EventTime) {
     let mut rng = Rng::new(11);
-    let mut n = 0u64;
     let broad = embedding(&mut rng, None);
     let fresh = embedding(&mut rng, None);
     // Between the two: cos about 0.6 to the broad topic once centred.
     let near: Vec<f32> = broad.iter().zip(&fresh).map(|(b, f)| 0.8 * b + 0.6 * f).collect();
-    let start = T0 + 3 * DAY + 19 * HOUR;
-    let mut events = Vec::new();
-    let step = MINUTE;
-    for s in 0..(3 * DAY + 21 * HOUR) / step {
-        let t0 = T0 + s * step;
-        let ramp = ((t0 - start) as f64 / (30 * MINUTE) as f64).clamp(0.0, 1.0);
-        let kinds: [(f64, bool, Option<&[f32]>); 4] = [
-            (24.0, false, None),
-            (8.0, true, Some(&broad)),
-            (8.0, true, None),
-            (16.0 * ramp, true, Some(&near)),
-        ];
-        for (per_hour, neg, topic) in kinds {
-            for _ in 0..rng.poisson(per_hour / 60.0) {
-                let t = t0 + (rng.uniform() * step as f64) as i64;
-                let mut e = event(&mut rng, &mut n, t, "Rocket", neg);
-                e.scored.embedding = embedding(&mut rng, topic);
-                events.push(e);
-            }
-        }
-    }
-    events.sort_by_key(|e| e.event.event_time);
-    let mut det = Detector::new(cfg);
-    let mut out = Vec::new();
-    for e in &events {
-        let p = det.push(e).expect("push");
-        out.extend(
-            p.signals
-                .into_iter()
-                .filter(|s| s.kind.is_crisis())
-                .map(|s| (e.event.event_time, s)),
-        );
-    }
-    (out, start)
+    busy_key(
+        rng,
+        &[
+            (24.0, false, None, false),
+            (8.0, true, Some(&broad), false),
+            (8.0, true, None, false),
+            (16.0, true, Some(&near), true),
+        ],
+        cfg,
+    )
 }
 
 #[test]
