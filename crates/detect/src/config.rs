@@ -227,8 +227,10 @@ pub struct DetectConfig {
     /// stay in the broad cluster they joined before the topic had one, and
     /// on a busy key its emerging issue is reported only once later items
     /// make up the evidence alone. Memory: each key keeps at most
-    /// [`crate::cluster::LOOSE_CAP`] such members, holding the item's
-    /// centred embedding shared by all its keys (1.5 KB at 384 dimensions).
+    /// [`crate::cluster::LOOSE_CAP`] such members of the last
+    /// `cluster_rehome` (dropped at each step's evaluation), holding the
+    /// item's centred embedding shared by all its keys (1.5 KB at 384
+    /// dimensions): bounded by the negatives of the last 15 minutes.
     pub cluster_rehome: i64,
     pub spam: SpamConfig,
     pub sla: i64,

@@ -618,3 +618,30 @@ fn a_new_topic_next_to_a_broad_one_pairs_up_instead_of_sinking_into_it() {
         "without re-homing: {off:?} min, with: {on:?} min; the test no longer shows the gain"
     );
 }
+
+#[test]
+fn loose_members_let_their_embeddings_go_once_past_the_rehoming_window() {
+    let mut rng = Rng::new(3);
+    let mut n = 0u64;
+    let topic = embedding(&mut rng, None);
+    let mut det = Detector::new(DetectConfig {
+        rollups: vec![vec![Dim::Product]],
+        ..DetectConfig::default()
+    });
+    // 40 negatives on one topic within 20 minutes: all but the founder join.
+    for i in 0..40 {
+        let mut e = event(&mut rng, &mut n, T0 + i * 30_000, "Rocket", true);
+        e.scored.embedding = embedding(&mut rng, Some(&topic));
+        det.push(&e).unwrap();
+    }
+    let key = product_key("Rocket");
+    let loose = |d: &Detector| d.keys.get(&key).unwrap().loose.len();
+    assert!(
+        loose(&det) > 0 && loose(&det) <= crate::cluster::LOOSE_CAP,
+        "{}",
+        loose(&det)
+    );
+    // No new negative on the key: the evaluation drops them all the same.
+    det.advance_watermark(T0 + 20 * MINUTE + det.cfg.cluster_rehome + 2 * det.cfg.step);
+    assert_eq!(loose(&det), 0);
+}

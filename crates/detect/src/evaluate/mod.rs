@@ -557,6 +557,7 @@ impl Detector {
             eval.log.seq = self.seq;
         }
         let idle_before = end.saturating_sub(cfg.idle_ttl);
+        let loose_from = end.saturating_sub(cfg.cluster_rehome);
         let mut expired = Vec::new();
         for (key, st) in self.keys.iter_mut() {
             if st.last_seen < idle_before {
@@ -569,6 +570,9 @@ impl Detector {
                 eval.windows(key, st, out);
                 eval.clusters(key, st, out);
             }
+            // Loose members past the re-homing window let their embeddings
+            // go, also on keys that see no new negative.
+            st.loose.retain(|m| m.t >= loose_from);
             if st.next_fold.is_some_and(|h| h.saturating_mul(per_hour) > keep_from) {
                 st.buckets.trim_before(keep_from);
             }
