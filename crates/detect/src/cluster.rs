@@ -118,8 +118,8 @@ pub struct Loose {
     pub x: Arc<[f32]>,
 }
 
-/// A member [`Clusters::adopt`] moved: its sequence number and its cosine
-/// to the new cluster's centroid.
+/// A member [`Clusters::adopt`] moved: its sequence number, event time and
+/// cosine to the new cluster's centroid.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct Adopted {
     pub seq: u64,
@@ -281,11 +281,12 @@ impl Clusters {
     /// Moves into cluster `id` (just founded at `t`) the loose members
     /// within `p.rehome` of `t` whose cluster is not young, that are at
     /// least as close to its centroid as the threshold and closer than they
-    /// were to their own cluster when they joined: each one's count moves to the new cluster's bucket and
-    /// the new centroid takes it in (the old centroid keeps the member's
-    /// small pull: a decayed running mean cannot forget one member exactly).
-    /// Moved members leave `loose`; members of clusters no longer live are
-    /// dropped from it. Returns the moved members in arrival order.
+    /// were to their own cluster when they joined: each one's count moves
+    /// to the new cluster's bucket and the new centroid takes it in (the old
+    /// centroid keeps the member's small pull: a decayed running mean cannot
+    /// forget one member exactly). Moved members leave `loose`; members of
+    /// clusters no longer live are dropped from it. Returns the moved
+    /// members in arrival order.
     pub fn adopt(&mut self, id: u64, t: EventTime, loose: &mut VecDeque<Loose>, p: &ClusterParams) -> Vec<Adopted> {
         let mut moved = Vec::new();
         if p.rehome <= 0 {
