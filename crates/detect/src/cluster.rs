@@ -219,13 +219,7 @@ impl Clusters {
                 joined = s;
                 let c = &mut self.items[i];
                 let w = decay(c.weight, c.last);
-                // Running mean of members (decayed), kept unnormalised.
-                let keep = (w / (w + 1.0)) as f32;
-                for (ci, xi) in c.centroid.iter_mut().zip(x) {
-                    *ci = *ci * keep + xi * (1.0 - keep);
-                }
-                c.norm = dot(&c.centroid, &c.centroid).sqrt();
-                c.weight = w + 1.0;
+                c.take_in(x, w);
                 c.last = c.last.max(t);
                 i
             }
@@ -323,12 +317,7 @@ impl Clusters {
             if let Some(n) = c.counts.get_mut(b) {
                 *n += 1;
             }
-            let keep = (c.weight / (c.weight + 1.0)) as f32;
-            for (ci, xi) in c.centroid.iter_mut().zip(m.x.iter()) {
-                *ci = *ci * keep + xi * (1.0 - keep);
-            }
-            c.norm = dot(&c.centroid, &c.centroid).sqrt();
-            c.weight += 1.0;
+            c.take_in(&m.x, c.weight);
             moved.push(Adopted {
                 seq: m.seq,
                 t: m.t,
@@ -345,6 +334,17 @@ impl Clusters {
 }
 
 impl Cluster {
+    /// Takes a member into the centroid, a running mean of the members
+    /// (their weight `w`, decayed by the caller; kept unnormalised).
+    fn take_in(&mut self, x: &[f32], w: f64) {
+        let keep = (w / (w + 1.0)) as f32;
+        for (ci, xi) in self.centroid.iter_mut().zip(x) {
+            *ci = *ci * keep + xi * (1.0 - keep);
+        }
+        self.norm = dot(&self.centroid, &self.centroid).sqrt();
+        self.weight = w + 1.0;
+    }
+
     /// Founded at most `youth` before `now`.
     pub fn young(&self, now: EventTime, youth: i64) -> bool {
         now.saturating_sub(self.founded) <= youth

@@ -131,7 +131,7 @@ impl KeyState {
     /// Puts a negative (centred embedding `x`) into a cluster: it joins the
     /// closest one or founds one. A founder takes over the loose members
     /// closer to it ([`Clusters::adopt`]; their quotes follow them); a
-    /// joiner stays loose for `p.rehome` (the last [`LOOSE_CAP`] at most).
+    /// joiner stays loose (the last [`LOOSE_CAP`] at most).
     pub(crate) fn cluster(
         &mut self,
         x: &Arc<[f32]>,
@@ -157,8 +157,8 @@ impl KeyState {
                 joined: a.joined,
                 x: Arc::clone(x),
             });
-            let oldest = t.saturating_sub(p.rehome);
-            while self.loose.len() > LOOSE_CAP || self.loose.front().is_some_and(|m| m.t < oldest) {
+            // Older ones go at each step's evaluation (`evaluate_until`).
+            while self.loose.len() > LOOSE_CAP {
                 self.loose.pop_front();
             }
         }
