@@ -37,6 +37,12 @@ pub struct CategoryArgs {
     l2: f32,
     #[arg(long, default_value_t = 300)]
     iterations: usize,
+    /// Weigh each (language, category) cell of the labelled rows the same
+    /// within its category, counting a cell of fewer rows as this many (so a
+    /// cell of 2 does not outweigh one of 60). 0 (default): every row of a
+    /// category weighs the same, whatever its language.
+    #[arg(long, default_value_t = 0)]
+    cell_floor: usize,
 }
 
 pub fn run(args: CategoryArgs) -> anyhow::Result<ExitCode> {
@@ -51,17 +57,20 @@ pub fn run(args: CategoryArgs) -> anyhow::Result<ExitCode> {
     base.adapter_sha256 = loaded.classifier.sentiment_head().adapter_sha256.clone();
     let mut texts: Vec<String> = Vec::new();
     let mut labels: Vec<usize> = Vec::new();
+    let mut cells: Vec<String> = Vec::new();
     let mut counts: BTreeMap<String, usize> = BTreeMap::new();
     let index = |c: Category| base.categories.iter().position(|k| *k == c);
     for (c, s) in model::category_prototypes()? {
         if let Some(i) = index(c) {
             texts.push(s);
             labels.push(i);
+            cells.push("prototypes".to_string());
         }
     }
     let prototypes = texts.len();
     for (item, cat) in read_categorised(&args.data, &args.split, "--data")? {
         *counts.entry(format!("{}/{}", item.lang, cat.as_str())).or_default() += 1;
+        cells.push(item.lang.clone());
         texts.push(item.text);
         labels.push(index(cat).context("category missing from the head")?);
     }
@@ -72,10 +81,7 @@ pub fn run(args: CategoryArgs) -> anyhow::Result<ExitCode> {
         max_batch: 64,
     };
     let embs = model::embed_texts(&loaded.tokenizer, encoder, &refs, limits, PAD_ID, |_| {})?;
-    // Each class weighs the same in total.
-    let mut per_class = vec![0usize; base.categories.len()];
-    labels.iter().for_each(|&l| per_class[l] += 1);
-    let weights: Vec<f32> = labels.iter().map(|&l| 1.0 / per_class[l].max(1) as f32).collect();
+    let weights = class_weights(&labels, &cells, base.categories.len(), args.cell_floor);
     let init: Vec<Vec<f32>> = base
         .centroids
         .iter()
@@ -98,9 +104,71 @@ pub fn run(args: CategoryArgs) -> anyhow::Result<ExitCode> {
         "prototypes": prototypes,
         "l2": args.l2,
         "iterations": args.iterations,
+        "cell_floor": args.cell_floor,
         "command": std::env::args().collect::<Vec<_>>().join(" "),
     });
     write_json(&args.out, &head)?;
     tracing::info!(out = %args.out.display(), "category head written");
     Ok(ExitCode::SUCCESS)
+}
+
+/// Loss weights: each class weighs the same in total. With `cell_floor > 0`
+/// the rows of a class are first weighed by `1 / max(rows in their cell,
+/// cell_floor)`, a cell being the row's class and `cells[i]` (its language),
+/// so within a class every well-filled cell counts the same.
+fn class_weights(labels: &[usize], cells: &[String], classes: usize, cell_floor: usize) -> Vec<f32> {
+    let mut in_cell: BTreeMap<(usize, &str), usize> = BTreeMap::new();
+    for (&l, c) in labels.iter().zip(cells) {
+        *in_cell.entry((l, c.as_str())).or_default() += 1;
+    }
+    let raw: Vec<f32> = labels
+        .iter()
+        .zip(cells)
+        .map(|(&l, c)| match cell_floor {
+            0 => 1.0,
+            floor => 1.0 / in_cell[&(l, c.as_str())].max(floor) as f32,
+        })
+        .collect();
+    let mut total = vec![0f32; classes];
+    labels.iter().zip(&raw).for_each(|(&l, w)| total[l] += w);
+    labels
+        .iter()
+        .zip(raw)
+        .map(|(&l, w)| w / total[l].max(f32::MIN_POSITIVE))
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::class_weights;
+
+    #[test]
+    fn classes_weigh_the_same_and_cells_too_when_asked() {
+        // Class 0: 6 en rows and 2 zh rows; class 1: 4 en rows.
+        let labels = [0, 0, 0, 0, 0, 0, 0, 0, 1, 1, 1, 1];
+        let cells: Vec<String> = ["en"; 6]
+            .iter()
+            .chain(["zh"; 2].iter())
+            .chain(["en"; 4].iter())
+            .map(|s| s.to_string())
+            .collect();
+        let sum = |w: &[f32], class: usize| -> f32 {
+            labels.iter().zip(w).filter(|(&l, _)| l == class).map(|(_, w)| w).sum()
+        };
+        let plain = class_weights(&labels, &cells, 2, 0);
+        assert!((sum(&plain, 0) - 1.0).abs() < 1e-6 && (sum(&plain, 1) - 1.0).abs() < 1e-6);
+        assert!(
+            (plain[0] - plain[7]).abs() < 1e-6,
+            "rows of a class weigh the same: {plain:?}"
+        );
+        // Cells: en and zh of class 0 weigh half each.
+        let cell = class_weights(&labels, &cells, 2, 1);
+        let zh: f32 = cell[6..8].iter().sum();
+        assert!((zh - 0.5).abs() < 1e-6, "{cell:?}");
+        assert!((sum(&cell, 0) - 1.0).abs() < 1e-6 && (sum(&cell, 1) - 1.0).abs() < 1e-6);
+        // A floor of 4: the zh cell counts as 4 rows, so it weighs 2/4 against en's 6/6.
+        let floored = class_weights(&labels, &cells, 2, 4);
+        let zh: f32 = floored[6..8].iter().sum();
+        assert!((zh - 0.5 / 1.5).abs() < 1e-6, "{floored:?}");
+    }
 }
