@@ -4,7 +4,10 @@
 //! the prior: a softmax regression on the
 //! embeddings of the prototypes plus the labelled items, shrunk towards the
 //! centroids, so a few hundred real complaints correct them without
-//! replacing them. Uses the loaded model (adapter included).
+//! replacing them. The same embeddings are kept in the head as exemplars
+//! whose k nearest neighbours vote with the centroids (`--knn-*`), for
+//! classes such as `other` that are many small topics. Uses the loaded model
+//! (adapter included).
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -43,6 +46,17 @@ pub struct CategoryArgs {
     /// category weighs the same, whatever its language.
     #[arg(long, default_value_t = 0)]
     cell_floor: usize,
+    /// Keep the prototypes' and labelled rows' embeddings in the head; this
+    /// many nearest ones vote with the centroids at inference. 0: no
+    /// exemplars (centroids only, the head of earlier releases).
+    #[arg(long, default_value_t = 20)]
+    knn_k: usize,
+    /// Sharpness of the neighbours' vote: `exp(T · (cos − best cos))`.
+    #[arg(long, default_value_t = 50.0)]
+    knn_temperature: f32,
+    /// Share of the neighbours' vote in the blended probabilities (0–1).
+    #[arg(long, default_value_t = 0.6)]
+    knn_weight: f32,
 }
 
 pub fn run(args: CategoryArgs) -> anyhow::Result<ExitCode> {
@@ -55,6 +69,18 @@ pub fn run(args: CategoryArgs) -> anyhow::Result<ExitCode> {
     let name = earshot::model::Classifier::describe(&loaded.classifier);
     let mut base = model::build_category_head(&loaded.tokenizer, encoder, &name)?;
     base.adapter_sha256 = loaded.classifier.sentiment_head().adapter_sha256.clone();
+    if args.knn_k > 0 {
+        let knobs = model::heads::Exemplars {
+            k: args.knn_k,
+            temperature: args.knn_temperature,
+            weight: args.knn_weight,
+            labels: Vec::new(),
+            vectors: Vec::new(),
+        };
+        knobs
+            .validate(base.dim, base.categories.len())
+            .map_err(|e| anyhow::anyhow!("{e} (set by --knn-k, --knn-temperature, --knn-weight)"))?;
+    }
     let mut texts: Vec<String> = Vec::new();
     let mut labels: Vec<usize> = Vec::new();
     let mut cells: Vec<String> = Vec::new();
@@ -96,6 +122,16 @@ pub fn run(args: CategoryArgs) -> anyhow::Result<ExitCode> {
     let mut head = base.clone();
     head.centroids = w.iter().map(|r| r.iter().map(|v| v / base.scale).collect()).collect();
     head.bias = b;
+    if args.knn_k > 0 {
+        let exemplars = model::heads::Exemplars {
+            k: args.knn_k,
+            temperature: args.knn_temperature,
+            weight: args.knn_weight,
+            labels,
+            vectors: embs,
+        };
+        head.exemplars = Some(exemplars);
+    }
     head.provenance = json!({
         "base": base.provenance,
         "refined_on": args.data.iter().map(|p| p.display().to_string()).collect::<Vec<_>>(),
@@ -105,6 +141,11 @@ pub fn run(args: CategoryArgs) -> anyhow::Result<ExitCode> {
         "l2": args.l2,
         "iterations": args.iterations,
         "cell_floor": args.cell_floor,
+        "knn": if args.knn_k > 0 {
+            json!({"k": args.knn_k, "temperature": args.knn_temperature, "weight": args.knn_weight, "exemplars": texts.len()})
+        } else {
+            serde_json::Value::Null
+        },
         "command": std::env::args().collect::<Vec<_>>().join(" "),
     });
     write_json(&args.out, &head)?;

@@ -8,13 +8,16 @@
 //!   side land in the band and come out neutral.
 //! * Category: cosine similarity to per-category prototype centroids (mean
 //!   embeddings of short multilingual complaint descriptions), softmax with a
-//!   scale. Heads are small JSON files with their provenance.
+//!   scale, optionally blended with a k-nearest-neighbour vote over labelled
+//!   complaint embeddings kept in the head (see [`Exemplars`]). Heads are
+//!   JSON files with their provenance.
 
 use earshot_core::types::{Category, SentimentProbs};
 use serde::{Deserialize, Serialize};
 use std::path::Path;
 
 use super::ModelError;
+pub use crate::exemplars::Exemplars;
 
 pub const SENTIMENT_FORMAT: &str = "earshot-sentiment-head/1";
 /// Three-class head (trained with an encoder adapter): softmax of `W·x + b`.
@@ -25,7 +28,7 @@ fn sigmoid(x: f32) -> f32 {
     1.0 / (1.0 + (-x).exp())
 }
 
-fn dot(a: &[f32], b: &[f32]) -> f32 {
+pub(crate) fn dot(a: &[f32], b: &[f32]) -> f32 {
     a.iter().zip(b).map(|(x, y)| x * y).sum()
 }
 
@@ -182,6 +185,10 @@ pub struct CategoryHead {
     pub adapter_sha256: Option<String>,
     #[serde(default)]
     pub provenance: serde_json::Value,
+    /// Labelled embeddings whose nearest neighbours vote with the centroids
+    /// (embedded with the same encoder and adapter as the centroids).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub exemplars: Option<Exemplars>,
 }
 
 impl CategoryHead {
@@ -199,6 +206,13 @@ impl CategoryHead {
                 )
                 .into(),
             });
+        }
+        if let Some(ex) = &head.exemplars {
+            ex.validate(head.dim, head.categories.len())
+                .map_err(|e| ModelError::Head {
+                    path: path.display().to_string(),
+                    source: format!("{e}; re-create it with `earshot train-category`").into(),
+                })?;
         }
         Ok(head)
     }
@@ -232,10 +246,12 @@ impl CategoryHead {
             bias: Vec::new(),
             adapter_sha256: None,
             provenance: serde_json::Value::Null,
+            exemplars: None,
         }
     }
 
-    /// Best category and its softmax probability.
+    /// Best category and its probability: the centroid softmax, blended
+    /// with the exemplars' vote when the head has them.
     pub fn predict(&self, embedding: &[f32]) -> (Category, f32) {
         let sims: Vec<f32> = self
             .centroids
@@ -244,13 +260,23 @@ impl CategoryHead {
             .map(|(i, c)| dot(c, embedding) * self.scale + self.bias.get(i).copied().unwrap_or(0.0))
             .collect();
         let max = sims.iter().copied().fold(f32::NEG_INFINITY, f32::max);
-        let exps: Vec<f32> = sims.iter().map(|s| (s - max).exp()).collect();
-        let total: f32 = exps.iter().sum();
-        let (best, p) = exps
+        let mut probs: Vec<f32> = sims.iter().map(|s| (s - max).exp()).collect();
+        let total: f32 = probs.iter().sum();
+        probs.iter_mut().for_each(|p| *p /= total);
+        if let Some(ex) = &self.exemplars {
+            if let Some(vote) = ex.vote(embedding, probs.len()) {
+                let w = ex.weight;
+                probs
+                    .iter_mut()
+                    .zip(vote)
+                    .for_each(|(p, v)| *p = (1.0 - w) * *p + w * v);
+            }
+        }
+        let (best, p) = probs
             .iter()
+            .copied()
             .enumerate()
-            .max_by(|a, b| a.1.total_cmp(b.1))
-            .map(|(i, e)| (i, e / total))
+            .max_by(|a, b| a.1.total_cmp(&b.1))
             .unwrap_or((0, 0.0));
         (self.categories.get(best).copied().unwrap_or(Category::Other), p)
     }
@@ -298,5 +324,45 @@ mod tests {
         let (c, p) = head.predict(&[0.1, 0.9, 0.2]);
         assert_eq!(c, Category::Price);
         assert!(p > 0.5);
+    }
+
+    #[test]
+    fn exemplars_correct_a_class_one_centroid_cannot_draw() {
+        // `other` is two topics at right angles; its centroid sits between
+        // them, nearer to a logistics text's direction than either topic.
+        let ex = vec![
+            (Category::Logistics, vec![0.8, 0.6, 0.0]),
+            (Category::Other, vec![1.0, 0.0, 0.0]),
+            (Category::Other, vec![0.0, 0.0, 1.0]),
+        ];
+        let mut head = CategoryHead::from_prototypes("t", 3, &ex, 10.0);
+        let query = [0.97, 0.2, 0.1];
+        assert_eq!(head.predict(&query).0, Category::Logistics);
+        let unit = |v: [f32; 3]| {
+            let n = dot(&v, &v).sqrt();
+            v.map(|x| x / n).to_vec()
+        };
+        let other = head.categories.iter().position(|c| *c == Category::Other).unwrap();
+        let logistics = 1 - other;
+        head.exemplars = Some(Exemplars {
+            k: 3,
+            temperature: 50.0,
+            weight: 0.6,
+            labels: vec![other, other, logistics],
+            vectors: vec![unit([1.0, 0.1, 0.1]), unit([0.0, 0.1, 1.0]), unit([0.8, 0.6, 0.0])],
+        });
+        let (c, p) = head.predict(&query);
+        assert_eq!(c, Category::Other);
+        assert!(p > 0.5 && p <= 1.0, "{p}");
+        // A head file with broken exemplars is refused at load, naming the fix.
+        head.exemplars.as_mut().unwrap().labels.pop();
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("category.json");
+        std::fs::write(&path, serde_json::to_string(&head).unwrap()).unwrap();
+        let err = CategoryHead::load(&path).unwrap_err().to_string();
+        assert!(
+            err.contains("2 labels for 3 vectors") && err.contains("train-category"),
+            "{err}"
+        );
     }
 }

@@ -11,6 +11,7 @@ pub mod batch;
 pub mod bert;
 pub mod cpu;
 pub mod e5s1;
+mod exemplars;
 pub mod heads;
 pub mod lang;
 pub mod lora;
