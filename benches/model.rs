@@ -64,7 +64,46 @@ fn bench_config(c: &mut Criterion, name: &str, toml: &str) {
     group.finish();
 }
 
+/// The complaint-category head alone, per text: centroids only against
+/// centroids plus the exemplars' neighbour vote, on the shipped head's
+/// exemplars (queries: the head's own exemplars, nudged).
+fn bench_category_head(c: &mut Criterion) {
+    let root =
+        std::env::var_os("CARGO_MANIFEST_DIR").map_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")), PathBuf::from);
+    let head = match model::CategoryHead::load(&root.join("models/heads/category.json")) {
+        Ok(h) if h.exemplars.is_some() => h,
+        _ => {
+            eprintln!("skipping category-head: models/heads/category.json has no exemplars");
+            return;
+        }
+    };
+    let vectors = &head.exemplars.as_ref().expect("checked").vectors;
+    let queries: Vec<Vec<f32>> = (0..64)
+        .map(|i| {
+            let v: Vec<f32> = vectors[(i * 37) % vectors.len()]
+                .iter()
+                .enumerate()
+                .map(|(d, x)| x + if (d + i) % 7 == 0 { 0.02 } else { -0.01 })
+                .collect();
+            let n = v.iter().map(|x| x * x).sum::<f32>().sqrt();
+            v.into_iter().map(|x| x / n).collect()
+        })
+        .collect();
+    let mut plain = head.clone();
+    plain.exemplars = None;
+    let mut group = c.benchmark_group("cpu/category-head");
+    group.throughput(Throughput::Elements(queries.len() as u64));
+    let name = format!("exemplars-{}", vectors.len());
+    for (label, h) in [("centroids", &plain), (name.as_str(), &head)] {
+        group.bench_function(label, |b| {
+            b.iter(|| queries.iter().map(|q| h.predict(q).1).sum::<f32>())
+        });
+    }
+    group.finish();
+}
+
 fn benches(c: &mut Criterion) {
+    bench_category_head(c);
     for mode in [MatmulMode::Int8, MatmulMode::F32, MatmulMode::Q4] {
         let m = mode.as_str();
         bench_config(c, &format!("e5-small-{m}"), &format!("[model]\nmatmul = \"{m}\"\n"));

@@ -70,13 +70,13 @@ pub fn run(args: CategoryArgs) -> anyhow::Result<ExitCode> {
     let mut base = model::build_category_head(&loaded.tokenizer, encoder, &name)?;
     base.adapter_sha256 = loaded.classifier.sentiment_head().adapter_sha256.clone();
     if args.knn_k > 0 {
-        let knobs = model::heads::Exemplars {
-            k: args.knn_k,
-            temperature: args.knn_temperature,
-            weight: args.knn_weight,
-            labels: Vec::new(),
-            vectors: Vec::new(),
-        };
+        let knobs = model::heads::Exemplars::new(
+            args.knn_k,
+            args.knn_temperature,
+            args.knn_weight,
+            Vec::new(),
+            Vec::new(),
+        );
         knobs
             .validate(base.dim, base.categories.len())
             .map_err(|e| anyhow::anyhow!("{e} (set by --knn-k, --knn-temperature, --knn-weight)"))?;
@@ -123,14 +123,13 @@ pub fn run(args: CategoryArgs) -> anyhow::Result<ExitCode> {
     head.centroids = w.iter().map(|r| r.iter().map(|v| v / base.scale).collect()).collect();
     head.bias = b;
     if args.knn_k > 0 {
-        let exemplars = model::heads::Exemplars {
-            k: args.knn_k,
-            temperature: args.knn_temperature,
-            weight: args.knn_weight,
+        head.exemplars = Some(model::heads::Exemplars::new(
+            args.knn_k,
+            args.knn_temperature,
+            args.knn_weight,
             labels,
-            vectors: embs,
-        };
-        head.exemplars = Some(exemplars);
+            embs,
+        ));
     }
     head.provenance = json!({
         "base": base.provenance,

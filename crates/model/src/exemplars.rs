@@ -7,6 +7,8 @@
 //! JSON (a few hundred KB for a thousand rows); they are decoded to `f32`
 //! once, at load.
 
+use std::sync::OnceLock;
+
 use base64::Engine as _;
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
@@ -28,9 +30,24 @@ pub struct Exemplars {
     /// Unit-length embeddings, one per label.
     #[serde(with = "int8_rows")]
     pub vectors: Vec<Vec<f32>>,
+    /// `vectors` transposed, built on first use (`dim` runs of one value per
+    /// exemplar), so a query's cosines are axpys ([`crate::simd::mat_t_vec`]).
+    #[serde(skip)]
+    transposed: OnceLock<Vec<f32>>,
 }
 
 impl Exemplars {
+    pub fn new(k: usize, temperature: f32, weight: f32, labels: Vec<usize>, vectors: Vec<Vec<f32>>) -> Self {
+        Self {
+            k,
+            temperature,
+            weight,
+            labels,
+            vectors,
+            transposed: OnceLock::new(),
+        }
+    }
+
     /// Checks the shape against the head; `Err` names what is wrong.
     pub fn validate(&self, dim: usize, classes: usize) -> Result<(), String> {
         if self.k == 0 {
@@ -68,12 +85,21 @@ impl Exemplars {
         if self.vectors.is_empty() {
             return None;
         }
-        let mut sims: Vec<(f32, usize)> = self
-            .vectors
-            .iter()
-            .zip(&self.labels)
-            .map(|(v, &l)| (super::heads::dot(v, embedding), l))
-            .collect();
+        let n = self.vectors.len();
+        let cols = self.transposed.get_or_init(|| {
+            let dim = self.vectors[0].len();
+            let mut t = vec![0.0f32; dim * n];
+            for (j, v) in self.vectors.iter().enumerate() {
+                v.iter().enumerate().for_each(|(d, &x)| t[d * n + j] = x);
+            }
+            t
+        });
+        if cols.len() != embedding.len() * n {
+            return None;
+        }
+        let mut cos = vec![0.0f32; n];
+        crate::simd::mat_t_vec(cols, embedding, &mut cos);
+        let mut sims: Vec<(f32, usize)> = cos.into_iter().zip(self.labels.iter().copied()).collect();
         let k = self.k.min(sims.len());
         if k < sims.len() {
             sims.select_nth_unstable_by(k - 1, |a, b| b.0.total_cmp(&a.0));
@@ -162,17 +188,17 @@ mod tests {
 
     #[test]
     fn int8_round_trip_keeps_cosines() {
-        let ex = Exemplars {
-            k: 2,
-            temperature: 50.0,
-            weight: 0.5,
-            labels: vec![0, 1, 1],
-            vectors: vec![
+        let ex = Exemplars::new(
+            2,
+            50.0,
+            0.5,
+            vec![0, 1, 1],
+            vec![
                 unit(&[0.3, -0.9, 0.1]),
                 unit(&[0.0, 0.2, 0.98]),
                 unit(&[-0.5, 0.5, 0.7]),
             ],
-        };
+        );
         let json = serde_json::to_string(&ex).unwrap();
         assert!(json.contains("\"int8\""), "{json}");
         let back: Exemplars = serde_json::from_str(&json).unwrap();
@@ -204,13 +230,7 @@ mod tests {
             vectors.push(unit(&[0.2, 1.0, i as f32 * 0.01]));
             labels.push(1);
         }
-        let ex = Exemplars {
-            k: 5,
-            temperature: 20.0,
-            weight: 1.0,
-            labels,
-            vectors,
-        };
+        let ex = Exemplars::new(5, 20.0, 1.0, labels, vectors);
         let vote = ex.vote(&unit(&[1.0, 0.0, 0.0]), 2).unwrap();
         assert!((vote.iter().sum::<f32>() - 1.0).abs() < 1e-5);
         assert!(vote[0] > 0.9, "{vote:?}");

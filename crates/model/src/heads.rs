@@ -344,13 +344,13 @@ mod tests {
         };
         let other = head.categories.iter().position(|c| *c == Category::Other).unwrap();
         let logistics = 1 - other;
-        head.exemplars = Some(Exemplars {
-            k: 3,
-            temperature: 50.0,
-            weight: 0.6,
-            labels: vec![other, other, logistics],
-            vectors: vec![unit([1.0, 0.1, 0.1]), unit([0.0, 0.1, 1.0]), unit([0.8, 0.6, 0.0])],
-        });
+        head.exemplars = Some(Exemplars::new(
+            3,
+            50.0,
+            0.6,
+            vec![other, other, logistics],
+            vec![unit([1.0, 0.1, 0.1]), unit([0.0, 0.1, 1.0]), unit([0.8, 0.6, 0.0])],
+        ));
         let (c, p) = head.predict(&query);
         assert_eq!(c, Category::Other);
         assert!(p > 0.5 && p <= 1.0, "{p}");
