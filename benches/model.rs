@@ -64,46 +64,60 @@ fn bench_config(c: &mut Criterion, name: &str, toml: &str) {
     group.finish();
 }
 
-/// The complaint-category head alone, per text: centroids only against
-/// centroids plus the exemplars' neighbour vote, on the shipped head's
-/// exemplars (queries: the head's own exemplars, nudged).
-fn bench_category_head(c: &mut Criterion) {
+/// The heads alone, on batches of 32 pooled embeddings as the classifier
+/// hands them over: each shipped head with and without its exemplars'
+/// neighbour vote (queries: the head's own exemplars, nudged).
+fn bench_heads(c: &mut Criterion) {
     let root =
         std::env::var_os("CARGO_MANIFEST_DIR").map_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")), PathBuf::from);
-    let head = match model::CategoryHead::load(&root.join("models/heads/category.json")) {
-        Ok(h) if h.exemplars.is_some() => h,
-        _ => {
-            eprintln!("skipping category-head: models/heads/category.json has no exemplars");
-            return;
-        }
+    let queries = |ex: &model::heads::Exemplars| -> Vec<Vec<f32>> {
+        (0..32)
+            .map(|i| {
+                let v: Vec<f32> = ex
+                    .vectors
+                    .row((i * 37) % ex.len())
+                    .iter()
+                    .enumerate()
+                    .map(|(d, x)| x + if (d + i) % 7 == 0 { 0.02 } else { -0.01 })
+                    .collect();
+                let n = v.iter().map(|x| x * x).sum::<f32>().sqrt();
+                v.into_iter().map(|x| x / n).collect()
+            })
+            .collect()
     };
-    let vectors = &head.exemplars.as_ref().expect("checked").vectors;
-    let queries: Vec<Vec<f32>> = (0..64)
-        .map(|i| {
-            let v: Vec<f32> = vectors[(i * 37) % vectors.len()]
-                .iter()
-                .enumerate()
-                .map(|(d, x)| x + if (d + i) % 7 == 0 { 0.02 } else { -0.01 })
-                .collect();
-            let n = v.iter().map(|x| x * x).sum::<f32>().sqrt();
-            v.into_iter().map(|x| x / n).collect()
-        })
-        .collect();
-    let mut plain = head.clone();
-    plain.exemplars = None;
-    let mut group = c.benchmark_group("cpu/category-head");
-    group.throughput(Throughput::Elements(queries.len() as u64));
-    let name = format!("exemplars-{}", vectors.len());
-    for (label, h) in [("centroids", &plain), (name.as_str(), &head)] {
-        group.bench_function(label, |b| {
-            b.iter(|| queries.iter().map(|q| h.predict(q).1).sum::<f32>())
-        });
+    let mut group = c.benchmark_group("cpu/heads");
+    group.throughput(Throughput::Elements(32));
+    match model::CategoryHead::load(&root.join("models/heads/category.json")) {
+        Ok(head) if head.exemplars.is_some() => {
+            let q = queries(head.exemplars.as_ref().expect("checked"));
+            let refs: Vec<&[f32]> = q.iter().map(Vec::as_slice).collect();
+            let mut plain = head.clone();
+            plain.exemplars = None;
+            let name = format!("category+{}-exemplars", head.exemplars.as_ref().map_or(0, |e| e.len()));
+            for (label, h) in [("category", &plain), (name.as_str(), &head)] {
+                group.bench_function(label, |b| b.iter(|| h.predict_batch(&refs).len()));
+            }
+        }
+        _ => eprintln!("skipping the category head: models/heads/category.json has no exemplars"),
+    }
+    match model::SentimentHead::load(&root.join("models/heads/sentiment.json")) {
+        Ok(head) if head.exemplars.is_some() => {
+            let q = queries(head.exemplars.as_ref().expect("checked"));
+            let refs: Vec<&[f32]> = q.iter().map(Vec::as_slice).collect();
+            let mut plain = head.clone();
+            plain.exemplars = None;
+            let name = format!("sentiment+{}-exemplars", head.exemplars.as_ref().map_or(0, |e| e.len()));
+            for (label, h) in [("sentiment", &plain), (name.as_str(), &head)] {
+                group.bench_function(label, |b| b.iter(|| h.probs_batch(&refs).len()));
+            }
+        }
+        _ => eprintln!("skipping the sentiment head: models/heads/sentiment.json has no exemplars"),
     }
     group.finish();
 }
 
 fn benches(c: &mut Criterion) {
-    bench_category_head(c);
+    bench_heads(c);
     for mode in [MatmulMode::Int8, MatmulMode::F32, MatmulMode::Q4] {
         let m = mode.as_str();
         bench_config(c, &format!("e5-small-{m}"), &format!("[model]\nmatmul = \"{m}\"\n"));

@@ -549,6 +549,7 @@ pub fn run(args: AdaptArgs) -> anyhow::Result<ExitCode> {
         neutral_delta: 0.0,
         classes: Some(classes),
         adapter_sha256: Some(adapter.sha256.clone()),
+        exemplars: None,
         provenance: json!({
             "adapter": args.out_adapter.display().to_string(),
             "training": provenance,

@@ -70,13 +70,7 @@ pub fn run(args: CategoryArgs) -> anyhow::Result<ExitCode> {
     let mut base = model::build_category_head(&loaded.tokenizer, encoder, &name)?;
     base.adapter_sha256 = loaded.classifier.sentiment_head().adapter_sha256.clone();
     if args.knn_k > 0 {
-        let knobs = model::heads::Exemplars::new(
-            args.knn_k,
-            args.knn_temperature,
-            args.knn_weight,
-            Vec::new(),
-            Vec::new(),
-        );
+        let knobs = model::heads::Exemplars::new(args.knn_k, args.knn_temperature, args.knn_weight, Vec::new(), &[]);
         knobs
             .validate(base.dim, base.categories.len())
             .map_err(|e| anyhow::anyhow!("{e} (set by --knn-k, --knn-temperature, --knn-weight)"))?;
@@ -128,7 +122,7 @@ pub fn run(args: CategoryArgs) -> anyhow::Result<ExitCode> {
             args.knn_temperature,
             args.knn_weight,
             labels,
-            embs,
+            &embs,
         ));
     }
     head.provenance = json!({

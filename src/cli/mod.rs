@@ -4,6 +4,7 @@
 mod adapt;
 mod category;
 mod classify;
+mod exemplars;
 pub mod exit;
 mod produce;
 mod replay;
@@ -48,6 +49,8 @@ enum Command {
     TrainAdapter(adapt::AdaptArgs),
     /// Refine the complaint-category head on labelled complaints.
     TrainCategory(category::CategoryArgs),
+    /// Keep labelled training texts in the sentiment head as exemplars whose nearest neighbours vote.
+    TrainExemplars(exemplars::ExemplarArgs),
 }
 
 /// Options shared by every command that loads the model.
@@ -107,6 +110,7 @@ pub fn run() -> anyhow::Result<ExitCode> {
         Command::Eval(a) => train::run_eval(a),
         Command::TrainAdapter(a) => adapt::run(a),
         Command::TrainCategory(a) => category::run(a),
+        Command::TrainExemplars(a) => exemplars::run(a),
     }
 }
 

@@ -397,6 +397,7 @@ pub fn run_train(args: TrainArgs) -> anyhow::Result<ExitCode> {
         neutral_delta,
         classes: None,
         adapter_sha256: None,
+        exemplars: None,
         provenance: json!({
             "data": args.data.display().to_string(),
             "items_by_source": sources,

@@ -1,15 +1,21 @@
-//! Labelled complaint embeddings kept in the category head, voting by their
-//! k nearest neighbours. A catch-all class such as `other` is many small
-//! topics, which one centroid per class cannot draw; the neighbours' vote is
-//! blended into the centroid softmax (`earshot train-category --knn-*`).
+//! Labelled embeddings kept in a head, voting by their k nearest neighbours.
+//! A linear head draws each class as one direction; texts of a class that sit
+//! in pockets of their own (a catch-all complaint category, short posts in a
+//! language the head saw little of) are recognised by the labelled texts
+//! nearest to them. The neighbours' vote is blended into the head's
+//! probabilities (`earshot train-category --knn-*`, `earshot
+//! train-exemplars`).
 //!
-//! On disk the vectors are int8 with one scale per row, base64 in the head's
-//! JSON (a few hundred KB for a thousand rows); they are decoded to `f32`
-//! once, at load.
+//! The vectors are int8 with one scale per row, on disk base64 in the head's
+//! JSON. On first use they are packed like an 8-bit encoder weight (rows
+//! padded to 16, dims to 32), so a batch's cosines are one integer matrix
+//! product on the encoder's kernel ([`crate::qgemm::gemm`]).
 
 use std::sync::OnceLock;
 
 use base64::Engine as _;
+
+use crate::qgemm::{gemm, PackedQ4, QuantActs, QK};
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
 /// Neighbour vote over labelled embeddings.
@@ -22,30 +28,78 @@ pub struct Exemplars {
     /// the square root of its class's exemplar count (so a class with many
     /// rows does not win by numbers alone).
     pub temperature: f32,
-    /// Share of the vote in the blended probabilities (0: centroids only, 1:
+    /// Share of the vote in the blended probabilities (0: the head only, 1:
     /// neighbours only).
     pub weight: f32,
-    /// Index into the head's `categories`, one per exemplar.
+    /// The blend is raised to this power and renormalised (calibration; 1:
+    /// unchanged).
+    #[serde(default = "one", skip_serializing_if = "is_one")]
+    pub sharpen: f32,
+    /// Index into the head's classes, one per exemplar.
     pub labels: Vec<usize>,
     /// Unit-length embeddings, one per label.
-    #[serde(with = "int8_rows")]
-    pub vectors: Vec<Vec<f32>>,
-    /// `vectors` transposed, built on first use (`dim` runs of one value per
-    /// exemplar), so a query's cosines are axpys ([`crate::simd::mat_t_vec`]).
+    pub vectors: Int8Rows,
+    /// `vectors` packed for [`crate::qgemm::gemm`], built on first use.
     #[serde(skip)]
-    transposed: OnceLock<Vec<f32>>,
+    packed: PackCache,
+}
+
+/// The packed matrix: a cache, so clones start empty and it takes no part
+/// in equality.
+#[derive(Default)]
+struct PackCache(OnceLock<PackedQ4>);
+
+impl Clone for PackCache {
+    fn clone(&self) -> Self {
+        Self::default()
+    }
+}
+
+impl PartialEq for PackCache {
+    fn eq(&self, _: &Self) -> bool {
+        true
+    }
+}
+
+impl std::fmt::Debug for PackCache {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(if self.0.get().is_some() { "packed" } else { "not packed" })
+    }
+}
+
+/// Dims are padded to whole quantisation blocks, rows to whole tiles.
+fn padded(n: usize, to: usize) -> usize {
+    n.div_ceil(to).max(1) * to
+}
+
+fn one() -> f32 {
+    1.0
+}
+
+fn is_one(v: &f32) -> bool {
+    *v == 1.0
 }
 
 impl Exemplars {
-    pub fn new(k: usize, temperature: f32, weight: f32, labels: Vec<usize>, vectors: Vec<Vec<f32>>) -> Self {
+    pub fn new(k: usize, temperature: f32, weight: f32, labels: Vec<usize>, vectors: &[Vec<f32>]) -> Self {
         Self {
             k,
             temperature,
             weight,
+            sharpen: 1.0,
             labels,
-            vectors,
-            transposed: OnceLock::new(),
+            vectors: Int8Rows::quantize(vectors),
+            packed: PackCache::default(),
         }
+    }
+
+    /// How many exemplars vote.
+    pub fn len(&self) -> usize {
+        self.labels.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.labels.is_empty()
     }
 
     /// Checks the shape against the head; `Err` names what is wrong.
@@ -62,53 +116,88 @@ impl Exemplars {
                 self.temperature
             ));
         }
-        if self.labels.len() != self.vectors.len() {
+        if !(self.sharpen.is_finite() && self.sharpen > 0.0) {
+            return Err(format!(
+                "`exemplars.sharpen` {} must be a positive number",
+                self.sharpen
+            ));
+        }
+        if self.labels.len() != self.vectors.rows() {
             return Err(format!(
                 "`exemplars` has {} labels for {} vectors",
                 self.labels.len(),
-                self.vectors.len()
+                self.vectors.rows()
             ));
         }
         if let Some(l) = self.labels.iter().find(|l| **l >= classes) {
-            return Err(format!(
-                "`exemplars.labels` has {l} but the head has {classes} categories"
-            ));
+            return Err(format!("`exemplars.labels` has {l} but the head has {classes} classes"));
         }
-        if let Some(v) = self.vectors.iter().find(|v| v.len() != dim) {
-            return Err(format!("an exemplar has dim {} but the head has {dim}", v.len()));
+        if !self.labels.is_empty() && self.vectors.dim != dim {
+            return Err(format!(
+                "the exemplars have dim {} but the head has {dim}",
+                self.vectors.dim
+            ));
         }
         Ok(())
     }
 
-    /// The neighbours' vote per class (sums to 1), or `None` without exemplars.
-    pub fn vote(&self, embedding: &[f32], classes: usize) -> Option<Vec<f32>> {
-        if self.vectors.is_empty() {
-            return None;
-        }
-        let n = self.vectors.len();
-        let cols = self.transposed.get_or_init(|| {
-            let dim = self.vectors[0].len();
-            let mut t = vec![0.0f32; dim * n];
-            for (j, v) in self.vectors.iter().enumerate() {
-                v.iter().enumerate().for_each(|(d, &x)| t[d * n + j] = x);
+    /// Blends each query's neighbour vote into its head probabilities, in
+    /// place: `(1 − weight) · head + weight · vote`, raised to `sharpen` and
+    /// renormalised. Queries of the wrong length keep the head's.
+    pub fn blend_batch(&self, queries: &[&[f32]], probs: &mut [Vec<f32>]) {
+        let votes = self.vote_batch(queries, probs_len(probs));
+        for (p, vote) in probs.iter_mut().zip(votes) {
+            let Some(vote) = vote else { continue };
+            let w = self.weight;
+            p.iter_mut()
+                .zip(vote)
+                .for_each(|(p, v)| *p = ((1.0 - w) * *p + w * v).powf(self.sharpen));
+            let total: f32 = p.iter().sum();
+            if total > 0.0 && total.is_finite() {
+                p.iter_mut().for_each(|v| *v /= total);
             }
-            t
-        });
-        if cols.len() != embedding.len() * n {
-            return None;
         }
-        let mut cos = vec![0.0f32; n];
-        crate::simd::mat_t_vec(cols, embedding, &mut cos);
-        let mut sims: Vec<(f32, usize)> = cos.into_iter().zip(self.labels.iter().copied()).collect();
+    }
+
+    /// Each query's neighbour vote per class (sums to 1), `None` for a query
+    /// whose length is not the exemplars' dim or without exemplars.
+    pub fn vote_batch(&self, queries: &[&[f32]], classes: usize) -> Vec<Option<Vec<f32>>> {
+        let (n, dim) = (self.vectors.rows(), self.vectors.dim);
+        if n == 0 || queries.is_empty() {
+            return vec![None; queries.len()];
+        }
+        let (dim_p, n_p) = (padded(dim, QK), padded(n, 16));
+        let w = self.packed.0.get_or_init(|| {
+            let v = &self.vectors;
+            PackedQ4::from_i8_rows(&v.data, &v.scales, dim, n_p, dim_p).expect("padded to whole tiles and blocks")
+        });
+        let ok: Vec<usize> = (0..queries.len()).filter(|&i| queries[i].len() == dim).collect();
+        let mut xs = vec![0.0f32; ok.len() * dim_p];
+        for (row, &i) in xs.chunks_exact_mut(dim_p).zip(&ok) {
+            row[..dim].copy_from_slice(queries[i]);
+        }
+        let mut acts = QuantActs::default();
+        acts.quantize(&xs, ok.len(), dim_p);
+        let mut cos = vec![0.0f32; ok.len() * n_p];
+        gemm(&acts, w, &vec![0.0; n_p], &mut cos);
+        let mut count = vec![0usize; classes];
+        self.labels.iter().for_each(|&l| count[l] += 1);
+        let mut out = vec![None; queries.len()];
+        for (row, &i) in cos.chunks_exact(n_p).zip(&ok) {
+            out[i] = self.vote_row(&row[..n], &count);
+        }
+        out
+    }
+
+    fn vote_row(&self, cos: &[f32], count: &[usize]) -> Option<Vec<f32>> {
+        let mut sims: Vec<(f32, usize)> = cos.iter().copied().zip(self.labels.iter().copied()).collect();
         let k = self.k.min(sims.len());
         if k < sims.len() {
             sims.select_nth_unstable_by(k - 1, |a, b| b.0.total_cmp(&a.0));
             sims.truncate(k);
         }
         let best = sims.iter().map(|s| s.0).fold(f32::NEG_INFINITY, f32::max);
-        let mut count = vec![0usize; classes];
-        self.labels.iter().for_each(|&l| count[l] += 1);
-        let mut vote = vec![0.0f32; classes];
+        let mut vote = vec![0.0f32; count.len()];
         for (s, l) in sims {
             vote[l] += (self.temperature * (s - best)).exp() / (count[l] as f32).sqrt();
         }
@@ -121,40 +210,72 @@ impl Exemplars {
     }
 }
 
-/// `Vec<Vec<f32>>` as `{rows, dim, scales, int8}`: each row divided by its
-/// largest magnitude over 127, rounded to i8, the bytes base64.
-mod int8_rows {
-    use super::*;
+fn probs_len(probs: &[Vec<f32>]) -> usize {
+    probs.first().map_or(0, Vec::len)
+}
 
-    #[derive(Serialize, Deserialize)]
-    #[serde(deny_unknown_fields)]
-    struct Packed {
-        rows: usize,
-        dim: usize,
-        scales: Vec<f32>,
-        int8: String,
-    }
+/// Row-major int8 vectors, each row divided by its largest magnitude over
+/// 127 (its scale). Serialised as `{rows, dim, scales, int8}`, the bytes
+/// base64.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct Int8Rows {
+    pub dim: usize,
+    pub scales: Vec<f32>,
+    pub data: Vec<i8>,
+}
 
-    pub fn serialize<S: Serializer>(rows: &[Vec<f32>], s: S) -> Result<S::Ok, S::Error> {
+impl Int8Rows {
+    pub fn quantize(rows: &[Vec<f32>]) -> Self {
         let dim = rows.first().map_or(0, Vec::len);
-        let mut bytes = Vec::with_capacity(rows.len() * dim);
+        let mut data = Vec::with_capacity(rows.len() * dim);
         let mut scales = Vec::with_capacity(rows.len());
         for row in rows {
             let max = row.iter().fold(0.0f32, |m, v| m.max(v.abs()));
             let scale = if max > 0.0 { max / 127.0 } else { 1.0 };
             scales.push(scale);
-            bytes.extend(row.iter().map(|v| (v / scale).round().clamp(-127.0, 127.0) as i8 as u8));
+            data.extend(row.iter().map(|v| (v / scale).round().clamp(-127.0, 127.0) as i8));
         }
+        Self { dim, scales, data }
+    }
+
+    pub fn rows(&self) -> usize {
+        self.scales.len()
+    }
+
+    /// Row `i`, dequantised.
+    pub fn row(&self, i: usize) -> Vec<f32> {
+        let s = self.scales[i];
+        self.data[i * self.dim..(i + 1) * self.dim]
+            .iter()
+            .map(|&q| f32::from(q) * s)
+            .collect()
+    }
+}
+
+#[derive(Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Packed {
+    rows: usize,
+    dim: usize,
+    scales: Vec<f32>,
+    int8: String,
+}
+
+impl Serialize for Int8Rows {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        let bytes: Vec<u8> = self.data.iter().map(|&q| q as u8).collect();
         Packed {
-            rows: rows.len(),
-            dim,
-            scales,
+            rows: self.rows(),
+            dim: self.dim,
+            scales: self.scales.clone(),
             int8: base64::engine::general_purpose::STANDARD.encode(bytes),
         }
         .serialize(s)
     }
+}
 
-    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<Vec<f32>>, D::Error> {
+impl<'de> Deserialize<'de> for Int8Rows {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
         use serde::de::Error;
         let p = Packed::deserialize(d)?;
         let bytes = base64::engine::general_purpose::STANDARD
@@ -169,11 +290,11 @@ mod int8_rows {
                 bytes.len()
             )));
         }
-        Ok(bytes
-            .chunks(p.dim.max(1))
-            .zip(&p.scales)
-            .map(|(row, s)| row.iter().map(|&b| f32::from(b as i8) * s).collect())
-            .collect())
+        Ok(Self {
+            dim: p.dim,
+            scales: p.scales,
+            data: bytes.into_iter().map(|b| b as i8).collect(),
+        })
     }
 }
 
@@ -188,24 +309,19 @@ mod tests {
 
     #[test]
     fn int8_round_trip_keeps_cosines() {
-        let ex = Exemplars::new(
-            2,
-            50.0,
-            0.5,
-            vec![0, 1, 1],
-            vec![
-                unit(&[0.3, -0.9, 0.1]),
-                unit(&[0.0, 0.2, 0.98]),
-                unit(&[-0.5, 0.5, 0.7]),
-            ],
-        );
+        let vectors = vec![
+            unit(&[0.3, -0.9, 0.1]),
+            unit(&[0.0, 0.2, 0.98]),
+            unit(&[-0.5, 0.5, 0.7]),
+        ];
+        let ex = Exemplars::new(2, 50.0, 0.5, vec![0, 1, 1], &vectors);
         let json = serde_json::to_string(&ex).unwrap();
-        assert!(json.contains("\"int8\""), "{json}");
+        assert!(json.contains("\"int8\"") && !json.contains("sharpen"), "{json}");
         let back: Exemplars = serde_json::from_str(&json).unwrap();
-        assert_eq!(back.labels, ex.labels);
-        for (a, b) in ex.vectors.iter().zip(&back.vectors) {
-            for (x, y) in a.iter().zip(b) {
-                assert!((x - y).abs() < 0.01, "{a:?} vs {b:?}");
+        assert_eq!(back, ex);
+        for (i, a) in vectors.iter().enumerate() {
+            for (x, y) in a.iter().zip(back.vectors.row(i)) {
+                assert!((x - y).abs() < 0.01, "{a:?} vs {:?}", back.vectors.row(i));
             }
         }
         back.validate(3, 2).unwrap();
@@ -230,12 +346,62 @@ mod tests {
             vectors.push(unit(&[0.2, 1.0, i as f32 * 0.01]));
             labels.push(1);
         }
-        let ex = Exemplars::new(5, 20.0, 1.0, labels, vectors);
-        let vote = ex.vote(&unit(&[1.0, 0.0, 0.0]), 2).unwrap();
-        assert!((vote.iter().sum::<f32>() - 1.0).abs() < 1e-5);
-        assert!(vote[0] > 0.9, "{vote:?}");
+        let ex = Exemplars::new(5, 20.0, 1.0, labels, &vectors);
+        let near = unit(&[1.0, 0.0, 0.0]);
+        let crowd = unit(&[0.2, 1.0, 0.05]);
+        let votes = ex.vote_batch(&[&near, &[0.0; 4], &crowd], 2);
+        let v0 = votes[0].as_ref().unwrap();
+        assert!((v0.iter().sum::<f32>() - 1.0).abs() < 1e-5);
+        assert!(v0[0] > 0.9, "{v0:?}");
+        assert!(votes[1].is_none(), "a query of the wrong length gets no vote");
         // Near the crowd, the crowd wins.
-        let vote = ex.vote(&unit(&[0.2, 1.0, 0.05]), 2).unwrap();
-        assert!(vote[1] > 0.9, "{vote:?}");
+        assert!(votes[2].as_ref().unwrap()[1] > 0.9, "{votes:?}");
+    }
+
+    #[test]
+    fn a_batch_votes_as_its_queries_one_by_one() {
+        // More exemplars than one kernel block, so the blocking is exercised.
+        let mut state = 7u64;
+        let mut next = || {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            (state >> 40) as f32 / (1u64 << 24) as f32 - 0.5
+        };
+        let dim = 16;
+        let vectors: Vec<Vec<f32>> = (0..1100)
+            .map(|_| unit(&(0..dim).map(|_| next()).collect::<Vec<_>>()))
+            .collect();
+        let labels = (0..vectors.len()).map(|i| i % 3).collect();
+        let ex = Exemplars::new(7, 30.0, 0.5, labels, &vectors);
+        let queries: Vec<Vec<f32>> = (0..5)
+            .map(|_| unit(&(0..dim).map(|_| next()).collect::<Vec<_>>()))
+            .collect();
+        let refs: Vec<&[f32]> = queries.iter().map(Vec::as_slice).collect();
+        let batch = ex.vote_batch(&refs, 3);
+        for (q, b) in refs.iter().zip(&batch) {
+            let one = ex.vote_batch(&[q], 3);
+            assert_eq!(one[0], *b);
+        }
+        // And a vote equals one computed from exact dot products with the
+        // dequantised rows, to quantisation error.
+        let mut cos: Vec<f32> = (0..vectors.len())
+            .map(|j| ex.vectors.row(j).iter().zip(refs[0]).map(|(a, b)| a * b).sum())
+            .collect();
+        let count = [367, 367, 366];
+        let exact = ex.vote_row(&cos, &count).unwrap();
+        for (a, b) in exact.iter().zip(batch[0].as_ref().unwrap()) {
+            assert!((a - b).abs() < 0.02, "{exact:?} vs {:?}", batch[0]);
+        }
+        cos.iter_mut().for_each(|c| *c = -*c);
+        assert_ne!(ex.vote_row(&cos, &count).unwrap(), exact, "the check can fail");
+        // Blending keeps a distribution and moves it towards the vote.
+        let mut probs = vec![vec![1.0, 0.0, 0.0]; 5];
+        ex.blend_batch(&refs, &mut probs);
+        for (p, v) in probs.iter().zip(&batch) {
+            assert!((p.iter().sum::<f32>() - 1.0).abs() < 1e-5);
+            let v = v.as_ref().unwrap();
+            assert!((p[1] - 0.5 * v[1]).abs() < 1e-5, "{p:?} {v:?}");
+        }
     }
 }

@@ -58,6 +58,10 @@ pub struct SentimentHead {
     /// Free-form provenance: data sources, command, metrics.
     #[serde(default)]
     pub provenance: serde_json::Value,
+    /// Labelled training embeddings whose nearest neighbours vote with the
+    /// head (`earshot train-exemplars`); classes in `[neg, neu, pos]` order.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub exemplars: Option<Exemplars>,
 }
 
 impl SentimentHead {
@@ -68,6 +72,12 @@ impl SentimentHead {
                 c.weights.len() == 3 && c.bias.len() == 3 && c.weights.iter().all(|w| w.len() == head.dim)
             });
         let one_ok = head.format == SENTIMENT_FORMAT && head.weights.len() == head.dim;
+        if let Some(ex) = &head.exemplars {
+            ex.validate(head.dim, 3).map_err(|e| ModelError::Head {
+                path: path.display().to_string(),
+                source: format!("{e}; re-create it with `earshot train-exemplars`").into(),
+            })?;
+        }
         if !(three_ok || one_ok) {
             return Err(ModelError::Head {
                 path: path.display().to_string(),
@@ -92,7 +102,36 @@ impl SentimentHead {
         }
     }
 
+    /// Calibrated probabilities, blended with the exemplars' vote when the
+    /// head has them.
     pub fn probs(&self, embedding: &[f32]) -> SentimentProbs {
+        self.probs_batch(&[embedding])[0]
+    }
+
+    /// [`Self::probs`] for a batch (the exemplars' cosines in one pass).
+    pub fn probs_batch(&self, embeddings: &[&[f32]]) -> Vec<SentimentProbs> {
+        let mut probs: Vec<Vec<f32>> = embeddings
+            .iter()
+            .map(|e| {
+                let p = self.head_probs(e);
+                vec![p.negative, p.neutral, p.positive]
+            })
+            .collect();
+        if let Some(ex) = &self.exemplars {
+            ex.blend_batch(embeddings, &mut probs);
+        }
+        probs
+            .into_iter()
+            .map(|p| SentimentProbs {
+                negative: p[0],
+                neutral: p[1],
+                positive: p[2],
+            })
+            .collect()
+    }
+
+    /// The linear head's calibrated probabilities alone (no exemplars).
+    pub fn head_probs(&self, embedding: &[f32]) -> SentimentProbs {
         match &self.classes {
             Some(c) => {
                 let t = self.temperature.max(1e-6);
@@ -133,6 +172,7 @@ impl SentimentHead {
             classes: None,
             adapter_sha256: None,
             provenance: serde_json::Value::Null,
+            exemplars: None,
         }
     }
 }
@@ -253,6 +293,30 @@ impl CategoryHead {
     /// Best category and its probability: the centroid softmax, blended
     /// with the exemplars' vote when the head has them.
     pub fn predict(&self, embedding: &[f32]) -> (Category, f32) {
+        self.predict_batch(&[embedding])[0]
+    }
+
+    /// [`Self::predict`] for a batch (the exemplars' cosines in one pass).
+    pub fn predict_batch(&self, embeddings: &[&[f32]]) -> Vec<(Category, f32)> {
+        let mut probs: Vec<Vec<f32>> = embeddings.iter().map(|e| self.centroid_probs(e)).collect();
+        if let Some(ex) = &self.exemplars {
+            ex.blend_batch(embeddings, &mut probs);
+        }
+        probs
+            .iter()
+            .map(|p| {
+                let (best, p) = p
+                    .iter()
+                    .copied()
+                    .enumerate()
+                    .max_by(|a, b| a.1.total_cmp(&b.1))
+                    .unwrap_or((0, 0.0));
+                (self.categories.get(best).copied().unwrap_or(Category::Other), p)
+            })
+            .collect()
+    }
+
+    fn centroid_probs(&self, embedding: &[f32]) -> Vec<f32> {
         let sims: Vec<f32> = self
             .centroids
             .iter()
@@ -263,22 +327,7 @@ impl CategoryHead {
         let mut probs: Vec<f32> = sims.iter().map(|s| (s - max).exp()).collect();
         let total: f32 = probs.iter().sum();
         probs.iter_mut().for_each(|p| *p /= total);
-        if let Some(ex) = &self.exemplars {
-            if let Some(vote) = ex.vote(embedding, probs.len()) {
-                let w = ex.weight;
-                probs
-                    .iter_mut()
-                    .zip(vote)
-                    .for_each(|(p, v)| *p = (1.0 - w) * *p + w * v);
-            }
-        }
-        let (best, p) = probs
-            .iter()
-            .copied()
-            .enumerate()
-            .max_by(|a, b| a.1.total_cmp(&b.1))
-            .unwrap_or((0, 0.0));
-        (self.categories.get(best).copied().unwrap_or(Category::Other), p)
+        probs
     }
 }
 
@@ -349,7 +398,7 @@ mod tests {
             50.0,
             0.6,
             vec![other, other, logistics],
-            vec![unit([1.0, 0.1, 0.1]), unit([0.0, 0.1, 1.0]), unit([0.8, 0.6, 0.0])],
+            &[unit([1.0, 0.1, 0.1]), unit([0.0, 0.1, 1.0]), unit([0.8, 0.6, 0.0])],
         ));
         let (c, p) = head.predict(&query);
         assert_eq!(c, Category::Other);

@@ -11,7 +11,7 @@ pub mod batch;
 pub mod bert;
 pub mod cpu;
 pub mod e5s1;
-mod exemplars;
+pub mod exemplars;
 pub mod heads;
 pub mod lang;
 pub mod lora;
@@ -175,17 +175,18 @@ pub fn embed(encoder: &Encoder, batch: &EncodedBatch) -> Result<Vec<Vec<f32>>, M
 impl Classifier for E5Classifier {
     fn classify(&mut self, batch: &EncodedBatch) -> Result<Vec<Inference>, ModelError> {
         let rows = embed(&self.encoder, batch)?;
+        let refs: Vec<&[f32]> = rows.iter().map(Vec::as_slice).collect();
+        let probs = self.sentiment.probs_batch(&refs);
+        let categories = self.category.predict_batch(&refs);
         Ok(rows
             .into_iter()
-            .map(|embedding| {
-                let probs = self.sentiment.probs(&embedding);
-                let (category, category_score) = self.category.predict(&embedding);
-                Inference {
-                    probs,
-                    category,
-                    category_score,
-                    embedding,
-                }
+            .zip(probs)
+            .zip(categories)
+            .map(|((embedding, probs), (category, category_score))| Inference {
+                probs,
+                category,
+                category_score,
+                embedding,
             })
             .collect())
     }

@@ -147,6 +147,34 @@ impl PackedQ4 {
         }))
     }
 
+    /// An 8-bit `[rows, cols]` matrix from int8 rows of `dim` with one scale
+    /// per row (`data.len() / dim` of them), zero-padded up to `rows` and
+    /// `cols`: every value `q · scale` kept exactly, no f32 copy.
+    pub fn from_i8_rows(data: &[i8], scales: &[f32], dim: usize, rows: usize, cols: usize) -> Result<Self, ShapeError> {
+        check_packable(rows, cols)?;
+        let n = scales.len();
+        if dim > cols || n > rows || data.len() != n * dim {
+            return Err(ShapeError::Bytes {
+                rows,
+                cols,
+                got: data.len(),
+                want: n * dim,
+            });
+        }
+        Ok(Self::pack(rows, cols, Q8_OFFSET_MULT, |row, b, q| {
+            for (i, o) in q.iter_mut().enumerate() {
+                let col = b * QK + i;
+                let v = if row < n && col < dim {
+                    i32::from(data[row * dim + col])
+                } else {
+                    0
+                };
+                *o = (v + 128) as u8;
+            }
+            scales.get(row).copied().unwrap_or(0.0)
+        }))
+    }
+
     /// The same matrix in the 8-bit layout, exactly (`16 (n - 8)` at a
     /// sixteenth of the scale), so it can be fused with 8-bit matrices.
     fn to_q8(&self) -> Self {
@@ -499,6 +527,30 @@ mod tests {
             }
         }
         (out, bound)
+    }
+
+    #[test]
+    fn int8_rows_pack_exactly_with_padding() {
+        let data: Vec<i8> = (0..3 * 40)
+            .map(|i| ((i * 37) % 255) as i32 - 127)
+            .map(|v| v as i8)
+            .collect();
+        let scales = [0.5, 0.25, 2.0];
+        let p = PackedQ4::from_i8_rows(&data, &scales, 40, 16, 64).unwrap();
+        for r in 0..16 {
+            for c in 0..64 {
+                let want = if r < 3 && c < 40 {
+                    f32::from(data[r * 40 + c]) * scales[r]
+                } else {
+                    0.0
+                };
+                assert_eq!(p.get(r, c), want, "({r}, {c})");
+            }
+        }
+        assert!(
+            PackedQ4::from_i8_rows(&data, &scales, 40, 16, 32).is_err(),
+            "dim wider than cols"
+        );
     }
 
     #[test]

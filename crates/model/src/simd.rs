@@ -220,21 +220,6 @@ simd_fn! {
     }
 }
 
-simd_fn! {
-    /// `out[j] = Σ_d x[d] · cols[d · n + j]` with `n = out.len()`: a matrix
-    /// of `n` rows stored transposed (one run of `n` per input dimension)
-    /// times `x`, as axpys over contiguous memory.
-    pub fn mat_t_vec(cols: &[f32], x: &[f32], out: &mut [f32]) {
-        let n = out.len();
-        out.iter_mut().for_each(|o| *o = 0.0);
-        for (d, &xd) in x.iter().enumerate() {
-            for (o, &c) in out.iter_mut().zip(&cols[d * n..(d + 1) * n]) {
-                *o += xd * c;
-            }
-        }
-    }
-}
-
 /// Q8_0 per 32-block: `q = round(x / d)`, `d = max|x| / 127`; `sum8 = 8 * Σq`.
 pub fn quantize_blocks(x: &[f32], q: &mut [i8], d: &mut [f32], sum8: &mut [i32]) {
     #[cfg(target_arch = "x86_64")]

@@ -1,0 +1,278 @@
+//! `earshot train-exemplars`: keep a sample of the labelled training texts'
+//! embeddings in the sentiment head, so their nearest neighbours vote with
+//! it at inference (`crates/model/src/exemplars.rs`). The exemplars are the
+//! training split of `--data` (capped per source, language and label, as
+//! `train-adapter` caps), the vote's weight and the blend's sharpening are
+//! fitted on the calibration split (log-loss), and the held-out split and
+//! `--exclude` texts are never read. Uses the loaded model (adapter
+//! included); the head's linear part is unchanged.
+
+use std::collections::{BTreeMap, HashSet};
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::Instant;
+
+use anyhow::Context;
+use clap::Args;
+use earshot::model::heads::Exemplars;
+use earshot::model::train::{self, Split};
+use earshot::model::{self, BatchLimits, Classifier, EncodedBatch, PAD_ID};
+use serde_json::json;
+
+use super::train::{choose, read_labelled, write_json, Groups, Labelled};
+use super::ModelArgs;
+
+const LABELS: [&str; 3] = ["neg", "neu", "pos"];
+
+#[derive(Args)]
+pub struct ExemplarArgs {
+    #[command(flatten)]
+    model: ModelArgs,
+    /// Labelled JSONL (`text`, `label` neg|pos|neu, `lang`, `source`,
+    /// `subset`), as for `train-adapter` (repeatable).
+    #[arg(long, required = true)]
+    data: Vec<PathBuf>,
+    /// Evaluation files whose texts must never become exemplars (repeatable).
+    #[arg(long)]
+    exclude: Vec<PathBuf>,
+    /// Skip items whose `source/subset` contains this string (repeatable).
+    #[arg(long)]
+    skip: Vec<String>,
+    /// At most this many exemplars per (source/subset, language, label)
+    /// (a quarter of it for long-text subsets; calibration items: a quarter
+    /// of that). Each exemplar is 384 bytes in the head file.
+    #[arg(long, default_value_t = 200)]
+    max_per_group: usize,
+    /// Nearest exemplars that vote.
+    #[arg(long, default_value_t = 20)]
+    k: usize,
+    /// Sharpness of the vote: `exp(T · (cos − best cos))`.
+    #[arg(long, default_value_t = 50.0)]
+    temperature: f32,
+    /// Share of the vote in the blend (0–1). Default: chosen on the
+    /// calibration split by log-loss among 0, 0.1, …, 0.8.
+    #[arg(long)]
+    weight: Option<f32>,
+    /// Where to write the head (the loaded sentiment head plus exemplars).
+    #[arg(long, default_value = "models/heads/sentiment.json")]
+    out: PathBuf,
+}
+
+pub fn run(args: ExemplarArgs) -> anyhow::Result<ExitCode> {
+    args.model.init_logging();
+    if let Some(w) = args.weight {
+        anyhow::ensure!((0.0..=1.0).contains(&w), "--weight {w} is outside 0..=1");
+    }
+    anyhow::ensure!(args.k > 0, "--k must be at least 1");
+    anyhow::ensure!(
+        args.temperature.is_finite() && args.temperature > 0.0,
+        "--temperature must be a positive number"
+    );
+    let cfg = args.model.load_config()?;
+    let mut loaded = super::load_model(&args.model, &cfg)?;
+    let mut head = loaded.classifier.sentiment_head().clone();
+    head.exemplars = None;
+
+    let mut data: Vec<Labelled> = Vec::new();
+    for f in &args.data {
+        data.extend(read_labelled(f)?);
+    }
+    let mut excluded = HashSet::new();
+    for f in &args.exclude {
+        excluded.extend(read_labelled(f)?.into_iter().map(|i| i.text));
+    }
+    let mut groups: Groups = BTreeMap::new();
+    for item in &data {
+        let origin = item.origin();
+        if args.skip.iter().any(|s| origin.contains(s.as_str())) || excluded.contains(&item.text) {
+            continue;
+        }
+        let s = match train::split_of(&item.text) {
+            Split::Train => 0,
+            Split::Calibrate => 1,
+            Split::HeldOut => continue,
+        };
+        groups
+            .entry((origin, item.lang.clone(), item.label.clone(), s))
+            .or_default()
+            .push(item);
+    }
+    let (chosen, counts) = choose(
+        groups,
+        |s, base| if s == 0 { base } else { base / 4 },
+        args.max_per_group,
+    );
+    let (train_items, cal_items): (Vec<_>, Vec<_>) = chosen.into_iter().partition(|(_, s)| *s == Split::Train);
+    anyhow::ensure!(
+        !train_items.is_empty() && !cal_items.is_empty(),
+        "--data needs labelled rows in both the training and the calibration split (by text hash) after --exclude and --skip"
+    );
+    tracing::info!(
+        exemplars = train_items.len(),
+        calibration = cal_items.len(),
+        "embedding"
+    );
+    let texts: Vec<&str> = train_items
+        .iter()
+        .chain(&cal_items)
+        .map(|(i, _)| i.text.as_str())
+        .collect();
+    let embs = embed(&loaded.tokenizer, &mut loaded.classifier, &texts)?;
+    let (train_embs, cal_embs) = embs.split_at(train_items.len());
+    let label = |i: &Labelled| LABELS.iter().position(|l| *l == i.label).unwrap_or(1);
+    let train_labels: Vec<usize> = train_items.iter().map(|(i, _)| label(i)).collect();
+    let cal_labels: Vec<usize> = cal_items.iter().map(|(i, _)| label(i)).collect();
+
+    // The vote does not depend on the weight: compute it once, blend per weight.
+    let ex = Exemplars::new(args.k, args.temperature, 1.0, train_labels, train_embs);
+    let refs: Vec<&[f32]> = cal_embs.iter().map(Vec::as_slice).collect();
+    let head_probs: Vec<[f32; 3]> = refs
+        .iter()
+        .map(|e| {
+            let p = head.head_probs(e);
+            [p.negative, p.neutral, p.positive]
+        })
+        .collect();
+    let votes: Vec<Option<Vec<f32>>> = refs.chunks(256).flat_map(|c| ex.vote_batch(c, 3)).collect();
+    let weights: Vec<f32> = match args.weight {
+        Some(w) => vec![w],
+        None => (0..=8).map(|i| i as f32 / 10.0).collect(),
+    };
+    let mut table = Vec::new();
+    let mut best: Option<(f32, f32, f32)> = None; // (log-loss, weight, sharpen)
+    for &w in &weights {
+        let blended: Vec<[f32; 3]> = head_probs
+            .iter()
+            .zip(&votes)
+            .map(|(h, v)| match v {
+                Some(v) => [0, 1, 2].map(|c| (1.0 - w) * h[c] + w * v[c]),
+                None => *h,
+            })
+            .collect();
+        let (sharpen, loss) = fit_sharpen(&blended, &cal_labels);
+        let acc = binary_accuracy(&blended, &cal_labels);
+        tracing::info!(
+            weight = w,
+            sharpen,
+            log_loss = loss,
+            binary_accuracy = acc,
+            "calibration split"
+        );
+        table.push(json!({"weight": w, "sharpen": sharpen, "log_loss": loss, "binary_accuracy": acc}));
+        if best.is_none_or(|b| loss < b.0) {
+            best = Some((loss, w, sharpen));
+        }
+    }
+    let (loss, weight, sharpen) = best.context("no weight to try")?;
+    let mut ex = ex;
+    ex.weight = weight;
+    ex.sharpen = sharpen;
+    let n = ex.len();
+    head.exemplars = Some(ex);
+    let base = std::mem::take(&mut head.provenance);
+    head.provenance = json!({
+        "head": base,
+        "exemplars": {
+            "data": args.data.iter().map(|p| p.display().to_string()).collect::<Vec<_>>(),
+            "exclude": args.exclude.iter().map(|p| p.display().to_string()).collect::<Vec<_>>(),
+            "skip": args.skip,
+            "max_per_group": args.max_per_group,
+            "exemplars": n,
+            "calibration_items": cal_labels.len(),
+            "k": args.k,
+            "temperature": args.temperature,
+            "weight": weight,
+            "sharpen": sharpen,
+            "calibration_log_loss": loss,
+            "weights_tried": table,
+            "selection": counts,
+            "command": std::env::args().collect::<Vec<_>>().join(" "),
+        }
+    });
+    write_json(&args.out, &head)?;
+    tracing::info!(out = %args.out.display(), exemplars = n, weight, sharpen, "sentiment head with exemplars written");
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Pooled embeddings exactly as inference computes them (windows and all),
+/// with progress every 10 s.
+fn embed(
+    tokenizer: &model::Tokenizer,
+    classifier: &mut dyn Classifier,
+    texts: &[&str],
+) -> anyhow::Result<Vec<Vec<f32>>> {
+    let encoded: Vec<model::Encoded> = texts.iter().map(|t| tokenizer.encode(t)).collect::<Result<_, _>>()?;
+    let lengths: Vec<usize> = encoded.iter().map(|e| e.len()).collect();
+    let limits = BatchLimits {
+        max_tokens: 8192,
+        max_batch: 128,
+    };
+    let mut out = vec![Vec::new(); texts.len()];
+    let (start, mut last, mut done) = (Instant::now(), Instant::now(), 0);
+    for group in model::batch::plan(&lengths, limits) {
+        let b = EncodedBatch::pack(group.iter().map(|&i| &encoded[i]), PAD_ID);
+        for (&i, inf) in group.iter().zip(classifier.classify(&b)?) {
+            out[i] = inf.embedding;
+        }
+        done += group.len();
+        if last.elapsed().as_secs() >= 10 {
+            let rate = done as f64 / start.elapsed().as_secs_f64();
+            tracing::info!(done, total = texts.len(), per_sec = format!("{rate:.1}"), "embedding");
+            last = Instant::now();
+        }
+    }
+    Ok(out)
+}
+
+/// The exponent `a` (0.5–3, steps of 0.05) minimising the log-loss of
+/// `p^a / Σ p^a`; returns it and that log-loss.
+fn fit_sharpen(probs: &[[f32; 3]], labels: &[usize]) -> (f32, f32) {
+    let loss = |a: f32| {
+        let total: f64 = probs
+            .iter()
+            .zip(labels)
+            .map(|(p, &y)| {
+                let q = p.map(|v| v.max(1e-9).powf(a));
+                -f64::from((q[y] / q.iter().sum::<f32>()).max(1e-9)).ln()
+            })
+            .sum();
+        (total / probs.len().max(1) as f64) as f32
+    };
+    (10..=60)
+        .map(|i| i as f32 * 0.05)
+        .map(|a| (a, loss(a)))
+        .min_by(|x, y| x.1.total_cmp(&y.1))
+        .unwrap_or((1.0, f32::NAN))
+}
+
+/// Accuracy on the polar items (P(pos) > P(neg) read as positive).
+fn binary_accuracy(probs: &[[f32; 3]], labels: &[usize]) -> f32 {
+    let (n, ok) = probs
+        .iter()
+        .zip(labels)
+        .filter(|(_, &y)| y != 1)
+        .fold((0usize, 0usize), |(n, ok), (p, &y)| {
+            (n + 1, ok + ((p[2] > p[0]) == (y == 2)) as usize)
+        });
+    ok as f32 / n.max(1) as f32
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sharpening_fixes_an_underconfident_blend() {
+        // Always right, but only 60 % sure: a sharper blend has lower log-loss.
+        let probs = vec![[0.6, 0.2, 0.2], [0.2, 0.2, 0.6], [0.2, 0.6, 0.2]];
+        let labels = [0, 2, 1];
+        let (a, loss) = fit_sharpen(&probs, &labels);
+        assert!(a > 2.5, "{a}");
+        assert!(loss < -(0.6f32).ln(), "{loss}");
+        // Overconfident and half wrong: flattened.
+        let probs = vec![[0.9, 0.05, 0.05], [0.9, 0.05, 0.05]];
+        let (a, _) = fit_sharpen(&probs, &[0, 2]);
+        assert!(a < 1.0, "{a}");
+        assert_eq!(binary_accuracy(&probs, &[0, 2]), 0.5);
+    }
+}
