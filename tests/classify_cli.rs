@@ -175,3 +175,97 @@ fn eval_reports_category_accuracy_per_category_and_language_on_real_complaints()
     );
     assert!(overall >= 0.70, "category accuracy on real complaints {overall}");
 }
+
+#[test]
+fn train_exemplars_keeps_the_training_split_and_the_head_it_writes_classifies() {
+    let cfg = random_config_file();
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data.jsonl");
+    let mut f = std::fs::File::create(&data).unwrap();
+    let words = ["late", "broken", "great", "fine", "refund", "love", "box", "slow"];
+    let mut expected_train = 0;
+    for i in 0..240 {
+        let label = ["neg", "pos", "neu"][i % 3];
+        let text = format!("{} {} item {i}", words[i % words.len()], words[(i / 3) % words.len()]);
+        // Rows marked for another split are never read, whatever their hash.
+        let split = if i % 40 == 7 { "eval" } else { "adapt" };
+        if split == "adapt" && earshot::model::train::split_of(&text) == earshot::model::train::Split::Train {
+            expected_train += 1;
+        }
+        let row = serde_json::json!({"text": text, "label": label, "lang": "en", "source": "t", "split": split});
+        writeln!(f, "{row}").unwrap();
+    }
+    drop(f);
+    let head = dir.path().join("sentiment.json");
+    let (cfg_path, data_s, head_s) = (
+        cfg.path().to_str().unwrap(),
+        data.to_str().unwrap(),
+        head.to_str().unwrap(),
+    );
+    let (_, err, ok) = earshot(
+        &[
+            "train-exemplars",
+            "--config",
+            cfg_path,
+            "--data",
+            data_s,
+            "--weight",
+            "1.5",
+            "--out",
+            head_s,
+        ],
+        b"",
+    );
+    assert!(!ok && err.contains("--weight"), "{err}");
+    let (_, err, ok) = earshot(
+        &[
+            "train-exemplars",
+            "--config",
+            cfg_path,
+            "--data",
+            data_s,
+            "--out",
+            head_s,
+        ],
+        b"",
+    );
+    assert!(ok, "{err}");
+    let written: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&head).unwrap()).unwrap();
+    let ex = &written["exemplars"];
+    assert_eq!(
+        ex["labels"].as_array().unwrap().len(),
+        expected_train,
+        "{}",
+        written["provenance"]
+    );
+    assert_eq!(ex["vectors"]["rows"], expected_train);
+    assert_eq!(
+        written["provenance"]["exemplars"]["weights_tried"]
+            .as_array()
+            .unwrap()
+            .len(),
+        9
+    );
+    let w = ex["weight"].as_f64().unwrap();
+    assert!((0.0..=0.8).contains(&w), "{w}");
+    // The written head loads and classifies through the normal path.
+    let cfg2 = dir.path().join("with-exemplars.toml");
+    std::fs::write(
+        &cfg2,
+        format!(
+            "[model]\nencoder = \"random\"\ndir = \"{}\"\nsentiment_head = \"{}\"\n",
+            util::root().join("models").display(),
+            head.display()
+        ),
+    )
+    .unwrap();
+    let (out, err, ok) = earshot(
+        &["classify", "--config", cfg2.to_str().unwrap(), "late broken item"],
+        b"",
+    );
+    assert!(ok, "{err}");
+    let rec: serde_json::Value = serde_json::from_str(out.lines().next().unwrap()).unwrap();
+    let p = &rec["probs"];
+    let sum = p["negative"].as_f64().unwrap() + p["neutral"].as_f64().unwrap() + p["positive"].as_f64().unwrap();
+    assert!((sum - 1.0).abs() < 1e-4, "{rec}");
+}

@@ -179,6 +179,53 @@ fn the_default_merges_the_adapter_and_the_frozen_opt_out_does_not() {
     }
 }
 
+/// The default sentiment head carries exemplars whose vote reaches the
+/// output: on the dev set the blended probabilities differ from the linear
+/// head's, and
+/// the blend is still a distribution that keeps the head's label on most
+/// texts (the vote corrects, it does not replace).
+#[test]
+fn the_default_sentiment_head_votes_with_its_exemplars() {
+    let items = read("dev_reviews.jsonl");
+    let m = util::real_model().lock().unwrap();
+    let head = m.classifier.sentiment_head();
+    let ex = head
+        .exemplars
+        .as_ref()
+        .expect("models/heads/sentiment.json has exemplars");
+    assert!(
+        ex.len() > 10_000 && ex.weight > 0.0 && ex.weight < 1.0,
+        "{} exemplars, weight {}",
+        ex.len(),
+        ex.weight
+    );
+    drop(m);
+    let texts: Vec<&str> = items.iter().map(|i| i.text.as_str()).collect();
+    let mut m = util::real_model().lock().unwrap();
+    let m = &mut *m;
+    let scored = model::classify_texts(&m.tokenizer, &mut m.classifier, &texts, limits(), true).unwrap();
+    let head = m.classifier.sentiment_head();
+    let (mut moved, mut same_label) = (0, 0);
+    for s in scored {
+        let s = s.unwrap();
+        let alone = head.head_probs(&s.embedding);
+        let p = s.probs;
+        assert!((p.negative + p.neutral + p.positive - 1.0).abs() < 1e-4);
+        moved += ((p.negative - alone.negative).abs() > 1e-3) as usize;
+        same_label += (p.label() == alone.label()) as usize;
+    }
+    assert!(
+        moved * 2 > items.len(),
+        "the vote moved only {moved} of {}",
+        items.len()
+    );
+    assert!(
+        same_label * 10 >= items.len() * 9,
+        "labels kept on {same_label} of {}",
+        items.len()
+    );
+}
+
 #[test]
 fn complaint_categories_are_mostly_right_in_every_language() {
     let items = read("category_eval.jsonl");

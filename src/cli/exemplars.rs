@@ -32,6 +32,10 @@ pub struct ExemplarArgs {
     /// `subset`), as for `train-adapter` (repeatable).
     #[arg(long, required = true)]
     data: Vec<PathBuf>,
+    /// Rows that carry a `split` field (e.g. tests/fixtures/category_real*.jsonl)
+    /// are read only when it is this value; rows without one are read.
+    #[arg(long, default_value = "adapt")]
+    split: String,
     /// Evaluation files whose texts must never become exemplars (repeatable).
     #[arg(long)]
     exclude: Vec<PathBuf>,
@@ -84,7 +88,8 @@ pub fn run(args: ExemplarArgs) -> anyhow::Result<ExitCode> {
     let mut groups: Groups = BTreeMap::new();
     for item in &data {
         let origin = item.origin();
-        if args.skip.iter().any(|s| origin.contains(s.as_str())) || excluded.contains(&item.text) {
+        let other_split = item.split.as_deref().is_some_and(|s| s != args.split);
+        if other_split || args.skip.iter().any(|s| origin.contains(s.as_str())) || excluded.contains(&item.text) {
             continue;
         }
         let s = match train::split_of(&item.text) {
@@ -175,6 +180,7 @@ pub fn run(args: ExemplarArgs) -> anyhow::Result<ExitCode> {
         "exemplars": {
             "data": args.data.iter().map(|p| p.display().to_string()).collect::<Vec<_>>(),
             "exclude": args.exclude.iter().map(|p| p.display().to_string()).collect::<Vec<_>>(),
+            "split": args.split,
             "skip": args.skip,
             "max_per_group": args.max_per_group,
             "exemplars": n,

@@ -172,19 +172,23 @@ impl Exemplars {
             PackedQ4::from_i8_rows(&v.data, &v.scales, dim, n_p, dim_p).expect("padded to whole tiles and blocks")
         });
         let ok: Vec<usize> = (0..queries.len()).filter(|&i| queries[i].len() == dim).collect();
-        let mut xs = vec![0.0f32; ok.len() * dim_p];
-        for (row, &i) in xs.chunks_exact_mut(dim_p).zip(&ok) {
-            row[..dim].copy_from_slice(queries[i]);
-        }
-        let mut acts = QuantActs::default();
-        acts.quantize(&xs, ok.len(), dim_p);
-        let mut cos = vec![0.0f32; ok.len() * n_p];
-        gemm(&acts, w, &vec![0.0; n_p], &mut cos);
         let mut count = vec![0usize; classes];
         self.labels.iter().for_each(|&l| count[l] += 1);
         let mut out = vec![None; queries.len()];
-        for (row, &i) in cos.chunks_exact(n_p).zip(&ok) {
-            out[i] = self.vote_row(&row[..n], &count);
+        let (mut acts, bias) = (QuantActs::default(), vec![0.0f32; n_p]);
+        // 32 queries at a time: the cosines of a whole batch against tens of
+        // thousands of exemplars would be megabytes.
+        for chunk in ok.chunks(32) {
+            let mut xs = vec![0.0f32; chunk.len() * dim_p];
+            for (row, &i) in xs.chunks_exact_mut(dim_p).zip(chunk) {
+                row[..dim].copy_from_slice(queries[i]);
+            }
+            acts.quantize(&xs, chunk.len(), dim_p);
+            let mut cos = vec![0.0f32; chunk.len() * n_p];
+            gemm(&acts, w, &bias, &mut cos);
+            for (row, &i) in cos.chunks_exact(n_p).zip(chunk) {
+                out[i] = self.vote_row(&row[..n], &count);
+            }
         }
         out
     }
