@@ -531,10 +531,7 @@ mod tests {
 
     #[test]
     fn int8_rows_pack_exactly_with_padding() {
-        let data: Vec<i8> = (0..3 * 40)
-            .map(|i| ((i * 37) % 255) as i32 - 127)
-            .map(|v| v as i8)
-            .collect();
+        let data: Vec<i8> = (0..3 * 40).map(|i: i32| ((i * 37) % 255 - 127) as i8).collect();
         let scales = [0.5, 0.25, 2.0];
         let p = PackedQ4::from_i8_rows(&data, &scales, 40, 16, 64).unwrap();
         for r in 0..16 {
