@@ -16,7 +16,7 @@ use earshot::model::{self, heads, EncoderSpec, SentimentHead};
 use earshot::types::Category;
 use serde_json::json;
 
-use super::train::{choose, read_categorised, read_labelled, write_json, Groups, Labelled};
+use super::train::{read_categorised, read_labelled, write_json, Labelled};
 use super::ModelArgs;
 
 #[derive(Args)]
@@ -162,27 +162,7 @@ fn select<'a>(
     args: &AdaptArgs,
     excluded: &HashSet<String>,
 ) -> (Vec<(&'a Labelled, Split)>, BTreeMap<String, serde_json::Value>) {
-    let mut groups: Groups = BTreeMap::new();
-    for item in data {
-        let origin = item.origin();
-        if args.skip.iter().any(|s| origin.contains(s.as_str())) || excluded.contains(&item.text) {
-            continue;
-        }
-        let s = match train::split_of(&item.text) {
-            Split::Train => 0,
-            Split::Calibrate => 1,
-            Split::HeldOut => continue,
-        };
-        groups
-            .entry((origin, item.lang.clone(), item.label.clone(), s))
-            .or_default()
-            .push(item);
-    }
-    choose(
-        groups,
-        |s, base| if s == 0 { base } else { base / 4 },
-        args.max_per_group,
-    )
+    super::train::select_train_calibrate(data, &args.skip, excluded, args.max_per_group, |_| true)
 }
 
 /// candle allocates a fresh buffer for every tensor a training step

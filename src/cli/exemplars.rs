@@ -7,7 +7,7 @@
 //! `--exclude` texts are never read. Uses the loaded model (adapter
 //! included); the head's linear part is unchanged.
 
-use std::collections::{BTreeMap, HashSet};
+use std::collections::HashSet;
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Instant;
@@ -15,11 +15,11 @@ use std::time::Instant;
 use anyhow::Context;
 use clap::Args;
 use earshot::model::heads::Exemplars;
-use earshot::model::train::{self, Split};
+use earshot::model::train::Split;
 use earshot::model::{self, BatchLimits, Classifier, EncodedBatch, PAD_ID};
 use serde_json::json;
 
-use super::train::{choose, read_labelled, write_json, Groups, Labelled};
+use super::train::{read_labelled, select_train_calibrate, write_json, Labelled};
 use super::ModelArgs;
 
 const LABELS: [&str; 3] = ["neg", "neu", "pos"];
@@ -85,28 +85,9 @@ pub fn run(args: ExemplarArgs) -> anyhow::Result<ExitCode> {
     for f in &args.exclude {
         excluded.extend(read_labelled(f)?.into_iter().map(|i| i.text));
     }
-    let mut groups: Groups = BTreeMap::new();
-    for item in &data {
-        let origin = item.origin();
-        let other_split = item.split.as_deref().is_some_and(|s| s != args.split);
-        if other_split || args.skip.iter().any(|s| origin.contains(s.as_str())) || excluded.contains(&item.text) {
-            continue;
-        }
-        let s = match train::split_of(&item.text) {
-            Split::Train => 0,
-            Split::Calibrate => 1,
-            Split::HeldOut => continue,
-        };
-        groups
-            .entry((origin, item.lang.clone(), item.label.clone(), s))
-            .or_default()
-            .push(item);
-    }
-    let (chosen, counts) = choose(
-        groups,
-        |s, base| if s == 0 { base } else { base / 4 },
-        args.max_per_group,
-    );
+    let (chosen, counts) = select_train_calibrate(&data, &args.skip, &excluded, args.max_per_group, |item| {
+        item.split.as_deref().is_none_or(|s| s == args.split)
+    });
     let (train_items, cal_items): (Vec<_>, Vec<_>) = chosen.into_iter().partition(|(_, s)| *s == Split::Train);
     anyhow::ensure!(
         !train_items.is_empty() && !cal_items.is_empty(),

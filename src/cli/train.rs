@@ -226,6 +226,37 @@ fn embed_cached(
     Ok(embs)
 }
 
+/// Training and calibration items of `data` (by text hash), capped per
+/// (origin, lang, label) in a stable hashed order: `max_per_group` for
+/// training, a quarter of it for calibration. Held-out items, texts of
+/// `excluded`, origins containing a `skip` string and rows `keep` refuses
+/// are never chosen.
+pub fn select_train_calibrate<'a>(
+    data: &'a [Labelled],
+    skip: &[String],
+    excluded: &std::collections::HashSet<String>,
+    max_per_group: usize,
+    keep: impl Fn(&Labelled) -> bool,
+) -> (Vec<(&'a Labelled, Split)>, BTreeMap<String, serde_json::Value>) {
+    let mut groups: Groups = BTreeMap::new();
+    for item in data {
+        let origin = item.origin();
+        if !keep(item) || skip.iter().any(|s| origin.contains(s.as_str())) || excluded.contains(&item.text) {
+            continue;
+        }
+        let s = match train::split_of(&item.text) {
+            Split::Train => 0,
+            Split::Calibrate => 1,
+            Split::HeldOut => continue,
+        };
+        groups
+            .entry((origin, item.lang.clone(), item.label.clone(), s))
+            .or_default()
+            .push(item);
+    }
+    choose(groups, |s, base| if s == 0 { base } else { base / 4 }, max_per_group)
+}
+
 /// Stable rank of an item within its group (lower = chosen first).
 fn pick_key(text: &str) -> u64 {
     train::text_hash(text).rotate_left(17)
