@@ -120,10 +120,13 @@ pub fn load_model(args: &ModelArgs, cfg: &Config) -> anyhow::Result<earshot::mod
     let device = earshot::model::parse_device(&args.device).context("invalid --device")?;
     require_model_files(cfg)?;
     let loaded = earshot::model::load(&cfg.model, &device).context("failed to load the model")?;
+    let (sentiment_exemplars, category_exemplars) = loaded.classifier.exemplar_counts();
     tracing::info!(
         model = %earshot::model::Classifier::describe(&loaded.classifier),
         device = %args.device,
         matmul = loaded.classifier.encoder().mode().as_str(),
+        sentiment_exemplars,
+        category_exemplars,
         load_ms = loaded.load_time.as_millis() as u64,
         "model loaded"
     );

@@ -257,7 +257,13 @@ pub async fn run_kafka_live(
         .await
         .context("model loader panicked")?
         .context("failed to load the model")?;
-    tracing::info!(load_ms = loaded.load_time.as_millis() as u64, "model loaded");
+    let (sentiment_exemplars, category_exemplars) = loaded.classifier.exemplar_counts();
+    tracing::info!(
+        load_ms = loaded.load_time.as_millis() as u64,
+        sentiment_exemplars,
+        category_exemplars,
+        "model loaded"
+    );
     let matmul = loaded.classifier.encoder().mode().as_str().to_string();
     let classifier = Arc::new(ClassifierThread::spawn(Box::new(loaded.classifier), 2));
     let _ = live.model.set(LiveModel {

@@ -29,7 +29,7 @@ use candle_core::Device;
 pub use batch::{BatchLimits, EncodedBatch};
 pub use bert::{Encoder, EncoderConfig, MatmulMode};
 use earshot_core::types::{Category, Scored, SentimentProbs};
-pub use heads::{CategoryHead, SentimentHead};
+pub use heads::{CategoryHead, Exemplars, SentimentHead};
 pub use tokenize::{Encoded, Tokenizer};
 
 /// Errors from loading or running the model.
@@ -163,6 +163,19 @@ impl E5Classifier {
 
     pub fn sentiment_head(&self) -> &SentimentHead {
         &self.sentiment
+    }
+
+    pub fn category_head(&self) -> &CategoryHead {
+        &self.category
+    }
+
+    /// How many labelled exemplars vote in the sentiment and the category
+    /// head (0: the head alone), for the start-up log.
+    pub fn exemplar_counts(&self) -> (usize, usize) {
+        (
+            self.sentiment.exemplars.as_ref().map_or(0, Exemplars::len),
+            self.category.exemplars.as_ref().map_or(0, Exemplars::len),
+        )
     }
 }
 
