@@ -194,15 +194,31 @@ impl Exemplars {
     }
 
     fn vote_row(&self, cos: &[f32], count: &[usize]) -> Option<Vec<f32>> {
-        let mut sims: Vec<(f32, usize)> = cos.iter().copied().zip(self.labels.iter().copied()).collect();
-        let k = self.k.min(sims.len());
-        if k < sims.len() {
-            sims.select_nth_unstable_by(k - 1, |a, b| b.0.total_cmp(&a.0));
-            sims.truncate(k);
+        // The k largest in one pass: a small buffer and the position of its
+        // minimum; most cosines fail the one comparison with it.
+        let k = self.k.min(cos.len());
+        let mut top: Vec<(f32, usize)> = Vec::with_capacity(k);
+        let mut min_at = 0;
+        let argmin = |top: &[(f32, usize)]| {
+            (0..top.len())
+                .min_by(|&a, &b| top[a].0.total_cmp(&top[b].0))
+                .unwrap_or(0)
+        };
+        for (j, &c) in cos.iter().enumerate() {
+            if top.len() < k {
+                top.push((c, j));
+                if top.len() == k {
+                    min_at = argmin(&top);
+                }
+            } else if c > top[min_at].0 {
+                top[min_at] = (c, j);
+                min_at = argmin(&top);
+            }
         }
-        let best = sims.iter().map(|s| s.0).fold(f32::NEG_INFINITY, f32::max);
+        let best = top.iter().map(|s| s.0).fold(f32::NEG_INFINITY, f32::max);
         let mut vote = vec![0.0f32; count.len()];
-        for (s, l) in sims {
+        for (s, j) in top {
+            let l = self.labels[j];
             vote[l] += (self.temperature * (s - best)).exp() / (count[l] as f32).sqrt();
         }
         let total: f32 = vote.iter().sum();
