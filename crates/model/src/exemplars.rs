@@ -379,6 +379,29 @@ mod tests {
     }
 
     #[test]
+    fn the_vote_takes_exactly_the_k_largest_cosines() {
+        let n = 300;
+        let cos: Vec<f32> = (0..n).map(|j| ((j * 7919) % 1000) as f32 / 1000.0).collect();
+        let labels: Vec<usize> = (0..n).map(|j| (j * 31) % 3).collect();
+        let vectors = vec![vec![1.0f32, 0.0]; n];
+        let ex = Exemplars::new(9, 20.0, 1.0, labels.clone(), &vectors);
+        let count = [100, 100, 100];
+        let got = ex.vote_row(&cos, &count).unwrap();
+        // Brute force: sort, take nine, weigh.
+        let mut order: Vec<usize> = (0..n).collect();
+        order.sort_by(|&a, &b| cos[b].total_cmp(&cos[a]));
+        let best = cos[order[0]];
+        let mut want = [0.0f32; 3];
+        for &j in &order[..9] {
+            want[labels[j]] += (20.0 * (cos[j] - best)).exp() / 10.0;
+        }
+        let total: f32 = want.iter().sum();
+        for (g, w) in got.iter().zip(want) {
+            assert!((g - w / total).abs() < 1e-6, "{got:?} vs {want:?}");
+        }
+    }
+
+    #[test]
     fn a_batch_votes_as_its_queries_one_by_one() {
         // More exemplars than one kernel block, so the blocking is exercised.
         let mut state = 7u64;
