@@ -16,7 +16,8 @@ use earshot::model::{self, heads, EncoderSpec, SentimentHead};
 use earshot::types::Category;
 use serde_json::json;
 
-use super::train::{read_categorised, read_labelled, write_json, Labelled};
+use super::data::{read_categorised, read_labelled, Labelled};
+use super::train::write_json;
 use super::ModelArgs;
 
 #[derive(Args)]
@@ -162,7 +163,7 @@ fn select<'a>(
     args: &AdaptArgs,
     excluded: &HashSet<String>,
 ) -> (Vec<(&'a Labelled, Split)>, BTreeMap<String, serde_json::Value>) {
-    super::train::select_train_calibrate(data, &args.skip, excluded, args.max_per_group, |_| true)
+    super::data::select_train_calibrate(data, &args.skip, excluded, args.max_per_group, |_| true)
 }
 
 /// candle allocates a fresh buffer for every tensor a training step

@@ -19,7 +19,8 @@ use earshot::model::{self, train, BatchLimits, PAD_ID};
 use earshot::types::Category;
 use serde_json::json;
 
-use super::train::{read_categorised, write_json};
+use super::data::read_categorised;
+use super::train::write_json;
 use super::ModelArgs;
 
 #[derive(Args)]

@@ -19,7 +19,8 @@ use earshot::model::train::Split;
 use earshot::model::{self, BatchLimits, Classifier, EncodedBatch, PAD_ID};
 use serde_json::json;
 
-use super::train::{read_labelled, select_train_calibrate, write_json, Labelled};
+use super::data::{read_labelled, select_train_calibrate, Labelled};
+use super::train::write_json;
 use super::ModelArgs;
 
 const LABELS: [&str; 3] = ["neg", "neu", "pos"];

@@ -4,6 +4,7 @@
 mod adapt;
 mod category;
 mod classify;
+mod data;
 mod exemplars;
 pub mod exit;
 mod produce;

@@ -1,0 +1,166 @@
+//! Labelled data for the training subcommands: reading JSONL rows (with a
+//! clear error naming the file and line), and choosing training /
+//! calibration items per (origin, language, label) in a stable hashed order.
+
+use std::collections::{BTreeMap, HashSet};
+use std::path::{Path, PathBuf};
+
+use anyhow::Context;
+use earshot::model::train::{self, Split};
+use earshot::types::Category;
+use serde::Deserialize;
+use serde_json::json;
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct Labelled {
+    pub text: String,
+    pub label: String,
+    #[serde(default = "und")]
+    pub lang: String,
+    #[serde(default)]
+    pub source: Option<String>,
+    #[serde(default)]
+    pub subset: Option<String>,
+    #[serde(default)]
+    pub category: Option<String>,
+    /// Which part of an evaluation file a row belongs to (e.g. `adapt` / `eval`).
+    #[serde(default)]
+    pub split: Option<String>,
+    /// `review`, `post` or `other`, as written by scripts/fetch-train-data.py.
+    #[serde(default)]
+    pub domain: Option<String>,
+}
+
+impl Labelled {
+    pub fn origin(&self) -> String {
+        format!(
+            "{}/{}",
+            self.source.as_deref().unwrap_or("unknown"),
+            self.subset.as_deref().unwrap_or("-")
+        )
+    }
+}
+
+fn und() -> String {
+    "und".into()
+}
+
+pub fn read_labelled(path: &Path) -> anyhow::Result<Vec<Labelled>> {
+    let text = std::fs::read_to_string(path).with_context(|| format!("failed to read {}", path.display()))?;
+    let mut out = Vec::new();
+    for (n, line) in text.lines().enumerate() {
+        if line.trim().is_empty() {
+            continue;
+        }
+        let item: Labelled = serde_json::from_str(line).with_context(|| {
+            format!(
+                "{}:{}: expected {{\"text\", \"label\", \"lang\"}}",
+                path.display(),
+                n + 1
+            )
+        })?;
+        if !matches!(item.label.as_str(), "neg" | "pos" | "neu") {
+            anyhow::bail!(
+                "{}:{}: label must be neg, pos or neu, found `{}`",
+                path.display(),
+                n + 1,
+                item.label
+            );
+        }
+        out.push(item);
+    }
+    Ok(out)
+}
+
+/// The complaints of `files` for a category head: rows whose `split` is
+/// `split` (rows without one too), each with its parsed category. A row
+/// without a valid `category` is an error naming the file and `flag`.
+pub fn read_categorised(files: &[PathBuf], split: &str, flag: &str) -> anyhow::Result<Vec<(Labelled, Category)>> {
+    let mut out = Vec::new();
+    for f in files {
+        for item in read_labelled(f)? {
+            if item.split.as_deref().is_some_and(|s| s != split) {
+                continue;
+            }
+            let Some(cat) = item.category.as_deref().and_then(Category::parse) else {
+                anyhow::bail!(
+                    "{}: {flag} row without a valid `category` ({:?}); use one of product_quality, logistics, after_sales, price, other",
+                    f.display(),
+                    item.category
+                );
+            };
+            out.push((item, cat));
+        }
+    }
+    Ok(out)
+}
+
+/// Training and calibration items of `data` (by text hash), capped per
+/// (origin, lang, label) in a stable hashed order: `max_per_group` for
+/// training, a quarter of it for calibration. Held-out items, texts of
+/// `excluded`, origins containing a `skip` string and rows `keep` refuses
+/// are never chosen.
+pub fn select_train_calibrate<'a>(
+    data: &'a [Labelled],
+    skip: &[String],
+    excluded: &HashSet<String>,
+    max_per_group: usize,
+    keep: impl Fn(&Labelled) -> bool,
+) -> (Vec<(&'a Labelled, Split)>, BTreeMap<String, serde_json::Value>) {
+    let mut groups: Groups = BTreeMap::new();
+    for item in data {
+        let origin = item.origin();
+        if !keep(item) || skip.iter().any(|s| origin.contains(s.as_str())) || excluded.contains(&item.text) {
+            continue;
+        }
+        let s = match train::split_of(&item.text) {
+            Split::Train => 0,
+            Split::Calibrate => 1,
+            Split::HeldOut => continue,
+        };
+        groups
+            .entry((origin, item.lang.clone(), item.label.clone(), s))
+            .or_default()
+            .push(item);
+    }
+    choose(groups, |s, base| if s == 0 { base } else { base / 4 }, max_per_group)
+}
+
+/// Stable rank of an item within its group (lower = chosen first).
+fn pick_key(text: &str) -> u64 {
+    train::text_hash(text).rotate_left(17)
+}
+
+/// Items grouped by (origin, lang, label, split index 0 train / 1 calibrate /
+/// 2 held out).
+pub type Groups<'a> = BTreeMap<(String, String, String, u8), Vec<&'a Labelled>>;
+
+/// Takes the first `cap(split, base)` items of each group in a stable hashed
+/// order, where `base` is `max_per_group` (a quarter of it for long-text
+/// subsets, median over 800 characters: they cost ~10x the compute); returns
+/// them with their split and the used/available counts per group.
+pub fn choose<'a>(
+    groups: Groups<'a>,
+    cap: impl Fn(u8, usize) -> usize,
+    max_per_group: usize,
+) -> (Vec<(&'a Labelled, Split)>, BTreeMap<String, serde_json::Value>) {
+    let mut chosen = Vec::new();
+    let mut counts = BTreeMap::new();
+    for ((origin, lang, label, s), mut items) in groups {
+        items.sort_by_key(|i| pick_key(&i.text));
+        let mut lens: Vec<usize> = items.iter().map(|i| i.text.chars().count()).collect();
+        lens.sort_unstable();
+        let long = lens.get(lens.len() / 2).copied().unwrap_or(0) > 800;
+        let base = if long { max_per_group / 4 } else { max_per_group };
+        let available = items.len();
+        items.truncate(cap(s, base).max(1));
+        let split = [Split::Train, Split::Calibrate, Split::HeldOut][s as usize];
+        let name = ["train", "calibrate", "heldout"][s as usize];
+        counts.insert(
+            format!("{origin}/{lang}/{label}/{name}"),
+            json!({ "used": items.len(), "available": available }),
+        );
+        chosen.extend(items.into_iter().map(|i| (i, split)));
+    }
+    (chosen, counts)
+}
