@@ -71,7 +71,13 @@ pub fn run(args: CategoryArgs) -> anyhow::Result<ExitCode> {
     let mut base = model::build_category_head(&loaded.tokenizer, encoder, &name)?;
     base.adapter_sha256 = loaded.classifier.sentiment_head().adapter_sha256.clone();
     if args.knn_k > 0 {
-        let knobs = model::heads::Exemplars::new(args.knn_k, args.knn_temperature, args.knn_weight, Vec::new(), &[]);
+        let knobs = model::heads::Exemplars::new(
+            args.knn_k,
+            args.knn_temperature,
+            args.knn_weight,
+            Vec::new(),
+            Default::default(),
+        );
         knobs
             .validate(base.dim, base.categories.len())
             .map_err(|e| anyhow::anyhow!("{e} (set by --knn-k, --knn-temperature, --knn-weight)"))?;
@@ -123,7 +129,7 @@ pub fn run(args: CategoryArgs) -> anyhow::Result<ExitCode> {
             args.knn_temperature,
             args.knn_weight,
             labels,
-            &embs,
+            model::exemplars::Int8Rows::quantize(&embs),
         ));
     }
     head.provenance = json!({

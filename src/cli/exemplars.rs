@@ -13,7 +13,9 @@ use std::process::ExitCode;
 use std::time::Instant;
 
 use anyhow::Context;
+use clap::builder::TypedValueParser as _;
 use clap::Args;
+use earshot::model::exemplars::Int8Rows;
 use earshot::model::heads::Exemplars;
 use earshot::model::train::Split;
 use earshot::model::{self, BatchLimits, Classifier, EncodedBatch, PAD_ID};
@@ -45,7 +47,8 @@ pub struct ExemplarArgs {
     skip: Vec<String>,
     /// At most this many exemplars per (source/subset, language, label)
     /// (a quarter of it for long-text subsets; calibration items: a quarter
-    /// of that). Each exemplar is 384 bytes in the head file.
+    /// of that). Each exemplar is 192 bytes in the head file (384 with
+    /// `--bits 8`), plus a third for base64.
     #[arg(long, default_value_t = 200)]
     max_per_group: usize,
     /// Nearest exemplars that vote.
@@ -54,6 +57,10 @@ pub struct ExemplarArgs {
     /// Sharpness of the vote: `exp(T · (cos − best cos))`.
     #[arg(long, default_value_t = 50.0)]
     temperature: f32,
+    /// How each exemplar is stored: 4 (codes of its difference from the
+    /// pool's mean, 192 bytes each) or 8 (int8, 384 bytes each).
+    #[arg(long, default_value_t = 4, value_parser = clap::builder::PossibleValuesParser::new(["4", "8"]).map(|s| s.parse::<u8>().expect("4 or 8")))]
+    bits: u8,
     /// Share of the vote in the blend (0–1). Default: chosen on the
     /// calibration split by log-loss among 0, 0.1, …, 0.8.
     #[arg(long)]
@@ -76,7 +83,9 @@ pub fn run(args: ExemplarArgs) -> anyhow::Result<ExitCode> {
     let cfg = args.model.load_config()?;
     let mut loaded = super::load_model(&args.model, &cfg)?;
     let mut head = loaded.classifier.sentiment_head().clone();
-    head.exemplars = None;
+    // A head that already votes was written by this command: its provenance
+    // is `{head, exemplars}`, and only the linear head's part carries over.
+    let had_exemplars = head.exemplars.take().is_some();
 
     let mut data: Vec<Labelled> = Vec::new();
     for f in &args.data {
@@ -111,7 +120,12 @@ pub fn run(args: ExemplarArgs) -> anyhow::Result<ExitCode> {
     let cal_labels: Vec<usize> = cal_items.iter().map(|(i, _)| label(i)).collect();
 
     // The vote does not depend on the weight: compute it once, blend per weight.
-    let ex = Exemplars::new(args.k, args.temperature, 1.0, train_labels, train_embs);
+    let rows = if args.bits == 4 {
+        Int8Rows::quantize_centred4(train_embs)
+    } else {
+        Int8Rows::quantize(train_embs)
+    };
+    let ex = Exemplars::new(args.k, args.temperature, 1.0, train_labels, rows);
     let refs: Vec<&[f32]> = cal_embs.iter().map(Vec::as_slice).collect();
     let head_probs: Vec<[f32; 3]> = refs
         .iter()
@@ -156,7 +170,12 @@ pub fn run(args: ExemplarArgs) -> anyhow::Result<ExitCode> {
     ex.sharpen = sharpen;
     let n = ex.len();
     head.exemplars = Some(ex);
-    let base = std::mem::take(&mut head.provenance);
+    let mut base = std::mem::take(&mut head.provenance);
+    if had_exemplars {
+        if let Some(linear) = base.get_mut("head") {
+            base = linear.take();
+        }
+    }
     head.provenance = json!({
         "head": base,
         "exemplars": {
@@ -165,6 +184,7 @@ pub fn run(args: ExemplarArgs) -> anyhow::Result<ExitCode> {
             "split": args.split,
             "skip": args.skip,
             "max_per_group": args.max_per_group,
+            "bits": args.bits,
             "exemplars": n,
             "calibration_items": cal_labels.len(),
             "k": args.k,

@@ -6,10 +6,13 @@
 //! probabilities (`earshot train-category --knn-*`, `earshot
 //! train-exemplars`).
 //!
-//! The vectors are int8 with one scale per row, on disk base64 in the head's
-//! JSON. On first use they are packed like an 8-bit encoder weight (rows
-//! padded to 16, dims to 32), so a batch's cosines are one integer matrix
-//! product on the encoder's kernel ([`crate::qgemm::gemm`]).
+//! The vectors are int8 with one scale per row, or 4-bit codes of each
+//! row's difference from the pool's mean (half the size: embeddings of one
+//! encoder share a large common direction, so the differences carry what
+//! tells them apart), on disk base64 in the head's JSON. On first use they
+//! are packed like an 8-bit encoder weight (rows padded to 16, dims to 32),
+//! so a batch's cosines are one integer matrix product on the encoder's
+//! kernel ([`crate::qgemm::gemm`]).
 
 use std::sync::OnceLock;
 
@@ -81,14 +84,14 @@ fn is_one(v: &f32) -> bool {
 }
 
 impl Exemplars {
-    pub fn new(k: usize, temperature: f32, weight: f32, labels: Vec<usize>, vectors: &[Vec<f32>]) -> Self {
+    pub fn new(k: usize, temperature: f32, weight: f32, labels: Vec<usize>, vectors: Int8Rows) -> Self {
         Self {
             k,
             temperature,
             weight,
             sharpen: 1.0,
             labels,
-            vectors: Int8Rows::quantize(vectors),
+            vectors,
             packed: PackCache::default(),
         }
     }
@@ -167,6 +170,10 @@ impl Exemplars {
             return vec![None; queries.len()];
         }
         let (dim_p, n_p) = (padded(dim, QK), padded(n, 16));
+        // The vote depends on cosine differences only (the k largest, each
+        // weighed by `cos − best`), and a query's dot product with the
+        // rows' common offset is the same for every row: the product leaves
+        // it out.
         let w = self.packed.0.get_or_init(|| {
             let v = &self.vectors;
             PackedQ4::from_i8_rows(&v.data, &v.scales, dim, n_p, dim_p).expect("padded to whole tiles and blocks")
@@ -234,14 +241,20 @@ fn probs_len(probs: &[Vec<f32>]) -> usize {
     probs.first().map_or(0, Vec::len)
 }
 
-/// Row-major int8 vectors, each row divided by its largest magnitude over
-/// 127 (its scale). Serialised as `{rows, dim, scales, int8}`, the bytes
-/// base64.
+/// Row-major quantised vectors: row `i` is `offset + scales[i] · data[i]`.
+/// Either int8 with no offset, each row divided by its largest magnitude
+/// over 127 ([`Int8Rows::quantize`]), or 4-bit codes (−8..=7) of each row's
+/// difference from the rows' mean, the offset
+/// ([`Int8Rows::quantize_centred4`]). Serialised as `{rows, dim, scales,
+/// int8}` or `{rows, dim, scales, mean, int4}` (two codes a byte, low
+/// nibble first, each plus 8), the bytes base64.
 #[derive(Debug, Clone, PartialEq, Default)]
 pub struct Int8Rows {
     pub dim: usize,
     pub scales: Vec<f32>,
     pub data: Vec<i8>,
+    /// Added to every row; empty for int8 rows, the mean for 4-bit ones.
+    pub offset: Vec<f32>,
 }
 
 impl Int8Rows {
@@ -255,7 +268,39 @@ impl Int8Rows {
             scales.push(scale);
             data.extend(row.iter().map(|v| (v / scale).round().clamp(-127.0, 127.0) as i8));
         }
-        Self { dim, scales, data }
+        Self {
+            dim,
+            scales,
+            data,
+            offset: Vec::new(),
+        }
+    }
+
+    /// 4-bit codes of each row minus the rows' mean, half the size of
+    /// [`Int8Rows::quantize`]. Each row's scale is the one of a few clipping
+    /// levels (the largest magnitude down to half of it) with the least
+    /// squared error, refitted to its codes by least squares.
+    pub fn quantize_centred4(rows: &[Vec<f32>]) -> Self {
+        let dim = rows.first().map_or(0, Vec::len);
+        let mut mean = vec![0.0f32; dim];
+        for row in rows {
+            mean.iter_mut().zip(row).for_each(|(m, v)| *m += v);
+        }
+        mean.iter_mut().for_each(|m| *m /= rows.len().max(1) as f32);
+        let mut data = Vec::with_capacity(rows.len() * dim);
+        let mut scales = Vec::with_capacity(rows.len());
+        for row in rows {
+            let r: Vec<f32> = row.iter().zip(&mean).map(|(v, m)| v - m).collect();
+            let (scale, codes) = best_4bit(&r);
+            scales.push(scale);
+            data.extend(codes);
+        }
+        Self {
+            dim,
+            scales,
+            data,
+            offset: mean,
+        }
     }
 
     pub fn rows(&self) -> usize {
@@ -265,11 +310,40 @@ impl Int8Rows {
     /// Row `i`, dequantised.
     pub fn row(&self, i: usize) -> Vec<f32> {
         let s = self.scales[i];
-        self.data[i * self.dim..(i + 1) * self.dim]
+        let codes = &self.data[i * self.dim..(i + 1) * self.dim];
+        let at = |d: usize| self.offset.get(d).copied().unwrap_or(0.0);
+        codes
             .iter()
-            .map(|&q| f32::from(q) * s)
+            .enumerate()
+            .map(|(d, &q)| at(d) + f32::from(q) * s)
             .collect()
     }
+}
+
+/// A scale and 4-bit codes for `r`: the clipping level with the least
+/// squared error, its scale refitted to the codes.
+fn best_4bit(r: &[f32]) -> (f32, Vec<i8>) {
+    let max = r.iter().fold(0.0f32, |m, v| m.max(v.abs()));
+    if max == 0.0 {
+        return (1.0, vec![0; r.len()]);
+    }
+    let mut best: Option<(f32, f32, Vec<i8>)> = None;
+    for step in 0..=10 {
+        let clip = 1.0 - 0.05 * step as f32;
+        let s = clip * max / 7.0;
+        let codes: Vec<i8> = r.iter().map(|v| (v / s).round().clamp(-8.0, 7.0) as i8).collect();
+        let (num, den) = r.iter().zip(&codes).fold((0.0f32, 0.0f32), |(n, d), (v, &q)| {
+            let q = f32::from(q);
+            (n + v * q, d + q * q)
+        });
+        let s = if den > 0.0 { num / den } else { s };
+        let err: f32 = r.iter().zip(&codes).map(|(v, &q)| (v - f32::from(q) * s).powi(2)).sum();
+        if best.as_ref().is_none_or(|b| err < b.0) {
+            best = Some((err, s, codes));
+        }
+    }
+    let (_, s, codes) = best.expect("eleven levels tried");
+    (s, codes)
 }
 
 #[derive(Serialize, Deserialize)]
@@ -278,19 +352,41 @@ struct Packed {
     rows: usize,
     dim: usize,
     scales: Vec<f32>,
-    int8: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    mean: Option<Vec<f32>>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    int8: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    int4: Option<String>,
 }
 
 impl Serialize for Int8Rows {
     fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        let bytes: Vec<u8> = self.data.iter().map(|&q| q as u8).collect();
-        Packed {
+        use serde::ser::Error;
+        let b64 = |bytes: Vec<u8>| base64::engine::general_purpose::STANDARD.encode(bytes);
+        let mut p = Packed {
             rows: self.rows(),
             dim: self.dim,
             scales: self.scales.clone(),
-            int8: base64::engine::general_purpose::STANDARD.encode(bytes),
+            mean: None,
+            int8: None,
+            int4: None,
+        };
+        if self.offset.is_empty() {
+            p.int8 = Some(b64(self.data.iter().map(|&q| q as u8).collect()));
+        } else {
+            if self.data.iter().any(|q| !(-8..=7).contains(q)) {
+                return Err(S::Error::custom("4-bit exemplar rows hold a code outside -8..=7"));
+            }
+            let nibble = |q: Option<&i8>| q.map_or(0, |&q| (q + 8) as u8);
+            p.int4 = Some(b64(self
+                .data
+                .chunks(2)
+                .map(|c| nibble(c.first()) | (nibble(c.get(1)) << 4))
+                .collect()));
+            p.mean = Some(self.offset.clone());
         }
-        .serialize(s)
+        p.serialize(s)
     }
 }
 
@@ -298,10 +394,22 @@ impl<'de> Deserialize<'de> for Int8Rows {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
         use serde::de::Error;
         let p = Packed::deserialize(d)?;
-        let bytes = base64::engine::general_purpose::STANDARD
-            .decode(p.int8.as_bytes())
-            .map_err(|e| D::Error::custom(format!("`exemplars.vectors.int8` is not base64: {e}")))?;
-        if p.scales.len() != p.rows || bytes.len() != p.rows * p.dim {
+        let decode = |field: &str, text: &str| {
+            base64::engine::general_purpose::STANDARD
+                .decode(text.as_bytes())
+                .map_err(|e| D::Error::custom(format!("`exemplars.vectors.{field}` is not base64: {e}")))
+        };
+        let want = p.rows * p.dim;
+        let (bytes, offset, per_byte) = match (&p.int8, &p.int4, p.mean) {
+            (Some(text), None, None) => (decode("int8", text)?, Vec::new(), 1),
+            (None, Some(text), Some(mean)) if mean.len() == p.dim => (decode("int4", text)?, mean, 2),
+            _ => {
+                return Err(D::Error::custom(
+                    "`exemplars.vectors` needs either `int8`, or `int4` with a `mean` of `dim` values",
+                ))
+            }
+        };
+        if p.scales.len() != p.rows || bytes.len() != want.div_ceil(per_byte) {
             return Err(D::Error::custom(format!(
                 "`exemplars.vectors` declares {} rows of {} but holds {} scales and {} bytes",
                 p.rows,
@@ -310,10 +418,17 @@ impl<'de> Deserialize<'de> for Int8Rows {
                 bytes.len()
             )));
         }
+        let data: Vec<i8> = if per_byte == 1 {
+            bytes.into_iter().map(|b| b as i8).collect()
+        } else {
+            let codes = bytes.into_iter().flat_map(|b| [(b & 15) as i8 - 8, (b >> 4) as i8 - 8]);
+            codes.take(want).collect()
+        };
         Ok(Self {
             dim: p.dim,
             scales: p.scales,
-            data: bytes.into_iter().map(|b| b as i8).collect(),
+            data,
+            offset,
         })
     }
 }
@@ -334,7 +449,7 @@ mod tests {
             unit(&[0.0, 0.2, 0.98]),
             unit(&[-0.5, 0.5, 0.7]),
         ];
-        let ex = Exemplars::new(2, 50.0, 0.5, vec![0, 1, 1], &vectors);
+        let ex = Exemplars::new(2, 50.0, 0.5, vec![0, 1, 1], Int8Rows::quantize(&vectors));
         let json = serde_json::to_string(&ex).unwrap();
         assert!(json.contains("\"int8\"") && !json.contains("sharpen"), "{json}");
         let back: Exemplars = serde_json::from_str(&json).unwrap();
@@ -347,6 +462,77 @@ mod tests {
         back.validate(3, 2).unwrap();
         assert!(back.validate(4, 2).unwrap_err().contains("dim"));
         assert!(back.validate(3, 1).unwrap_err().contains("labels"));
+    }
+
+    /// `n` unit vectors of `dim` around a shared direction, as an encoder's
+    /// embeddings are.
+    fn clustered(n: usize, dim: usize, seed: u64) -> Vec<Vec<f32>> {
+        let mut state = seed;
+        let mut next = move || {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            (state >> 40) as f32 / (1u64 << 24) as f32 - 0.5
+        };
+        (0..n)
+            .map(|_| {
+                unit(
+                    &(0..dim)
+                        .map(|d| next() + if d == 0 { 3.0 } else { 0.0 })
+                        .collect::<Vec<_>>(),
+                )
+            })
+            .collect()
+    }
+
+    #[test]
+    fn four_bit_rows_keep_the_differences_and_halve_the_file() {
+        let vectors = clustered(301, 64, 11);
+        let labels: Vec<usize> = (0..vectors.len()).map(|i| i % 2).collect();
+        let ex8 = Exemplars::new(5, 40.0, 0.5, labels.clone(), Int8Rows::quantize(&vectors));
+        let ex4 = Exemplars::new(5, 40.0, 0.5, labels, Int8Rows::quantize_centred4(&vectors));
+        // Rows come back near the originals, mean included.
+        for (i, v) in vectors.iter().enumerate() {
+            let err: f32 = v.iter().zip(ex4.vectors.row(i)).map(|(a, b)| (a - b).powi(2)).sum();
+            assert!(err.sqrt() < 0.06, "row {i}: {}", err.sqrt());
+        }
+        let (j8, j4) = (
+            serde_json::to_string(&ex8).unwrap(),
+            serde_json::to_string(&ex4).unwrap(),
+        );
+        assert!(j4.contains("\"int4\"") && j4.contains("\"mean\"") && !j4.contains("\"int8\""));
+        assert!(j4.len() < j8.len() * 7 / 10, "{} vs {}", j4.len(), j8.len());
+        let back: Exemplars = serde_json::from_str(&j4).unwrap();
+        assert_eq!(back, ex4, "an odd number of codes survives the nibble packing");
+        back.validate(64, 2).unwrap();
+        // The product leaves the mean out; the vote equals one from exact
+        // cosines with the dequantised rows (mean included).
+        let queries = clustered(6, 64, 99);
+        let refs: Vec<&[f32]> = queries.iter().map(Vec::as_slice).collect();
+        let count = [151, 150];
+        for (q, got) in refs.iter().zip(back.vote_batch(&refs, 2)) {
+            let cos: Vec<f32> = (0..vectors.len())
+                .map(|j| back.vectors.row(j).iter().zip(*q).map(|(a, b)| a * b).sum())
+                .collect();
+            let exact = back.vote_row(&cos, &count).unwrap();
+            for (a, b) in exact.iter().zip(got.as_ref().unwrap()) {
+                assert!((a - b).abs() < 0.03, "{exact:?} vs {got:?}");
+            }
+        }
+    }
+
+    #[test]
+    fn four_bit_rows_need_their_mean() {
+        let json = r#"{"k":1,"temperature":10.0,"weight":0.5,"labels":[0],
+            "vectors":{"rows":1,"dim":3,"scales":[0.01],"int4":"iIg="}}"#;
+        let err = serde_json::from_str::<Exemplars>(json).unwrap_err().to_string();
+        assert!(err.contains("`int4` with a `mean`"), "{err}");
+        let json = json.replace("\"int4\"", "\"mean\":[0,0,0],\"int4\"");
+        let ex: Exemplars = serde_json::from_str(&json).unwrap();
+        assert_eq!(ex.vectors.data, vec![0, 0, 0]);
+        let short = json.replace("iIg=", "iA==");
+        let err = serde_json::from_str::<Exemplars>(&short).unwrap_err().to_string();
+        assert!(err.contains("holds 1 scales and 1 bytes"), "{err}");
     }
 
     #[test]
@@ -366,7 +552,7 @@ mod tests {
             vectors.push(unit(&[0.2, 1.0, i as f32 * 0.01]));
             labels.push(1);
         }
-        let ex = Exemplars::new(5, 20.0, 1.0, labels, &vectors);
+        let ex = Exemplars::new(5, 20.0, 1.0, labels, Int8Rows::quantize(&vectors));
         let near = unit(&[1.0, 0.0, 0.0]);
         let crowd = unit(&[0.2, 1.0, 0.05]);
         let votes = ex.vote_batch(&[&near, &[0.0; 4], &crowd], 2);
@@ -384,7 +570,7 @@ mod tests {
         let cos: Vec<f32> = (0..n).map(|j| ((j * 7919) % 1000) as f32 / 1000.0).collect();
         let labels: Vec<usize> = (0..n).map(|j| (j * 31) % 3).collect();
         let vectors = vec![vec![1.0f32, 0.0]; n];
-        let ex = Exemplars::new(9, 20.0, 1.0, labels.clone(), &vectors);
+        let ex = Exemplars::new(9, 20.0, 1.0, labels.clone(), Int8Rows::quantize(&vectors));
         let count = [100, 100, 100];
         let got = ex.vote_row(&cos, &count).unwrap();
         // Brute force: sort, take nine, weigh.
@@ -416,7 +602,7 @@ mod tests {
             .map(|_| unit(&(0..dim).map(|_| next()).collect::<Vec<_>>()))
             .collect();
         let labels = (0..vectors.len()).map(|i| i % 3).collect();
-        let ex = Exemplars::new(7, 30.0, 0.5, labels, &vectors);
+        let ex = Exemplars::new(7, 30.0, 0.5, labels, Int8Rows::quantize(&vectors));
         let queries: Vec<Vec<f32>> = (0..5)
             .map(|_| unit(&(0..dim).map(|_| next()).collect::<Vec<_>>()))
             .collect();

@@ -398,7 +398,11 @@ mod tests {
             50.0,
             0.6,
             vec![other, other, logistics],
-            &[unit([1.0, 0.1, 0.1]), unit([0.0, 0.1, 1.0]), unit([0.8, 0.6, 0.0])],
+            crate::exemplars::Int8Rows::quantize(&[
+                unit([1.0, 0.1, 0.1]),
+                unit([0.0, 0.1, 1.0]),
+                unit([0.8, 0.6, 0.0]),
+            ]),
         ));
         let (c, p) = head.predict(&query);
         assert_eq!(c, Category::Other);
