@@ -51,18 +51,20 @@ pub struct ExemplarArgs {
     /// `--bits 8`), plus a third for base64.
     #[arg(long, default_value_t = 200)]
     max_per_group: usize,
-    /// Nearest exemplars that vote.
-    #[arg(long, default_value_t = 20)]
-    k: usize,
-    /// Sharpness of the vote: `exp(T · (cos − best cos))`.
-    #[arg(long, default_value_t = 50.0)]
-    temperature: f32,
+    /// Nearest exemplars that vote. Default: chosen on the calibration
+    /// split by log-loss among 10, 20 and 40.
+    #[arg(long)]
+    k: Option<usize>,
+    /// Sharpness of the vote: `exp(T · (cos − best cos))`. Default: chosen
+    /// on the calibration split among 25, 50 and 100.
+    #[arg(long)]
+    temperature: Option<f32>,
     /// How each exemplar is stored: 4 (codes of its difference from the
     /// pool's mean, 192 bytes each) or 8 (int8, 384 bytes each).
     #[arg(long, default_value_t = 4, value_parser = clap::builder::PossibleValuesParser::new(["4", "8"]).map(|s| s.parse::<u8>().expect("4 or 8")))]
     bits: u8,
     /// Share of the vote in the blend (0–1). Default: chosen on the
-    /// calibration split by log-loss among 0, 0.1, …, 0.8.
+    /// calibration split by log-loss among 0, 0.1, …, 0.8 (with k and T).
     #[arg(long)]
     weight: Option<f32>,
     /// Where to write the head (the loaded sentiment head plus exemplars).
@@ -75,9 +77,9 @@ pub fn run(args: ExemplarArgs) -> anyhow::Result<ExitCode> {
     if let Some(w) = args.weight {
         anyhow::ensure!((0.0..=1.0).contains(&w), "--weight {w} is outside 0..=1");
     }
-    anyhow::ensure!(args.k > 0, "--k must be at least 1");
+    anyhow::ensure!(args.k != Some(0), "--k must be at least 1");
     anyhow::ensure!(
-        args.temperature.is_finite() && args.temperature > 0.0,
+        args.temperature.is_none_or(|t| t.is_finite() && t > 0.0),
         "--temperature must be a positive number"
     );
     let cfg = args.model.load_config()?;
@@ -119,13 +121,14 @@ pub fn run(args: ExemplarArgs) -> anyhow::Result<ExitCode> {
     let train_labels: Vec<usize> = train_items.iter().map(|(i, _)| label(i)).collect();
     let cal_labels: Vec<usize> = cal_items.iter().map(|(i, _)| label(i)).collect();
 
-    // The vote does not depend on the weight: compute it once, blend per weight.
+    // The vote does not depend on the weight: compute it once per (k, T),
+    // blend per weight.
     let rows = if args.bits == 4 {
         Int8Rows::quantize_centred4(train_embs)
     } else {
         Int8Rows::quantize(train_embs)
     };
-    let ex = Exemplars::new(args.k, args.temperature, 1.0, train_labels, rows);
+    let mut ex = Exemplars::new(1, 1.0, 1.0, train_labels, rows);
     let refs: Vec<&[f32]> = cal_embs.iter().map(Vec::as_slice).collect();
     let head_probs: Vec<[f32; 3]> = refs
         .iter()
@@ -134,38 +137,46 @@ pub fn run(args: ExemplarArgs) -> anyhow::Result<ExitCode> {
             [p.negative, p.neutral, p.positive]
         })
         .collect();
-    let votes: Vec<Option<Vec<f32>>> = refs.chunks(256).flat_map(|c| ex.vote_batch(c, 3)).collect();
+    let ks = args.k.map_or_else(|| vec![10, 20, 40], |k| vec![k]);
+    let temperatures = args.temperature.map_or_else(|| vec![25.0, 50.0, 100.0], |t| vec![t]);
     let weights: Vec<f32> = match args.weight {
         Some(w) => vec![w],
         None => (0..=8).map(|i| i as f32 / 10.0).collect(),
     };
     let mut table = Vec::new();
-    let mut best: Option<(f32, f32, f32)> = None; // (log-loss, weight, sharpen)
-    for &w in &weights {
-        let blended: Vec<[f32; 3]> = head_probs
-            .iter()
-            .zip(&votes)
-            .map(|(h, v)| match v {
-                Some(v) => [0, 1, 2].map(|c| (1.0 - w) * h[c] + w * v[c]),
-                None => *h,
-            })
-            .collect();
-        let (sharpen, loss) = fit_sharpen(&blended, &cal_labels);
-        let acc = binary_accuracy(&blended, &cal_labels);
-        tracing::info!(
-            weight = w,
-            sharpen,
-            log_loss = loss,
-            binary_accuracy = acc,
-            "calibration split"
-        );
-        table.push(json!({"weight": w, "sharpen": sharpen, "log_loss": loss, "binary_accuracy": acc}));
-        if best.is_none_or(|b| loss < b.0) {
-            best = Some((loss, w, sharpen));
+    // (log-loss, k, temperature, weight, sharpen)
+    let mut best: Option<(f32, usize, f32, f32, f32)> = None;
+    for (&k, &t) in ks.iter().flat_map(|k| temperatures.iter().map(move |t| (k, t))) {
+        (ex.k, ex.temperature) = (k, t);
+        let votes: Vec<Option<Vec<f32>>> = refs.chunks(256).flat_map(|c| ex.vote_batch(c, 3)).collect();
+        for &w in &weights {
+            let blended: Vec<[f32; 3]> = head_probs
+                .iter()
+                .zip(&votes)
+                .map(|(h, v)| match v {
+                    Some(v) => [0, 1, 2].map(|c| (1.0 - w) * h[c] + w * v[c]),
+                    None => *h,
+                })
+                .collect();
+            let (sharpen, loss) = fit_sharpen(&blended, &cal_labels);
+            let acc = binary_accuracy(&blended, &cal_labels);
+            tracing::info!(
+                k,
+                temperature = t,
+                weight = w,
+                sharpen,
+                log_loss = loss,
+                binary_accuracy = acc,
+                "calibration split"
+            );
+            table.push(json!({"k": k, "temperature": t, "weight": w, "sharpen": sharpen, "log_loss": loss, "binary_accuracy": acc}));
+            if best.is_none_or(|b| loss < b.0) {
+                best = Some((loss, k, t, w, sharpen));
+            }
         }
     }
-    let (loss, weight, sharpen) = best.context("no weight to try")?;
-    let mut ex = ex;
+    let (loss, k, temperature, weight, sharpen) = best.context("no weight to try")?;
+    (ex.k, ex.temperature) = (k, temperature);
     ex.weight = weight;
     ex.sharpen = sharpen;
     let n = ex.len();
@@ -187,8 +198,8 @@ pub fn run(args: ExemplarArgs) -> anyhow::Result<ExitCode> {
             "bits": args.bits,
             "exemplars": n,
             "calibration_items": cal_labels.len(),
-            "k": args.k,
-            "temperature": args.temperature,
+            "k": k,
+            "temperature": temperature,
             "weight": weight,
             "sharpen": sharpen,
             "calibration_log_loss": loss,
@@ -198,7 +209,7 @@ pub fn run(args: ExemplarArgs) -> anyhow::Result<ExitCode> {
         }
     });
     write_json(&args.out, &head)?;
-    tracing::info!(out = %args.out.display(), exemplars = n, weight, sharpen, "sentiment head with exemplars written");
+    tracing::info!(out = %args.out.display(), exemplars = n, k, temperature, weight, sharpen, "sentiment head with exemplars written");
     Ok(ExitCode::SUCCESS)
 }
 
