@@ -201,26 +201,30 @@ impl Exemplars {
     }
 
     fn vote_row(&self, cos: &[f32], count: &[usize]) -> Option<Vec<f32>> {
-        // The k largest in one pass: a small buffer and the position of its
-        // minimum; most cosines fail the one comparison with it.
+        // The k largest in one pass: candidates above a floor collect in a
+        // buffer of 2k; when it fills, it is cut to its k largest and the
+        // floor rises to the smallest of them. Most cosines fail the one
+        // comparison with the floor, and the cuts cost O(k) each.
         let k = self.k.min(cos.len());
-        let mut top: Vec<(f32, usize)> = Vec::with_capacity(k);
-        let mut min_at = 0;
-        let argmin = |top: &[(f32, usize)]| {
-            (0..top.len())
-                .min_by(|&a, &b| top[a].0.total_cmp(&top[b].0))
-                .unwrap_or(0)
-        };
+        if k == 0 {
+            return None;
+        }
+        let desc = |a: &(f32, usize), b: &(f32, usize)| b.0.total_cmp(&a.0);
+        let mut top: Vec<(f32, usize)> = Vec::with_capacity(2 * k);
+        let mut floor = f32::NEG_INFINITY;
         for (j, &c) in cos.iter().enumerate() {
-            if top.len() < k {
+            if c > floor {
                 top.push((c, j));
-                if top.len() == k {
-                    min_at = argmin(&top);
+                if top.len() == 2 * k {
+                    top.select_nth_unstable_by(k - 1, desc);
+                    top.truncate(k);
+                    floor = top[k - 1].0;
                 }
-            } else if c > top[min_at].0 {
-                top[min_at] = (c, j);
-                min_at = argmin(&top);
             }
+        }
+        if top.len() > k {
+            top.select_nth_unstable_by(k - 1, desc);
+            top.truncate(k);
         }
         let best = top.iter().map(|s| s.0).fold(f32::NEG_INFINITY, f32::max);
         let mut vote = vec![0.0f32; count.len()];
