@@ -526,25 +526,23 @@ mod tests {
     }
 
     #[test]
-    fn four_bit_rows_need_their_mean() {
-        let json = r#"{"k":1,"temperature":10.0,"weight":0.5,"labels":[0],
-            "vectors":{"rows":1,"dim":3,"scales":[0.01],"int4":"iIg="}}"#;
-        let err = serde_json::from_str::<Exemplars>(json).unwrap_err().to_string();
-        assert!(err.contains("`int4` with a `mean`"), "{err}");
-        let json = json.replace("\"int4\"", "\"mean\":[0,0,0],\"int4\"");
-        let ex: Exemplars = serde_json::from_str(&json).unwrap();
+    fn malformed_vectors_are_refused() {
+        let head =
+            |vectors: &str| format!(r#"{{"k":1,"temperature":10.0,"weight":0.5,"labels":[0],"vectors":{vectors}}}"#);
+        let err = |vectors: &str| {
+            serde_json::from_str::<Exemplars>(&head(vectors))
+                .unwrap_err()
+                .to_string()
+        };
+        let e = err(r#"{"rows":1,"dim":4,"scales":[0.01],"int8":"AAE="}"#);
+        assert!(e.contains("holds 1 scales and 2 bytes"), "{e}");
+        let e = err(r#"{"rows":1,"dim":3,"scales":[0.01],"int4":"iIg="}"#);
+        assert!(e.contains("`int4` with a `mean`"), "{e}");
+        let e = err(r#"{"rows":1,"dim":3,"scales":[0.01],"mean":[0,0,0],"int4":"iA=="}"#);
+        assert!(e.contains("holds 1 scales and 1 bytes"), "{e}");
+        let ok = head(r#"{"rows":1,"dim":3,"scales":[0.01],"mean":[0,0,0],"int4":"iIg="}"#);
+        let ex: Exemplars = serde_json::from_str(&ok).unwrap();
         assert_eq!(ex.vectors.data, vec![0, 0, 0]);
-        let short = json.replace("iIg=", "iA==");
-        let err = serde_json::from_str::<Exemplars>(&short).unwrap_err().to_string();
-        assert!(err.contains("holds 1 scales and 1 bytes"), "{err}");
-    }
-
-    #[test]
-    fn truncated_vectors_are_refused() {
-        let json = r#"{"k":1,"temperature":10.0,"weight":0.5,"labels":[0],
-            "vectors":{"rows":1,"dim":4,"scales":[0.01],"int8":"AAE="}}"#;
-        let err = serde_json::from_str::<Exemplars>(json).unwrap_err().to_string();
-        assert!(err.contains("holds 1 scales and 2 bytes"), "{err}");
     }
 
     #[test]
