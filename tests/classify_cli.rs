@@ -245,16 +245,16 @@ fn train_exemplars_keeps_the_training_split_and_the_head_it_writes_classifies() 
         ex["vectors"]["dim"].as_u64().map(|d| d as usize)
     );
     assert!(ex["vectors"]["int4"].is_string() && ex["vectors"].get("int8").is_none());
-    // Three k by three T by nine weights, the chosen ones among them.
+    // Four k by four T by nine weights, the chosen ones among them.
     assert_eq!(
         written["provenance"]["exemplars"]["weights_tried"]
             .as_array()
             .unwrap()
             .len(),
-        81
+        144
     );
-    assert!([10, 20, 40].contains(&ex["k"].as_u64().unwrap()), "{}", ex["k"]);
-    assert!([25.0, 50.0, 100.0].contains(&ex["temperature"].as_f64().unwrap()));
+    assert!([10, 20, 40, 80].contains(&ex["k"].as_u64().unwrap()), "{}", ex["k"]);
+    assert!([25.0, 50.0, 100.0, 200.0].contains(&ex["temperature"].as_f64().unwrap()));
     let w = ex["weight"].as_f64().unwrap();
     assert!((0.0..=0.8).contains(&w), "{w}");
     // The written head loads and classifies through the normal path.

@@ -52,11 +52,11 @@ pub struct ExemplarArgs {
     #[arg(long, default_value_t = 200)]
     max_per_group: usize,
     /// Nearest exemplars that vote. Default: chosen on the calibration
-    /// split by log-loss among 10, 20 and 40.
+    /// split by log-loss among 10, 20, 40 and 80.
     #[arg(long)]
     k: Option<usize>,
     /// Sharpness of the vote: `exp(T · (cos − best cos))`. Default: chosen
-    /// on the calibration split among 25, 50 and 100.
+    /// on the calibration split among 25, 50, 100 and 200.
     #[arg(long)]
     temperature: Option<f32>,
     /// How each exemplar is stored: 4 (codes of its difference from the
@@ -137,8 +137,10 @@ pub fn run(args: ExemplarArgs) -> anyhow::Result<ExitCode> {
             [p.negative, p.neutral, p.positive]
         })
         .collect();
-    let ks = args.k.map_or_else(|| vec![10, 20, 40], |k| vec![k]);
-    let temperatures = args.temperature.map_or_else(|| vec![25.0, 50.0, 100.0], |t| vec![t]);
+    let ks = args.k.map_or_else(|| vec![10, 20, 40, 80], |k| vec![k]);
+    let temperatures = args
+        .temperature
+        .map_or_else(|| vec![25.0, 50.0, 100.0, 200.0], |t| vec![t]);
     let weights: Vec<f32> = match args.weight {
         Some(w) => vec![w],
         None => (0..=8).map(|i| i as f32 / 10.0).collect(),
