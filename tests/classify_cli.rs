@@ -277,4 +277,47 @@ fn train_exemplars_keeps_the_training_split_and_the_head_it_writes_classifies() 
     let p = &rec["probs"];
     let sum = p["negative"].as_f64().unwrap() + p["neutral"].as_f64().unwrap() + p["positive"].as_f64().unwrap();
     assert!((sum - 1.0).abs() < 1e-4, "{rec}");
+    // Rerun on the head that now votes, knobs fixed and int8: the written
+    // head keeps them, and its provenance holds the linear head's, not the
+    // first run's nested inside.
+    let head2 = dir.path().join("sentiment-int8.json");
+    let cfg2_s = cfg2.to_str().unwrap();
+    let rerun = |bits: &str| {
+        earshot(
+            &[
+                "train-exemplars",
+                "--config",
+                cfg2_s,
+                "--data",
+                data_s,
+                "--bits",
+                bits,
+                "--k",
+                "5",
+                "--temperature",
+                "30",
+                "--weight",
+                "0.3",
+                "--out",
+                head2.to_str().unwrap(),
+            ],
+            b"",
+        )
+    };
+    let (_, err, ok) = rerun("3");
+    assert!(!ok && err.contains("--bits"), "{err}");
+    let (_, err, ok) = rerun("8");
+    assert!(ok, "{err}");
+    let second: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&head2).unwrap()).unwrap();
+    let ex2 = &second["exemplars"];
+    assert!(ex2["vectors"]["int8"].is_string() && ex2["vectors"].get("int4").is_none());
+    assert_eq!((ex2["k"].as_u64(), ex2["temperature"].as_f64()), (Some(5), Some(30.0)));
+    assert_eq!(
+        second["provenance"]["exemplars"]["weights_tried"]
+            .as_array()
+            .unwrap()
+            .len(),
+        1
+    );
+    assert_eq!(second["provenance"]["head"], written["provenance"]["head"]);
 }
