@@ -202,33 +202,14 @@ fn train_exemplars_keeps_the_training_split_and_the_head_it_writes_classifies() 
         data.to_str().unwrap(),
         head.to_str().unwrap(),
     );
-    let (_, err, ok) = earshot(
-        &[
-            "train-exemplars",
-            "--config",
-            cfg_path,
-            "--data",
-            data_s,
-            "--weight",
-            "1.5",
-            "--out",
-            head_s,
-        ],
-        b"",
-    );
+    let train = |cfg: &str, out: &str, extra: &[&str]| {
+        let mut args = vec!["train-exemplars", "--config", cfg, "--data", data_s, "--out", out];
+        args.extend(extra);
+        earshot(&args, b"")
+    };
+    let (_, err, ok) = train(cfg_path, head_s, &["--weight", "1.5"]);
     assert!(!ok && err.contains("--weight"), "{err}");
-    let (_, err, ok) = earshot(
-        &[
-            "train-exemplars",
-            "--config",
-            cfg_path,
-            "--data",
-            data_s,
-            "--out",
-            head_s,
-        ],
-        b"",
-    );
+    let (_, err, ok) = train(cfg_path, head_s, &[]);
     assert!(ok, "{err}");
     let written: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&head).unwrap()).unwrap();
     let ex = &written["exemplars"];
@@ -282,27 +263,10 @@ fn train_exemplars_keeps_the_training_split_and_the_head_it_writes_classifies() 
     // first run's nested inside.
     let head2 = dir.path().join("sentiment-int8.json");
     let cfg2_s = cfg2.to_str().unwrap();
+    let head2_s = head2.to_str().unwrap();
     let rerun = |bits: &str| {
-        earshot(
-            &[
-                "train-exemplars",
-                "--config",
-                cfg2_s,
-                "--data",
-                data_s,
-                "--bits",
-                bits,
-                "--k",
-                "5",
-                "--temperature",
-                "30",
-                "--weight",
-                "0.3",
-                "--out",
-                head2.to_str().unwrap(),
-            ],
-            b"",
-        )
+        let knobs = ["--bits", bits, "--k", "5", "--temperature", "30", "--weight", "0.3"];
+        train(cfg2_s, head2_s, &knobs)
     };
     let (_, err, ok) = rerun("3");
     assert!(!ok && err.contains("--bits"), "{err}");
