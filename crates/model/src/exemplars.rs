@@ -250,7 +250,7 @@ fn probs_len(probs: &[Vec<f32>]) -> usize {
 /// over 127 ([`Int8Rows::quantize`]), or 4-bit codes (−8..=7) of each row's
 /// difference from the rows' mean, the offset
 /// ([`Int8Rows::quantize_centred4`]). Serialised as `{rows, dim, scales,
-/// int8}` or `{rows, dim, scales, mean, int4}` (two codes a byte, low
+/// int8}` or `{rows, dim, scales_f16, mean, int4}` (two codes a byte, low
 /// nibble first, each plus 8), the bytes base64.
 #[derive(Debug, Clone, PartialEq, Default)]
 pub struct Int8Rows {
@@ -296,7 +296,8 @@ impl Int8Rows {
         for row in rows {
             let r: Vec<f32> = row.iter().zip(&mean).map(|(v, m)| v - m).collect();
             let (scale, codes) = best_4bit(&r);
-            scales.push(scale);
+            // Written as f16 (see `Packed`): keep what a reload will see.
+            scales.push(half::f16::from_f32(scale).to_f32());
             data.extend(codes);
         }
         Self {
@@ -350,12 +351,18 @@ fn best_4bit(r: &[f32]) -> (f32, Vec<i8>) {
     (s, codes)
 }
 
+/// The on-disk form. Scales are JSON numbers (`scales`, int8 rows) or
+/// base64 little-endian f16 (`scales_f16`, 4-bit rows: a fifth of the
+/// text); either is read for either kind of row.
 #[derive(Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct Packed {
     rows: usize,
     dim: usize,
-    scales: Vec<f32>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    scales: Option<Vec<f32>>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    scales_f16: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     mean: Option<Vec<f32>>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -371,14 +378,21 @@ impl Serialize for Int8Rows {
         let mut p = Packed {
             rows: self.rows(),
             dim: self.dim,
-            scales: self.scales.clone(),
+            scales: None,
+            scales_f16: None,
             mean: None,
             int8: None,
             int4: None,
         };
         if self.offset.is_empty() {
+            p.scales = Some(self.scales.clone());
             p.int8 = Some(b64(self.data.iter().map(|&q| q as u8).collect()));
         } else {
+            p.scales_f16 = Some(b64(self
+                .scales
+                .iter()
+                .flat_map(|&v| half::f16::from_f32(v).to_le_bytes())
+                .collect()));
             if self.data.iter().any(|q| !(-8..=7).contains(q)) {
                 return Err(S::Error::custom("4-bit exemplar rows hold a code outside -8..=7"));
             }
@@ -403,6 +417,32 @@ impl<'de> Deserialize<'de> for Int8Rows {
                 .decode(text.as_bytes())
                 .map_err(|e| D::Error::custom(format!("`exemplars.vectors.{field}` is not base64: {e}")))
         };
+        let scales = match (p.scales, &p.scales_f16) {
+            (Some(v), None) => v,
+            (None, Some(text)) => {
+                let bytes = decode("scales_f16", text)?;
+                if bytes.len() % 2 != 0 {
+                    return Err(D::Error::custom(
+                        "`exemplars.vectors.scales_f16` holds an odd number of bytes (two per f16 scale)",
+                    ));
+                }
+                let v: Vec<f32> = bytes
+                    .chunks_exact(2)
+                    .map(|b| half::f16::from_le_bytes([b[0], b[1]]).to_f32())
+                    .collect();
+                if v.iter().any(|s| !s.is_finite()) {
+                    return Err(D::Error::custom(
+                        "`exemplars.vectors.scales_f16` holds a scale that is not finite",
+                    ));
+                }
+                v
+            }
+            _ => {
+                return Err(D::Error::custom(
+                    "`exemplars.vectors` needs exactly one of `scales` (numbers) and `scales_f16` (base64)",
+                ))
+            }
+        };
         let want = p.rows * p.dim;
         let (bytes, offset, per_byte) = match (&p.int8, &p.int4, p.mean) {
             (Some(text), None, None) => (decode("int8", text)?, Vec::new(), 1),
@@ -413,12 +453,12 @@ impl<'de> Deserialize<'de> for Int8Rows {
                 ))
             }
         };
-        if p.scales.len() != p.rows || bytes.len() != want.div_ceil(per_byte) {
+        if scales.len() != p.rows || bytes.len() != want.div_ceil(per_byte) {
             return Err(D::Error::custom(format!(
                 "`exemplars.vectors` declares {} rows of {} but holds {} scales and {} bytes",
                 p.rows,
                 p.dim,
-                p.scales.len(),
+                scales.len(),
                 bytes.len()
             )));
         }
@@ -430,7 +470,7 @@ impl<'de> Deserialize<'de> for Int8Rows {
         };
         Ok(Self {
             dim: p.dim,
-            scales: p.scales,
+            scales,
             data,
             offset,
         })
@@ -505,6 +545,14 @@ mod tests {
             serde_json::to_string(&ex4).unwrap(),
         );
         assert!(j4.contains("\"int4\"") && j4.contains("\"mean\"") && !j4.contains("\"int8\""));
+        assert!(
+            j4.contains("\"scales_f16\"") && !j4.contains("\"scales\""),
+            "4-bit rows write f16 scales"
+        );
+        assert!(
+            j8.contains("\"scales\"") && !j8.contains("\"scales_f16\""),
+            "int8 rows keep f32 scales"
+        );
         assert!(j4.len() < j8.len() * 7 / 10, "{} vs {}", j4.len(), j8.len());
         let back: Exemplars = serde_json::from_str(&j4).unwrap();
         assert_eq!(back, ex4, "an odd number of codes survives the nibble packing");
@@ -540,9 +588,23 @@ mod tests {
         assert!(e.contains("`int4` with a `mean`"), "{e}");
         let e = err(r#"{"rows":1,"dim":3,"scales":[0.01],"mean":[0,0,0],"int4":"iA=="}"#);
         assert!(e.contains("holds 1 scales and 1 bytes"), "{e}");
-        let ok = head(r#"{"rows":1,"dim":3,"scales":[0.01],"mean":[0,0,0],"int4":"iIg="}"#);
-        let ex: Exemplars = serde_json::from_str(&ok).unwrap();
-        assert_eq!(ex.vectors.data, vec![0, 0, 0]);
+        let e = err(r#"{"rows":1,"dim":3,"scales":[0.01],"scales_f16":"HyE=","mean":[0,0,0],"int4":"iIg="}"#);
+        assert!(e.contains("exactly one of `scales`"), "{e}");
+        let e = err(r#"{"rows":1,"dim":3,"scales_f16":"HyEf","mean":[0,0,0],"int4":"iIg="}"#);
+        assert!(e.contains("odd number of bytes"), "{e}");
+        let e = err(r#"{"rows":1,"dim":3,"scales_f16":"AHw=","mean":[0,0,0],"int4":"iIg="}"#);
+        assert!(e.contains("not finite"), "{e}");
+        let e = err(r#"{"rows":1,"dim":3,"scales_f16":"HyEfIQ==","mean":[0,0,0],"int4":"iIg="}"#);
+        assert!(e.contains("holds 2 scales"), "{e}");
+        // Both spellings of the scales load (heads written before f16 scales).
+        for scales in [r#""scales":[0.01]"#, r#""scales_f16":"HyE=""#] {
+            let ok = head(&format!(
+                r#"{{"rows":1,"dim":3,{scales},"mean":[0,0,0],"int4":"iIg="}}"#
+            ));
+            let ex: Exemplars = serde_json::from_str(&ok).unwrap();
+            assert_eq!(ex.vectors.data, vec![0, 0, 0]);
+            assert!((ex.vectors.scales[0] - 0.01).abs() < 1e-5, "{:?}", ex.vectors.scales);
+        }
     }
 
     #[test]
