@@ -163,7 +163,13 @@ fn select<'a>(
     args: &AdaptArgs,
     excluded: &HashSet<String>,
 ) -> (Vec<(&'a Labelled, Split)>, BTreeMap<String, serde_json::Value>) {
-    super::data::select_train_calibrate(data, &args.skip, excluded, args.max_per_group, |_| true)
+    super::data::select_train_calibrate(
+        data,
+        &args.skip,
+        excluded,
+        &super::data::GroupCaps::uniform(args.max_per_group),
+        |_| true,
+    )
 }
 
 /// candle allocates a fresh buffer for every tensor a training step

@@ -95,8 +95,50 @@ pub fn read_categorised(files: &[PathBuf], split: &str, flag: &str) -> anyhow::R
     Ok(out)
 }
 
+/// How many items a group may give: `default`, unless the group's
+/// `origin/lang/label` contains one of `overrides`' patterns (the first that
+/// matches wins).
+#[derive(Debug, Clone, Default)]
+pub struct GroupCaps {
+    pub default: usize,
+    pub overrides: Vec<(String, usize)>,
+}
+
+impl GroupCaps {
+    pub fn uniform(default: usize) -> Self {
+        Self {
+            default,
+            overrides: Vec::new(),
+        }
+    }
+
+    /// The cap of the group `origin/lang/label`.
+    pub fn of(&self, group: &str) -> usize {
+        self.overrides
+            .iter()
+            .find(|(pattern, _)| group.contains(pattern.as_str()))
+            .map_or(self.default, |&(_, n)| n)
+    }
+}
+
+/// Parses `--cap PATTERN=N` (the last `=` splits).
+pub fn parse_cap(s: &str) -> Result<(String, usize), String> {
+    let (pattern, n) = s
+        .rsplit_once('=')
+        .ok_or_else(|| format!("`{s}` is not PATTERN=N (e.g. dantestocks=400)"))?;
+    if pattern.is_empty() {
+        return Err(format!(
+            "`{s}` has an empty PATTERN (a part of a group's origin/lang/label)"
+        ));
+    }
+    let n = n
+        .parse()
+        .map_err(|_| format!("`{s}`: N must be a whole number of items, got `{n}`"))?;
+    Ok((pattern.to_string(), n))
+}
+
 /// Training and calibration items of `data` (by text hash), capped per
-/// (origin, lang, label) in a stable hashed order: `max_per_group` for
+/// (origin, lang, label) in a stable hashed order: the group's cap for
 /// training, a quarter of it for calibration. Held-out items, texts of
 /// `excluded`, origins containing a `skip` string and rows `keep` refuses
 /// are never chosen.
@@ -104,7 +146,7 @@ pub fn select_train_calibrate<'a>(
     data: &'a [Labelled],
     skip: &[String],
     excluded: &HashSet<String>,
-    max_per_group: usize,
+    caps: &GroupCaps,
     keep: impl Fn(&Labelled) -> bool,
 ) -> (Vec<(&'a Labelled, Split)>, BTreeMap<String, serde_json::Value>) {
     let mut groups: Groups = BTreeMap::new();
@@ -123,7 +165,7 @@ pub fn select_train_calibrate<'a>(
             .or_default()
             .push(item);
     }
-    choose(groups, |s, base| if s == 0 { base } else { base / 4 }, max_per_group)
+    choose(groups, |s, base| if s == 0 { base } else { base / 4 }, caps)
 }
 
 /// Stable rank of an item within its group (lower = chosen first).
@@ -136,13 +178,13 @@ fn pick_key(text: &str) -> u64 {
 pub type Groups<'a> = BTreeMap<(String, String, String, u8), Vec<&'a Labelled>>;
 
 /// Takes the first `cap(split, base)` items of each group in a stable hashed
-/// order, where `base` is `max_per_group` (a quarter of it for long-text
+/// order, where `base` is the group's cap in `caps` (a quarter of it for long-text
 /// subsets, median over 800 characters: they cost ~10x the compute); returns
 /// them with their split and the used/available counts per group.
 pub fn choose<'a>(
     groups: Groups<'a>,
     cap: impl Fn(u8, usize) -> usize,
-    max_per_group: usize,
+    caps: &GroupCaps,
 ) -> (Vec<(&'a Labelled, Split)>, BTreeMap<String, serde_json::Value>) {
     let mut chosen = Vec::new();
     let mut counts = BTreeMap::new();
@@ -151,7 +193,8 @@ pub fn choose<'a>(
         let mut lens: Vec<usize> = items.iter().map(|i| i.text.chars().count()).collect();
         lens.sort_unstable();
         let long = lens.get(lens.len() / 2).copied().unwrap_or(0) > 800;
-        let base = if long { max_per_group / 4 } else { max_per_group };
+        let max = caps.of(&format!("{origin}/{lang}/{label}"));
+        let base = if long { max / 4 } else { max };
         let available = items.len();
         items.truncate(cap(s, base).max(1));
         let split = [Split::Train, Split::Calibrate, Split::HeldOut][s as usize];
@@ -163,4 +206,50 @@ pub fn choose<'a>(
         chosen.extend(items.into_iter().map(|i| (i, split)));
     }
     (chosen, counts)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn item(text: &str, source: &str, label: &str) -> Labelled {
+        serde_json::from_value(json!({"text": text, "label": label, "lang": "zh", "source": source})).unwrap()
+    }
+
+    #[test]
+    fn a_cap_pattern_overrides_the_default_for_its_groups_only() {
+        let data: Vec<Labelled> = (0..400)
+            .flat_map(|i| {
+                [
+                    item(&format!("corpus text {i}"), "corpus", "neg"),
+                    item(&format!("hand-labelled text {i}"), "hand", "neg"),
+                ]
+            })
+            .collect();
+        let caps = GroupCaps {
+            default: 20,
+            overrides: vec![("hand/-/zh".into(), 1000), ("hand".into(), 1)],
+        };
+        let (chosen, counts) = select_train_calibrate(&data, &[], &HashSet::new(), &caps, |_| true);
+        let used = |key: &str| counts[key]["used"].as_u64().unwrap();
+        let available = |key: &str| counts[key]["available"].as_u64().unwrap();
+        assert_eq!(used("corpus/-/zh/neg/train"), 20);
+        assert_eq!(used("corpus/-/zh/neg/calibrate"), 5);
+        // The first matching pattern wins: every hand-labelled row is kept.
+        assert_eq!(used("hand/-/zh/neg/train"), available("hand/-/zh/neg/train"));
+        assert_eq!(used("hand/-/zh/neg/calibrate"), available("hand/-/zh/neg/calibrate"));
+        assert!(available("hand/-/zh/neg/train") > 200);
+        assert_eq!(
+            chosen.len() as u64,
+            counts.values().map(|c| c["used"].as_u64().unwrap()).sum::<u64>()
+        );
+    }
+
+    #[test]
+    fn cap_flags_parse_or_say_what_is_wrong() {
+        assert_eq!(parse_cap("a=b=30"), Ok(("a=b".to_string(), 30)));
+        assert!(parse_cap("dantestocks").unwrap_err().contains("PATTERN=N"));
+        assert!(parse_cap("=3").unwrap_err().contains("empty PATTERN"));
+        assert!(parse_cap("x=lots").unwrap_err().contains("whole number"));
+    }
 }

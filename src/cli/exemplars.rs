@@ -21,7 +21,7 @@ use earshot::model::train::Split;
 use earshot::model::{self, BatchLimits, Classifier, EncodedBatch, PAD_ID};
 use serde_json::json;
 
-use super::data::{read_labelled, select_train_calibrate, Labelled};
+use super::data::{read_labelled, select_train_calibrate, GroupCaps, Labelled};
 use super::train::write_json;
 use super::ModelArgs;
 
@@ -51,6 +51,12 @@ pub struct ExemplarArgs {
     /// `--bits 8`), plus a third for base64.
     #[arg(long, default_value_t = 200)]
     max_per_group: usize,
+    /// `PATTERN=N`: groups whose `origin/lang/label` (as in the head's
+    /// `provenance.exemplars.selection`) contains PATTERN take N instead of
+    /// `--max-per-group` (repeatable; the first match wins). E.g.
+    /// `--cap 'neg.txt/-=1000'` keeps every hand-labelled zh complaint.
+    #[arg(long, value_parser = super::data::parse_cap)]
+    cap: Vec<(String, usize)>,
     /// Nearest exemplars that vote. Default: chosen on the calibration
     /// split by log-loss among 10, 20, 40 and 80.
     #[arg(long)]
@@ -97,7 +103,11 @@ pub fn run(args: ExemplarArgs) -> anyhow::Result<ExitCode> {
     for f in &args.exclude {
         excluded.extend(read_labelled(f)?.into_iter().map(|i| i.text));
     }
-    let (chosen, counts) = select_train_calibrate(&data, &args.skip, &excluded, args.max_per_group, |item| {
+    let caps = GroupCaps {
+        default: args.max_per_group,
+        overrides: args.cap.clone(),
+    };
+    let (chosen, counts) = select_train_calibrate(&data, &args.skip, &excluded, &caps, |item| {
         item.split.as_deref().is_none_or(|s| s == args.split)
     });
     let (train_items, cal_items): (Vec<_>, Vec<_>) = chosen.into_iter().partition(|(_, s)| *s == Split::Train);
@@ -197,6 +207,7 @@ pub fn run(args: ExemplarArgs) -> anyhow::Result<ExitCode> {
             "split": args.split,
             "skip": args.skip,
             "max_per_group": args.max_per_group,
+            "caps": args.cap.iter().map(|(p, n)| json!({"pattern": p, "max": n})).collect::<Vec<_>>(),
             "bits": args.bits,
             "exemplars": n,
             "calibration_items": cal_labels.len(),

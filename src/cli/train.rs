@@ -180,7 +180,7 @@ pub fn run_train(args: TrainArgs) -> anyhow::Result<ExitCode> {
             1 => base / 8,
             _ => args.max_heldout_per_group,
         },
-        args.max_per_group,
+        &super::data::GroupCaps::uniform(args.max_per_group),
     );
     let cut: Vec<String> = chosen
         .iter()
