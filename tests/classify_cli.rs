@@ -284,4 +284,31 @@ fn train_exemplars_keeps_the_training_split_and_the_head_it_writes_classifies() 
         1
     );
     assert_eq!(second["provenance"]["head"], written["provenance"]["head"]);
+    // --cap lifts the per-group cap for the groups it names only.
+    let (_, err, ok) = train(cfg_path, head2_s, &["--cap", "neg"]);
+    assert!(!ok && err.contains("PATTERN=N"), "{err}");
+    let capped = [
+        "--max-per-group",
+        "10",
+        "--cap",
+        "en/neg=1000",
+        "--k",
+        "5",
+        "--temperature",
+        "30",
+    ];
+    let (_, err, ok) = train(cfg_path, head2_s, &capped);
+    assert!(ok, "{err}");
+    let third: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&head2).unwrap()).unwrap();
+    let prov = &third["provenance"]["exemplars"];
+    let sel = &prov["selection"];
+    assert_eq!(
+        sel["t/-/en/neg/train"]["used"], sel["t/-/en/neg/train"]["available"],
+        "{sel}"
+    );
+    assert!(sel["t/-/en/neg/train"]["used"].as_u64().unwrap() > 10, "{sel}");
+    assert_eq!(sel["t/-/en/pos/train"]["used"], 10, "{sel}");
+    assert_eq!(prov["caps"], serde_json::json!([{"pattern": "en/neg", "max": 1000}]));
+    let used = sel["t/-/en/neg/train"]["used"].as_u64().unwrap() + 20;
+    assert_eq!(third["exemplars"]["labels"].as_array().unwrap().len() as u64, used);
 }
