@@ -79,6 +79,8 @@ fn trained_adapter_and_head_load_merged_and_mismatches_are_refused() {
         "--class-bias",
         "--anchor",
         "0.5",
+        "--cap",
+        "t/-/en/neu=5",
     ]);
     assert!(ok, "{err}");
     let head_json: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&head).unwrap()).unwrap();
@@ -98,6 +100,18 @@ fn trained_adapter_and_head_load_merged_and_mismatches_are_refused() {
         "{cal}"
     );
     assert_eq!(head_json["classes"]["weights"].as_array().unwrap().len(), 3);
+    // --cap: the neutral group is cut to 5, the others keep theirs.
+    let sel = &head_json["provenance"]["selection"];
+    assert_eq!(sel["t/-/en/neu/train"]["used"], 5, "{sel}");
+    assert!(sel["t/-/en/neu/train"]["available"].as_u64().unwrap() > 5, "{sel}");
+    assert_eq!(
+        sel["t/-/en/neg/train"]["used"], sel["t/-/en/neg/train"]["available"],
+        "{sel}"
+    );
+    assert_eq!(
+        head_json["provenance"]["training"]["options"]["caps"],
+        serde_json::json!(["t/-/en/neu=5"])
+    );
     // The recipe, anchor included, is recorded with the head.
     assert_eq!(
         head_json["provenance"]["training"]["options"]["anchor"], 0.5,

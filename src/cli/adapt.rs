@@ -61,6 +61,11 @@ pub struct AdaptArgs {
     /// chosen by a stable hash (a quarter of it for long-text subsets).
     #[arg(long, default_value_t = 1500)]
     max_per_group: usize,
+    /// `PATTERN=N`: groups whose `origin/lang/label` (as in the provenance's
+    /// selection counts) contains PATTERN take N instead of `--max-per-group`
+    /// (repeatable; the first match wins), as for `train-exemplars`.
+    #[arg(long, value_parser = super::data::parse_cap)]
+    cap: Vec<(String, usize)>,
     /// Texts are cut to this many tokens for training (inference reads up
     /// to `model.max_tokens` in windows).
     #[arg(long, default_value_t = 128)]
@@ -167,7 +172,10 @@ fn select<'a>(
         data,
         &args.skip,
         excluded,
-        &super::data::GroupCaps::uniform(args.max_per_group),
+        &super::data::GroupCaps {
+            default: args.max_per_group,
+            overrides: args.cap.clone(),
+        },
         |_| true,
     )
 }
@@ -500,6 +508,7 @@ pub fn run(args: AdaptArgs) -> anyhow::Result<ExitCode> {
     let options = json!({
         "top_layers": args.top_layers, "rank": args.rank, "alpha": args.alpha, "targets": args.targets,
         "epochs": args.epochs, "max_per_group": args.max_per_group, "train_tokens": args.train_tokens,
+        "caps": args.cap.iter().map(|(p, n)| format!("{p}={n}")).collect::<Vec<_>>(),
         "train_window": args.train_window,
         "lr": args.lr, "head_lr": args.head_lr, "batch_tokens": args.batch_tokens, "seed": args.seed,
         "skip": args.skip, "exclude": args.exclude, "class_bias": args.class_bias, "anchor": args.anchor,
