@@ -287,6 +287,11 @@ fn train_exemplars_keeps_the_training_split_and_the_head_it_writes_classifies() 
     // --cap lifts the per-group cap for the groups it names only.
     let (_, err, ok) = train(cfg_path, head2_s, &["--cap", "neg"]);
     assert!(!ok && err.contains("PATTERN=N"), "{err}");
+    let (_, err, ok) = train(cfg_path, head2_s, &["--cap", "en/negative=5"]);
+    assert!(
+        !ok && err.contains("matches no group") && err.contains("t/-/en/neg"),
+        "{err}"
+    );
     let capped = [
         "--max-per-group",
         "10",

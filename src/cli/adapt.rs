@@ -167,17 +167,14 @@ fn select<'a>(
     data: &'a [Labelled],
     args: &AdaptArgs,
     excluded: &HashSet<String>,
-) -> (Vec<(&'a Labelled, Split)>, BTreeMap<String, serde_json::Value>) {
-    super::data::select_train_calibrate(
-        data,
-        &args.skip,
-        excluded,
-        &super::data::GroupCaps {
-            default: args.max_per_group,
-            overrides: args.cap.clone(),
-        },
-        |_| true,
-    )
+) -> anyhow::Result<super::data::Selection<'a>> {
+    let caps = super::data::GroupCaps {
+        default: args.max_per_group,
+        overrides: args.cap.clone(),
+    };
+    let (chosen, counts) = super::data::select_train_calibrate(data, &args.skip, excluded, &caps, |_| true);
+    super::data::check_caps_matched(&caps, &counts)?;
+    Ok((chosen, counts))
 }
 
 /// candle allocates a fresh buffer for every tensor a training step
@@ -370,7 +367,7 @@ pub fn run(args: AdaptArgs) -> anyhow::Result<ExitCode> {
     for f in &args.exclude {
         excluded.extend(read_labelled(f)?.into_iter().map(|i| i.text));
     }
-    let (chosen, counts) = select(&data, &args, &excluded);
+    let (chosen, counts) = select(&data, &args, &excluded)?;
     tracing::info!(
         items = data.len(),
         chosen = chosen.len(),

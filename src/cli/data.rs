@@ -95,6 +95,10 @@ pub fn read_categorised(files: &[PathBuf], split: &str, flag: &str) -> anyhow::R
     Ok(out)
 }
 
+/// Chosen items with their split, and the used/available counts per
+/// `origin/lang/label/split`.
+pub type Selection<'a> = (Vec<(&'a Labelled, Split)>, BTreeMap<String, serde_json::Value>);
+
 /// How many items a group may give: `default`, unless the group's
 /// `origin/lang/label` contains one of `overrides`' patterns (the first that
 /// matches wins).
@@ -119,6 +123,28 @@ impl GroupCaps {
             .find(|(pattern, _)| group.contains(pattern.as_str()))
             .map_or(self.default, |&(_, n)| n)
     }
+}
+
+/// Refuses a `--cap` pattern that no selected group's `origin/lang/label`
+/// contains (a typo would otherwise leave every cap as it was), naming a
+/// few of the groups there are. `counts` is what the selection returned.
+pub fn check_caps_matched(caps: &GroupCaps, counts: &BTreeMap<String, serde_json::Value>) -> anyhow::Result<()> {
+    let groups: Vec<&str> = counts
+        .keys()
+        .map(|k| k.rsplit_once('/').map_or(k.as_str(), |(group, _split)| group))
+        .collect();
+    for (pattern, n) in &caps.overrides {
+        if !groups.iter().any(|g| g.contains(pattern.as_str())) {
+            let mut some: Vec<&str> = groups.clone();
+            some.dedup();
+            some.truncate(5);
+            anyhow::bail!(
+                "--cap {pattern}={n} matches no group; groups are named origin/lang/label, e.g. {}",
+                some.join(", ")
+            );
+        }
+    }
+    Ok(())
 }
 
 /// Parses `--cap PATTERN=N` (the last `=` splits).
@@ -148,7 +174,7 @@ pub fn select_train_calibrate<'a>(
     excluded: &HashSet<String>,
     caps: &GroupCaps,
     keep: impl Fn(&Labelled) -> bool,
-) -> (Vec<(&'a Labelled, Split)>, BTreeMap<String, serde_json::Value>) {
+) -> Selection<'a> {
     let mut groups: Groups = BTreeMap::new();
     for item in data {
         let origin = item.origin();
@@ -181,11 +207,7 @@ pub type Groups<'a> = BTreeMap<(String, String, String, u8), Vec<&'a Labelled>>;
 /// order, where `base` is the group's cap in `caps` (a quarter of it for long-text
 /// subsets, median over 800 characters: they cost ~10x the compute); returns
 /// them with their split and the used/available counts per group.
-pub fn choose<'a>(
-    groups: Groups<'a>,
-    cap: impl Fn(u8, usize) -> usize,
-    caps: &GroupCaps,
-) -> (Vec<(&'a Labelled, Split)>, BTreeMap<String, serde_json::Value>) {
+pub fn choose<'a>(groups: Groups<'a>, cap: impl Fn(u8, usize) -> usize, caps: &GroupCaps) -> Selection<'a> {
     let mut chosen = Vec::new();
     let mut counts = BTreeMap::new();
     for ((origin, lang, label, s), mut items) in groups {
@@ -243,6 +265,16 @@ mod tests {
             chosen.len() as u64,
             counts.values().map(|c| c["used"].as_u64().unwrap()).sum::<u64>()
         );
+        check_caps_matched(&caps, &counts).unwrap();
+        // A pattern that names no group (a typo, or the split) is refused.
+        for typo in ["hand/-/zh/pos", "neg/train"] {
+            let caps = GroupCaps {
+                default: 20,
+                overrides: vec![(typo.into(), 5)],
+            };
+            let e = check_caps_matched(&caps, &counts).unwrap_err().to_string();
+            assert!(e.contains(typo) && e.contains("corpus/-/zh/neg"), "{e}");
+        }
     }
 
     #[test]
