@@ -172,9 +172,7 @@ fn select<'a>(
         default: args.max_per_group,
         overrides: args.cap.clone(),
     };
-    let (chosen, counts) = super::data::select_train_calibrate(data, &args.skip, excluded, &caps, |_| true);
-    super::data::check_caps_matched(&caps, &counts)?;
-    Ok((chosen, counts))
+    super::data::select_train_calibrate(data, &args.skip, excluded, &caps, |_| true)
 }
 
 /// candle allocates a fresh buffer for every tensor a training step

@@ -128,7 +128,7 @@ impl GroupCaps {
 /// Refuses a `--cap` pattern that no selected group's `origin/lang/label`
 /// contains (a typo would otherwise leave every cap as it was), naming a
 /// few of the groups there are. `counts` is what the selection returned.
-pub fn check_caps_matched(caps: &GroupCaps, counts: &BTreeMap<String, serde_json::Value>) -> anyhow::Result<()> {
+fn check_caps_matched(caps: &GroupCaps, counts: &BTreeMap<String, serde_json::Value>) -> anyhow::Result<()> {
     let groups: Vec<&str> = counts
         .keys()
         .map(|k| k.rsplit_once('/').map_or(k.as_str(), |(group, _split)| group))
@@ -167,14 +167,14 @@ pub fn parse_cap(s: &str) -> Result<(String, usize), String> {
 /// (origin, lang, label) in a stable hashed order: the group's cap for
 /// training, a quarter of it for calibration. Held-out items, texts of
 /// `excluded`, origins containing a `skip` string and rows `keep` refuses
-/// are never chosen.
+/// are never chosen. A `caps` pattern that matches no group is an error.
 pub fn select_train_calibrate<'a>(
     data: &'a [Labelled],
     skip: &[String],
     excluded: &HashSet<String>,
     caps: &GroupCaps,
     keep: impl Fn(&Labelled) -> bool,
-) -> Selection<'a> {
+) -> anyhow::Result<Selection<'a>> {
     let mut groups: Groups = BTreeMap::new();
     for item in data {
         let origin = item.origin();
@@ -191,7 +191,9 @@ pub fn select_train_calibrate<'a>(
             .or_default()
             .push(item);
     }
-    choose(groups, |s, base| if s == 0 { base } else { base / 4 }, caps)
+    let (chosen, counts) = choose(groups, |s, base| if s == 0 { base } else { base / 4 }, caps);
+    check_caps_matched(caps, &counts)?;
+    Ok((chosen, counts))
 }
 
 /// Stable rank of an item within its group (lower = chosen first).
@@ -252,7 +254,7 @@ mod tests {
             default: 20,
             overrides: vec![("hand/-/zh".into(), 1000), ("hand".into(), 1)],
         };
-        let (chosen, counts) = select_train_calibrate(&data, &[], &HashSet::new(), &caps, |_| true);
+        let (chosen, counts) = select_train_calibrate(&data, &[], &HashSet::new(), &caps, |_| true).unwrap();
         let used = |key: &str| counts[key]["used"].as_u64().unwrap();
         let available = |key: &str| counts[key]["available"].as_u64().unwrap();
         assert_eq!(used("corpus/-/zh/neg/train"), 20);

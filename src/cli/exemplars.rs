@@ -109,8 +109,7 @@ pub fn run(args: ExemplarArgs) -> anyhow::Result<ExitCode> {
     };
     let (chosen, counts) = select_train_calibrate(&data, &args.skip, &excluded, &caps, |item| {
         item.split.as_deref().is_none_or(|s| s == args.split)
-    });
-    super::data::check_caps_matched(&caps, &counts)?;
+    })?;
     let (train_items, cal_items): (Vec<_>, Vec<_>) = chosen.into_iter().partition(|(_, s)| *s == Split::Train);
     anyhow::ensure!(
         !train_items.is_empty() && !cal_items.is_empty(),
