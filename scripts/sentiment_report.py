@@ -38,14 +38,29 @@ Calibration (per language and overall, models only)
             n_bin/N * |fraction of gold pos - mean q|.
   Reliability tables list, per bin, n, mean confidence and accuracy (3-class)
   and n, mean q and fraction pos (binary).
+
+Goals (issue 13's targets, models only; first table of the report)
+  binary >= 0.92 on reviews and >= 0.85 on short posts, binary >= 0.80 in
+  every language, 3-class macro-F1 >= 0.70 in every language with neutral
+  gold items. Each row gives the measured value, a 95 % interval and a
+  verdict: "met" / "not met" when the whole interval lies on one side of the
+  target, "within noise" when it straddles it (the set cannot tell).
+  Binary accuracy: Wilson score interval. Macro-F1: percentile bootstrap
+  over the group's items (1,000 resamples, fixed seed, so the report is
+  reproducible).
 """
 import argparse
 import json
+import math
+import random
 import sys
 
 CLASSES = ("neg", "neu", "pos")
 DOMAINS = ("review", "post", "other")
 N_BINS = 10
+Z95 = 1.959964
+BOOTSTRAP = 1000
+GOAL_REVIEWS, GOAL_POSTS, GOAL_LANG_BIN, GOAL_LANG_F1 = 0.92, 0.85, 0.80, 0.70
 
 
 # ---------------------------------------------------------------- metrics
@@ -85,6 +100,58 @@ def binary_accuracy(gold, calls):
     right = sum(1 for g, c in pairs if g == c)
     ties = sum(1 for _, c in pairs if c is None)
     return right / len(pairs), len(pairs), ties
+
+
+def wilson(k, n, z=Z95):
+    """Wilson score interval of k successes in n trials (None when n is 0).
+
+    >>> [round(x, 4) for x in wilson(8, 10)]
+    [0.4902, 0.9433]
+    >>> wilson(0, 0) is None
+    True
+    """
+    if n == 0:
+        return None
+    p = k / n
+    den = 1 + z * z / n
+    mid = (p + z * z / (2 * n)) / den
+    half = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / den
+    return max(0.0, mid - half), min(1.0, mid + half)
+
+
+def bootstrap_macro_f1(gold, pred, resamples=BOOTSTRAP, seed=0):
+    """Percentile 95 % interval of macro-F1 over resamples of the (gold, pred)
+    pairs, each scored as `macro_f1` scores it (over its own gold classes).
+
+    >>> bootstrap_macro_f1(["pos", "neg"] * 20, ["pos", "neg"] * 20)
+    (1.0, 1.0)
+    """
+    n = len(gold)
+    if n == 0:
+        return None
+    rng = random.Random(seed)
+    vals = []
+    for _ in range(resamples):
+        pick = [rng.randrange(n) for _ in range(n)]
+        f1, _ = macro_f1([gold[i] for i in pick], [pred[i] for i in pick])
+        vals.append(f1)
+    vals.sort()
+    return vals[int(0.025 * resamples)], vals[min(resamples - 1, int(0.975 * resamples))]
+
+
+def verdict(value, interval, target):
+    """'met' / 'not met' when the interval is on one side of the target,
+    'within noise' when it straddles it.
+
+    >>> verdict(0.9, (0.85, 0.95), 0.8), verdict(0.7, (0.6, 0.75), 0.8), verdict(0.8, (0.75, 0.85), 0.8)
+    ('met', 'not met', 'within noise')
+    """
+    lo, hi = interval
+    if lo >= target:
+        return "met"
+    if hi < target:
+        return "not met"
+    return "within noise"
 
 
 def bin_index(x):
@@ -242,6 +309,47 @@ def calibration_tables(groups, gold, preds, with_reliability):
     return out + rel
 
 
+def goal_rows(mname, goals, gold, lab, calls):
+    """One table row per (goal, group) for a model: value, 95 % interval, verdict."""
+    out = []
+    for what, gname, idx, target in goals:
+        g = [gold[i] for i in idx]
+        if what == "bin":
+            pol = [i for i in idx if gold[i] in ("neg", "pos")]
+            if not pol:
+                continue
+            right = sum(1 for i in pol if calls[i] == gold[i])
+            value, ci, n = right / len(pol), wilson(right, len(pol)), len(pol)
+            metric = "binary accuracy"
+        else:
+            if "neu" not in g:
+                continue
+            p = [lab[i] for i in idx]
+            value, ci, n = macro_f1(g, p)[0], bootstrap_macro_f1(g, p), len(idx)
+            metric = "3-class macro-F1"
+        out.append(f"| `{mname}` | {gname} | {metric} | {n} | ≥ {target:.2f} | {value:.3f} | "
+                   f"{ci[0]:.3f}–{ci[1]:.3f} | {verdict(value, ci, target)} |")
+    return out
+
+
+def goals_table(models, gold, by_lang, by_dom):
+    dom = dict(by_dom)
+    goals = [("bin", "domain=review", dom.get("domain=review", []), GOAL_REVIEWS),
+             ("bin", "domain=post", dom.get("domain=post", []), GOAL_POSTS)]
+    goals += [("bin", g, idx, GOAL_LANG_BIN) for g, idx in by_lang if idx]
+    goals += [("f1", g, idx, GOAL_LANG_F1) for g, idx in by_lang if idx]
+    out = ["### Goals (issue 13)", "",
+           "95 % interval: Wilson for binary accuracy, bootstrap for macro-F1; \"within noise\": "
+           "the interval straddles the target. Macro-F1 goals only where the language has "
+           "neutral gold items.", "",
+           "| model | group | metric | n | target | value | 95 % interval | verdict |",
+           "|---|---|---|---:|---:|---:|---|---|"]
+    for mname, (lab, calls) in models.items():
+        out += goal_rows(mname, goals, gold, lab, calls)
+    out.append("")
+    return out
+
+
 def build_report(items, preds, peers, with_reliability=True):
     gold = [it["label"] for it in items]
     for i, g in enumerate(gold):
@@ -261,6 +369,8 @@ def build_report(items, preds, peers, with_reliability=True):
            "bin acc: accuracy on neg/pos gold items (ties count as wrong); macro-F1: 3-class, "
            "over the gold classes present (* = fewer than three, see classes). "
            "`model @ peer`: the model on exactly the items the peer covers.", ""]
+    if models:
+        out += goals_table(models, gold, by_lang, by_dom)
     out += comparison_table("Overall", [("all", all_idx)], gold, models, peers)
     out += comparison_table("By language", by_lang, gold, models, peers)
     no_neu = [g for g, idx in by_lang if idx and not any(gold[i] == "neu" for i in idx)]

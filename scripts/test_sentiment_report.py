@@ -105,6 +105,32 @@ class ToyReport(unittest.TestCase):
         self.assertEqual(line, "| all | `m` | 6 | 0.383 | 5 | 0.287 |")
         self.assertIn("#### Reliability: `m`, lang=en", self.md)
 
+    def test_goals(self):
+        # reviews: polar 0,1,4 -> 2 of 3 right; Wilson(2, 3) = 0.208-0.939: straddles 0.92
+        lo, hi = sr.wilson(2, 3)
+        line = next(x for x in self.md.splitlines() if x.startswith("| `m` | domain=review |"))
+        self.assertEqual(line, f"| `m` | domain=review | binary accuracy | 3 | ≥ 0.92 | 0.667 | "
+                               f"{lo:.3f}–{hi:.3f} | within noise |")
+        self.assertEqual((round(lo, 3), round(hi, 3)), (0.208, 0.939))
+        # macro-F1 goal only where there are neutral gold items: en, not de
+        self.assertIn("| `m` | lang=en | 3-class macro-F1 | 4 | ≥ 0.70 |", self.md)
+        self.assertNotIn("| `m` | lang=de | 3-class macro-F1", self.md)
+        # the goals come before the first comparison table
+        self.assertLess(self.md.index("### Goals"), self.md.index("### Overall"))
+
+    def test_intervals(self):
+        # a large sample far from the line is decided; the interval holds the value
+        lo, hi = sr.wilson(900, 1000)
+        self.assertTrue(lo < 0.9 < hi and hi - lo < 0.04)
+        self.assertEqual(sr.verdict(0.9, (lo, hi), 0.85), "met")
+        self.assertEqual(sr.verdict(0.9, (lo, hi), 0.95), "not met")
+        gold = ["neg", "neu", "pos"] * 30
+        pred = ["neg", "neu", "pos"] * 25 + ["pos", "neg", "neu"] * 5
+        f1 = sr.macro_f1(gold, pred)[0]
+        a, b = sr.bootstrap_macro_f1(gold, pred)
+        self.assertTrue(a < f1 < b, (a, f1, b))
+        self.assertEqual(sr.bootstrap_macro_f1(gold, pred), (a, b))  # fixed seed
+
     def test_functions(self):
         self.assertAlmostEqual(sr.macro_f1(["pos", "neg", "neu"], ["neu", "neu", "neu"])[0],
                                (0 + 0.5 + 0) / 3)
