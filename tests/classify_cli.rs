@@ -166,6 +166,12 @@ fn eval_reports_category_accuracy_per_category_and_language_on_real_complaints()
         // `other` is the hardest (0.54 with the shipped head): a floor, not a goal.
         assert!(acc >= 0.4, "{cat}: accuracy {acc} on {n} real complaints");
         assert!(v["precision"].as_f64().unwrap() >= 0.5, "{cat}: {v}");
+        // The 95 % interval holds the accuracy and narrows with the items.
+        let (lo, hi) = (
+            v["accuracy_ci95"][0].as_f64().unwrap(),
+            v["accuracy_ci95"][1].as_f64().unwrap(),
+        );
+        assert!(lo < acc && acc < hi && hi - lo < 0.4, "{cat}: {v}");
     }
     assert_eq!(total as usize, eval_rows);
     let overall = report["overall"]["category_accuracy"].as_f64().unwrap();
@@ -174,6 +180,14 @@ fn eval_reports_category_accuracy_per_category_and_language_on_real_complaints()
         "{overall} vs {correct}/{total}"
     );
     assert!(overall >= 0.70, "category accuracy on real complaints {overall}");
+    let ci = &report["overall"]["category_accuracy_ci95"];
+    let (lo, hi) = (ci[0].as_f64().unwrap(), ci[1].as_f64().unwrap());
+    assert!(lo < overall && overall < hi && hi - lo < 0.12, "{ci}");
+    // The table shows the same intervals.
+    let (table, _, ok) = earshot(&["eval", "tests/fixtures/category_real.jsonl", "--split", "eval"], b"");
+    assert!(ok);
+    assert!(table.contains(&format!("category {lo:.3}–{hi:.3}")), "{table}");
+    assert!(table.contains("95 % interval"), "{table}");
 }
 
 #[test]

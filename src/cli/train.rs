@@ -441,7 +441,10 @@ fn category_stats(
             .collect();
         out.insert(
             cat.to_string(),
-            json!({"n": n, "accuracy": ratio(ok, n), "precision": ratio(ok, said), "per_language": langs}),
+            json!({
+                "n": n, "accuracy": ratio(ok, n), "accuracy_ci95": wilson_json(ok, n),
+                "precision": ratio(ok, said), "per_language": langs,
+            }),
         );
     }
     serde_json::Value::Object(out)
@@ -455,15 +458,43 @@ fn ratio(a: usize, b: usize) -> serde_json::Value {
     }
 }
 
+/// 95 % Wilson score interval of `k` successes in `n` trials.
+fn wilson(k: usize, n: usize) -> Option<(f64, f64)> {
+    if n == 0 {
+        return None;
+    }
+    const Z: f64 = 1.959964;
+    let (k, n) = (k as f64, n as f64);
+    let p = k / n;
+    let den = 1.0 + Z * Z / n;
+    let mid = (p + Z * Z / (2.0 * n)) / den;
+    let half = Z * (p * (1.0 - p) / n + Z * Z / (4.0 * n * n)).sqrt() / den;
+    Some(((mid - half).max(0.0), (mid + half).min(1.0)))
+}
+
+fn wilson_json(k: usize, n: usize) -> serde_json::Value {
+    wilson(k, n).map_or(serde_json::Value::Null, |(lo, hi)| json!([round4(lo), round4(hi)]))
+}
+
 fn stats_json(c: &[usize; 5]) -> serde_json::Value {
     let frac = ratio;
     json!({
         "n": c[0],
         "binary_accuracy": frac(c[1], c[0]),
+        "binary_accuracy_ci95": wilson_json(c[1], c[0]),
         "neutral_rate": frac(c[2], c[0]),
         "category_n": c[3],
         "category_accuracy": frac(c[4], c[3]),
+        "category_accuracy_ci95": wilson_json(c[4], c[3]),
     })
+}
+
+/// `0.812–0.857`, or `-` where there were no items.
+fn interval(v: &serde_json::Value) -> String {
+    match (v[0].as_f64(), v[1].as_f64()) {
+        (Some(lo), Some(hi)) => format!("{lo:.3}–{hi:.3}"),
+        _ => "-".to_string(),
+    }
 }
 
 fn print_report(name: &str, report: &serde_json::Value, out: &mut dyn Write) -> anyhow::Result<()> {
@@ -491,7 +522,14 @@ fn print_report(name: &str, report: &serde_json::Value, out: &mut dyn Write) -> 
             row(lang, v, out)?;
         }
     }
-    row("all", &report["overall"], out)?;
+    let all = &report["overall"];
+    row("all", all, out)?;
+    writeln!(
+        out,
+        "  95 % intervals (Wilson), all: accuracy {}, category {}",
+        interval(&all["binary_accuracy_ci95"]),
+        interval(&all["category_accuracy_ci95"])
+    )?;
     print_categories(report, out)
 }
 
@@ -504,8 +542,8 @@ fn print_categories(report: &serde_json::Value, out: &mut dyn Write) -> anyhow::
     let f = |v: &serde_json::Value| v.as_f64().map_or("-".to_string(), |x| format!("{x:.3}"));
     writeln!(
         out,
-        "  {:<16} {:>5} {:>9} {:>9}  per language",
-        "category", "n", "accuracy", "precision"
+        "  {:<16} {:>5} {:>9} {:>13} {:>9}  per language",
+        "category", "n", "accuracy", "95 % interval", "precision"
     )?;
     for (cat, v) in cats {
         let langs: Vec<String> = v["per_language"]
@@ -516,10 +554,11 @@ fn print_categories(report: &serde_json::Value, out: &mut dyn Write) -> anyhow::
             .collect();
         writeln!(
             out,
-            "  {:<16} {:>5} {:>9} {:>9}  {}",
+            "  {:<16} {:>5} {:>9} {:>13} {:>9}  {}",
             cat,
             v["n"],
             f(&v["accuracy"]),
+            interval(&v["accuracy_ci95"]),
             f(&v["precision"]),
             langs.join(", ")
         )?;
@@ -557,4 +596,23 @@ pub fn run_eval(args: EvalArgs) -> anyhow::Result<ExitCode> {
         std::fs::write(path, out).with_context(|| format!("failed to write {}", path.display()))?;
     }
     Ok(ExitCode::SUCCESS)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn wilson_intervals_match_the_closed_form() {
+        let (lo, hi) = wilson(8, 10).unwrap();
+        assert!((lo - 0.4902).abs() < 1e-4 && (hi - 0.9433).abs() < 1e-4, "{lo} {hi}");
+        assert_eq!(wilson(0, 0), None);
+        // All right or all wrong stays inside [0, 1] and is one-sided.
+        let (lo, hi) = wilson(20, 20).unwrap();
+        assert!(lo > 0.8 && hi == 1.0);
+        let (lo, hi) = wilson(0, 20).unwrap();
+        assert!(lo == 0.0 && hi < 0.2);
+        assert_eq!(interval(&wilson_json(8, 10)), "0.490–0.943");
+        assert_eq!(interval(&wilson_json(0, 0)), "-");
+    }
 }
