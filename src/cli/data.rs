@@ -102,7 +102,7 @@ pub type Selection<'a> = (Vec<(&'a Labelled, Split)>, BTreeMap<String, serde_jso
 /// How many items a group may give: `default`, unless the group's
 /// `origin/lang/label` contains one of `overrides`' patterns (the first that
 /// matches wins).
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone)]
 pub struct GroupCaps {
     pub default: usize,
     pub overrides: Vec<(String, usize)>,
@@ -267,14 +267,16 @@ mod tests {
             chosen.len() as u64,
             counts.values().map(|c| c["used"].as_u64().unwrap()).sum::<u64>()
         );
-        check_caps_matched(&caps, &counts).unwrap();
-        // A pattern that names no group (a typo, or the split) is refused.
+        // A pattern that names no group (a typo, or the split) is refused by
+        // the selection itself.
         for typo in ["hand/-/zh/pos", "neg/train"] {
             let caps = GroupCaps {
                 default: 20,
                 overrides: vec![(typo.into(), 5)],
             };
-            let e = check_caps_matched(&caps, &counts).unwrap_err().to_string();
+            let e = select_train_calibrate(&data, &[], &HashSet::new(), &caps, |_| true)
+                .unwrap_err()
+                .to_string();
             assert!(e.contains(typo) && e.contains("corpus/-/zh/neg"), "{e}");
         }
     }
