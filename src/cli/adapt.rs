@@ -457,7 +457,9 @@ pub fn run(args: AdaptArgs) -> anyhow::Result<ExitCode> {
         if p.step % 25 == 0 || p.step == p.steps {
             let secs = start.elapsed().as_secs_f64();
             let per_step = paced.elapsed().as_secs_f64() / (p.step - 1).max(1) as f64;
-            let eta = per_step * (p.steps - p.step) as f64;
+            // `steps` is counted on the first epoch's batches; a later epoch
+            // can cut one or two more, so the last steps may pass it.
+            let eta = per_step * p.steps.saturating_sub(p.step) as f64;
             tracing::info!(
                 epoch = p.epoch + 1,
                 step = p.step,

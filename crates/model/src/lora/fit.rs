@@ -79,6 +79,9 @@ pub struct TrainOptions {
 pub struct Progress {
     pub epoch: usize,
     pub step: usize,
+    /// Steps planned: the first epoch's batches times the epochs. Each epoch
+    /// shuffles before cutting by the token budget, so a later one can cut a
+    /// batch or two more and `step` can end slightly past this.
     pub steps: usize,
     /// Total loss of the step (cross-entropy plus the anchor term).
     pub loss: f32,
