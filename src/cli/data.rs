@@ -67,6 +67,15 @@ pub fn read_labelled(path: &Path) -> anyhow::Result<Vec<Labelled>> {
                 item.label
             );
         }
+        // A misspelt category would silently drop the row from every
+        // category count and fit.
+        if let Some(cat) = item.category.as_deref().filter(|c| Category::parse(c).is_none()) {
+            anyhow::bail!(
+                "{}:{}: category must be one of product_quality, logistics, after_sales, price, other, found `{cat}`",
+                path.display(),
+                n + 1
+            );
+        }
         out.push(item);
     }
     Ok(out)
@@ -238,6 +247,40 @@ mod tests {
 
     fn item(text: &str, source: &str, label: &str) -> Labelled {
         serde_json::from_value(json!({"text": text, "label": label, "lang": "zh", "source": source})).unwrap()
+    }
+
+    #[test]
+    fn a_misspelt_label_or_category_is_refused_with_its_line() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("rows.jsonl");
+        let ok = r#"{"text": "late", "label": "neg", "lang": "en", "category": "logistics"}"#;
+        std::fs::write(
+            &path,
+            format!(
+                "{ok}\n{}\n",
+                r#"{"text": "x", "label": "neg", "lang": "en", "category": "shipping"}"#
+            ),
+        )
+        .unwrap();
+        let e = read_labelled(&path).unwrap_err().to_string();
+        assert!(
+            e.contains(":2:") && e.contains("`shipping`") && e.contains("logistics, after_sales"),
+            "{e}"
+        );
+        std::fs::write(
+            &path,
+            format!("{ok}\n{}\n", r#"{"text": "x", "label": "negative", "lang": "en"}"#),
+        )
+        .unwrap();
+        let e = read_labelled(&path).unwrap_err().to_string();
+        assert!(e.contains(":2:") && e.contains("`negative`"), "{e}");
+        // Rows without a category, or with a valid one, are read.
+        std::fs::write(
+            &path,
+            format!("{ok}\n{}\n", r#"{"text": "y", "label": "pos", "lang": "en"}"#),
+        )
+        .unwrap();
+        assert_eq!(read_labelled(&path).unwrap().len(), 2);
     }
 
     #[test]
