@@ -61,7 +61,8 @@ pub struct TrainArgs {
 pub struct EvalArgs {
     #[command(flatten)]
     model: ModelArgs,
-    /// Labelled JSONL files (`text`, `lang`, `label` neg|pos, optional `category`).
+    /// Labelled JSONL files (`text`, `lang`, `label` neg|neu|pos, optional
+    /// `category`, scored on `neg` rows only: a category is a complaint's).
     #[arg(required = true)]
     files: Vec<PathBuf>,
     /// Print the report as JSON instead of a table.
