@@ -7,6 +7,8 @@ EARSHOT_TEST_TOOLS=1 bash "$EARSHOT_ROOT/scripts/setup.sh"
 cd "$EARSHOT_ROOT"
 log "sentiment report script: unit check (python, standard library)"
 python3 scripts/test_sentiment_report.py
+log "adapter soup script: unit check (python, standard library)"
+python3 scripts/test_soup_adapters.py
 log "cargo fmt --check"
 cargo fmt --all -- --check
 log "cargo clippy (workspace, all targets, warnings are errors)"
